@@ -1,0 +1,87 @@
+/*
+ * msg.h: the JSON envelopes carried in ttrpc frames, on jansson.
+ *
+ * Request  {"service","method","payload":{...},"timeout_nano","metadata":{}}
+ * Response {"status":{"code","message"},"payload":{...}}
+ * Event    {"topic","timestamp","event":{...}}
+ *
+ * This is the codec layer: it turns bytes into a decoded envelope and back and knows nothing of
+ * what methods mean. Method logic works on the decoded json_t payload through the typed field
+ * accessors below (or on plain C structs built from them), so a protobuf codec can later sit
+ * beside this one (SPEC 4, "design for a second codec"). Accessor errors name the field and
+ * the expected type ("payload.id: expected string") with code INVALID_ARGUMENT.
+ * Decoded envelopes own their json_t root; msg_*_clear() releases it.
+ */
+#ifndef VMSHIM_MSG_H
+#define VMSHIM_MSG_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "status.h"
+
+void msg_json_decrefp(json_t **j);
+#define cleanup_json __attribute__((cleanup(msg_json_decrefp)))
+
+struct msg_request {
+	json_t *root;        /* owns everything below */
+	const char *service; /* borrowed from root */
+	const char *method;
+	json_t *payload;     /* borrowed; an object ({} when absent) */
+	int64_t timeout_nano; /* 0 when absent */
+	json_t *metadata;    /* borrowed; may be NULL */
+};
+
+struct msg_response {
+	json_t *root;
+	int code;
+	const char *message; /* "" when absent */
+	json_t *payload;     /* borrowed; an object ({} when absent) */
+};
+
+struct msg_event {
+	json_t *root;
+	const char *topic;
+	const char *timestamp;
+	json_t *event; /* borrowed; an object */
+};
+
+/* Decode from bytes (not NUL-terminated). On error: -1 with INVALID_ARGUMENT in *st. */
+int msg_request_decode(const void *buf, size_t len, struct msg_request *out, struct status *st);
+int msg_response_decode(const void *buf, size_t len, struct msg_response *out, struct status *st);
+int msg_event_decode(const void *buf, size_t len, struct msg_event *out, struct status *st);
+void msg_request_clear(struct msg_request *r);
+void msg_response_clear(struct msg_response *r);
+void msg_event_clear(struct msg_event *e);
+
+/*
+ * Encode to a compact JSON byte string (malloc'd, not NUL-counted in *len). The payload /
+ * event object is borrowed (not stolen); NULL means {}.
+ */
+char *msg_request_encode(const char *service, const char *method, json_t *payload,
+    int64_t timeout_nano, size_t *len);
+char *msg_response_encode(int code, const char *message, json_t *payload, size_t *len);
+char *msg_event_encode(const char *topic, const char *timestamp, json_t *event, size_t *len);
+
+/*
+ * Typed field accessors on a JSON object. `where` names the object for messages ("payload",
+ * "payload.rootfs[0]"). A missing field: with `required` an error "<where>.<key>: missing",
+ * otherwise *out is left untouched and 0 is returned. A JSON null counts as missing.
+ * A wrong type: "<where>.<key>: expected <type>". Integers must fit the C type.
+ */
+int msg_get_string(json_t *obj, const char *where, const char *key, bool required,
+    const char **out, struct status *st);
+int msg_get_bool(json_t *obj, const char *where, const char *key, bool required, bool *out,
+    struct status *st);
+int msg_get_u32(json_t *obj, const char *where, const char *key, bool required, uint32_t *out,
+    struct status *st);
+int msg_get_i64(json_t *obj, const char *where, const char *key, bool required, int64_t *out,
+    struct status *st);
+int msg_get_object(json_t *obj, const char *where, const char *key, bool required, json_t **out,
+    struct status *st);
+int msg_get_array(json_t *obj, const char *where, const char *key, bool required, json_t **out,
+    struct status *st);
+
+#endif

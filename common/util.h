@@ -1,0 +1,87 @@
+/*
+ * util.h: small helpers every vmshim module uses.
+ *
+ * Allocation that never returns NULL (out of memory is fatal, as in tmux and redis),
+ * fatal()/fatalx() for programming errors, __attribute__((cleanup)) helpers for locals
+ * (crun's utils.h), descriptor flags, full reads/writes, deadlines on the monotonic clock,
+ * and RFC 3339 timestamps with nanoseconds as containerd prints them.
+ * Everything here is thread-safe and owns nothing.
+ */
+#ifndef VMSHIM_UTIL_H
+#define VMSHIM_UTIL_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <time.h>
+
+#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+
+/* Programming errors and out-of-memory: print file, line and message, then abort. */
+#define fatal(...)  util_fatal(__FILE__, __LINE__, 1, __VA_ARGS__)
+#define fatalx(...) util_fatal(__FILE__, __LINE__, 0, __VA_ARGS__)
+void util_fatal(const char *file, int line, int with_errno, const char *fmt, ...)
+    __attribute__((noreturn, format(printf, 4, 5)));
+
+void *xmalloc(size_t size);
+void *xcalloc(size_t nmemb, size_t size);
+void *xrealloc(void *ptr, size_t size);
+char *xstrdup(const char *s);
+char *xstrndup(const char *s, size_t n);
+int xasprintf(char **out, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Cleanup attributes for locals: the variable is released when it leaves scope. */
+void util_freep(void *p);
+void util_closep(int *fd);
+#define cleanup_free  __attribute__((cleanup(util_freep)))
+#define cleanup_close __attribute__((cleanup(util_closep)))
+
+/* Hand a pointer or descriptor out of a cleanup-guarded local: `*out = steal_ptr(&p);` */
+static inline void *
+steal_ptr(void *pp)
+{
+	void **p = pp;
+	void *v = *p;
+	*p = NULL;
+	return v;
+}
+static inline int
+steal_fd(int *fd)
+{
+	int v = *fd;
+	*fd = -1;
+	return v;
+}
+
+/* Descriptor flags; return 0 or -errno. */
+int fd_set_nonblock(int fd, bool nonblock);
+int fd_set_cloexec(int fd);
+
+/* Write all of buf (retrying EINTR and short writes; a non-blocking fd polls). 0 or -errno. */
+int write_all(int fd, const void *buf, size_t len);
+/* Read exactly len bytes. 0, -errno, or -EPIPE on EOF before len bytes. */
+int read_full(int fd, void *buf, size_t len);
+
+/* Monotonic milliseconds, for deadlines. */
+int64_t time_mono_ms(void);
+/*
+ * Wait until fd is ready for `events` (POLLIN/POLLOUT) or the monotonic deadline passes.
+ * Returns 1 ready, 0 timed out, -errno on error. deadline_ms < 0 waits forever.
+ */
+int fd_wait(int fd, short events, int64_t deadline_ms);
+
+/* RFC 3339 with nanoseconds in UTC, e.g. "2026-11-22T05:50:44.123456789Z". */
+#define TIME_RFC3339_LEN 40
+void time_rfc3339(const struct timespec *ts, char out[TIME_RFC3339_LEN]);
+void time_rfc3339_now(char out[TIME_RFC3339_LEN]);
+
+/* Parse a decimal u32/u64 from the whole string (no sign, no junk). 0 or -EINVAL/-ERANGE. */
+int parse_u32(const char *s, uint32_t *out);
+int parse_u64(const char *s, uint64_t *out);
+
+/* Create a directory and its parents with mode (existing ones are left as they are). */
+int mkdir_p(const char *path, mode_t mode);
+
+#endif

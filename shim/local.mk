@@ -1,0 +1,1 @@
+# shim/: the vmshim daemon and vmshimctl (filled in by the daemon issue).

@@ -1,0 +1,1 @@
+# tests/integration/: drive the real binaries on a private runtime directory.
