@@ -1,1 +1,503 @@
-/* placeholder until implemented */
+/*
+ * msg.c: the JSON codec for the request, response and event envelopes, on jansson.
+ *
+ * Decoding parses the bytes of one frame into a jansson tree that the decoded struct owns
+ * through `root`; every other pointer in the struct (strings, payload, metadata) is borrowed
+ * from that tree and dies with msg_*_clear(). A payload that was absent or null is replaced
+ * inside the tree by a fresh {} (owned by root as well), so handlers always get an object.
+ * The parser is strict: duplicate keys, raw NUL bytes, "\u0000" escapes and invalid UTF-8 are
+ * rejected, as is anything but an object at the top level; unknown envelope keys are ignored
+ * so a newer peer can add fields. Every decode error is INVALID_ARGUMENT with a message naming
+ * the field ("request.method: expected string").
+ *
+ * Encoding builds a temporary tree (the caller's payload is borrowed: we take our own
+ * reference and drop it with the tree) and dumps it compact, in insertion order, into a
+ * malloc'd buffer the caller frees. Encoders never fail: text that can carry bytes from
+ * elsewhere (a status message truncated mid-character by status_set) is repaired to valid
+ * UTF-8 with U+FFFD, and arguments that break the envelope contract (a NULL service, a
+ * non-object payload, a status code outside 0..16, a negative timeout) are programming errors.
+ *
+ * No state and no locks: safe from any thread as long as one json_t tree is not shared between
+ * threads while its reference count changes.
+ */
+#include "config.h"
+
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "msg.h"
+#include "util.h"
+
+/* Highest status code accepted on the wire (ST_UNAUTHENTICATED). */
+#define MSG_CODE_MAX ST_UNAUTHENTICATED
+
+void
+msg_json_decrefp(json_t **j)
+{
+	if (*j != NULL) {
+		json_decref(*j);
+		*j = NULL;
+	}
+}
+
+/* Set INVALID_ARGUMENT "<where>.<key>: <what>" (just "<key>: ..." when where is empty). */
+static int
+msg_field_error(struct status *st, const char *where, const char *key, const char *what)
+{
+	if (where == NULL || *where == '\0')
+		return status_set(st, ST_INVALID_ARGUMENT, "%s: %s", key, what);
+	return status_set(st, ST_INVALID_ARGUMENT, "%s.%s: %s", where, key, what);
+}
+
+/*
+ * Look key up in obj. Returns 1 with *val set when present and not null, 0 when missing (an
+ * error if required), -1 on error. A NULL obj is an absent object, so all its fields are
+ * missing; any other non-object is an error naming `where`.
+ */
+static int
+msg_lookup(json_t *obj, const char *where, const char *key, bool required, json_t **val,
+    struct status *st)
+{
+	json_t *v = NULL;
+
+	if (obj != NULL && !json_is_object(obj)) {
+		if (where == NULL || *where == '\0')
+			return status_set(st, ST_INVALID_ARGUMENT, "expected object");
+		return status_set(st, ST_INVALID_ARGUMENT, "%s: expected object", where);
+	}
+	if (obj != NULL)
+		v = json_object_get(obj, key);
+	if (v == NULL || json_is_null(v)) {
+		if (required)
+			return msg_field_error(st, where, key, "missing");
+		return 0;
+	}
+	*val = v;
+	return 1;
+}
+
+int
+msg_get_string(json_t *obj, const char *where, const char *key, bool required, const char **out,
+    struct status *st)
+{
+	json_t *v;
+	int r;
+
+	if ((r = msg_lookup(obj, where, key, required, &v, st)) <= 0)
+		return r;
+	if (!json_is_string(v))
+		return msg_field_error(st, where, key, "expected string");
+	*out = json_string_value(v);
+	return 0;
+}
+
+int
+msg_get_bool(json_t *obj, const char *where, const char *key, bool required, bool *out,
+    struct status *st)
+{
+	json_t *v;
+	int r;
+
+	if ((r = msg_lookup(obj, where, key, required, &v, st)) <= 0)
+		return r;
+	if (!json_is_boolean(v))
+		return msg_field_error(st, where, key, "expected boolean");
+	*out = json_is_true(v);
+	return 0;
+}
+
+int
+msg_get_u32(json_t *obj, const char *where, const char *key, bool required, uint32_t *out,
+    struct status *st)
+{
+	json_int_t n;
+	json_t *v;
+	int r;
+
+	if ((r = msg_lookup(obj, where, key, required, &v, st)) <= 0)
+		return r;
+	if (!json_is_integer(v))
+		return msg_field_error(st, where, key, "expected integer");
+	n = json_integer_value(v);
+	if (n < 0 || n > (json_int_t)UINT32_MAX)
+		return msg_field_error(st, where, key, "out of range (0..4294967295)");
+	*out = (uint32_t)n;
+	return 0;
+}
+
+int
+msg_get_i64(json_t *obj, const char *where, const char *key, bool required, int64_t *out,
+    struct status *st)
+{
+	json_t *v;
+	int r;
+
+	if ((r = msg_lookup(obj, where, key, required, &v, st)) <= 0)
+		return r;
+	if (!json_is_integer(v))
+		return msg_field_error(st, where, key, "expected integer");
+	*out = (int64_t)json_integer_value(v);
+	return 0;
+}
+
+int
+msg_get_object(json_t *obj, const char *where, const char *key, bool required, json_t **out,
+    struct status *st)
+{
+	json_t *v;
+	int r;
+
+	if ((r = msg_lookup(obj, where, key, required, &v, st)) <= 0)
+		return r;
+	if (!json_is_object(v))
+		return msg_field_error(st, where, key, "expected object");
+	*out = v;
+	return 0;
+}
+
+int
+msg_get_array(json_t *obj, const char *where, const char *key, bool required, json_t **out,
+    struct status *st)
+{
+	json_t *v;
+	int r;
+
+	if ((r = msg_lookup(obj, where, key, required, &v, st)) <= 0)
+		return r;
+	if (!json_is_array(v))
+		return msg_field_error(st, where, key, "expected array");
+	*out = v;
+	return 0;
+}
+
+/*
+ * Parse one envelope strictly and check that it is an object. Returns the new root (owned by
+ * the caller) or NULL with INVALID_ARGUMENT "malformed JSON at line L column C: ..." or
+ * "<what>: expected a JSON object". JSON_DECODE_ANY lets a top-level scalar parse so it gets
+ * the second, clearer message instead of jansson's.
+ */
+static json_t *
+msg_parse(const void *buf, size_t len, const char *what, struct status *st)
+{
+	json_error_t err;
+	json_t *root;
+
+	if (len == 0)
+		buf = "";
+	root = json_loadb(buf, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &err);
+	if (root == NULL) {
+		status_set(st, ST_INVALID_ARGUMENT, "malformed JSON at line %d column %d: %s",
+		    err.line, err.column, err.text);
+		return NULL;
+	}
+	if (!json_is_object(root)) {
+		json_decref(root);
+		status_set(st, ST_INVALID_ARGUMENT, "%s: expected a JSON object", what);
+		return NULL;
+	}
+	return root;
+}
+
+/* Read required string `key` of root, which must not be empty. */
+static int
+msg_get_name(json_t *root, const char *where, const char *key, const char **out,
+    struct status *st)
+{
+	const char *s = NULL;
+
+	if (msg_get_string(root, where, key, true, &s, st) < 0)
+		return -1;
+	if (*s == '\0')
+		return msg_field_error(st, where, key, "expected a non-empty string");
+	*out = s;
+	return 0;
+}
+
+/*
+ * Read optional object `key` of root; when absent or null, store a new {} under key so that
+ * root owns it too. The result is borrowed from root.
+ */
+static int
+msg_get_payload(json_t *root, const char *where, const char *key, json_t **out,
+    struct status *st)
+{
+	json_t *p = NULL;
+
+	if (msg_get_object(root, where, key, false, &p, st) < 0)
+		return -1;
+	if (p == NULL) {
+		p = json_object();
+		if (p == NULL || json_object_set_new(root, key, p) < 0)
+			fatalx("out of memory building an empty %s.%s", where, key);
+	}
+	*out = p;
+	return 0;
+}
+
+int
+msg_request_decode(const void *buf, size_t len, struct msg_request *out, struct status *st)
+{
+	cleanup_json json_t *root = NULL;
+	struct msg_request r;
+
+	memset(out, 0, sizeof *out);
+	memset(&r, 0, sizeof r);
+	if ((root = msg_parse(buf, len, "request", st)) == NULL)
+		return -1;
+	if (msg_get_name(root, "request", "service", &r.service, st) < 0 ||
+	    msg_get_name(root, "request", "method", &r.method, st) < 0 ||
+	    msg_get_payload(root, "request", "payload", &r.payload, st) < 0 ||
+	    msg_get_i64(root, "request", "timeout_nano", false, &r.timeout_nano, st) < 0 ||
+	    msg_get_object(root, "request", "metadata", false, &r.metadata, st) < 0)
+		return -1;
+	if (r.timeout_nano < 0)
+		return msg_field_error(st, "request", "timeout_nano",
+		    "out of range (0..9223372036854775807)");
+	r.root = steal_ptr(&root);
+	*out = r;
+	return 0;
+}
+
+int
+msg_response_decode(const void *buf, size_t len, struct msg_response *out, struct status *st)
+{
+	cleanup_json json_t *root = NULL;
+	struct msg_response r;
+	json_t *status = NULL;
+	int64_t code = 0;
+
+	memset(out, 0, sizeof *out);
+	memset(&r, 0, sizeof r);
+	r.message = "";
+	if ((root = msg_parse(buf, len, "response", st)) == NULL)
+		return -1;
+	if (msg_get_object(root, "response", "status", true, &status, st) < 0 ||
+	    msg_get_i64(status, "response.status", "code", true, &code, st) < 0 ||
+	    msg_get_string(status, "response.status", "message", false, &r.message, st) < 0 ||
+	    msg_get_payload(root, "response", "payload", &r.payload, st) < 0)
+		return -1;
+	if (code < 0 || code > MSG_CODE_MAX)
+		return msg_field_error(st, "response.status", "code", "out of range (0..16)");
+	r.code = (int)code;
+	r.root = steal_ptr(&root);
+	*out = r;
+	return 0;
+}
+
+int
+msg_event_decode(const void *buf, size_t len, struct msg_event *out, struct status *st)
+{
+	cleanup_json json_t *root = NULL;
+	struct msg_event e;
+
+	memset(out, 0, sizeof *out);
+	memset(&e, 0, sizeof e);
+	if ((root = msg_parse(buf, len, "event", st)) == NULL)
+		return -1;
+	if (msg_get_name(root, "event", "topic", &e.topic, st) < 0 ||
+	    msg_get_string(root, "event", "timestamp", true, &e.timestamp, st) < 0 ||
+	    msg_get_object(root, "event", "event", true, &e.event, st) < 0)
+		return -1;
+	e.root = steal_ptr(&root);
+	*out = e;
+	return 0;
+}
+
+void
+msg_request_clear(struct msg_request *r)
+{
+	json_decref(r->root);
+	memset(r, 0, sizeof *r);
+}
+
+void
+msg_response_clear(struct msg_response *r)
+{
+	json_decref(r->root);
+	memset(r, 0, sizeof *r);
+}
+
+void
+msg_event_clear(struct msg_event *e)
+{
+	json_decref(e->root);
+	memset(e, 0, sizeof *e);
+}
+
+/*
+ * Length of the well-formed UTF-8 sequence (RFC 3629: no overlongs, no surrogates, nothing
+ * above U+10FFFF) at the start of s, or 0 if the first byte does not start one.
+ */
+static size_t
+msg_utf8_seq(const unsigned char *s)
+{
+	unsigned char lo = 0x80, hi = 0xbf;
+	size_t n, i;
+
+	if (s[0] < 0x80)
+		return 1;
+	if (s[0] >= 0xc2 && s[0] <= 0xdf)
+		n = 2;
+	else if (s[0] >= 0xe0 && s[0] <= 0xef)
+		n = 3;
+	else if (s[0] >= 0xf0 && s[0] <= 0xf4)
+		n = 4;
+	else
+		return 0;
+	if (s[0] == 0xe0)
+		lo = 0xa0;
+	else if (s[0] == 0xed)
+		hi = 0x9f;
+	else if (s[0] == 0xf0)
+		lo = 0x90;
+	else if (s[0] == 0xf4)
+		hi = 0x8f;
+	if (s[1] < lo || s[1] > hi)
+		return 0;
+	for (i = 2; i < n; i++)
+		if (s[i] < 0x80 || s[i] > 0xbf)
+			return 0;
+	return n;
+}
+
+/*
+ * A JSON string holding s; bytes that are not valid UTF-8 become U+FFFD, so text from
+ * elsewhere (a truncated status message, a path) never makes an encoder fail.
+ */
+static json_t *
+msg_json_text(const char *s)
+{
+	cleanup_free char *fixed = NULL;
+	const unsigned char *p = (const unsigned char *)s;
+	size_t n, used = 0;
+	json_t *j;
+
+	if ((j = json_string(s)) != NULL)
+		return j;
+	/* Each bad byte grows to 3; the NUL terminator stops every sequence check. */
+	fixed = xmalloc(strlen(s) * 3 + 1);
+	while (*p != '\0') {
+		if ((n = msg_utf8_seq(p)) == 0) {
+			memcpy(fixed + used, "\xef\xbf\xbd", 3);
+			used += 3;
+			p++;
+		} else {
+			memcpy(fixed + used, p, n);
+			used += n;
+			p += n;
+		}
+	}
+	fixed[used] = '\0';
+	if ((j = json_string(fixed)) == NULL)
+		fatalx("out of memory building a JSON string");
+	return j;
+}
+
+/* Store value (stolen) under key in obj; only allocation can fail. */
+static void
+msg_set(json_t *obj, const char *key, json_t *value)
+{
+	if (value == NULL || json_object_set_new(obj, key, value) < 0)
+		fatalx("out of memory building a message (key %s)", key);
+}
+
+/* A new reference to the caller's payload (borrowed), or a new {} for NULL. */
+static json_t *
+msg_payload_ref(json_t *payload, const char *fn)
+{
+	if (payload == NULL)
+		return json_object();
+	if (!json_is_object(payload))
+		fatalx("%s: payload is not a JSON object", fn);
+	return json_incref(payload);
+}
+
+struct msg_buf {
+	char *data;
+	size_t len;
+	size_t cap;
+};
+
+/* json_dump_callback sink: append to a growing malloc'd buffer, keeping room for a NUL. */
+static int
+msg_buf_append(const char *chunk, size_t size, void *data)
+{
+	struct msg_buf *b = data;
+
+	if (b->len + size + 1 > b->cap) {
+		while (b->len + size + 1 > b->cap)
+			b->cap = b->cap ? b->cap * 2 : 256;
+		b->data = xrealloc(b->data, b->cap);
+	}
+	memcpy(b->data + b->len, chunk, size);
+	b->len += size;
+	b->data[b->len] = '\0';
+	return 0;
+}
+
+/* Dump root compact in one pass; the result is malloc'd and NUL-terminated past *len. */
+static char *
+msg_dump(json_t *root, size_t *len)
+{
+	struct msg_buf b = {NULL, 0, 0};
+
+	if (json_dump_callback(root, msg_buf_append, &b, JSON_COMPACT) < 0)
+		fatalx("cannot encode a message (circular payload?)");
+	if (b.data == NULL)
+		b.data = xstrdup("");
+	*len = b.len;
+	return b.data;
+}
+
+char *
+msg_request_encode(const char *service, const char *method, json_t *payload, int64_t timeout_nano,
+    size_t *len)
+{
+	cleanup_json json_t *root = NULL;
+
+	if (service == NULL || method == NULL || timeout_nano < 0)
+		fatalx("msg_request_encode: bad arguments (service %s, method %s, timeout %" PRId64
+		       ")",
+		    service ? service : "NULL", method ? method : "NULL", timeout_nano);
+	if ((root = json_object()) == NULL)
+		fatalx("out of memory building a request");
+	msg_set(root, "service", msg_json_text(service));
+	msg_set(root, "method", msg_json_text(method));
+	msg_set(root, "payload", msg_payload_ref(payload, __func__));
+	msg_set(root, "timeout_nano", json_integer((json_int_t)timeout_nano));
+	msg_set(root, "metadata", json_object());
+	return msg_dump(root, len);
+}
+
+char *
+msg_response_encode(int code, const char *message, json_t *payload, size_t *len)
+{
+	cleanup_json json_t *root = NULL;
+	json_t *status;
+
+	if (code < 0 || code > MSG_CODE_MAX)
+		fatalx("msg_response_encode: status code %d outside 0..%d", code, MSG_CODE_MAX);
+	if ((root = json_object()) == NULL || (status = json_object()) == NULL)
+		fatalx("out of memory building a response");
+	msg_set(root, "status", status);
+	msg_set(status, "code", json_integer(code));
+	msg_set(status, "message", msg_json_text(message ? message : ""));
+	msg_set(root, "payload", msg_payload_ref(payload, __func__));
+	return msg_dump(root, len);
+}
+
+char *
+msg_event_encode(const char *topic, const char *timestamp, json_t *event, size_t *len)
+{
+	cleanup_json json_t *root = NULL;
+
+	if (topic == NULL || timestamp == NULL)
+		fatalx("msg_event_encode: NULL topic or timestamp");
+	if ((root = json_object()) == NULL)
+		fatalx("out of memory building an event");
+	msg_set(root, "topic", msg_json_text(topic));
+	msg_set(root, "timestamp", msg_json_text(timestamp));
+	msg_set(root, "event", msg_payload_ref(event, __func__));
+	return msg_dump(root, len);
+}

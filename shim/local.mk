@@ -1,1 +1,2 @@
-# shim/: the vmshim daemon and vmshimctl (filled in by the daemon issue).
+# shim/: the vmshim daemon (owned by the daemon work). The io data plane lists its sources in
+# shim/io.mk as SHIM_IO_SOURCES; vmshimctl lives in shim/ctl/local.mk.

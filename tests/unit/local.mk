@@ -8,7 +8,8 @@ UNIT_TESTS = \
 	tests/unit/test_msg \
 	tests/unit/test_transport \
 	tests/unit/test_conn \
-	tests/unit/test_log
+	tests/unit/test_log \
+	tests/unit/test_rpc
 check_PROGRAMS += $(UNIT_TESTS)
 TESTS += $(UNIT_TESTS)
 EXTRA_DIST += tests/unit/unit.h
@@ -31,3 +32,6 @@ tests_unit_test_conn_LDADD = $(UNIT_LDADD)
 tests_unit_test_log_SOURCES = tests/unit/test_log.c
 tests_unit_test_log_CFLAGS = $(UNIT_CFLAGS)
 tests_unit_test_log_LDADD = $(UNIT_LDADD)
+tests_unit_test_rpc_SOURCES = tests/unit/test_rpc.c
+tests_unit_test_rpc_CFLAGS = $(UNIT_CFLAGS)
+tests_unit_test_rpc_LDADD = $(UNIT_LDADD)

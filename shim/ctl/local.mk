@@ -1,0 +1,1 @@
+# shim/ctl/: vmshimctl, the command-line client of the control API.
