@@ -1,2 +1,2 @@
-# shim/io-*.c: the stdio data plane, linked into vmshim through SHIM_IO_SOURCES.
-SHIM_IO_SOURCES = shim/io.h
+# shim/io-*.c: the stdio data plane, linked into vmshim through shim_io_files.
+shim_io_files = shim/io.h
