@@ -12,9 +12,10 @@
  *
  * Encoding builds a temporary tree (the caller's payload is borrowed: we take our own
  * reference and drop it with the tree) and dumps it compact, in insertion order, into a
- * malloc'd buffer the caller frees. Encoders never fail: text that can carry bytes from
- * elsewhere (a status message truncated mid-character by status_set) is repaired to valid
- * UTF-8 with U+FFFD, and arguments that break the envelope contract (a NULL service, a
+ * malloc'd, NUL-terminated buffer the caller frees; keys come out in SPEC 4's order and a
+ * request always carries "metadata":{} as in its example. Encoders never fail: text that can carry
+ * bytes from elsewhere (a status message truncated mid-character by status_set) is repaired to
+ * valid UTF-8 with U+FFFD, and arguments that break the envelope contract (a NULL service, a
  * non-object payload, a status code outside 0..16, a negative timeout) are programming errors.
  *
  * No state and no locks: safe from any thread as long as one json_t tree is not shared between
@@ -56,8 +57,8 @@ msg_field_error(struct status *st, const char *where, const char *key, const cha
  * missing; any other non-object is an error naming `where`.
  */
 static int
-msg_lookup(json_t *obj, const char *where, const char *key, bool required, json_t **val,
-    struct status *st)
+msg_lookup(
+    json_t *obj, const char *where, const char *key, bool required, json_t **val, struct status *st)
 {
 	json_t *v = NULL;
 
@@ -93,8 +94,8 @@ msg_get_string(json_t *obj, const char *where, const char *key, bool required, c
 }
 
 int
-msg_get_bool(json_t *obj, const char *where, const char *key, bool required, bool *out,
-    struct status *st)
+msg_get_bool(
+    json_t *obj, const char *where, const char *key, bool required, bool *out, struct status *st)
 {
 	json_t *v;
 	int r;
@@ -127,8 +128,8 @@ msg_get_u32(json_t *obj, const char *where, const char *key, bool required, uint
 }
 
 int
-msg_get_i64(json_t *obj, const char *where, const char *key, bool required, int64_t *out,
-    struct status *st)
+msg_get_i64(
+    json_t *obj, const char *where, const char *key, bool required, int64_t *out, struct status *st)
 {
 	json_t *v;
 	int r;
@@ -142,8 +143,8 @@ msg_get_i64(json_t *obj, const char *where, const char *key, bool required, int6
 }
 
 int
-msg_get_object(json_t *obj, const char *where, const char *key, bool required, json_t **out,
-    struct status *st)
+msg_get_object(
+    json_t *obj, const char *where, const char *key, bool required, json_t **out, struct status *st)
 {
 	json_t *v;
 	int r;
@@ -157,8 +158,8 @@ msg_get_object(json_t *obj, const char *where, const char *key, bool required, j
 }
 
 int
-msg_get_array(json_t *obj, const char *where, const char *key, bool required, json_t **out,
-    struct status *st)
+msg_get_array(
+    json_t *obj, const char *where, const char *key, bool required, json_t **out, struct status *st)
 {
 	json_t *v;
 	int r;
@@ -171,6 +172,22 @@ msg_get_array(json_t *obj, const char *where, const char *key, bool required, js
 	return 0;
 }
 
+/* Report the raw NUL byte at nul, with a 1-based line and byte column like jansson's. */
+static void
+msg_nul_error(const char *buf, const char *nul, struct status *st)
+{
+	const char *line_start = buf, *p;
+	int line = 1;
+
+	for (p = buf; p < nul; p++)
+		if (*p == '\n') {
+			line++;
+			line_start = p + 1;
+		}
+	status_set(st, ST_INVALID_ARGUMENT,
+	    "malformed JSON at line %d column %td: embedded NUL byte", line, nul - line_start + 1);
+}
+
 /*
  * Parse one envelope strictly and check that it is an object. Returns the new root (owned by
  * the caller) or NULL with INVALID_ARGUMENT "malformed JSON at line L column C: ..." or
@@ -180,11 +197,17 @@ msg_get_array(json_t *obj, const char *where, const char *key, bool required, js
 static json_t *
 msg_parse(const void *buf, size_t len, const char *what, struct status *st)
 {
+	const char *nul;
 	json_error_t err;
 	json_t *root;
 
 	if (len == 0)
 		buf = "";
+	/* Jansson rejects raw NULs too, but with confusing text ("end of file expected"). */
+	if ((nul = memchr(buf, '\0', len)) != NULL) {
+		msg_nul_error((const char *)buf, nul, st);
+		return NULL;
+	}
 	root = json_loadb(buf, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &err);
 	if (root == NULL) {
 		status_set(st, ST_INVALID_ARGUMENT, "malformed JSON at line %d column %d: %s",
@@ -201,8 +224,7 @@ msg_parse(const void *buf, size_t len, const char *what, struct status *st)
 
 /* Read required string `key` of root, which must not be empty. */
 static int
-msg_get_name(json_t *root, const char *where, const char *key, const char **out,
-    struct status *st)
+msg_get_name(json_t *root, const char *where, const char *key, const char **out, struct status *st)
 {
 	const char *s = NULL;
 
@@ -219,8 +241,7 @@ msg_get_name(json_t *root, const char *where, const char *key, const char **out,
  * root owns it too. The result is borrowed from root.
  */
 static int
-msg_get_payload(json_t *root, const char *where, const char *key, json_t **out,
-    struct status *st)
+msg_get_payload(json_t *root, const char *where, const char *key, json_t **out, struct status *st)
 {
 	json_t *p = NULL;
 
@@ -252,8 +273,8 @@ msg_request_decode(const void *buf, size_t len, struct msg_request *out, struct 
 	    msg_get_object(root, "request", "metadata", false, &r.metadata, st) < 0)
 		return -1;
 	if (r.timeout_nano < 0)
-		return msg_field_error(st, "request", "timeout_nano",
-		    "out of range (0..9223372036854775807)");
+		return msg_field_error(
+		    st, "request", "timeout_nano", "out of range (0..9223372036854775807)");
 	r.root = steal_ptr(&root);
 	*out = r;
 	return 0;
@@ -451,8 +472,8 @@ msg_dump(json_t *root, size_t *len)
 }
 
 char *
-msg_request_encode(const char *service, const char *method, json_t *payload, int64_t timeout_nano,
-    size_t *len)
+msg_request_encode(
+    const char *service, const char *method, json_t *payload, int64_t timeout_nano, size_t *len)
 {
 	cleanup_json json_t *root = NULL;
 

@@ -12,6 +12,7 @@ UNIT_TESTS = \
 	tests/unit/test_rpc
 check_PROGRAMS += $(UNIT_TESTS)
 TESTS += $(UNIT_TESTS)
+TSAN_TESTS += tests/unit/test_conn tests/unit/test_rpc tests/unit/test_log
 EXTRA_DIST += tests/unit/unit.h
 
 tests_unit_test_util_SOURCES = tests/unit/test_util.c

@@ -14,6 +14,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdlib.h>
@@ -170,6 +171,7 @@ struct slot {
 	atomic_int saw_both;
 	atomic_int fd_open_in_destroy;
 	atomic_int broken_wins;
+	atomic_int arrived; /* mark race: both threads reached this conn */
 };
 
 static atomic_int race_destroyed;
@@ -210,9 +212,16 @@ racer_unref(struct racer *r, struct slot *s)
 	return 0;
 }
 
+/* Meet the other thread at this conn, then both mark it at (nearly) the same instant. */
 static int
 racer_mark(struct racer *r, struct slot *s)
 {
+	unsigned spins = 0;
+
+	atomic_fetch_add(&s->arrived, 1);
+	while (atomic_load(&s->arrived) < 2)
+		if (++spins % 1024 == 0)
+			sched_yield(); /* a single CPU must let the other thread run */
 	if (conn_mark_broken(s->conn))
 		atomic_fetch_add(&s->broken_wins, 1);
 	return 0;
@@ -297,7 +306,7 @@ race(bool unref)
 				.slots = s,
 				.n = n,
 				.seed = (unsigned)(done * 2 + i + 1),
-				/* Unrefs in independent random orders; marks in lockstep to collide. */
+				/* Unrefs in independent random orders; marks in lockstep. */
 				.shuffle = unref,
 				.start = &start,
 				.step = unref ? racer_unref : racer_mark,
