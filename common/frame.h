@@ -93,7 +93,7 @@ void stream_len_pack(uint32_t len, uint8_t out[STREAM_LEN_SIZE]);
 
 enum stream_result {
 	STREAM_MORE,  /* all input consumed */
-	STREAM_DATA,  /* *data/*data_len: a slice of the current frame's payload */
+	STREAM_DATA,  /* data, data_len: a slice of the current frame's payload */
 	STREAM_EOF,   /* a zero-length frame: the peer sends nothing more */
 	STREAM_ERROR, /* protocol error (length over the limit, data after EOF) */
 };

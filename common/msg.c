@@ -272,9 +272,9 @@ msg_request_decode(const void *buf, size_t len, struct msg_request *out, struct 
 	    msg_get_i64(root, "request", "timeout_nano", false, &r.timeout_nano, st) < 0 ||
 	    msg_get_object(root, "request", "metadata", false, &r.metadata, st) < 0)
 		return -1;
+	/* As containerd's Go ttrpc server does: a negative timeout means none. */
 	if (r.timeout_nano < 0)
-		return msg_field_error(
-		    st, "request", "timeout_nano", "out of range (0..9223372036854775807)");
+		r.timeout_nano = 0;
 	r.root = steal_ptr(&root);
 	*out = r;
 	return 0;
