@@ -21,7 +21,7 @@
 struct conn {
 	atomic_uint refs;   /* holders; the one that takes it to 0 frees */
 	atomic_bool broken; /* set once, never cleared */
-	int fd;             /* owned; closed at the last unref */
+	int fd;		    /* owned; closed at the last unref */
 	void (*destroy)(void *data);
 	void *data; /* the owner's; handed to destroy at the last unref */
 };

@@ -22,7 +22,6 @@
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
-#include <strings.h>
 #include <unistd.h>
 
 #include <event2/event.h>
@@ -30,19 +29,19 @@
 #include "log.h"
 #include "util.h"
 
-#define LOG_LINE_MAX 4096 /* one record, newline included */
-#define LOG_TAIL_MAX 1024 /* "func", "id" and "exec_id" fields together */
-#define LOG_FIELD_MAX 300 /* one escaped tail field value */
+#define LOG_LINE_MAX  4096 /* one record, newline included */
+#define LOG_TAIL_MAX  1024 /* "func", "id" and "exec_id" fields together */
+#define LOG_FIELD_MAX 300  /* one escaped tail field value */
 #define LOG_ELLIPSIS  "..."
 
 static atomic_int log_fd = STDERR_FILENO;
 static atomic_int log_level = LOG_INFO;
 
 static const char *const log_level_names[] = {
-	[LOG_ERROR] = "error",
-	[LOG_WARN] = "warning",
-	[LOG_INFO] = "info",
-	[LOG_DEBUG] = "debug",
+    [LOG_ERROR] = "error",
+    [LOG_WARN] = "warning",
+    [LOG_INFO] = "info",
+    [LOG_DEBUG] = "debug",
 };
 
 /* Install fd as the sink and close the previous one unless it is stderr. */
@@ -99,11 +98,11 @@ log_level_parse(const char *name, enum log_level *out)
 		const char *name;
 		enum log_level level;
 	} table[] = {
-		{"error", LOG_ERROR},
-		{"warn", LOG_WARN},
-		{"warning", LOG_WARN},
-		{"info", LOG_INFO},
-		{"debug", LOG_DEBUG},
+	    {"error", LOG_ERROR},
+	    {"warn", LOG_WARN},
+	    {"warning", LOG_WARN},
+	    {"info", LOG_INFO},
+	    {"debug", LOG_DEBUG},
 	};
 	size_t i;
 
@@ -234,8 +233,8 @@ log_write(const char *buf, size_t len)
 	while (n < 0 && errno == EINTR);
 }
 
-static void log_vemit(enum log_level level, const char *func, const char *id,
-    const char *exec_id, const char *fmt, va_list ap) __attribute__((format(printf, 5, 0)));
+static void log_vemit(enum log_level level, const char *func, const char *id, const char *exec_id,
+    const char *fmt, va_list ap) __attribute__((format(printf, 5, 0)));
 
 /* Format one record as a JSON line and write it; filtered by level like the macros. */
 static void

@@ -73,9 +73,11 @@ endpoint_parse(const char *s, struct endpoint *ep, struct status *st)
 		rest = s + 5;
 		len = strlen(rest);
 		if (len == 0)
-			return status_set(st, ST_INVALID_ARGUMENT, "endpoint \"%s\": empty path", s);
+			return status_set(
+			    st, ST_INVALID_ARGUMENT, "endpoint \"%s\": empty path", s);
 		if (len >= sizeof ep->path)
-			return status_set(st, ST_INVALID_ARGUMENT, "endpoint \"%s\": path too long", s);
+			return status_set(
+			    st, ST_INVALID_ARGUMENT, "endpoint \"%s\": path too long", s);
 		ep->kind = ENDPOINT_UNIX;
 		transport_copy(ep->path, rest, len);
 		return 0;
@@ -105,9 +107,11 @@ endpoint_parse(const char *s, struct endpoint *ep, struct status *st)
 			    "endpoint \"%s\": missing port, expected uds:PATH:PORT", s);
 		len = (size_t)(colon - rest);
 		if (len == 0)
-			return status_set(st, ST_INVALID_ARGUMENT, "endpoint \"%s\": empty path", s);
+			return status_set(
+			    st, ST_INVALID_ARGUMENT, "endpoint \"%s\": empty path", s);
 		if (len >= sizeof ep->path)
-			return status_set(st, ST_INVALID_ARGUMENT, "endpoint \"%s\": path too long", s);
+			return status_set(
+			    st, ST_INVALID_ARGUMENT, "endpoint \"%s\": path too long", s);
 		if (parse_u32(colon + 1, &ep->port) < 0)
 			return status_set(st, ST_INVALID_ARGUMENT, "endpoint \"%s\": bad port", s);
 		ep->kind = ENDPOINT_HYBRID;
@@ -404,7 +408,8 @@ hybrid_accept_line(int fd, int64_t deadline_ms, uint32_t *port, struct status *s
 	if (hybrid_parse_connect(line, len, port) < 0) {
 		hybrid_quote(line, len, quoted, sizeof quoted);
 		return status_set(st, ST_INVALID_ARGUMENT,
-		    "hybrid vsock handshake: malformed line \"%s\", expected CONNECT <port>", quoted);
+		    "hybrid vsock handshake: malformed line \"%s\", expected CONNECT <port>",
+		    quoted);
 	}
 	return 0;
 }
@@ -415,8 +420,8 @@ hybrid_accept_line(int fd, int64_t deadline_ms, uint32_t *port, struct status *s
  * that case retries with a short backoff.
  */
 static int
-transport_connect_fd(int fd, const union transport_addr *addr, socklen_t addrlen,
-    int64_t deadline_ms)
+transport_connect_fd(
+    int fd, const union transport_addr *addr, socklen_t addrlen, int64_t deadline_ms)
 {
 	socklen_t len = sizeof(int);
 	int64_t left;
@@ -433,7 +438,8 @@ transport_connect_fd(int fd, const union transport_addr *addr, socklen_t addrlen
 		left = deadline_ms - time_mono_ms();
 		if (left <= 0)
 			return -ETIMEDOUT;
-		poll(NULL, 0, (int)(left < TRANSPORT_EAGAIN_RETRY_MS ? left : TRANSPORT_EAGAIN_RETRY_MS));
+		poll(NULL, 0,
+		    (int)(left < TRANSPORT_EAGAIN_RETRY_MS ? left : TRANSPORT_EAGAIN_RETRY_MS));
 	}
 	r = fd_wait(fd, POLLOUT, deadline_ms);
 	if (r == 0)
@@ -467,8 +473,8 @@ transport_connect(const struct endpoint *ep, int timeout_ms, struct status *st)
 	case ENDPOINT_HYBRID:
 		len = strnlen(ep->path, sizeof ep->path);
 		if (len == 0 || len >= sizeof addr.un.sun_path)
-			return status_set(st, ST_INVALID_ARGUMENT, "connect %s: bad socket path",
-			    name);
+			return status_set(
+			    st, ST_INVALID_ARGUMENT, "connect %s: bad socket path", name);
 		family = AF_UNIX;
 		addr.un.sun_family = AF_UNIX;
 		transport_copy(addr.un.sun_path, ep->path, len);
@@ -482,8 +488,8 @@ transport_connect(const struct endpoint *ep, int timeout_ms, struct status *st)
 		addrlen = sizeof addr.vm;
 		break;
 	default:
-		return status_set(st, ST_INVALID_ARGUMENT, "connect %s: unknown endpoint kind",
-		    name);
+		return status_set(
+		    st, ST_INVALID_ARGUMENT, "connect %s: unknown endpoint kind", name);
 	}
 
 	fd = socket(family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
@@ -491,8 +497,8 @@ transport_connect(const struct endpoint *ep, int timeout_ms, struct status *st)
 		if (family == AF_VSOCK && errno == EAFNOSUPPORT)
 			return status_set(st, ST_UNAVAILABLE,
 			    "connect %s: vsock not supported on this host", name);
-		return status_errno(st, transport_errno_code(errno), errno, "connect %s: socket",
-		    name);
+		return status_errno(
+		    st, transport_errno_code(errno), errno, "connect %s: socket", name);
 	}
 	r = transport_connect_fd(fd, &addr, addrlen, deadline);
 	if (r == -ETIMEDOUT)
@@ -524,15 +530,15 @@ transport_make_parent(const char *path, struct status *st)
 	if (stat(dir, &sb) == 0)
 		return 0;
 	if (errno != ENOENT)
-		return status_errno(st, ST_FAILED_PRECONDITION, errno, "listen %s: stat %s", path,
-		    dir);
+		return status_errno(
+		    st, ST_FAILED_PRECONDITION, errno, "listen %s: stat %s", path, dir);
 	r = mkdir_p(dir, 0700);
 	/* mkdir honours the umask; the directory holding a socket must be exactly 0700. */
 	if (r == 0 && chmod(dir, 0700) < 0)
 		r = -errno;
 	if (r < 0)
-		return status_errno(st, ST_FAILED_PRECONDITION, r, "listen %s: mkdir %s", path,
-		    dir);
+		return status_errno(
+		    st, ST_FAILED_PRECONDITION, r, "listen %s: mkdir %s", path, dir);
 	return 0;
 }
 
@@ -552,12 +558,12 @@ transport_remove_stale(const char *path, const struct sockaddr_un *un, struct st
 		return status_errno(st, ST_FAILED_PRECONDITION, errno, "listen %s: lstat", path);
 	}
 	if (!S_ISSOCK(sb.st_mode))
-		return status_set(st, ST_ALREADY_EXISTS, "listen %s: exists and is not a socket",
-		    path);
+		return status_set(
+		    st, ST_ALREADY_EXISTS, "listen %s: exists and is not a socket", path);
 	probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (probe < 0)
-		return status_errno(st, transport_errno_code(errno), errno, "listen %s: socket",
-		    path);
+		return status_errno(
+		    st, transport_errno_code(errno), errno, "listen %s: socket", path);
 	if (connect(probe, (const struct sockaddr *)un, sizeof *un) == 0 || errno == EAGAIN)
 		return status_set(st, ST_ALREADY_EXISTS, "socket %s is in use", path);
 	if (errno == ENOENT)
@@ -589,8 +595,8 @@ transport_listen_unix(const char *path, mode_t mode, int backlog, struct status 
 
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (fd < 0)
-		return status_errno(st, transport_errno_code(errno), errno, "listen %s: socket",
-		    path);
+		return status_errno(
+		    st, transport_errno_code(errno), errno, "listen %s: socket", path);
 	/*
 	 * bind() creates the file with the socket inode's mode minus the umask, so setting the
 	 * mode first means the file is never more open than asked; chmod() afterwards makes it
@@ -601,8 +607,8 @@ transport_listen_unix(const char *path, mode_t mode, int backlog, struct status 
 	if (bind(fd, (struct sockaddr *)&un, sizeof un) < 0) {
 		if (errno == EADDRINUSE)
 			return status_set(st, ST_ALREADY_EXISTS, "socket %s is in use", path);
-		return status_errno(st, transport_errno_code(errno), errno, "listen %s: bind",
-		    path);
+		return status_errno(
+		    st, transport_errno_code(errno), errno, "listen %s: bind", path);
 	}
 	if (chmod(path, mode) < 0 || listen(fd, backlog) < 0) {
 		err = errno;
@@ -623,8 +629,8 @@ transport_listen_vsock(uint32_t port, int backlog, struct status *st)
 		if (errno == EAFNOSUPPORT)
 			return status_set(st, ST_UNAVAILABLE,
 			    "listen vsock port %u: vsock not supported on this host", port);
-		return status_errno(st, transport_errno_code(errno), errno,
-		    "listen vsock port %u: socket", port);
+		return status_errno(
+		    st, transport_errno_code(errno), errno, "listen vsock port %u: socket", port);
 	}
 	memset(&vm, 0, sizeof vm);
 	vm.svm_family = AF_VSOCK;
@@ -633,8 +639,8 @@ transport_listen_vsock(uint32_t port, int backlog, struct status *st)
 	if (bind(fd, (struct sockaddr *)&vm, sizeof vm) < 0) {
 		if (errno == EADDRINUSE)
 			return status_set(st, ST_ALREADY_EXISTS, "vsock port %u is in use", port);
-		return status_errno(st, transport_errno_code(errno), errno,
-		    "listen vsock port %u: bind", port);
+		return status_errno(
+		    st, transport_errno_code(errno), errno, "listen vsock port %u: bind", port);
 	}
 	if (listen(fd, backlog) < 0)
 		return status_errno(st, ST_INTERNAL, errno, "listen vsock port %u", port);

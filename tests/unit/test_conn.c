@@ -195,6 +195,7 @@ struct racer {
 	size_t n;
 	unsigned seed;
 	bool shuffle;
+	bool lockstep; /* both threads meet at each conn before acting on it */
 	pthread_barrier_t *start;
 	int (*step)(struct racer *r, struct slot *s);
 };
@@ -212,9 +213,17 @@ racer_unref(struct racer *r, struct slot *s)
 	return 0;
 }
 
-/* Meet the other thread at this conn, then both mark it at (nearly) the same instant. */
 static int
 racer_mark(struct racer *r, struct slot *s)
+{
+	if (conn_mark_broken(s->conn))
+		atomic_fetch_add(&s->broken_wins, 1);
+	return 0;
+}
+
+/* Wait for the other thread to reach this conn too, so both act on it at nearly once. */
+static void
+racer_meet(struct slot *s)
 {
 	unsigned spins = 0;
 
@@ -222,9 +231,6 @@ racer_mark(struct racer *r, struct slot *s)
 	while (atomic_load(&s->arrived) < 2)
 		if (++spins % 1024 == 0)
 			sched_yield(); /* a single CPU must let the other thread run */
-	if (conn_mark_broken(s->conn))
-		atomic_fetch_add(&s->broken_wins, 1);
-	return 0;
 }
 
 static void *
@@ -245,8 +251,11 @@ racer_main(void *arg)
 		}
 	}
 	pthread_barrier_wait(r->start);
-	for (i = 0; i < r->n; i++)
+	for (i = 0; i < r->n; i++) {
+		if (r->lockstep)
+			racer_meet(&r->slots[order[i]]);
 		r->step(r, &r->slots[order[i]]);
+	}
 	free(order);
 	return NULL;
 }
@@ -271,11 +280,13 @@ race_batch(void)
 
 /*
  * Run RACE_CONNS connections through two racing threads, in rounds that fit the fd limit.
- * With `unref`, each conn starts with two references, one per thread; otherwise both
- * threads race conn_mark_broken on it and main drops the single reference afterwards.
+ * With `unref`, each conn starts with two references, one per thread, which the threads
+ * drop in independent random orders (or, with `lockstep`, on the same conn at once);
+ * otherwise both threads race conn_mark_broken on each conn in lockstep and main drops the
+ * single reference afterwards.
  */
 static void
-race(bool unref)
+race(bool unref, bool lockstep)
 {
 	struct slot *slots = xcalloc(RACE_CONNS, sizeof *slots);
 	size_t batch = race_batch();
@@ -302,14 +313,14 @@ race(bool unref)
 		pthread_barrier_init(&start, NULL, 2);
 		for (i = 0; i < 2; i++) {
 			r[i] = (struct racer){
-				.who = (int)i,
-				.slots = s,
-				.n = n,
-				.seed = (unsigned)(done * 2 + i + 1),
-				/* Unrefs in independent random orders; marks in lockstep. */
-				.shuffle = unref,
-				.start = &start,
-				.step = unref ? racer_unref : racer_mark,
+			    .who = (int)i,
+			    .slots = s,
+			    .n = n,
+			    .seed = (unsigned)(done * 2 + i + 1),
+			    .shuffle = unref && !lockstep,
+			    .lockstep = lockstep,
+			    .start = &start,
+			    .step = unref ? racer_unref : racer_mark,
 			};
 			CU_ASSERT_EQUAL_FATAL(pthread_create(&th[i], NULL, racer_main, &r[i]), 0);
 		}
@@ -318,7 +329,8 @@ race(bool unref)
 		pthread_barrier_destroy(&start);
 		if (!unref) {
 			for (i = 0; i < n; i++) {
-				if (atomic_load(&s[i].broken_wins) != 1 || !conn_is_broken(s[i].conn))
+				if (atomic_load(&s[i].broken_wins) != 1 ||
+				    !conn_is_broken(s[i].conn))
 					bad_wins++;
 				if (atomic_load(&s[i].destroyed) != 0)
 					bad_destroy++;
@@ -354,23 +366,30 @@ race(bool unref)
 static void
 test_race_unref(void)
 {
-	race(true);
+	race(true, false);
+}
+
+static void
+test_race_unref_lockstep(void)
+{
+	race(true, true);
 }
 
 static void
 test_race_mark_broken(void)
 {
-	race(false);
+	race(false, true);
 }
 
 static const struct unit_case cases[] = {
-	{"refcount basics", test_refcount_basics},
-	{"destroy runs once, before the close", test_destroy_before_close},
-	{"no destructor, fd closed", test_no_destructor},
-	{"mark_broken true once", test_mark_broken_once},
-	{"two threads race unref on 10000 conns", test_race_unref},
-	{"two threads race mark_broken on 10000 conns", test_race_mark_broken},
-	{NULL, NULL},
+    {"refcount basics", test_refcount_basics},
+    {"destroy runs once, before the close", test_destroy_before_close},
+    {"no destructor, fd closed", test_no_destructor},
+    {"mark_broken true once", test_mark_broken_once},
+    {"two threads race unref on 10000 conns", test_race_unref},
+    {"two threads unref each of 10000 conns at once", test_race_unref_lockstep},
+    {"two threads race mark_broken on 10000 conns", test_race_mark_broken},
+    {NULL, NULL},
 };
 
 int

@@ -109,7 +109,7 @@ decode_chunks(const struct tframe *f, size_t nf, const uint8_t *buf, const size_
 				ok = off == cuts[c] && pl == NULL;
 			} else if (r == FRAME_READY) {
 				ok = used > 0 && got < nf && frame_matches(&f[got], got, &h, pl) &&
-				    frame_decoder_idle(&d);
+				     frame_decoder_idle(&d);
 				got++;
 				free(pl);
 			} else {
@@ -126,8 +126,8 @@ decode_chunks(const struct tframe *f, size_t nf, const uint8_t *buf, const size_
 static void
 test_header_layout(void)
 {
-	static const uint8_t want[FRAME_HEADER_SIZE] = {0x01, 0x02, 0x03, 0x04, 0xa0, 0xb0, 0xc0,
-	    0xd0, 0x02, 0x05};
+	static const uint8_t want[FRAME_HEADER_SIZE] = {
+	    0x01, 0x02, 0x03, 0x04, 0xa0, 0xb0, 0xc0, 0xd0, 0x02, 0x05};
 	struct frame_header h = {.length = 0x01020304,
 	    .stream_id = 0xa0b0c0d0,
 	    .type = FRAME_TYPE_RESPONSE,
@@ -160,10 +160,10 @@ test_header_layout(void)
 static void
 test_encode(void)
 {
-	static const uint8_t want[] = {0, 0, 0, 3, 0, 0, 0, 7, FRAME_TYPE_REQUEST, 0, 'a', 'b',
-	    'c'};
-	static const uint8_t want_empty[] = {0, 0, 0, 0, 0, 0, 1, 0, FRAME_TYPE_DATA,
-	    FRAME_FLAG_REMOTE_CLOSED};
+	static const uint8_t want[] = {
+	    0, 0, 0, 3, 0, 0, 0, 7, FRAME_TYPE_REQUEST, 0, 'a', 'b', 'c'};
+	static const uint8_t want_empty[] = {
+	    0, 0, 0, 0, 0, 0, 1, 0, FRAME_TYPE_DATA, FRAME_FLAG_REMOTE_CLOSED};
 	uint8_t *buf;
 	size_t len = 0;
 
@@ -305,8 +305,8 @@ test_oversized_skipped(void)
 	uint8_t *buf, *next;
 	size_t total, nlen, s, k, n, i;
 
-	next = frame_encode(5, FRAME_TYPE_REQUEST, 0, "0123456789abcdefghijklmnopqrstuvwxyz", 36,
-	    &nlen);
+	next = frame_encode(
+	    5, FRAME_TYPE_REQUEST, 0, "0123456789abcdefghijklmnopqrstuvwxyz", 36, &nlen);
 	total = FRAME_HEADER_SIZE + 1000 + nlen;
 	buf = xmalloc(total);
 	frame_header_pack(&hb, buf);
@@ -314,12 +314,19 @@ test_oversized_skipped(void)
 		buf[FRAME_HEADER_SIZE + i] = (uint8_t)i;
 	memcpy(buf + FRAME_HEADER_SIZE + 1000, next, nlen);
 
-	for (s = 0; s < ARRAY_SIZE(steps); s++) {
+	/* Fixed chunk sizes (steps[s]), then two chunks cut at every byte (k). */
+	for (s = 0; s < ARRAY_SIZE(steps) + total + 1; s++) {
 		memset(&run, 0, sizeof run);
 		frame_decoder_init(&d, 100);
-		for (k = 0; k < total; k += n) {
-			n = total - k < steps[s] ? total - k : steps[s];
-			big_feed(&d, buf + k, n, &run);
+		if (s < ARRAY_SIZE(steps)) {
+			for (k = 0; k < total; k += n) {
+				n = total - k < steps[s] ? total - k : steps[s];
+				big_feed(&d, buf + k, n, &run);
+			}
+		} else {
+			k = s - ARRAY_SIZE(steps);
+			big_feed(&d, buf, k, &run);
+			big_feed(&d, buf + k, total - k, &run);
 		}
 		CU_ASSERT_EQUAL(run.too_big, 1);
 		CU_ASSERT_EQUAL(run.too_big_hdr.length, 1000);
@@ -329,8 +336,8 @@ test_oversized_skipped(void)
 		CU_ASSERT_EQUAL(run.ready, 1);
 		CU_ASSERT_EQUAL(run.ready_hdr.stream_id, 5);
 		CU_ASSERT_EQUAL(run.ready_hdr.length, 36);
-		CU_ASSERT_EQUAL(memcmp(run.ready_payload, "0123456789abcdefghijklmnopqrstuvwxyz", 36),
-		    0);
+		CU_ASSERT_EQUAL(
+		    memcmp(run.ready_payload, "0123456789abcdefghijklmnopqrstuvwxyz", 36), 0);
 		CU_ASSERT_TRUE(frame_decoder_idle(&d));
 		frame_decoder_free(&d);
 	}
@@ -363,8 +370,8 @@ test_oversized_one_buffer(void)
 	CU_ASSERT_PTR_NULL(d.payload);
 	CU_ASSERT_FALSE(frame_decoder_idle(&d));
 
-	CU_ASSERT_EQUAL(frame_decoder_feed(&d, buf + used, sizeof buf - used, &used, &h, &pl),
-	    FRAME_READY);
+	CU_ASSERT_EQUAL(
+	    frame_decoder_feed(&d, buf + used, sizeof buf - used, &used, &h, &pl), FRAME_READY);
 	CU_ASSERT_EQUAL(used, 101 + FRAME_HEADER_SIZE + 100);
 	CU_ASSERT_EQUAL(h.stream_id, 11);
 	CU_ASSERT_EQUAL(h.length, 100);
@@ -447,6 +454,18 @@ test_payload_growth(void)
 	CU_ASSERT_TRUE(frame_decoder_idle(&d));
 	free(pl);
 
+	/* Doubling stops at the announced length: 64 KiB, then 100000, not 128 KiB. */
+	hb.length = 100000;
+	frame_header_pack(&hb, hdr);
+	CU_ASSERT_EQUAL(frame_decoder_feed(&d, hdr, sizeof hdr, &used, &h, &pl), FRAME_MORE);
+	CU_ASSERT_EQUAL(frame_decoder_feed(&d, chunk, 65536, &used, &h, &pl), FRAME_MORE);
+	CU_ASSERT_EQUAL(d.payload_cap, 65536);
+	CU_ASSERT_EQUAL(frame_decoder_feed(&d, chunk, 1, &used, &h, &pl), FRAME_MORE);
+	CU_ASSERT_EQUAL(d.payload_cap, 100000);
+	CU_ASSERT_EQUAL(frame_decoder_feed(&d, chunk, 100000, &used, &h, &pl), FRAME_READY);
+	CU_ASSERT_EQUAL(used, 100000 - 65537);
+	free(pl);
+
 	/* A small frame gets a buffer of exactly its size. */
 	hb.length = 10;
 	frame_header_pack(&hb, hdr);
@@ -527,8 +546,8 @@ test_stream_too_long(void)
 	/* Bytewise: the fourth length byte is where it fails. */
 	stream_decoder_init(&d, 0);
 	for (i = 0; i < 3; i++) {
-		CU_ASSERT_EQUAL(stream_decoder_feed(&d, in + i, 1, &used, &data, &len),
-		    STREAM_MORE);
+		CU_ASSERT_EQUAL(
+		    stream_decoder_feed(&d, in + i, 1, &used, &data, &len), STREAM_MORE);
 		CU_ASSERT_EQUAL(used, 1);
 	}
 	CU_ASSERT_EQUAL(stream_decoder_feed(&d, in + 3, 1, &used, &data, &len), STREAM_ERROR);
@@ -560,15 +579,15 @@ test_stream_max_accepted(void)
 	CU_ASSERT_PTR_EQUAL(data, in + STREAM_LEN_SIZE);
 	CU_ASSERT_EQUAL(len, STREAM_FRAME_MAX);
 	CU_ASSERT_EQUAL(used, STREAM_LEN_SIZE + STREAM_FRAME_MAX);
-	CU_ASSERT_EQUAL(stream_decoder_feed(&d, in + used, total - used, &used, &data, &len),
-	    STREAM_EOF);
+	CU_ASSERT_EQUAL(
+	    stream_decoder_feed(&d, in + used, total - used, &used, &data, &len), STREAM_EOF);
 	free(in);
 }
 
 /* Decode buf fed in chunks ending at cuts[]; slices must lie in their chunk. Caller frees. */
 static uint8_t *
-stream_collect(const uint8_t *buf, const size_t *cuts, size_t ncuts, size_t *out_len,
-    int *nslices, int *neof, bool *ok)
+stream_collect(const uint8_t *buf, const size_t *cuts, size_t ncuts, size_t *out_len, int *nslices,
+    int *neof, bool *ok)
 {
 	struct stream_decoder d;
 	const uint8_t *data;
@@ -732,20 +751,22 @@ test_stream_write_frames(void)
 
 	CU_ASSERT_EQUAL(w.rc, 0);
 	CU_ASSERT_EQUAL(w.eof_rc, 0);
-	CU_ASSERT_EQUAL_FATAL(got, len + 4 * STREAM_LEN_SIZE);
-	for (i = 0, off = 0; i < ARRAY_SIZE(want_len); i++) {
+	CU_ASSERT_EQUAL(got, len + 4 * STREAM_LEN_SIZE);
+	for (i = 0, off = 0; i < ARRAY_SIZE(want_len) && off + STREAM_LEN_SIZE <= got; i++) {
 		flen = (uint32_t)in[off] << 24 | (uint32_t)in[off + 1] << 16 |
-		    (uint32_t)in[off + 2] << 8 | in[off + 3];
+		       (uint32_t)in[off + 2] << 8 | in[off + 3];
 		CU_ASSERT_EQUAL(flen, want_len[i]);
 		off += STREAM_LEN_SIZE + flen;
 	}
+	if (got != len + 4 * STREAM_LEN_SIZE)
+		goto out;
 	CU_ASSERT_EQUAL(memcmp(in + 4, data, STREAM_WRITE_MAX), 0);
-	CU_ASSERT_EQUAL(memcmp(in + 8 + STREAM_WRITE_MAX, data + STREAM_WRITE_MAX,
-			    STREAM_WRITE_MAX),
-	    0);
+	CU_ASSERT_EQUAL(
+	    memcmp(in + 8 + STREAM_WRITE_MAX, data + STREAM_WRITE_MAX, STREAM_WRITE_MAX), 0);
 	CU_ASSERT_EQUAL(memcmp(in + 12 + 2 * STREAM_WRITE_MAX, data + 2 * STREAM_WRITE_MAX,
 			    STREAM_WRITE_MAX / 2),
 	    0);
+out:
 	free(in);
 	free(data);
 }
@@ -775,8 +796,8 @@ test_stream_read_frame(void)
 
 		/* A zero-length frame reads as length 0. */
 		CU_ASSERT_EQUAL(write_all(sv[0], empty, sizeof empty), 0);
-		CU_ASSERT_EQUAL(stream_read_frame(sv[1], buf, sizeof buf, time_mono_ms() + 5000),
-		    0);
+		CU_ASSERT_EQUAL(
+		    stream_read_frame(sv[1], buf, sizeof buf, time_mono_ms() + 5000), 0);
 		close(sv[0]);
 		close(sv[1]);
 	}
@@ -801,10 +822,18 @@ test_stream_read_frame_errors(void)
 	/* Over max_len: refused without reading the payload. */
 	CU_ASSERT_EQUAL_FATAL(make_pair(sv), 0);
 	CU_ASSERT_EQUAL(write_all(sv[0], wire, sizeof wire), 0);
-	CU_ASSERT_EQUAL(stream_read_frame(sv[1], buf, sizeof buf, time_mono_ms() + 5000),
-	    -EMSGSIZE);
+	CU_ASSERT_EQUAL(
+	    stream_read_frame(sv[1], buf, sizeof buf, time_mono_ms() + 5000), -EMSGSIZE);
 	CU_ASSERT_EQUAL(recv(sv[1], rest, sizeof rest, MSG_DONTWAIT), 3);
 	CU_ASSERT_EQUAL(memcmp(rest, "pay", 3), 0);
+	close(sv[0]);
+	close(sv[1]);
+
+	/* One byte over max_len is over too. */
+	CU_ASSERT_EQUAL_FATAL(make_pair(sv), 0);
+	CU_ASSERT_EQUAL(write_all(sv[0], "\0\0\0\5hello", 9), 0);
+	CU_ASSERT_EQUAL(stream_read_frame(sv[1], buf, 4, time_mono_ms() + 5000), -EMSGSIZE);
+	CU_ASSERT_EQUAL(recv(sv[1], rest, sizeof rest, MSG_DONTWAIT), 5);
 	close(sv[0]);
 	close(sv[1]);
 
@@ -817,11 +846,9 @@ test_stream_read_frame_errors(void)
 
 	/* A peer that stops mid-length, then mid-payload. */
 	CU_ASSERT_EQUAL(write_all(sv[0], wire, 2), 0);
-	CU_ASSERT_EQUAL(stream_read_frame(sv[1], buf, sizeof buf, time_mono_ms() + 50),
-	    -ETIMEDOUT);
+	CU_ASSERT_EQUAL(stream_read_frame(sv[1], buf, sizeof buf, time_mono_ms() + 50), -ETIMEDOUT);
 	CU_ASSERT_EQUAL(write_all(sv[0], part, sizeof part), 0);
-	CU_ASSERT_EQUAL(stream_read_frame(sv[1], buf, sizeof buf, time_mono_ms() + 50),
-	    -ETIMEDOUT);
+	CU_ASSERT_EQUAL(stream_read_frame(sv[1], buf, sizeof buf, time_mono_ms() + 50), -ETIMEDOUT);
 
 	/* EOF mid-frame and EOF before any byte. */
 	CU_ASSERT_EQUAL(write_all(sv[0], part, sizeof part), 0);
@@ -860,6 +887,6 @@ int
 main(void)
 {
 	/* A hang (a read that ignores the deadline) fails the run instead of stalling CI. */
-	alarm(120);
+	alarm(30);
 	return unit_main("frame", cases);
 }

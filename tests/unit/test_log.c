@@ -304,8 +304,8 @@ check_long(const char *msg)
 static void
 test_long_message(void)
 {
-	static const char pieces[][8] = {"a", "\"", "\x01", "\xc3\xa9", "\xe2\x98\x83",
-		"\xf0\x9d\x84\x9e", "\\", "bc"};
+	static const char pieces[][8] = {
+	    "a", "\"", "\x01", "\xc3\xa9", "\xe2\x98\x83", "\xf0\x9d\x84\x9e", "\\", "bc"};
 	char *msg = xmalloc(10001);
 	size_t len = 0, k, i;
 
@@ -313,10 +313,14 @@ test_long_message(void)
 	msg[10000] = '\0';
 	check_long(msg);
 
-	/* Escapes and multi-byte characters at every possible cut point. */
-	for (k = 0; k < 8; k++) {
-		len = 0;
-		for (i = k; len + 4 < 10000; i++) {
+	/*
+	 * Escapes and multi-byte characters, shifted by 0..23 bytes so that the cut falls at
+	 * every offset of the 22-byte escaped pattern: never inside an escape or a character.
+	 */
+	for (k = 0; k < 24; k++) {
+		memset(msg, 'x', k);
+		len = k;
+		for (i = 0; len + 4 < 10000; i++) {
 			size_t pl = strlen(pieces[i % ARRAY_SIZE(pieces)]);
 
 			memcpy(msg + len, pieces[i % ARRAY_SIZE(pieces)], pl);
@@ -373,8 +377,8 @@ test_threads(void)
 		const char *msg = field(j, "msg");
 		char pad[200];
 
-		if (sscanf(msg, "thread %d line %d", &t, &i) != 2 || t < 0 ||
-		    t >= LOG_THREADS || i < 0 || i >= LOG_LINES) {
+		if (sscanf(msg, "thread %d line %d", &t, &i) != 2 || t < 0 || t >= LOG_THREADS ||
+		    i < 0 || i >= LOG_LINES) {
 			bad++;
 		} else {
 			memset(pad, 'a' + t, sizeof pad);
@@ -403,16 +407,16 @@ test_level_parse(void)
 		int ret;
 		enum log_level level;
 	} table[] = {
-		{"error", 0, LOG_ERROR},
-		{"warn", 0, LOG_WARN},
-		{"warning", 0, LOG_WARN},
-		{"info", 0, LOG_INFO},
-		{"debug", 0, LOG_DEBUG},
-		{"", -1, 0},
-		{"inf", -1, 0},
-		{"info ", -1, 0},
-		{"verbose", -1, 0},
-		{"trace", -1, 0},
+	    {"error", 0, LOG_ERROR},
+	    {"warn", 0, LOG_WARN},
+	    {"warning", 0, LOG_WARN},
+	    {"info", 0, LOG_INFO},
+	    {"debug", 0, LOG_DEBUG},
+	    {"", -1, 0},
+	    {"inf", -1, 0},
+	    {"info ", -1, 0},
+	    {"verbose", -1, 0},
+	    {"trace", -1, 0},
 	};
 	enum log_level level;
 	size_t i;
@@ -610,17 +614,17 @@ cleanup_tmpdir(void)
 }
 
 static const struct unit_case cases[] = {
-	{"fields of a record", test_fields},
-	{"level filtering, arguments not evaluated", test_level_filter},
-	{"escaping round-trips through jansson", test_escaping},
-	{"long messages: one valid line", test_long_message},
-	{"4 threads x 1000 lines, no interleaving", test_threads},
-	{"log_level_parse table", test_level_parse},
-	{"libevent messages routed in", test_libevent},
-	{"log_open failure status", test_open_fails},
-	{"file mode, append, cloexec", test_file_mode_append_cloexec},
-	{"back to stderr", test_back_to_stderr},
-	{NULL, NULL},
+    {"fields of a record", test_fields},
+    {"level filtering, arguments not evaluated", test_level_filter},
+    {"escaping round-trips through jansson", test_escaping},
+    {"long messages: one valid line", test_long_message},
+    {"4 threads x 1000 lines, no interleaving", test_threads},
+    {"log_level_parse table", test_level_parse},
+    {"libevent messages routed in", test_libevent},
+    {"log_open failure status", test_open_fails},
+    {"file mode, append, cloexec", test_file_mode_append_cloexec},
+    {"back to stderr", test_back_to_stderr},
+    {NULL, NULL},
 };
 
 int

@@ -65,19 +65,19 @@ test_parse_u32(void)
 		int ret;
 		uint32_t v;
 	} table[] = {
-		{"", -EINVAL, 0},
-		{"+1", -EINVAL, 0},
-		{"-1", -EINVAL, 0},
-		{" 1", -EINVAL, 0},
-		{"1 ", -EINVAL, 0},
-		{"1x", -EINVAL, 0},
-		{"0x10", -EINVAL, 0},
-		{"0", 0, 0},
-		{"007", 0, 7},
-		{"4294967295", 0, UINT32_MAX},
-		{"4294967296", -ERANGE, 0},
-		{"18446744073709551615", -ERANGE, 0},
-		{"18446744073709551616", -ERANGE, 0},
+	    {"", -EINVAL, 0},
+	    {"+1", -EINVAL, 0},
+	    {"-1", -EINVAL, 0},
+	    {" 1", -EINVAL, 0},
+	    {"1 ", -EINVAL, 0},
+	    {"1x", -EINVAL, 0},
+	    {"0x10", -EINVAL, 0},
+	    {"0", 0, 0},
+	    {"007", 0, 7},
+	    {"4294967295", 0, UINT32_MAX},
+	    {"4294967296", -ERANGE, 0},
+	    {"18446744073709551615", -ERANGE, 0},
+	    {"18446744073709551616", -ERANGE, 0},
 	};
 	uint32_t v;
 	size_t i;
@@ -102,21 +102,21 @@ test_parse_u64(void)
 		int ret;
 		uint64_t v;
 	} table[] = {
-		{"", -EINVAL, 0},
-		{"+1", -EINVAL, 0},
-		{"-1", -EINVAL, 0},
-		{" 1", -EINVAL, 0},
-		{"1 ", -EINVAL, 0},
-		{"1.0", -EINVAL, 0},
-		{"0", 0, 0},
-		{"42", 0, 42},
-		{"4294967295", 0, UINT32_MAX},
-		{"4294967296", 0, (uint64_t)UINT32_MAX + 1},
-		{"18446744073709551615", 0, UINT64_MAX},
-		{"18446744073709551616", -ERANGE, 0},
-		{"18446744073709551620", -ERANGE, 0},
-		{"99999999999999999999", -ERANGE, 0},
-		{"184467440737095516150", -ERANGE, 0},
+	    {"", -EINVAL, 0},
+	    {"+1", -EINVAL, 0},
+	    {"-1", -EINVAL, 0},
+	    {" 1", -EINVAL, 0},
+	    {"1 ", -EINVAL, 0},
+	    {"1.0", -EINVAL, 0},
+	    {"0", 0, 0},
+	    {"42", 0, 42},
+	    {"4294967295", 0, UINT32_MAX},
+	    {"4294967296", 0, (uint64_t)UINT32_MAX + 1},
+	    {"18446744073709551615", 0, UINT64_MAX},
+	    {"18446744073709551616", -ERANGE, 0},
+	    {"18446744073709551620", -ERANGE, 0},
+	    {"99999999999999999999", -ERANGE, 0},
+	    {"184467440737095516150", -ERANGE, 0},
 	};
 	uint64_t v;
 	size_t i;
@@ -140,11 +140,11 @@ test_time_rfc3339(void)
 		struct timespec ts;
 		const char *want;
 	} table[] = {
-		{{0, 5}, "1970-01-01T00:00:00.000000005Z"},
-		{{0, 0}, "1970-01-01T00:00:00.000000000Z"},
-		{{1700000000, 123456789}, "2023-11-14T22:13:20.123456789Z"},
-		{{951782400, 999999999}, "2000-02-29T00:00:00.999999999Z"},
-		{{4102444799, 100}, "2099-12-31T23:59:59.000000100Z"},
+	    {{0, 5}, "1970-01-01T00:00:00.000000005Z"},
+	    {{0, 0}, "1970-01-01T00:00:00.000000000Z"},
+	    {{1700000000, 123456789}, "2023-11-14T22:13:20.123456789Z"},
+	    {{951782400, 999999999}, "2000-02-29T00:00:00.999999999Z"},
+	    {{4102444799, 100}, "2099-12-31T23:59:59.000000100Z"},
 	};
 	char out[TIME_RFC3339_LEN];
 	size_t i;
@@ -416,21 +416,21 @@ cleanup_tmpdir(void)
 }
 
 static const struct unit_case cases[] = {
-	{"xasprintf", test_xasprintf},
-	{"xmalloc family", test_xalloc},
-	{"parse_u32 table", test_parse_u32},
-	{"parse_u64 table", test_parse_u64},
-	{"time_rfc3339 fixed times", test_time_rfc3339},
-	{"time_rfc3339_now shape", test_time_rfc3339_now},
-	{"time_mono_ms", test_monotonic},
-	{"fd_set_nonblock / fd_set_cloexec", test_fd_flags},
-	{"write_all / read_full, 1 MiB through a pipe", test_write_all_read_full},
-	{"fd_wait timeout and ready", test_fd_wait},
-	{"mkdir_p", test_mkdir_p},
-	{"status_set / status_errno / status_wrap", test_status},
-	{"status code names", test_status_names},
-	{"cleanup attributes", test_cleanup},
-	{NULL, NULL},
+    {"xasprintf", test_xasprintf},
+    {"xmalloc family", test_xalloc},
+    {"parse_u32 table", test_parse_u32},
+    {"parse_u64 table", test_parse_u64},
+    {"time_rfc3339 fixed times", test_time_rfc3339},
+    {"time_rfc3339_now shape", test_time_rfc3339_now},
+    {"time_mono_ms", test_monotonic},
+    {"fd_set_nonblock / fd_set_cloexec", test_fd_flags},
+    {"write_all / read_full, 1 MiB through a pipe", test_write_all_read_full},
+    {"fd_wait timeout and ready", test_fd_wait},
+    {"mkdir_p", test_mkdir_p},
+    {"status_set / status_errno / status_wrap", test_status},
+    {"status code names", test_status_names},
+    {"cleanup attributes", test_cleanup},
+    {NULL, NULL},
 };
 
 int
