@@ -1,0 +1,1 @@
+# common/seccomp.c: self-confinement with libseccomp (the hardening work owns this file).

@@ -1,0 +1,1 @@
+# packaging/, man pages, completion, config and units: what make install lays out.

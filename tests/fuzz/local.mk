@@ -1,0 +1,1 @@
+# tests/fuzz/: libFuzzer targets (--enable-fuzzing) and their corpus regression runs.
