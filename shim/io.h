@@ -60,4 +60,21 @@ void io_free(struct io_streams *s);
 /* Bytes currently buffered by all live streams (for tests, benchmarks and RSS bounds). */
 size_t io_buffered_bytes(void);
 
+/*
+ * Additions (io-bridge.c).
+ *
+ * Memory bound: each stream buffers at most IO_STREAM_BUFFER_MAX bytes for its sink (stdin:
+ * framed bytes waiting for the guest socket; stdout/stderr: payload waiting for the host FIFO
+ * or file). A source is read only while a whole read (IO_READ_CHUNK plus a length prefix)
+ * still fits, so the bound is never exceeded; past it the source is simply not read and the
+ * kernel's socket or pipe buffers push back on the writer at the other end. On top of that one
+ * io_streams holds one IO_READ_CHUNK scratch buffer for guest reads.
+ */
+#define IO_READ_CHUNK		  (64u * 1024) /* one read from a source; stdin frames are <= this */
+#define IO_STREAM_BUFFER_MAX	  (1024u * 1024) /* per stream, see above */
+#define IO_HALF_CLOSED_TIMEOUT_MS 30000		 /* a stream half-closed this long is closed */
+
+/* Change the half-closed timeout for streams started afterwards (tests); ms <= 0 restores it. */
+void io_set_half_closed_timeout_ms(int ms);
+
 #endif

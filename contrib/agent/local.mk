@@ -1,1 +1,29 @@
-# contrib/agent/: vmshim-agent, the reference guest agent (filled in by the agent issue).
+# contrib/agent/: vmshim-agent, the reference guest agent.
+sbin_PROGRAMS += contrib/agent/vmshim-agent
+contrib_agent_vmshim_agent_SOURCES = \
+	contrib/agent/agent.h contrib/agent/runner.h contrib/agent/stats.h \
+	contrib/agent/main.c \
+	contrib/agent/listen.c \
+	contrib/agent/control.c \
+	contrib/agent/stream.c \
+	contrib/agent/proc.c \
+	contrib/agent/stats.c \
+	contrib/agent/runner-process.c \
+	contrib/agent/runner-oci.c
+contrib_agent_vmshim_agent_CFLAGS = $(AM_CFLAGS)
+contrib_agent_vmshim_agent_LDADD = $(SECCOMP_CONF_LIBS) $(COMMON_LIBS)
+
+# Integration tests: the real agent on a private runtime directory.
+check_PROGRAMS += tests/integration/agent_client
+tests_integration_agent_client_SOURCES = tests/integration/agent_client.c
+tests_integration_agent_client_CFLAGS = $(AM_CFLAGS)
+tests_integration_agent_client_LDADD = $(COMMON_LIBS)
+TESTS += \
+	tests/integration/agent_handshake.sh \
+	tests/integration/agent_process.sh \
+	tests/integration/agent_oci.sh
+EXTRA_DIST += \
+	tests/integration/agent_lib.sh \
+	tests/integration/agent_handshake.sh \
+	tests/integration/agent_process.sh \
+	tests/integration/agent_oci.sh

@@ -1,0 +1,226 @@
+/*
+ * agent.h: vmshim-agent's internal header, in one section per file.
+ *
+ * The agent is one libevent loop thread (the main thread after start-up) that owns every
+ * connection, every process and every container. Nothing here is thread-safe: all functions
+ * run on the loop thread. Child processes (the workload and runner helpers such as runc) are
+ * forked from the loop thread and reaped there through a signalfd for SIGCHLD, so no blocking
+ * call ever runs on the loop.
+ */
+#ifndef VMSHIM_AGENT_H
+#define VMSHIM_AGENT_H
+
+#include <event2/event.h>
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/queue.h>
+#include <sys/types.h>
+#include <time.h>
+
+#include "rpc.h"
+#include "status.h"
+
+#define AGENT_VERSION	     PACKAGE_VERSION
+#define AGENT_SERVICE	     "vmshim.agent.v1.Agent"
+#define AGENT_MAX_MESSAGE    (4u * 1024 * 1024)
+#define AGENT_HOST_PORT_BASE 1073741824u
+#define AGENT_HANDSHAKE_MS   2000
+#define AGENT_HELLO_MS	     10000
+#define AGENT_START_WAIT_MS  5000
+#define AGENT_DRAIN_GRACE_MS 5000
+#define AGENT_HALF_CLOSED_MS 30000
+#define AGENT_STREAM_PENDING (1u * 1024 * 1024)
+#define AGENT_MOUNT_WAIT_MS  10000
+
+/* ---- main.c ---- */
+
+struct agent {
+	struct event_base *base;
+	const struct runner_ops *runner;
+	const char *runtime;   /* runc path for the oci runner, else NULL */
+	const char *state_dir; /* runner scratch files (pid files, runc root) */
+	bool local_vm;	       /* --listen-uds: the embedded local VM */
+	bool test_bringup_overlap;
+	bool shutting_down;
+	uint32_t control_port;
+	uint32_t stream_port;
+};
+
+extern struct agent agent;
+
+/* ---- listen.c ---- */
+
+/* Listen on AF_VSOCK for both ports, or on one Unix socket with the hybrid handshake. */
+int listen_vsock(uint32_t control_port, uint32_t stream_port, struct status *st);
+int listen_uds(const char *path, struct status *st);
+void listen_close(void);
+
+/* ---- control.c ---- */
+
+/* Take an accepted, non-blocking control connection (ownership of fd passes in). */
+void control_accept(int fd);
+/* Publish an event to every subscriber (queued while nobody subscribes). */
+void control_publish(const char *topic, json_t *event);
+/* Close every control connection (bring-up overlap switch, shutdown). */
+void control_close_all(void);
+void control_shutdown(void);
+
+/* ---- stream.c ---- */
+
+enum stdio_kind {
+	STDIO_IN = 0,
+	STDIO_OUT = 1,
+	STDIO_ERR = 2,
+	STDIO_N = 3,
+};
+
+struct stream;
+
+/* Take an accepted, non-blocking stream connection (ownership of fd passes in). */
+void stream_accept(int fd);
+/* stdin: the process is gone or CloseStdin was called: close its stdin after what is queued. */
+void stream_close_input(struct stream *s);
+/* Output: give up on the pipe (a descendant holds it): send EOF now and stop reading. */
+void stream_detach_output(struct stream *s);
+/* The process forgets the stream (deleted); the stream finishes on its own. */
+void stream_orphan(struct stream *s);
+void stream_close_all(void);
+
+/* ---- proc.c ---- */
+
+enum proc_state {
+	PROC_CREATED,  /* prepared, waiting for StartProcess */
+	PROC_STARTING, /* start in progress */
+	PROC_RUNNING,
+	PROC_EXITED,  /* reaped; exit not yet published (output draining) */
+	PROC_STOPPED, /* exit published */
+};
+
+struct container;
+
+struct proc {
+	TAILQ_ENTRY(proc) entry;
+	struct container *c;
+	char *exec_id;	 /* "" for the init process */
+	json_t *process; /* OCI process object (owned) */
+	bool terminal;
+	bool declared[STDIO_N];
+	enum proc_state state;
+	pid_t pid;
+	int exit_status;
+	struct timespec exited_at;
+
+	/* The agent's ends: stdin write end, stdout/stderr read ends (-1 when none / handed). */
+	int parent_fd[STDIO_N];
+	/* The process's ends until the runner hands them over (-1 after). */
+	int child_fd[STDIO_N];
+	int pty_master; /* terminal: kept for ResizePty */
+	int pty_slave;
+
+	struct stream *streams[STDIO_N];
+	bool out_done[STDIO_N];
+	bool stdin_close_requested;
+
+	/* A parked StartProcess. */
+	struct rpc_conn *start_conn;
+	uint32_t start_sid;
+	struct event *start_timer;
+	struct event *grace_timer;
+
+	void *runner_data; /* owned by the runner */
+	bool deleted;
+	int refs;
+};
+
+TAILQ_HEAD(proc_list, proc);
+
+struct container {
+	TAILQ_ENTRY(container) entry;
+	char *id;
+	char *bundle;
+	char *rootfs; /* CreateContainer's rootfs_mount ("" when none) */
+	struct proc *init;
+	struct proc_list procs; /* init first */
+	void *runner_data;
+	bool deleted;
+	int refs;
+};
+
+int proc_init(struct status *st);
+void proc_shutdown(void);
+
+struct container *container_find(const char *id);
+struct container *container_new(const char *id, const char *bundle);
+void container_ref(struct container *c);
+void container_unref(struct container *c);
+/* Remove from the table (deleting its processes); the last ref frees it. */
+void container_remove(struct container *c);
+unsigned container_count(void);
+/* Iterate containers: first with NULL. */
+struct container *container_next(struct container *c);
+
+/* exec_id "" finds the init process. */
+struct proc *proc_find(struct container *c, const char *exec_id);
+/* Allocate a process, create its stdio (pipes, pty or /dev/null). -1 with *st. */
+struct proc *proc_new(struct container *c, const char *exec_id, json_t *process, bool terminal,
+    const bool declared[STDIO_N], struct status *st);
+void proc_ref(struct proc *p);
+void proc_unref(struct proc *p);
+void proc_remove(struct proc *p);
+/* Close the process's ends of stdio in the agent (after they were given to a child). */
+void proc_close_child_fds(struct proc *p);
+/* The pid is known (forked or read from a pid file). */
+void proc_set_pid(struct proc *p, pid_t pid);
+
+/* A stream attaches: returns the pipe end it now owns (may be -1 = none) or -1 with *st. */
+int proc_stream_attach(
+    struct proc *p, enum stdio_kind k, struct stream *s, int *fd, struct status *st);
+/* An output stream finished (all bytes and EOF flushed, or failed and drained). */
+void proc_output_done(struct proc *p, enum stdio_kind k);
+/* The stream object goes away. */
+void proc_stream_gone(struct proc *p, enum stdio_kind k, struct stream *s);
+bool proc_streams_ready(struct proc *p, enum stdio_kind *missing);
+/* CloseStdin. */
+void proc_close_stdin(struct proc *p);
+
+/* Kill every live process (SIGKILL to its process group) and reap for up to timeout_ms. */
+void proc_kill_all(int timeout_ms);
+
+/* Helper children (runc, mount): callback when reaped and output captured. */
+typedef void (*proc_helper_cb)(int wstatus, const char *output, size_t len, void *arg);
+/*
+ * Spawn argv with stdio fds (-1: stdin /dev/null; stdout/stderr captured into the output).
+ * extra_fd (or -1) becomes fd 3 in the child. The callback runs on the loop when the helper
+ * was reaped and its captured output reached EOF.
+ */
+pid_t proc_helper_spawn(char *const argv[], const int fds[3], int extra_fd, proc_helper_cb cb,
+    void *arg, struct status *st);
+/* Fork and run fn(arg) in the child; its return value is the exit code. */
+pid_t proc_helper_fork(
+    int (*fn)(void *), void *fnarg, proc_helper_cb cb, void *arg, struct status *st);
+/* Exit status as containerd reports it: code, or 128+signal. */
+int proc_wait_status(int wstatus);
+/* Reset signal state in a freshly forked child (mask, SIGPIPE). */
+void proc_child_reset_signals(void);
+
+/* ---- runner-*.c (runner.h) ---- */
+
+struct runner_ops;
+extern const struct runner_ops runner_process_ops;
+extern const struct runner_ops runner_oci_ops;
+
+/* ---- control.c ---- */
+
+/* Bring-up overlap switch: a container's bring-up starts / ends. */
+void control_bringup_begin(const char *id);
+void control_bringup_end(const char *id);
+
+/* Publish a process's exit event (proc.c calls it once output drained). */
+void control_publish_exit(struct proc *p);
+/* A stream attached to p: a parked StartProcess may go on. */
+void control_streams_changed(struct proc *p);
+/* p is being removed: answer its parked StartProcess, if any. */
+void control_proc_removed(struct proc *p);
+
+#endif

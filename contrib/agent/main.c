@@ -1,0 +1,271 @@
+/*
+ * main.c: vmshim-agent's command line, start-up and shutdown.
+ *
+ * main() parses the options (bad usage: one line on stderr, exit 2), blocks SIGCHLD, SIGTERM
+ * and SIGINT before anything else exists (they are taken from signalfds in the loop), ignores
+ * SIGPIPE, creates the one event_base (after evthread_use_pthreads), opens the listeners and
+ * runs the loop on the main thread until SIGTERM/SIGINT.
+ *
+ * Shutdown (documented choice): the agent stops listening, sends SIGKILL to the process group
+ * of every process it still runs (inside a VM nobody else would ever reap them, and in local-VM
+ * mode they would outlive their manager), reaps what exits within a second, closes every
+ * connection and descriptor and exits 0.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+#include <event2/thread.h>
+
+#include "agent.h"
+#include "seccomp.h"
+#include "log.h"
+#include "runner.h"
+#include "util.h"
+
+struct agent agent;
+
+static void
+main_usage(FILE *f)
+{
+	fprintf(f,
+	    "usage: vmshim-agent (--vsock-port N | --listen-uds PATH) [--stream-port N]\n"
+	    "                    [--runtime PATH] [--state-dir DIR] [--log FILE] [--debug]\n"
+	    "                    [--no-seccomp] [--test-bringup-overlap] [--version] [--help]\n"
+	    "\n"
+	    "  --vsock-port N      listen on AF_VSOCK: control port N (default 1024) and the\n"
+	    "                      stream port\n"
+	    "  --listen-uds PATH   be the local VM: one Unix socket (0600) with the hybrid\n"
+	    "                      vsock handshake (CONNECT <port>)\n"
+	    "  --control-port N    control port for --listen-uds (default 1024)\n"
+	    "  --stream-port N     stream port (default 1025)\n"
+	    "  --runtime PATH      run containers with this OCI runtime (e.g. /usr/sbin/runc);\n"
+	    "                      without it processes are forked directly\n"
+	    "  --state-dir DIR     runner scratch files (default /run/vmshim-agent, or\n"
+	    "                      PATH.state with --listen-uds)\n"
+	    "  --log FILE          log JSON lines to FILE (default stderr)\n"
+	    "  --debug             log at debug level\n"
+	    "  --no-seccomp        do not load the agent's seccomp filter (docs/SECCOMP.md)\n"
+	    "  --test-bringup-overlap  drop every control connection when two container\n"
+	    "                      bring-ups overlap (test switch)\n");
+}
+
+static void __attribute__((noreturn, format(printf, 1, 2))) main_bad_usage(const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, "vmshim-agent: ");
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fprintf(stderr, " (see --help)\n");
+	exit(2);
+}
+
+static uint32_t
+main_port(const char *opt, const char *arg)
+{
+	uint32_t v;
+
+	if (parse_u32(arg, &v) < 0)
+		main_bad_usage("%s: expected a port number (decimal u32)", opt);
+	return v;
+}
+
+/* SIGTERM / SIGINT: leave the loop. */
+static void
+main_signal_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct signalfd_siginfo si;
+
+	while (read(fd, &si, sizeof si) == (ssize_t)sizeof si) {
+		log_info("signal %u: shutting down", si.ssi_signo);
+		agent.shutting_down = true;
+	}
+	if (agent.shutting_down)
+		event_base_loopbreak(agent.base);
+}
+
+/* Make sure fds 0-2 are open, so no pipe or socket ever lands there. */
+static void
+main_std_fds(void)
+{
+	int fd;
+
+	while ((fd = open("/dev/null", O_RDWR)) >= 0 && fd <= 2)
+		;
+	if (fd > 2)
+		close(fd);
+}
+
+int
+main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+	    {"vsock-port", required_argument, NULL, 'v'},
+	    {"listen-uds", required_argument, NULL, 'u'},
+	    {"control-port", required_argument, NULL, 'c'},
+	    {"stream-port", required_argument, NULL, 's'},
+	    {"runtime", required_argument, NULL, 'r'},
+	    {"state-dir", required_argument, NULL, 'S'},
+	    {"log", required_argument, NULL, 'l'},
+	    {"debug", no_argument, NULL, 'd'},
+	    {"test-bringup-overlap", no_argument, NULL, 'O'},
+	    {"no-seccomp", no_argument, NULL, 'N'},
+	    {"version", no_argument, NULL, 'V'},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
+	};
+	const char *uds = NULL, *logfile = NULL;
+	cleanup_free char *state_dir = NULL;
+	bool vsock = false, debug = false, confine = true;
+	struct event *sigev;
+	struct status st;
+	sigset_t set;
+	int c, sigfd;
+
+	agent.control_port = 1024;
+	agent.stream_port = 1025;
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, ":", opts, NULL)) != -1) {
+		switch (c) {
+		case 'v':
+			vsock = true;
+			agent.control_port = main_port("--vsock-port", optarg);
+			break;
+		case 'u':
+			uds = optarg;
+			break;
+		case 'c':
+			agent.control_port = main_port("--control-port", optarg);
+			break;
+		case 's':
+			agent.stream_port = main_port("--stream-port", optarg);
+			break;
+		case 'r':
+			agent.runtime = optarg;
+			break;
+		case 'S':
+			state_dir = xstrdup(optarg);
+			break;
+		case 'l':
+			logfile = optarg;
+			break;
+		case 'd':
+			debug = true;
+			break;
+		case 'O':
+			agent.test_bringup_overlap = true;
+			break;
+		case 'N':
+			confine = false;
+			break;
+		case 'V':
+			printf("vmshim-agent %s\n", AGENT_VERSION);
+			return 0;
+		case 'h':
+			main_usage(stdout);
+			return 0;
+		case ':':
+			main_bad_usage("%s needs an argument", argv[optind - 1]);
+		default:
+			main_bad_usage("unknown option %s", argv[optind - 1]);
+		}
+	}
+	if (optind < argc)
+		main_bad_usage("unexpected argument %s", argv[optind]);
+	if (vsock == (uds != NULL))
+		main_bad_usage("%s", "give exactly one of --vsock-port N and --listen-uds PATH");
+	if (agent.control_port == agent.stream_port)
+		main_bad_usage("%s", "the control and stream ports must differ");
+	if (agent.runtime != NULL && access(agent.runtime, X_OK) < 0)
+		main_bad_usage("--runtime %s: not an executable", agent.runtime);
+	if (state_dir == NULL) {
+		if (uds != NULL)
+			xasprintf(&state_dir, "%s.state", uds);
+		else
+			state_dir = xstrdup("/run/vmshim-agent");
+	}
+	agent.state_dir = state_dir;
+	agent.local_vm = uds != NULL;
+	agent.runner = agent.runtime != NULL ? &runner_oci_ops : &runner_process_ops;
+
+	main_std_fds();
+	if (log_open(logfile, &st) < 0) {
+		fprintf(stderr, "vmshim-agent: %s\n", st.msg);
+		return 1;
+	}
+	log_set_level(debug ? LOG_DEBUG : LOG_INFO);
+
+	/* Before any thread exists, so every thread inherits the mask. */
+	sigemptyset(&set);
+	sigaddset(&set, SIGCHLD);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigprocmask(SIG_BLOCK, &set, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	if (evthread_use_pthreads() < 0)
+		fatalx("evthread_use_pthreads failed");
+	log_route_libevent();
+	agent.base = event_base_new();
+	if (agent.base == NULL)
+		fatalx("event_base_new failed");
+
+	sigdelset(&set, SIGCHLD);
+	sigfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+	if (sigfd < 0)
+		fatal("signalfd");
+	sigev = event_new(agent.base, sigfd, EV_READ | EV_PERSIST, main_signal_cb, NULL);
+	event_add(sigev, NULL);
+
+	if (agent.runner == &runner_oci_ops && mkdir_p(state_dir, 0700) < 0) {
+		log_error("state dir %s: %s", state_dir, strerror(errno));
+		return 1;
+	}
+	if (proc_init(&st) < 0 ||
+	    (uds != NULL ? listen_uds(uds, &st)
+			 : listen_vsock(agent.control_port, agent.stream_port, &st)) < 0) {
+		log_error("%s", st.msg);
+		fprintf(stderr, "vmshim-agent: %s\n", st.msg);
+		return 1;
+	}
+	/*
+	 * Confine once the listeners exist. The agent's profile is a deny-list (docs/SECCOMP.md):
+	 * the filter is inherited by runc and every workload, which need execve, mount and more.
+	 */
+	if (confine && seccomp_confine(SECCOMP_PROFILE_AGENT, &st) < 0) {
+		log_error("%s", st.msg);
+		fprintf(stderr, "vmshim-agent: %s\n", st.msg);
+		return 1;
+	}
+	log_info("vmshim-agent %s started (runner %s, pid %d, seccomp %s)", AGENT_VERSION,
+	    agent.runner->name, (int)getpid(), confine ? seccomp_state() : "off (--no-seccomp)");
+
+	event_base_dispatch(agent.base);
+
+	listen_close();
+	proc_kill_all(1000);
+	control_shutdown();
+	stream_close_all();
+	/* Let closing control connections flush and run their on_close. */
+	event_base_loop(agent.base, EVLOOP_NONBLOCK);
+	proc_shutdown();
+	event_free(sigev);
+	close(sigfd);
+	event_base_free(agent.base);
+	log_info("vmshim-agent stopped");
+	log_close();
+	return 0;
+}

@@ -1,0 +1,438 @@
+/*
+ * runner-oci.c: the `oci` runner, which drives an OCI runtime (runc) with --runtime PATH.
+ *
+ * Every runtime command runs as a helper child (proc_helper_spawn) reaped through the SIGCHLD
+ * path, so the loop never waits on runc and one slow container never blocks another. The
+ * runtime keeps its state under STATE_DIR/runc (--root); each container gets STATE_DIR/<id>/
+ * with its bundle (config.json written from the CreateContainer spec, root.path made absolute:
+ * rootfs_mount when given, else relative to the shim's bundle path), pid files, exec process
+ * files and runc's JSON log, whose last error line becomes the INTERNAL message when a command
+ * fails. `runc create` and `runc exec --detach` get the process's stdio pipes as their own
+ * stdio, which runc hands to the container process. The agent is a child subreaper, so the
+ * container's processes are reaped by proc.c like any other child.
+ *
+ * Not implemented: terminal mode (it needs --console-socket and receiving the pty master);
+ * CreateContainer / ExecProcess with terminal:true fail with UNIMPLEMENTED.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "agent.h"
+#include "log.h"
+#include "msg.h"
+#include "runner.h"
+#include "util.h"
+
+struct ro_container {
+	char *dir;
+	char *bundle;
+	char *log;
+};
+
+/* One runtime command in flight. */
+struct ro_call {
+	struct container *c;
+	struct proc *p;
+	const char *what;
+	runner_cb done;
+	void *arg;
+	char *pid_file; /* read on success */
+	bool want_json; /* pass stdout as parsed JSON */
+};
+
+static char *
+ro_root(void)
+{
+	char *root;
+
+	xasprintf(&root, "%s/runc", agent.state_dir);
+	return root;
+}
+
+static int
+ro_rm_cb(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+	remove(path);
+	return 0;
+}
+
+/* The runtime's last error message from its JSON log, or the captured output. */
+static void
+ro_error(struct ro_call *k, int wstatus, const char *output, struct status *st)
+{
+	struct ro_container *rc = k->c->runner_data;
+	char line[4096], msg[1024] = "";
+	json_t *j;
+	FILE *f;
+
+	f = rc != NULL ? fopen(rc->log, "re") : NULL;
+	while (f != NULL && fgets(line, sizeof line, f) != NULL) {
+		j = json_loads(line, 0, NULL);
+		if (j != NULL && json_is_string(json_object_get(j, "msg")) &&
+		    json_is_string(json_object_get(j, "level")) &&
+		    strcmp(json_string_value(json_object_get(j, "level")), "error") == 0)
+			snprintf(
+			    msg, sizeof msg, "%s", json_string_value(json_object_get(j, "msg")));
+		json_decref(j);
+	}
+	if (f != NULL)
+		fclose(f);
+	if (msg[0] == '\0')
+		snprintf(msg, sizeof msg, "%.*s", 1000, output);
+	msg[strcspn(msg, "\n")] = '\0';
+	status_set(st, ST_INTERNAL, "%s %s: exit status %d: %s", agent.runtime, k->what,
+	    proc_wait_status(wstatus), msg);
+}
+
+static void
+ro_call_free(struct ro_call *k)
+{
+	if (k->p != NULL)
+		proc_unref(k->p);
+	container_unref(k->c);
+	free(k->pid_file);
+	free(k);
+}
+
+/* A runtime command finished. */
+static void
+ro_call_done(int wstatus, const char *output, size_t len, void *arg)
+{
+	struct ro_call *k = arg;
+	char buf[32];
+	struct status st;
+	json_t *res = NULL;
+	uint32_t pid;
+	ssize_t n;
+	int fd;
+
+	if (wstatus != 0) {
+		ro_error(k, wstatus, output, &st);
+		goto out;
+	}
+	status_clear(&st);
+	if (k->pid_file != NULL) {
+		fd = open(k->pid_file, O_RDONLY | O_CLOEXEC);
+		n = fd >= 0 ? read(fd, buf, sizeof buf - 1) : -1;
+		if (fd >= 0)
+			close(fd);
+		buf[n > 0 ? n : 0] = '\0';
+		buf[strcspn(buf, "\n")] = '\0';
+		if (n <= 0 || parse_u32(buf, &pid) < 0 || pid == 0) {
+			status_set(&st, ST_INTERNAL, "%s %s: no pid in %s", agent.runtime, k->what,
+			    k->pid_file);
+			goto out;
+		}
+		if (k->p != NULL)
+			proc_set_pid(k->p, (pid_t)pid);
+	}
+	if (k->want_json) {
+		res = json_loadb(output, len, 0, NULL);
+		if (res == NULL) {
+			status_set(
+			    &st, ST_INTERNAL, "%s %s: unreadable output", agent.runtime, k->what);
+			goto out;
+		}
+	}
+out:
+	k->done(&st, res, k->arg);
+	json_decref(res);
+	ro_call_free(k);
+}
+
+/* Run `runtime --root R --log L --log-format json args...` with stdio fds (or NULL). */
+static void
+ro_run(struct container *c, struct proc *p, const char *what, const char *const *args,
+    const int fds[3], char *pid_file, bool want_json, runner_cb done, void *arg)
+{
+	struct ro_container *rc = c->runner_data;
+	cleanup_free char *root = ro_root();
+	struct ro_call *k = xcalloc(1, sizeof *k);
+	const char *argv[32];
+	struct status st;
+	size_t n = 0;
+
+	k->c = c;
+	container_ref(c);
+	if (p != NULL) {
+		k->p = p;
+		proc_ref(p);
+	}
+	k->what = what;
+	k->done = done;
+	k->arg = arg;
+	k->pid_file = pid_file;
+	k->want_json = want_json;
+	argv[n++] = agent.runtime;
+	argv[n++] = "--root";
+	argv[n++] = root;
+	argv[n++] = "--log";
+	argv[n++] = rc->log;
+	argv[n++] = "--log-format";
+	argv[n++] = "json";
+	while (*args != NULL && n < ARRAY_SIZE(argv) - 1)
+		argv[n++] = *args++;
+	argv[n] = NULL;
+	log_debug_id(c->id, p != NULL ? p->exec_id : NULL, "%s %s", agent.runtime, what);
+	if (proc_helper_spawn((char *const *)argv, fds, -1, ro_call_done, k, &st) < 0) {
+		done(&st, NULL, arg);
+		ro_call_free(k);
+	}
+}
+
+/* Write a JSON object to a file. */
+static int
+ro_write_json(const char *path, json_t *j, struct status *st)
+{
+	if (json_dump_file(j, path, JSON_COMPACT) < 0)
+		return status_errno(st, ST_INTERNAL, errno, "write %s", path);
+	return 0;
+}
+
+static void
+ro_create(struct container *c, json_t *spec, runner_cb done, void *arg)
+{
+	struct ro_container *rc = xcalloc(1, sizeof *rc);
+	cleanup_json json_t *copy = NULL;
+	cleanup_free char *cfg = NULL, *rootpath = NULL;
+	json_t *root, *process;
+	const char *path = "rootfs";
+	struct proc *p = c->init;
+	const char *args[8];
+	char *pid_file;
+	struct status st;
+
+	c->runner_data = rc;
+	xasprintf(&rc->dir, "%s/%s", agent.state_dir, c->id);
+	xasprintf(&rc->bundle, "%s/bundle", rc->dir);
+	xasprintf(&rc->log, "%s/runc.log", rc->dir);
+	if (p->terminal) {
+		runner_fail(done, arg, ST_UNIMPLEMENTED,
+		    "terminal is not implemented by the oci "
+		    "runner");
+		return;
+	}
+	nftw(rc->dir, ro_rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+	if (mkdir_p(rc->bundle, 0700) < 0) {
+		runner_fail(done, arg, ST_INTERNAL, "mkdir %s: %s", rc->bundle, strerror(errno));
+		return;
+	}
+	copy = json_deep_copy(spec);
+	process = json_object_get(copy, "process");
+	json_object_set_new(process, "terminal", json_false());
+	root = json_object_get(copy, "root");
+	if (!json_is_object(root)) {
+		root = json_object();
+		json_object_set_new(copy, "root", root);
+	}
+	if (json_is_string(json_object_get(root, "path")))
+		path = json_string_value(json_object_get(root, "path"));
+	if (c->rootfs[0] != '\0')
+		rootpath = xstrdup(c->rootfs);
+	else if (path[0] == '/')
+		rootpath = xstrdup(path);
+	else if (c->bundle[0] == '/')
+		xasprintf(&rootpath, "%s/%s", c->bundle, path);
+	else {
+		runner_fail(done, arg, ST_INVALID_ARGUMENT,
+		    "payload.bundle: an absolute path is needed for a relative root.path");
+		return;
+	}
+	json_object_set_new(root, "path", json_string(rootpath));
+	xasprintf(&cfg, "%s/config.json", rc->bundle);
+	if (ro_write_json(cfg, copy, &st) < 0) {
+		done(&st, NULL, arg);
+		return;
+	}
+	xasprintf(&pid_file, "%s/init.pid", rc->dir);
+	args[0] = "create";
+	args[1] = "--bundle";
+	args[2] = rc->bundle;
+	args[3] = "--pid-file";
+	args[4] = pid_file;
+	args[5] = c->id;
+	args[6] = NULL;
+	ro_run(c, p, "create", args, p->child_fd, pid_file, false, done, arg);
+	/* runc (and then the container) holds the child ends now. */
+	proc_close_child_fds(p);
+}
+
+static void
+ro_start(struct proc *p, runner_cb done, void *arg)
+{
+	struct container *c = p->c;
+	struct ro_container *rc = c->runner_data;
+	cleanup_free char *pfile = NULL;
+	const char *args[12];
+	char *pid_file;
+	struct status st;
+	json_t *process;
+
+	if (p == c->init) {
+		args[0] = "start";
+		args[1] = c->id;
+		args[2] = NULL;
+		ro_run(c, p, "start", args, NULL, NULL, false, done, arg);
+		return;
+	}
+	if (p->terminal) {
+		runner_fail(done, arg, ST_UNIMPLEMENTED,
+		    "terminal is not implemented by the oci "
+		    "runner");
+		return;
+	}
+	xasprintf(&pfile, "%s/exec-%s.json", rc->dir, p->exec_id);
+	xasprintf(&pid_file, "%s/exec-%s.pid", rc->dir, p->exec_id);
+	process = json_deep_copy(p->process);
+	json_object_set_new(process, "terminal", json_false());
+	if (ro_write_json(pfile, process, &st) < 0) {
+		json_decref(process);
+		free(pid_file);
+		done(&st, NULL, arg);
+		return;
+	}
+	json_decref(process);
+	args[0] = "exec";
+	args[1] = "--detach";
+	args[2] = "--pid-file";
+	args[3] = pid_file;
+	args[4] = "--process";
+	args[5] = pfile;
+	args[6] = c->id;
+	args[7] = NULL;
+	ro_run(c, p, "exec", args, p->child_fd, pid_file, false, done, arg);
+	proc_close_child_fds(p);
+}
+
+static void
+ro_signal(struct proc *p, int sig, bool all, runner_cb done, void *arg)
+{
+	char signame[16];
+	const char *args[6];
+
+	if (!all || p != p->c->init) {
+		if (kill(p->pid, sig) < 0) {
+			runner_fail(done, arg, errno == ESRCH ? ST_NOT_FOUND : ST_INTERNAL,
+			    "kill %d: %s", (int)p->pid, strerror(errno));
+			return;
+		}
+		runner_ok(done, arg, NULL);
+		return;
+	}
+	snprintf(signame, sizeof signame, "%d", sig);
+	args[0] = "kill";
+	args[1] = "--all";
+	args[2] = p->c->id;
+	args[3] = signame;
+	args[4] = NULL;
+	ro_run(p->c, p, "kill", args, NULL, NULL, false, done, arg);
+}
+
+static void
+ro_pause(struct container *c, bool pause, runner_cb done, void *arg)
+{
+	const char *args[3] = {pause ? "pause" : "resume", c->id, NULL};
+
+	ro_run(c, NULL, args[0], args, NULL, NULL, false, done, arg);
+}
+
+static void
+ro_update(struct container *c, json_t *resources, runner_cb done, void *arg)
+{
+	struct ro_container *rc = c->runner_data;
+	cleanup_free char *file = NULL;
+	const char *args[5];
+	struct status st;
+
+	xasprintf(&file, "%s/resources.json", rc->dir);
+	if (ro_write_json(file, resources, &st) < 0) {
+		done(&st, NULL, arg);
+		return;
+	}
+	args[0] = "update";
+	args[1] = "--resources";
+	args[2] = file;
+	args[3] = c->id;
+	args[4] = NULL;
+	ro_run(c, NULL, "update", args, NULL, NULL, false, done, arg);
+}
+
+static void
+ro_pids(struct container *c, runner_cb done, void *arg)
+{
+	const char *args[5] = {"ps", "--format", "json", c->id, NULL};
+
+	ro_run(c, NULL, "ps", args, NULL, NULL, true, done, arg);
+}
+
+/* `runc delete --force` finished: a failure is logged, the container goes anyway. */
+static void
+ro_remove_done(const struct status *st, json_t *result, void *arg)
+{
+	struct ro_call *k = arg;
+	struct ro_container *rc = k->c->runner_data;
+
+	if (st->code != ST_OK)
+		log_warn_id(k->c->id, NULL, "%s", st->msg);
+	if (rc != NULL)
+		nftw(rc->dir, ro_rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+	runner_ok(k->done, k->arg, NULL);
+	container_unref(k->c);
+	free(k);
+}
+
+static void
+ro_remove(struct container *c, runner_cb done, void *arg)
+{
+	const char *args[4] = {"delete", "--force", c->id, NULL};
+	struct ro_call *k = xcalloc(1, sizeof *k);
+	struct proc *p;
+
+	/* Exec processes are ours to kill; runc kills the init's pid namespace. */
+	TAILQ_FOREACH(p, &c->procs, entry)
+	{
+		if (p != c->init && p->pid > 0 && p->state != PROC_EXITED &&
+		    p->state != PROC_STOPPED)
+			kill(p->pid, SIGKILL);
+	}
+	k->c = c;
+	container_ref(c);
+	k->done = done;
+	k->arg = arg;
+	ro_run(c, NULL, "delete", args, NULL, NULL, false, ro_remove_done, k);
+}
+
+static void
+ro_free_container(struct container *c)
+{
+	struct ro_container *rc = c->runner_data;
+
+	if (rc == NULL)
+		return;
+	free(rc->dir);
+	free(rc->bundle);
+	free(rc->log);
+	free(rc);
+	c->runner_data = NULL;
+}
+
+const struct runner_ops runner_oci_ops = {
+    .name = "oci",
+    .create = ro_create,
+    .start = ro_start,
+    .signal = ro_signal,
+    .pause = ro_pause,
+    .update = ro_update,
+    .pids = ro_pids,
+    .remove = ro_remove,
+    .free_proc = NULL,
+    .free_container = ro_free_container,
+};

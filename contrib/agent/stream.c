@@ -1,0 +1,563 @@
+/*
+ * stream.c: the stream port (PROTOCOL.md section 3), one connection per stdio stream.
+ *
+ * Each struct stream owns its socket (a bufferevent, closed once when the stream is freed)
+ * and the pipe end that proc_stream_attach() handed it (the stdin write end, or the
+ * stdout/stderr read end, or a dup of the pty master). It runs on the loop thread only and
+ * holds a reference on its process.
+ *
+ * Life of a stream: HELLO (the first frame names id/exec_id/stream, within AGENT_HELLO_MS;
+ * anything wrong closes the connection with a log line), then ACTIVE. EOF is a zero-length
+ * frame, never a shutdown() or close (seed 000); each side sends exactly one. The socket is
+ * closed only when EOF was both sent (and flushed) and received, or when the peer broke the
+ * protocol or vanished, or after AGENT_HALF_CLOSED_MS half-closed (logged).
+ *
+ * Output (stdout/stderr): the pipe is read only while less than AGENT_STREAM_PENDING bytes wait
+ * for the socket (backpressure), in frames of at most 256 KiB; the pipe's EOF queues the EOF
+ * frame, and once it is flushed the process is told (proc_output_done), so the exit event is
+ * published only after every byte left (seed 001's lesson). If the socket dies, the pipe is
+ * still drained (and discarded) so the process never blocks and its exit is still published.
+ *
+ * Input (stdin): frames are written to the non-blocking pipe; a short write parks the rest and
+ * stops consuming the socket (its bufferevent stops reading at AGENT_STREAM_PENDING), until the
+ * pipe is writable again. The peer's EOF, CloseStdin or the process's exit closes the pipe
+ * after what is queued, and then the agent sends its own EOF.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+
+#include "agent.h"
+#include "frame.h"
+#include "log.h"
+#include "msg.h"
+#include "util.h"
+
+#define STREAM_READ_CHUNK (256 * 1024)
+
+enum stream_phase {
+	STREAM_HELLO,
+	STREAM_ACTIVE,
+};
+
+struct stream {
+	LIST_ENTRY(stream) entry;
+	enum stream_phase phase;
+	struct bufferevent *bev; /* NULL once the socket is closed */
+	struct stream_decoder dec;
+	struct event *timer; /* hello deadline, then half-closed timeout */
+
+	struct proc *p; /* referenced */
+	enum stdio_kind kind;
+	char *id;
+	char *exec_id;
+	bool orphaned; /* the process was removed */
+
+	int pipe_fd;
+	struct event *pipe_ev;
+	bool pipe_paused;	  /* output: stopped reading the pipe for backpressure */
+	bool pipe_closed;	  /* the pipe end is closed (EOF, detached, stdin closed) */
+	struct evbuffer *pending; /* stdin: bytes the pipe did not take yet */
+	bool input_close;	  /* stdin: close the pipe once pending drained */
+	bool discard;		  /* stdin: the process closed its stdin; drop data */
+
+	bool eof_sent; /* our EOF frame is queued */
+	bool eof_recv;
+	bool done_reported;
+	bool freeing; /* the free is scheduled for a later loop turn */
+};
+
+static LIST_HEAD(, stream) stream_all = LIST_HEAD_INITIALIZER(stream_all);
+static uint8_t stream_buf[STREAM_READ_CHUNK];
+
+static void stream_check(struct stream *s);
+static void stream_input(struct stream *s);
+
+static const char *
+stream_kind_name(enum stdio_kind k)
+{
+	static const char *names[] = {"stdin", "stdout", "stderr"};
+
+	return names[k];
+}
+
+/* Free the stream once both its socket and its pipe are closed. */
+static void
+stream_free(struct stream *s)
+{
+	LIST_REMOVE(s, entry);
+	if (s->bev != NULL)
+		bufferevent_free(s->bev);
+	if (s->pipe_ev != NULL)
+		event_free(s->pipe_ev);
+	if (s->pipe_fd >= 0)
+		close(s->pipe_fd);
+	if (s->timer != NULL)
+		event_free(s->timer);
+	if (s->pending != NULL)
+		evbuffer_free(s->pending);
+	if (s->p != NULL) {
+		if (!s->orphaned)
+			proc_stream_gone(s->p, s->kind, s);
+		proc_unref(s->p);
+	}
+	free(s->id);
+	free(s->exec_id);
+	free(s);
+}
+
+static void
+stream_free_cb(evutil_socket_t fd, short what, void *arg)
+{
+	stream_free(arg);
+}
+
+/* Free on a later loop turn, so no caller up the stack touches freed memory. */
+static void
+stream_schedule_free(struct stream *s)
+{
+	if (s->freeing)
+		return;
+	s->freeing = true;
+	event_base_once(agent.base, -1, EV_TIMEOUT, stream_free_cb, s, NULL);
+}
+
+/* Close the socket (the fd is closed here, once). */
+static void
+stream_close_socket(struct stream *s)
+{
+	if (s->bev == NULL)
+		return;
+	bufferevent_free(s->bev);
+	s->bev = NULL;
+	if (s->timer != NULL)
+		evtimer_del(s->timer);
+}
+
+/* Close the pipe end. */
+static void
+stream_close_pipe(struct stream *s)
+{
+	if (s->pipe_closed)
+		return;
+	s->pipe_closed = true;
+	if (s->pipe_ev != NULL)
+		event_del(s->pipe_ev);
+	if (s->pipe_fd >= 0)
+		close(s->pipe_fd);
+	s->pipe_fd = -1;
+}
+
+/* Queue our one EOF frame. */
+static void
+stream_send_eof(struct stream *s)
+{
+	static const uint8_t zero[STREAM_LEN_SIZE];
+
+	if (s->eof_sent)
+		return;
+	s->eof_sent = true;
+	if (s->bev != NULL)
+		evbuffer_add(bufferevent_get_output(s->bev), zero, sizeof zero);
+}
+
+/* The stream failed (protocol error or the peer vanished): drop the socket. */
+static void
+stream_fail(struct stream *s, const char *why)
+{
+	if (s->phase == STREAM_HELLO)
+		log_warn("stream connection closed before its header: %s", why);
+	else
+		log_warn_id(
+		    s->id, s->exec_id, "%s stream failed: %s", stream_kind_name(s->kind), why);
+	stream_close_socket(s);
+	s->eof_recv = s->eof_sent = true;
+	if (s->phase == STREAM_ACTIVE && s->kind == STDIO_IN) {
+		/* Nobody will feed stdin any more: the process sees EOF. */
+		stream_close_pipe(s);
+	}
+	if (s->pipe_paused && !s->pipe_closed) {
+		/* Keep draining the output pipe (discarded) so the process never blocks. */
+		s->pipe_paused = false;
+		event_add(s->pipe_ev, NULL);
+	}
+	stream_check(s);
+}
+
+static void
+stream_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct stream *s = arg;
+
+	if (s->phase == STREAM_HELLO) {
+		stream_fail(s, "no header within the deadline");
+		return;
+	}
+	log_warn_id(s->id, s->exec_id,
+	    "%s stream half-closed for %d s (eof sent %d, received %d): "
+	    "closing",
+	    stream_kind_name(s->kind), AGENT_HALF_CLOSED_MS / 1000, s->eof_sent, s->eof_recv);
+	stream_close_socket(s);
+	if (s->kind == STDIO_IN)
+		stream_close_pipe(s);
+	stream_check(s);
+}
+
+/* Decide what is finished: report output done, close the socket, free. */
+static void
+stream_check(struct stream *s)
+{
+	bool flushed;
+
+	flushed = s->bev == NULL || evbuffer_get_length(bufferevent_get_output(s->bev)) == 0;
+	if (s->phase == STREAM_ACTIVE && s->kind != STDIO_IN && !s->done_reported &&
+	    s->pipe_closed && s->eof_sent && flushed) {
+		s->done_reported = true;
+		if (!s->orphaned)
+			proc_output_done(s->p, s->kind);
+	}
+	if (s->bev != NULL && s->eof_sent && s->eof_recv && flushed)
+		stream_close_socket(s);
+	/* Half-closed: we are done sending and wait for the peer's EOF. */
+	if (s->bev != NULL && s->phase == STREAM_ACTIVE && s->eof_sent && !s->eof_recv &&
+	    !evtimer_pending(s->timer, NULL)) {
+		struct timeval tv = {AGENT_HALF_CLOSED_MS / 1000, 0};
+		evtimer_add(s->timer, &tv);
+	}
+	if (s->bev == NULL && (s->phase == STREAM_HELLO || s->pipe_closed))
+		stream_schedule_free(s);
+}
+
+/* Output: move pipe bytes into frames while the socket's queue is under the bound. */
+static void
+stream_pipe_read_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct stream *s = arg;
+	uint8_t len[STREAM_LEN_SIZE];
+	ssize_t n;
+
+	for (;;) {
+		if (s->bev != NULL &&
+		    evbuffer_get_length(bufferevent_get_output(s->bev)) >= AGENT_STREAM_PENDING) {
+			event_del(s->pipe_ev);
+			s->pipe_paused = true;
+			return;
+		}
+		n = read(s->pipe_fd, stream_buf, sizeof stream_buf);
+		if (n > 0) {
+			if (s->bev == NULL)
+				continue; /* the socket is gone: drain and discard */
+			stream_len_pack((uint32_t)n, len);
+			evbuffer_add(bufferevent_get_output(s->bev), len, sizeof len);
+			evbuffer_add(bufferevent_get_output(s->bev), stream_buf, (size_t)n);
+			continue;
+		}
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && errno == EAGAIN)
+			return;
+		/* EOF, or EIO from a pty whose slave side is gone. */
+		if (n < 0 && errno != EIO)
+			log_warn_id(s->id, s->exec_id, "read %s: %s", stream_kind_name(s->kind),
+			    strerror(errno));
+		break;
+	}
+	stream_close_pipe(s);
+	stream_send_eof(s);
+	stream_check(s);
+}
+
+/* The socket's output drained: resume the pipe, and see whether we are done. */
+static void
+stream_write_cb(struct bufferevent *bev, void *arg)
+{
+	struct stream *s = arg;
+
+	if (s->pipe_paused && !s->pipe_closed) {
+		s->pipe_paused = false;
+		event_add(s->pipe_ev, NULL);
+	}
+	stream_check(s);
+}
+
+/* Stdin: close the pipe once nothing is pending, then send our EOF. */
+static void
+stream_input_maybe_close(struct stream *s)
+{
+	if (!s->input_close || evbuffer_get_length(s->pending) > 0)
+		return;
+	stream_close_pipe(s);
+	stream_send_eof(s);
+	stream_check(s);
+}
+
+/* Stdin: write bytes to the pipe; keep what it does not take. Returns false when parked. */
+static bool
+stream_pipe_write(struct stream *s, const uint8_t *data, size_t len)
+{
+	ssize_t n;
+
+	if (s->discard || s->pipe_closed)
+		return true;
+	while (len > 0 && evbuffer_get_length(s->pending) == 0) {
+		n = write(s->pipe_fd, data, len);
+		if (n > 0) {
+			data += n;
+			len -= (size_t)n;
+			continue;
+		}
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && errno == EAGAIN)
+			break;
+		/* EPIPE: the process closed its stdin; the rest has nowhere to go. */
+		log_debug_id(s->id, s->exec_id, "stdin: %s: discarding", strerror(errno));
+		s->discard = true;
+		evbuffer_drain(s->pending, evbuffer_get_length(s->pending));
+		s->input_close = true;
+		return true;
+	}
+	if (len > 0) {
+		evbuffer_add(s->pending, data, len);
+		event_add(s->pipe_ev, NULL);
+		return false;
+	}
+	return true;
+}
+
+/* Stdin: the pipe is writable again. */
+static void
+stream_pipe_write_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct stream *s = arg;
+	struct evbuffer_iovec v;
+	ssize_t n;
+
+	while (evbuffer_get_length(s->pending) > 0) {
+		evbuffer_peek(s->pending, -1, NULL, &v, 1);
+		n = write(s->pipe_fd, v.iov_base, v.iov_len);
+		if (n > 0) {
+			evbuffer_drain(s->pending, (size_t)n);
+			continue;
+		}
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && errno == EAGAIN)
+			return;
+		s->discard = true;
+		s->input_close = true;
+		evbuffer_drain(s->pending, evbuffer_get_length(s->pending));
+	}
+	event_del(s->pipe_ev);
+	stream_input_maybe_close(s);
+	if (s->bev != NULL)
+		stream_input(s);
+}
+
+/* Consume framed input from the socket. */
+static void
+stream_input(struct stream *s)
+{
+	struct evbuffer *in = bufferevent_get_input(s->bev);
+	enum stream_result r;
+	struct evbuffer_iovec v;
+	const uint8_t *data;
+	size_t used, dlen;
+
+	while (s->bev != NULL && evbuffer_get_length(in) > 0) {
+		if (s->kind == STDIO_IN && evbuffer_get_length(s->pending) > 0)
+			return; /* parked: resume from stream_pipe_write_cb */
+		evbuffer_peek(in, -1, NULL, &v, 1);
+		r = stream_decoder_feed(&s->dec, v.iov_base, v.iov_len, &used, &data, &dlen);
+		if (r == STREAM_ERROR) {
+			stream_fail(s,
+			    s->dec.eof ? "data after EOF" : "frame length over 10 MiB (10485760)");
+			return;
+		}
+		if (r == STREAM_DATA) {
+			if (s->kind == STDIO_IN)
+				stream_pipe_write(s, data, dlen);
+			/* Data on an output stream has nowhere to go: ignored. */
+		}
+		evbuffer_drain(in, used);
+		if (r == STREAM_EOF) {
+			s->eof_recv = true;
+			if (s->kind == STDIO_IN) {
+				s->input_close = true;
+				stream_input_maybe_close(s);
+			}
+			stream_check(s);
+		}
+	}
+}
+
+/* Parse the hello frame and attach to the process. 0, 1 for "need more", -1 failed. */
+static int
+stream_hello(struct stream *s)
+{
+	struct evbuffer *in = bufferevent_get_input(s->bev);
+	cleanup_json json_t *hello = NULL;
+	const char *id = NULL, *exec_id = "", *name = NULL;
+	struct container *c;
+	struct status st;
+	json_error_t jerr;
+	uint8_t *buf;
+	uint32_t len;
+	int k, fd;
+
+	if (evbuffer_get_length(in) < STREAM_LEN_SIZE)
+		return 1;
+	buf = evbuffer_pullup(in, STREAM_LEN_SIZE);
+	len = (uint32_t)buf[0] << 24 | (uint32_t)buf[1] << 16 | (uint32_t)buf[2] << 8 | buf[3];
+	if (len == 0 || len > STREAM_HELLO_MAX) {
+		stream_fail(s, "bad header length");
+		return -1;
+	}
+	if (evbuffer_get_length(in) < STREAM_LEN_SIZE + len)
+		return 1;
+	buf = evbuffer_pullup(in, STREAM_LEN_SIZE + len);
+	hello = json_loadb((const char *)buf + STREAM_LEN_SIZE, len, 0, &jerr);
+	evbuffer_drain(in, STREAM_LEN_SIZE + len);
+	if (hello == NULL || !json_is_object(hello)) {
+		stream_fail(s, "header is not a JSON object");
+		return -1;
+	}
+	if (msg_get_string(hello, "header", "id", true, &id, &st) < 0 ||
+	    msg_get_string(hello, "header", "exec_id", false, &exec_id, &st) < 0 ||
+	    msg_get_string(hello, "header", "stream", true, &name, &st) < 0) {
+		stream_fail(s, st.msg);
+		return -1;
+	}
+	for (k = 0; k < STDIO_N; k++) {
+		if (strcmp(name, stream_kind_name(k)) == 0)
+			break;
+	}
+	if (k == STDIO_N) {
+		stream_fail(s, "header.stream: unknown stream name");
+		return -1;
+	}
+	c = container_find(id);
+	s->p = c != NULL ? proc_find(c, exec_id) : NULL;
+	if (s->p == NULL) {
+		status_set(&st, ST_NOT_FOUND, "unknown container %s exec %s", id, exec_id);
+		stream_fail(s, st.msg);
+		return -1;
+	}
+	if (proc_stream_attach(s->p, k, s, &fd, &st) < 0) {
+		s->p = NULL;
+		stream_fail(s, st.msg);
+		return -1;
+	}
+	proc_ref(s->p);
+	s->kind = k;
+	s->id = xstrdup(id);
+	s->exec_id = xstrdup(exec_id);
+	s->pipe_fd = fd;
+	s->phase = STREAM_ACTIVE;
+	evtimer_del(s->timer);
+	log_debug_id(s->id, s->exec_id, "%s stream attached", name);
+	if (k == STDIO_IN) {
+		s->pending = evbuffer_new();
+		s->pipe_ev =
+		    event_new(agent.base, fd, EV_WRITE | EV_PERSIST, stream_pipe_write_cb, s);
+		bufferevent_setwatermark(s->bev, EV_READ, 0, AGENT_STREAM_PENDING);
+		if (s->input_close)
+			stream_input_maybe_close(s);
+	} else {
+		s->pipe_ev =
+		    event_new(agent.base, fd, EV_READ | EV_PERSIST, stream_pipe_read_cb, s);
+		event_add(s->pipe_ev, NULL);
+	}
+	return 0;
+}
+
+static void
+stream_read_cb(struct bufferevent *bev, void *arg)
+{
+	struct stream *s = arg;
+
+	if (s->phase == STREAM_HELLO && stream_hello(s) != 0)
+		return;
+	stream_input(s);
+}
+
+static void
+stream_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+	struct stream *s = arg;
+
+	if (what & BEV_EVENT_EOF)
+		stream_fail(s, s->eof_recv ? "peer closed before our EOF was read"
+					   : "peer closed without EOF");
+	else if (what & BEV_EVENT_ERROR)
+		stream_fail(s, strerror(EVUTIL_SOCKET_ERROR()));
+}
+
+void
+stream_accept(int fd)
+{
+	struct stream *s = xcalloc(1, sizeof *s);
+	struct timeval tv = {AGENT_HELLO_MS / 1000, 0};
+
+	s->pipe_fd = -1;
+	s->phase = STREAM_HELLO;
+	stream_decoder_init(&s->dec, STREAM_FRAME_MAX);
+	s->bev = bufferevent_socket_new(agent.base, fd, BEV_OPT_CLOSE_ON_FREE);
+	if (s->bev == NULL) {
+		close(fd);
+		free(s);
+		return;
+	}
+	LIST_INSERT_HEAD(&stream_all, s, entry);
+	s->timer = evtimer_new(agent.base, stream_timer_cb, s);
+	evtimer_add(s->timer, &tv);
+	bufferevent_setcb(s->bev, stream_read_cb, stream_write_cb, stream_event_cb, s);
+	bufferevent_enable(s->bev, EV_READ | EV_WRITE);
+}
+
+void
+stream_close_input(struct stream *s)
+{
+	if (s->kind != STDIO_IN)
+		return;
+	s->input_close = true;
+	if (s->phase == STREAM_ACTIVE)
+		stream_input_maybe_close(s);
+}
+
+void
+stream_detach_output(struct stream *s)
+{
+	s->done_reported = true; /* the process counts it done itself */
+	stream_close_pipe(s);
+	stream_send_eof(s);
+	stream_check(s);
+}
+
+void
+stream_orphan(struct stream *s)
+{
+	s->orphaned = true;
+	if (s->kind == STDIO_IN)
+		stream_close_input(s);
+}
+
+void
+stream_close_all(void)
+{
+	struct stream *s;
+
+	while ((s = LIST_FIRST(&stream_all)) != NULL) {
+		s->orphaned = true;
+		stream_close_socket(s);
+		stream_close_pipe(s);
+		s->phase = STREAM_ACTIVE;
+		stream_free(s);
+	}
+}

@@ -1,0 +1,670 @@
+/*
+ * io-bridge.c: the loop-thread half of the stdio data plane.
+ *
+ * io_start() takes the descriptors io_prepare() opened and bridges them with plain libevent
+ * events and one evbuffer per stream; everything here runs on the loop thread that owns the
+ * event_base (no thread per stream, no polling). One struct io_streams owns up to three
+ * struct io_stream (stdin, stdout, stderr), their descriptors, events and buffers; io_free()
+ * releases all of it.
+ *
+ * Data:
+ *  - stdin: the host FIFO is read IO_READ_CHUNK at a time straight into the evbuffer as one
+ *    frame (length prefix + bytes), so frames are at most IO_READ_CHUNK <= STREAM_WRITE_MAX;
+ *    the buffer is sent to the guest with send(MSG_NOSIGNAL).
+ *  - stdout/stderr: the guest socket is read into a scratch buffer and fed to the stream
+ *    decoder, which hands back slices (an announced length is never allocated); the payload is
+ *    appended to the evbuffer and written to the host fd (FIFO: non-blocking with EV_WRITE;
+ *    regular file: synchronously, files are never "not ready").
+ *  - Backpressure: a source is read only while one more read fits under IO_STREAM_BUFFER_MAX
+ *    (io.h), so each stream holds at most that much; a full sink leaves the source unread and
+ *    the kernel's buffers push back on the writer at the far end.
+ *
+ * EOF and closing (docs/PROTOCOL.md section 3, seeds 000-002). Each stream tracks four facts:
+ * our EOF sent, the guest's EOF received, guest fd closed, host fd closed. io_stream_update()
+ * derives everything else from them after every change:
+ *  - the guest fd is closed only once EOF was both sent and received, or the stream failed
+ *    (protocol error, hang-up, socket error) or stayed half-closed for the timeout; never
+ *    shutdown().
+ *  - stdin: the FIFO's EOF, io_close_stdin() or the guest's EOF on stdin (the process's stdin
+ *    is closed, nothing more would be used) close the FIFO and queue our EOF frame behind the
+ *    bytes already read, so it goes out after all of them.
+ *  - stdout/stderr: our EOF went out with the hello (io-prepare.c); the guest's EOF closes the
+ *    guest fd, and the host fd is closed once every byte before it was written. A failed host
+ *    write is logged once, the rest of that output is discarded, and the guest stream is still
+ *    read until its EOF so the agent is never stuck. A failed guest stream still flushes what
+ *    it delivered before failing, and then counts as finished so the exit is never held.
+ *  - on_output_done is called once, from its own event on a later loop iteration (never from
+ *    inside io_start() or from a stream callback), when every output stream is finished.
+ *
+ * Stdin EOF design. The FIFO is read-only and non-blocking (io-prepare.c), so read() returns 0
+ * whenever no writer is attached, including before the runtime ever opened its end. We only
+ * read() when the loop reports the FIFO readable, and Linux reports a FIFO's read end readable
+ * (POLLIN/POLLHUP, for epoll, poll and select alike) only when it holds data or when a writer
+ * that appeared after our open() has gone: a FIFO nobody has opened yet never wakes us. So a
+ * read() of 0 after a wake-up is the runtime closing its writer: real EOF. Holding a dummy
+ * writer, or opening O_RDWR, would have avoided the spurious-EOF question but would never see
+ * the runtime's close at all, so neither is done.
+ *
+ * Lifetime: the loop thread is the only one that touches an io_streams. Stream callbacks never
+ * call out of this file except through the done event, so io_free() can only run from outside
+ * our stack or from inside on_output_done; for the latter, the done callback holds a busy count
+ * and io_free() then only tears down (closes fds, frees events, so no callback can follow) and
+ * leaves the final free to the callback's exit. A stream whose fds are closed keeps its struct
+ * and (deleted) events until io_free().
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/event.h>
+
+#include "frame.h"
+#include "io-int.h"
+#include "io.h"
+#include "log.h"
+#include "util.h"
+
+#define IO_SEND_IOV 16 /* iovecs per send to the guest */
+
+struct io_streams;
+
+struct io_stream {
+	struct io_streams *owner;
+	enum io_kind kind;
+	bool present;
+	int gfd; /* guest socket, non-blocking; -1 once closed */
+	int hfd; /* host FIFO or file; -1 once closed */
+	bool host_is_file;
+	struct event *ev_gread;
+	struct event *ev_gwrite;
+	struct event *ev_hread;	 /* stdin only */
+	struct event *ev_hwrite; /* stdout/stderr to a FIFO only */
+	struct event *ev_timer;	 /* half-closed timeout */
+	struct evbuffer *buf;	 /* bytes for the sink, at most IO_STREAM_BUFFER_MAX */
+	struct stream_decoder dec;
+	bool eof_queued;   /* stdin: our EOF frame is at the end of buf */
+	bool eof_sent;	   /* our EOF frame was written to the guest */
+	bool eof_received; /* the guest's EOF frame arrived */
+	bool guest_done;   /* gfd closed */
+	bool host_done;	   /* hfd closed */
+	bool host_failed;  /* output: a host write failed, the rest is discarded */
+	bool finished;	   /* output: counted for on_output_done */
+	bool timer_armed;
+};
+
+struct io_streams {
+	struct event_base *base;
+	char *id;
+	char *exec_id;
+	struct io_stream st[IO_NSTREAMS];
+	uint8_t *scratch; /* IO_READ_CHUNK bytes for guest reads */
+	struct event *ev_done;
+	void (*on_output_done)(void *arg);
+	void *arg;
+	bool output_done;
+	int busy;  /* inside on_output_done */
+	bool dead; /* io_free() ran while busy: free on the way out */
+	int half_closed_ms;
+};
+
+static atomic_size_t io_buffered_total;
+static atomic_int io_half_closed_ms = IO_HALF_CLOSED_TIMEOUT_MS;
+
+static void io_stream_update(struct io_stream *st);
+
+size_t
+io_buffered_bytes(void)
+{
+	return atomic_load_explicit(&io_buffered_total, memory_order_relaxed);
+}
+
+void
+io_set_half_closed_timeout_ms(int ms)
+{
+	atomic_store(&io_half_closed_ms, ms > 0 ? ms : IO_HALF_CLOSED_TIMEOUT_MS);
+}
+
+/* Every change to a stream buffer is mirrored in the global count io_buffered_bytes() reads. */
+static void
+io_buffer_count(struct evbuffer *buf, const struct evbuffer_cb_info *info, void *arg)
+{
+	(void)buf;
+	(void)arg;
+	if (info->n_added > 0)
+		atomic_fetch_add_explicit(&io_buffered_total, info->n_added, memory_order_relaxed);
+	if (info->n_deleted > 0)
+		atomic_fetch_sub_explicit(
+		    &io_buffered_total, info->n_deleted, memory_order_relaxed);
+}
+
+static const char *
+io_stream_name(const struct io_stream *st)
+{
+	return io_kind_name(st->kind);
+}
+
+static void
+io_stream_discard(struct io_stream *st)
+{
+	evbuffer_drain(st->buf, evbuffer_get_length(st->buf));
+}
+
+static void
+io_event_del(struct event *ev)
+{
+	if (ev != NULL)
+		event_del(ev);
+}
+
+/* Close the guest socket once; what was still queued for it can no longer be sent. */
+static void
+io_stream_close_guest(struct io_stream *st)
+{
+	if (st->gfd == -1)
+		return;
+	io_event_del(st->ev_gread);
+	io_event_del(st->ev_gwrite);
+	io_event_del(st->ev_timer);
+	close(st->gfd);
+	st->gfd = -1;
+	st->guest_done = true;
+	if (st->kind == IO_STDIN)
+		io_stream_discard(st);
+}
+
+/* Close the host descriptor once; an output stream's unwritten bytes are dropped with it. */
+static void
+io_stream_close_host(struct io_stream *st)
+{
+	if (st->hfd == -1)
+		return;
+	io_event_del(st->ev_hread);
+	io_event_del(st->ev_hwrite);
+	close(st->hfd);
+	st->hfd = -1;
+	st->host_done = true;
+	if (st->kind != IO_STDIN)
+		io_stream_discard(st);
+}
+
+/* A guest-side failure: log it, close the guest socket (and stdin's FIFO), carry on. */
+static void
+io_stream_fail(struct io_stream *st, const char *why, int err)
+{
+	struct io_streams *s = st->owner;
+
+	if (err != 0)
+		log_warn_id(s->id, s->exec_id, "%s stream failed: %s: %s", io_stream_name(st), why,
+		    strerror(err));
+	else
+		log_warn_id(s->id, s->exec_id, "%s stream failed: %s", io_stream_name(st), why);
+	io_stream_close_guest(st);
+	if (st->kind == IO_STDIN)
+		io_stream_close_host(st);
+	io_stream_update(st);
+}
+
+/* Stdin is over (FIFO EOF, CloseIO or the guest's EOF): stop reading, queue our EOF frame. */
+static void
+io_stream_end_stdin(struct io_stream *st)
+{
+	static const uint8_t eof[STREAM_LEN_SIZE];
+
+	io_stream_close_host(st);
+	if (!st->eof_queued && !st->guest_done) {
+		evbuffer_add(st->buf, eof, sizeof eof);
+		st->eof_queued = true;
+	}
+}
+
+/* Send as much of the stdin buffer to the guest as the socket takes. */
+static void
+io_stream_flush_guest(struct io_stream *st)
+{
+	struct iovec iov[IO_SEND_IOV];
+	struct msghdr msg;
+	ssize_t n;
+	int niov;
+
+	while (st->gfd != -1 && evbuffer_get_length(st->buf) > 0) {
+		niov = evbuffer_peek(st->buf, -1, NULL, (struct evbuffer_iovec *)iov, IO_SEND_IOV);
+		if (niov > IO_SEND_IOV)
+			niov = IO_SEND_IOV;
+		memset(&msg, 0, sizeof msg);
+		msg.msg_iov = iov;
+		msg.msg_iovlen = (size_t)niov;
+		n = sendmsg(st->gfd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			if (errno == EAGAIN)
+				return;
+			io_stream_fail(st, "writing to the guest", errno);
+			return;
+		}
+		evbuffer_drain(st->buf, (size_t)n);
+	}
+}
+
+/*
+ * Write as much of an output buffer to the host as it takes. A write error other than EAGAIN
+ * ends the host side: logged once, the rest is discarded, the guest is still consumed.
+ */
+static void
+io_stream_flush_host(struct io_stream *st)
+{
+	struct io_streams *s = st->owner;
+	int n;
+
+	while (st->hfd != -1 && evbuffer_get_length(st->buf) > 0) {
+		n = evbuffer_write_atmost(st->buf, st->hfd, -1);
+		if (n > 0)
+			continue;
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && errno == EAGAIN && !st->host_is_file)
+			return;
+		log_warn_id(s->id, s->exec_id,
+		    "%s: writing to the host failed: %s; discarding "
+		    "the rest of the output",
+		    io_stream_name(st), n < 0 ? strerror(errno) : "no progress");
+		st->host_failed = true;
+		io_stream_close_host(st);
+	}
+}
+
+/* Bytes a source may still add to the buffer before reaching IO_STREAM_BUFFER_MAX. */
+static size_t
+io_stream_room(const struct io_stream *st)
+{
+	size_t pending = evbuffer_get_length(st->buf);
+
+	return pending >= IO_STREAM_BUFFER_MAX ? 0 : IO_STREAM_BUFFER_MAX - pending;
+}
+
+/* Tell on_output_done's event to fire once every output stream is finished. */
+static void
+io_streams_check_output(struct io_streams *s)
+{
+	static const struct timeval now;
+	int i;
+
+	if (s->output_done)
+		return;
+	for (i = IO_STDOUT; i < IO_NSTREAMS; i++)
+		if (s->st[i].present && !s->st[i].finished)
+			return;
+	s->output_done = true;
+	event_add(s->ev_done, &now);
+}
+
+/* Derive closes, the half-closed timer and which events are wanted from a stream's state. */
+static void
+io_stream_update(struct io_stream *st)
+{
+	struct io_streams *s = st->owner;
+	struct timeval tv;
+	size_t pending;
+	bool half;
+
+	if (st->kind == IO_STDIN && st->eof_queued && !st->guest_done &&
+	    evbuffer_get_length(st->buf) == 0)
+		st->eof_sent = true;
+	if (st->eof_sent && st->eof_received)
+		io_stream_close_guest(st);
+	/* Output: once the guest side is over, the host side ends when the buffer is written. */
+	if (st->kind != IO_STDIN && st->guest_done && evbuffer_get_length(st->buf) == 0)
+		io_stream_close_host(st);
+
+	pending = evbuffer_get_length(st->buf);
+	if (!st->guest_done) {
+		if (st->kind == IO_STDIN || io_stream_room(st) >= IO_READ_CHUNK)
+			event_add(st->ev_gread, NULL);
+		else
+			io_event_del(st->ev_gread);
+		if (st->kind == IO_STDIN && pending > 0)
+			event_add(st->ev_gwrite, NULL);
+		else
+			io_event_del(st->ev_gwrite);
+		half =
+		    st->eof_sent != st->eof_received && (st->kind == IO_STDIN || st->eof_received);
+		if (half && !st->timer_armed) {
+			tv.tv_sec = s->half_closed_ms / 1000;
+			tv.tv_usec = (s->half_closed_ms % 1000) * 1000;
+			event_add(st->ev_timer, &tv);
+			st->timer_armed = true;
+		}
+	}
+	if (!st->host_done) {
+		if (st->kind == IO_STDIN) {
+			if (io_stream_room(st) >= STREAM_LEN_SIZE + IO_READ_CHUNK)
+				event_add(st->ev_hread, NULL);
+			else
+				io_event_del(st->ev_hread);
+		} else if (!st->host_is_file) {
+			if (pending > 0)
+				event_add(st->ev_hwrite, NULL);
+			else
+				io_event_del(st->ev_hwrite);
+		}
+	}
+	if (st->kind != IO_STDIN && !st->finished && st->guest_done && st->host_done) {
+		st->finished = true;
+		io_streams_check_output(s);
+	}
+}
+
+/* One decoded event from the guest; false when the stream failed. */
+static bool
+io_stream_on_frame(struct io_stream *st, enum stream_result r, const uint8_t *data, size_t len)
+{
+	switch (r) {
+	case STREAM_DATA:
+		if (st->kind == IO_STDIN) {
+			io_stream_fail(st, "data from the guest on stdin", 0);
+			return false;
+		}
+		if (!st->host_done)
+			evbuffer_add(st->buf, data, len);
+		return true;
+	case STREAM_EOF:
+		st->eof_received = true;
+		if (st->kind == IO_STDIN)
+			io_stream_end_stdin(st);
+		return true;
+	case STREAM_ERROR:
+		io_stream_fail(st, st->dec.eof ? "data after EOF" : "frame length over 10 MiB", 0);
+		return false;
+	case STREAM_MORE:
+		return true;
+	}
+	return true;
+}
+
+/* The guest socket is readable: decode what fits under the bound. */
+static void
+io_stream_on_gread(evutil_socket_t fd, short what, void *arg)
+{
+	struct io_stream *st = arg;
+	const uint8_t *data;
+	enum stream_result r;
+	size_t want, off, used, len;
+	ssize_t n;
+
+	(void)what;
+	/* Payload is never more than what was read, so an output buffer stays under its bound. */
+	want = IO_READ_CHUNK;
+	if (st->kind != IO_STDIN && io_stream_room(st) < want)
+		want = io_stream_room(st);
+	if (want == 0)
+		return;
+	n = read(fd, st->owner->scratch, want);
+	if (n < 0) {
+		if (errno != EAGAIN && errno != EINTR)
+			io_stream_fail(st, "reading from the guest", errno);
+		return;
+	}
+	if (n == 0) {
+		if (st->eof_received) {
+			/* The agent had said all it had to say; what we still owed it is moot. */
+			io_stream_close_guest(st);
+			io_stream_update(st);
+		} else {
+			io_stream_fail(st, "the guest closed the stream before its EOF", 0);
+		}
+		return;
+	}
+	for (off = 0; off < (size_t)n; off += used) {
+		r = stream_decoder_feed(
+		    &st->dec, st->owner->scratch + off, (size_t)n - off, &used, &data, &len);
+		if (!io_stream_on_frame(st, r, data, len))
+			return;
+		if (r == STREAM_MORE)
+			break;
+	}
+	if (st->kind == IO_STDIN)
+		io_stream_flush_guest(st);
+	else
+		io_stream_flush_host(st);
+	io_stream_update(st);
+}
+
+/* The guest socket takes more stdin bytes. */
+static void
+io_stream_on_gwrite(evutil_socket_t fd, short what, void *arg)
+{
+	struct io_stream *st = arg;
+
+	(void)fd;
+	(void)what;
+	io_stream_flush_guest(st);
+	io_stream_update(st);
+}
+
+/* The stdin FIFO is readable: one read becomes one frame; 0 is the runtime's close. */
+static void
+io_stream_on_hread(evutil_socket_t fd, short what, void *arg)
+{
+	struct io_stream *st = arg;
+	struct io_streams *s = st->owner;
+	struct evbuffer_iovec vec;
+	ssize_t n;
+
+	(void)what;
+	if (evbuffer_reserve_space(st->buf, STREAM_LEN_SIZE + IO_READ_CHUNK, &vec, 1) != 1 ||
+	    vec.iov_len < STREAM_LEN_SIZE + IO_READ_CHUNK)
+		fatalx("evbuffer_reserve_space");
+	n = read(fd, (uint8_t *)vec.iov_base + STREAM_LEN_SIZE, IO_READ_CHUNK);
+	if (n > 0) {
+		stream_len_pack((uint32_t)n, vec.iov_base);
+		vec.iov_len = STREAM_LEN_SIZE + (size_t)n;
+		evbuffer_commit_space(st->buf, &vec, 1);
+	} else if (n == 0) {
+		io_stream_end_stdin(st);
+	} else if (errno != EAGAIN && errno != EINTR) {
+		log_warn_id(s->id, s->exec_id, "reading stdin: %s; ending stdin", strerror(errno));
+		io_stream_end_stdin(st);
+	}
+	io_stream_flush_guest(st);
+	io_stream_update(st);
+}
+
+/* The host FIFO takes more output. */
+static void
+io_stream_on_hwrite(evutil_socket_t fd, short what, void *arg)
+{
+	struct io_stream *st = arg;
+
+	(void)fd;
+	(void)what;
+	io_stream_flush_host(st);
+	io_stream_update(st);
+}
+
+/* The stream stayed half-closed too long: close it and say so. */
+static void
+io_stream_on_timeout(evutil_socket_t fd, short what, void *arg)
+{
+	struct io_stream *st = arg;
+	struct io_streams *s = st->owner;
+
+	(void)fd;
+	(void)what;
+	log_warn_id(s->id, s->exec_id, "%s stream half-closed for %d ms (EOF %s, not %s): closing",
+	    io_stream_name(st), s->half_closed_ms, st->eof_sent ? "sent" : "received",
+	    st->eof_sent ? "received" : "sent");
+	io_stream_close_guest(st);
+	if (st->kind == IO_STDIN)
+		io_stream_close_host(st);
+	io_stream_update(st);
+}
+
+/* Free what io_free() has torn down; the struct itself goes last. */
+static void
+io_streams_release(struct io_streams *s)
+{
+	free(s->scratch);
+	free(s->id);
+	free(s->exec_id);
+	free(s);
+}
+
+/* Every output stream is finished: tell the task code, from the top of the loop. */
+static void
+io_streams_on_done(evutil_socket_t fd, short what, void *arg)
+{
+	struct io_streams *s = arg;
+
+	(void)fd;
+	(void)what;
+	s->busy++;
+	if (s->on_output_done != NULL)
+		s->on_output_done(s->arg);
+	/* on_output_done may have called io_free(): then we hold the last reference. */
+	if (--s->busy == 0 && s->dead)
+		io_streams_release(s);
+}
+
+static struct event *
+io_event_new(struct event_base *base, int fd, short what, event_callback_fn cb, void *arg)
+{
+	struct event *ev;
+
+	ev = event_new(base, fd, what, cb, arg);
+	if (ev == NULL)
+		fatalx("event_new");
+	return ev;
+}
+
+/* Take one prepared stream's descriptors and build its events. */
+static void
+io_stream_init(
+    struct io_streams *s, struct io_stream *st, enum io_kind kind, struct io_prepared_stream *ps)
+{
+	struct event_base *base = s->base;
+	int r;
+
+	st->owner = s;
+	st->kind = kind;
+	st->present = true;
+	st->gfd = steal_fd(&ps->guest_fd);
+	st->hfd = steal_fd(&ps->host_fd);
+	st->host_is_file = ps->host_is_file;
+	ps->present = false;
+	if ((r = fd_set_nonblock(st->gfd, true)) < 0)
+		log_warn_id(
+		    s->id, s->exec_id, "%s: O_NONBLOCK: %s", io_stream_name(st), strerror(-r));
+	st->buf = evbuffer_new();
+	if (st->buf == NULL)
+		fatalx("evbuffer_new");
+	if (evbuffer_add_cb(st->buf, io_buffer_count, NULL) == NULL)
+		fatalx("evbuffer_add_cb");
+	stream_decoder_init(&st->dec, 0);
+	st->ev_gread = io_event_new(base, st->gfd, EV_READ | EV_PERSIST, io_stream_on_gread, st);
+	st->ev_timer = io_event_new(base, -1, 0, io_stream_on_timeout, st);
+	if (kind == IO_STDIN) {
+		st->ev_gwrite =
+		    io_event_new(base, st->gfd, EV_WRITE | EV_PERSIST, io_stream_on_gwrite, st);
+		st->ev_hread =
+		    io_event_new(base, st->hfd, EV_READ | EV_PERSIST, io_stream_on_hread, st);
+	} else {
+		st->eof_sent = true; /* with the hello, by io_prepare() */
+		if (!st->host_is_file)
+			st->ev_hwrite = io_event_new(
+			    base, st->hfd, EV_WRITE | EV_PERSIST, io_stream_on_hwrite, st);
+	}
+}
+
+struct io_streams *
+io_start(
+    struct event_base *base, struct io_prepared *p, void (*on_output_done)(void *arg), void *arg)
+{
+	struct io_streams *s;
+	int i;
+
+	s = xcalloc(1, sizeof *s);
+	s->base = base;
+	s->id = steal_ptr(&p->id);
+	s->exec_id = steal_ptr(&p->exec_id);
+	s->on_output_done = on_output_done;
+	s->arg = arg;
+	s->half_closed_ms = atomic_load(&io_half_closed_ms);
+	s->scratch = xmalloc(IO_READ_CHUNK);
+	s->ev_done = io_event_new(base, -1, 0, io_streams_on_done, s);
+	for (i = 0; i < IO_NSTREAMS; i++) {
+		s->st[i].gfd = s->st[i].hfd = -1;
+		if (p->st[i].present)
+			io_stream_init(s, &s->st[i], i, &p->st[i]);
+	}
+	io_prepared_free(p);
+	for (i = 0; i < IO_NSTREAMS; i++)
+		if (s->st[i].present)
+			io_stream_update(&s->st[i]);
+	/* No output stream at all: done now, but reported from the loop, not from here. */
+	io_streams_check_output(s);
+	return s;
+}
+
+void
+io_close_stdin(struct io_streams *s)
+{
+	struct io_stream *st = &s->st[IO_STDIN];
+
+	if (!st->present || st->host_done)
+		return;
+	io_stream_end_stdin(st);
+	io_stream_flush_guest(st);
+	io_stream_update(st);
+}
+
+bool
+io_output_done(const struct io_streams *s)
+{
+	return s->output_done;
+}
+
+/* Close a stream's descriptors and free its events and buffer. */
+static void
+io_stream_teardown(struct io_stream *st)
+{
+	if (!st->present)
+		return;
+	io_stream_close_guest(st);
+	io_stream_close_host(st);
+	if (st->ev_gread != NULL)
+		event_free(st->ev_gread);
+	if (st->ev_gwrite != NULL)
+		event_free(st->ev_gwrite);
+	if (st->ev_hread != NULL)
+		event_free(st->ev_hread);
+	if (st->ev_hwrite != NULL)
+		event_free(st->ev_hwrite);
+	if (st->ev_timer != NULL)
+		event_free(st->ev_timer);
+	io_stream_discard(st);
+	evbuffer_free(st->buf);
+	st->present = false;
+}
+
+void
+io_free(struct io_streams *s)
+{
+	int i;
+
+	if (s == NULL || s->dead)
+		return;
+	for (i = 0; i < IO_NSTREAMS; i++)
+		io_stream_teardown(&s->st[i]);
+	event_free(s->ev_done);
+	s->ev_done = NULL;
+	s->dead = true;
+	if (s->busy == 0)
+		io_streams_release(s);
+}

@@ -1,0 +1,955 @@
+/*
+ * agent_client.c: a test client for vmshim-agent, driven by tests/integration/agent_*.sh.
+ *
+ * Speaks the agent protocol (docs/PROTOCOL.md) through common/: transport_connect for the
+ * hybrid-vsock dial, rpc_client (with its reader thread) for control calls and the event
+ * subscription, and plain blocking threads for the stream connections. Each subcommand is one
+ * scenario that checks what it observes and exits 0 (pass), 1 (fail, with a line saying why)
+ * or 2 (usage):
+ *
+ *   handshake SOCK            the hybrid handshake table
+ *   ping SOCK                 one Ping
+ *   run SOCK [opts] -- ARGS   run one process: stdin from a file, stdout/stderr to files, exit
+ *                             status checked, exit event checked to come after all output
+ *   many SOCK N               N concurrent processes on one control connection
+ *   bigframe SOCK             a stdin frame of 10 MiB + 1 fails the stream; the agent lives
+ *   oci SOCK BUNDLE           runc bundle: create, start, exec, pids, stats, kill, delete
+ *   overlap SOCK 0|1          MountDisk/CreateContainer spans; 1: the agent runs with
+ *                             --test-bringup-overlap and must drop the connection
+ *
+ * Process-global state is only the option values and the exit-event table (guarded by
+ * ev_lock). Every descriptor is closed by the function that opened it.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "frame.h"
+#include "msg.h"
+#include "rpc.h"
+#include "transport.h"
+#include "util.h"
+
+#define SERVICE "vmshim.agent.v1.Agent"
+#define CALL_MS 30000
+
+static const char *sock_path;
+
+static void __attribute__((noreturn, format(printf, 1, 2))) die(const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, "agent_client: FAIL: ");
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "\n");
+	exit(1);
+}
+
+/* Connect to the agent's port through the hybrid handshake. */
+static int
+cl_dial(uint32_t port)
+{
+	struct endpoint ep;
+	struct status st;
+	char buf[300];
+	int fd;
+
+	snprintf(buf, sizeof buf, "uds:%s:%u", sock_path, port);
+	if (endpoint_parse(buf, &ep, &st) < 0)
+		die("%s", st.msg);
+	fd = transport_connect(&ep, 5000, &st);
+	if (fd < 0)
+		die("connect port %u: %s", port, st.msg);
+	return fd;
+}
+
+/* ---- events ---- */
+
+struct exit_ev {
+	char id[160];
+	int status;
+	int pid;
+};
+
+static pthread_mutex_t ev_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t ev_cond = PTHREAD_COND_INITIALIZER;
+static struct exit_ev *ev_exits;
+static size_t ev_n, ev_cap;
+static bool ev_ended;
+
+static void
+cl_on_event(void *arg, const uint8_t *buf, size_t len)
+{
+	struct msg_event ev;
+	struct status st;
+	const char *cid = NULL, *id = NULL;
+	int64_t status = -1, pid = 0;
+
+	pthread_mutex_lock(&ev_lock);
+	if (buf == NULL) {
+		ev_ended = true;
+		pthread_cond_broadcast(&ev_cond);
+		pthread_mutex_unlock(&ev_lock);
+		return;
+	}
+	pthread_mutex_unlock(&ev_lock);
+	if (msg_event_decode(buf, len, &ev, &st) < 0)
+		die("bad event: %s", st.msg);
+	if (strcmp(ev.topic, "/tasks/exit") == 0) {
+		if (msg_get_string(ev.event, "event", "container_id", true, &cid, &st) < 0 ||
+		    msg_get_string(ev.event, "event", "id", true, &id, &st) < 0 ||
+		    msg_get_i64(ev.event, "event", "exit_status", true, &status, &st) < 0 ||
+		    msg_get_i64(ev.event, "event", "pid", true, &pid, &st) < 0)
+			die("bad exit event: %s", st.msg);
+		pthread_mutex_lock(&ev_lock);
+		if (ev_n == ev_cap) {
+			ev_cap = ev_cap ? ev_cap * 2 : 64;
+			ev_exits = xrealloc(ev_exits, ev_cap * sizeof *ev_exits);
+		}
+		snprintf(ev_exits[ev_n].id, sizeof ev_exits[ev_n].id, "%s/%s", cid, id);
+		ev_exits[ev_n].status = (int)status;
+		ev_exits[ev_n].pid = (int)pid;
+		ev_n++;
+		pthread_cond_broadcast(&ev_cond);
+		pthread_mutex_unlock(&ev_lock);
+	}
+	msg_event_clear(&ev);
+}
+
+/* Wait for the exit event of cid/id; returns its status. */
+static int
+cl_wait_exit(const char *cid, const char *id, int timeout_s)
+{
+	struct timespec ts;
+	char key[160];
+	size_t i;
+	int r;
+
+	snprintf(key, sizeof key, "%s/%s", cid, id);
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += timeout_s;
+	pthread_mutex_lock(&ev_lock);
+	for (;;) {
+		for (i = 0; i < ev_n; i++) {
+			if (strcmp(ev_exits[i].id, key) == 0) {
+				r = ev_exits[i].status;
+				pthread_mutex_unlock(&ev_lock);
+				return r;
+			}
+		}
+		if (ev_ended)
+			die("event stream ended while waiting for %s", key);
+		if (pthread_cond_timedwait(&ev_cond, &ev_lock, &ts) == ETIMEDOUT)
+			die("no exit event for %s within %d s", key, timeout_s);
+	}
+}
+
+static bool
+cl_exit_seen(const char *cid, const char *id)
+{
+	char key[160];
+	bool seen = false;
+	size_t i;
+
+	snprintf(key, sizeof key, "%s/%s", cid, id);
+	pthread_mutex_lock(&ev_lock);
+	for (i = 0; i < ev_n; i++)
+		seen = seen || strcmp(ev_exits[i].id, key) == 0;
+	pthread_mutex_unlock(&ev_lock);
+	return seen;
+}
+
+/* ---- control ---- */
+
+static struct rpc_client *
+cl_control(bool subscribe)
+{
+	struct rpc_client *c = rpc_client_new(cl_dial(1024), 16 * 1024 * 1024);
+	struct status st;
+
+	if (rpc_client_start_reader(c, &st) < 0)
+		die("reader: %s", st.msg);
+	if (subscribe && rpc_client_subscribe(c, SERVICE, "SubscribeEvents", NULL, CALL_MS,
+			     cl_on_event, NULL, &st) < 0)
+		die("SubscribeEvents: %s", st.msg);
+	return c;
+}
+
+/* Call and expect OK; returns the response payload (caller decrefs). payload is stolen. */
+static json_t *
+cl_call(struct rpc_client *c, const char *method, json_t *payload)
+{
+	json_t *resp = NULL;
+	struct status st;
+
+	if (rpc_client_call(c, SERVICE, method, payload, CALL_MS, &resp, &st) < 0)
+		die("%s: %s: %s", method, status_code_name(st.code), st.msg);
+	json_decref(payload);
+	return resp;
+}
+
+/* Call and return the status code (message in *st). payload is stolen. */
+static int
+cl_call_code(struct rpc_client *c, const char *method, json_t *payload, struct status *st)
+{
+	json_t *resp = NULL;
+	int r;
+
+	r = rpc_client_call(c, SERVICE, method, payload, CALL_MS, &resp, st);
+	json_decref(payload);
+	json_decref(resp);
+	return r < 0 ? st->code : 0;
+}
+
+/* ---- streams ---- */
+
+static int
+cl_stream(const char *id, const char *exec_id, const char *name)
+{
+	int fd = cl_dial(1025);
+	json_t *h = json_pack("{s:s, s:s, s:s}", "id", id, "exec_id", exec_id, "stream", name);
+	char *s = json_dumps(h, JSON_COMPACT);
+
+	if (stream_write_frames(fd, s, strlen(s)) < 0)
+		die("stream hello: %s", strerror(errno));
+	free(s);
+	json_decref(h);
+	return fd;
+}
+
+struct out_job {
+	int sock;
+	int out_fd;
+	const char *cid;
+	const char *id;
+	bool check_order;
+	unsigned long long bytes;
+	bool eof;
+};
+
+/* Read one whole chunk from a socket, failing the order check if the exit came first. */
+static ssize_t
+cl_recv(struct out_job *j, void *buf, size_t len)
+{
+	struct pollfd pfd = {j->sock, POLLIN, 0};
+	bool exited;
+	ssize_t n;
+
+	for (;;) {
+		n = recv(j->sock, buf, len, MSG_DONTWAIT);
+		if (n >= 0 || (errno != EAGAIN && errno != EINTR))
+			return n;
+		if (j->check_order) {
+			/*
+			 * The exit event is published only after every byte and the EOF frame were
+			 * written to this socket: if it has been seen, the data must be here now.
+			 */
+			exited = cl_exit_seen(j->cid, j->id);
+			n = recv(j->sock, buf, len, MSG_DONTWAIT);
+			if (n >= 0 || (errno != EAGAIN && errno != EINTR))
+				return n;
+			if (exited)
+				die("order: exit event of %s/%s arrived before its output was "
+				    "complete "
+				    "(%llu bytes so far)",
+				    j->cid, j->id, j->bytes);
+		}
+		poll(&pfd, 1, 1000);
+	}
+}
+
+static void
+cl_recv_full(struct out_job *j, void *buf, size_t len)
+{
+	size_t off = 0;
+	ssize_t n;
+
+	while (off < len) {
+		n = cl_recv(j, (char *)buf + off, len - off);
+		if (n <= 0)
+			die("stream of %s/%s: connection ended without EOF (%llu bytes)", j->cid,
+			    j->id, j->bytes);
+		off += (size_t)n;
+	}
+}
+
+/* Output stream: send our EOF at once, then copy frames to out_fd until the agent's EOF. */
+static void *
+cl_out_thread(void *arg)
+{
+	struct out_job *j = arg;
+	static const uint8_t zero[4];
+	uint8_t hdr[4], *buf = xmalloc(STREAM_WRITE_MAX);
+	uint32_t len, got;
+
+	if (write_all(j->sock, zero, 4) < 0)
+		die("send EOF: %s", strerror(errno));
+	for (;;) {
+		cl_recv_full(j, hdr, 4);
+		len = (uint32_t)hdr[0] << 24 | (uint32_t)hdr[1] << 16 | (uint32_t)hdr[2] << 8 |
+		      hdr[3];
+		if (len == 0)
+			break;
+		if (len > STREAM_WRITE_MAX)
+			die("frame of %u bytes: agents write at most 1 MiB", len);
+		for (got = 0; got < len;) {
+			size_t n = len - got;
+			cl_recv_full(j, buf, n);
+			if (j->out_fd >= 0 && write_all(j->out_fd, buf, n) < 0)
+				die("write output: %s", strerror(errno));
+			got += (uint32_t)n;
+		}
+		j->bytes += len;
+	}
+	j->eof = true;
+	free(buf);
+	return NULL;
+}
+
+struct in_job {
+	int sock;
+	int in_fd;
+};
+
+/* Stdin stream: send the file as frames, then EOF, then wait for the agent's EOF. */
+static void *
+cl_in_thread(void *arg)
+{
+	struct in_job *j = arg;
+	uint8_t *buf = xmalloc(STREAM_WRITE_MAX), hdr[4];
+	ssize_t n;
+
+	while ((n = read(j->in_fd, buf, STREAM_WRITE_MAX)) > 0) {
+		if (stream_write_frames(j->sock, buf, (size_t)n) < 0)
+			die("stdin stream: %s", strerror(errno));
+	}
+	if (stream_write_frames(j->sock, NULL, 0) < 0)
+		die("stdin EOF: %s", strerror(errno));
+	if (read_full(j->sock, hdr, 4) < 0 || memcmp(hdr, "\0\0\0\0", 4) != 0)
+		die("stdin stream: no EOF frame from the agent");
+	free(buf);
+	return NULL;
+}
+
+static json_t *
+cl_process(char **args, int nargs)
+{
+	json_t *a = json_array();
+	int i;
+
+	for (i = 0; i < nargs; i++)
+		json_array_append_new(a, json_string(args[i]));
+	return json_pack("{s:o, s:[s], s:s}", "args", a, "env",
+	    "PATH=/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin", "cwd", "/");
+}
+
+/* ---- run ---- */
+
+struct run_opts {
+	const char *id;
+	const char *stdin_file; /* NULL: no stdin stream */
+	const char *stdout_file;
+	const char *stderr_file;
+	int expect_status;
+	bool check_order;
+	bool expect_start_error;
+};
+
+/* Run one process and check its exit status. Returns 0 or dies. */
+static int
+cl_run(struct rpc_client *c, const struct run_opts *o, char **args, int nargs)
+{
+	struct out_job oj[2] = {{0}}, *jo = &oj[0], *je = &oj[1];
+	struct in_job ij = {-1, -1};
+	pthread_t to, te, ti;
+	struct status st;
+	json_t *resp;
+	int64_t status = -1;
+	int code;
+
+	resp = cl_call(c, "CreateContainer",
+	    json_pack("{s:s, s:s, s:{s:o}, s:b, s:b, s:b}", "id", o->id, "bundle", "", "spec",
+		"process", cl_process(args, nargs), "stdin", o->stdin_file != NULL, "stdout", 1,
+		"stderr", 1));
+	json_decref(resp);
+	jo->sock = cl_stream(o->id, "", "stdout");
+	je->sock = cl_stream(o->id, "", "stderr");
+	jo->cid = je->cid = o->id;
+	jo->id = je->id = o->id;
+	jo->check_order = je->check_order = o->check_order;
+	jo->out_fd = o->stdout_file != NULL
+			 ? open(o->stdout_file, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644)
+			 : -1;
+	je->out_fd = o->stderr_file != NULL
+			 ? open(o->stderr_file, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644)
+			 : -1;
+	pthread_create(&to, NULL, cl_out_thread, jo);
+	pthread_create(&te, NULL, cl_out_thread, je);
+	if (o->stdin_file != NULL) {
+		ij.sock = cl_stream(o->id, "", "stdin");
+		ij.in_fd = open(o->stdin_file, O_RDONLY | O_CLOEXEC);
+		if (ij.in_fd < 0)
+			die("open %s: %s", o->stdin_file, strerror(errno));
+		pthread_create(&ti, NULL, cl_in_thread, &ij);
+	}
+	code = cl_call_code(
+	    c, "StartProcess", json_pack("{s:s, s:s}", "id", o->id, "exec_id", ""), &st);
+	if (o->expect_start_error) {
+		if (code == 0)
+			die("StartProcess succeeded; an error was expected");
+		printf("start error: %s: %s\n", status_code_name(code), st.msg);
+	} else if (code != 0) {
+		die("StartProcess: %s: %s", status_code_name(code), st.msg);
+	}
+	status = cl_wait_exit(o->id, o->id, 600);
+	pthread_join(to, NULL);
+	pthread_join(te, NULL);
+	if (o->stdin_file != NULL) {
+		pthread_join(ti, NULL);
+		close(ij.sock);
+		close(ij.in_fd);
+	}
+	close(jo->sock);
+	close(je->sock);
+	if (jo->out_fd >= 0)
+		close(jo->out_fd);
+	if (je->out_fd >= 0)
+		close(je->out_fd);
+	resp = cl_call(c, "DeleteProcess", json_pack("{s:s, s:s}", "id", o->id, "exec_id", ""));
+	if (msg_get_i64(resp, "response", "exit_status", true, &status, &st) < 0)
+		die("%s", st.msg);
+	json_decref(resp);
+	if (status != o->expect_status)
+		die("%s: exit status %lld, expected %d", o->id, (long long)status,
+		    o->expect_status);
+	return 0;
+}
+
+static int
+cmd_run(int argc, char **argv)
+{
+	struct run_opts o = {.id = "c1"};
+	struct rpc_client *c;
+	int i;
+
+	for (i = 0; i < argc && strcmp(argv[i], "--") != 0; i++) {
+		if (i + 1 >= argc)
+			die("run: %s needs a value", argv[i]);
+		if (strcmp(argv[i], "--id") == 0)
+			o.id = argv[++i];
+		else if (strcmp(argv[i], "--stdin") == 0)
+			o.stdin_file = argv[++i];
+		else if (strcmp(argv[i], "--stdout") == 0)
+			o.stdout_file = argv[++i];
+		else if (strcmp(argv[i], "--stderr") == 0)
+			o.stderr_file = argv[++i];
+		else if (strcmp(argv[i], "--expect-status") == 0)
+			o.expect_status = atoi(argv[++i]);
+		else if (strcmp(argv[i], "--order") == 0 && strcmp(argv[++i], "1") == 0)
+			o.check_order = true;
+		else if (strcmp(argv[i], "--start-error") == 0 && strcmp(argv[++i], "1") == 0)
+			o.expect_start_error = true;
+	}
+	if (i >= argc - 1)
+		die("run: no command after --");
+	c = cl_control(true);
+	cl_run(c, &o, argv + i + 1, argc - i - 1);
+	rpc_client_free(c);
+	return 0;
+}
+
+/* ---- many ---- */
+
+struct many_job {
+	struct rpc_client *c;
+	int n;
+	char id[32];
+	char out[64];
+};
+
+static void *
+cl_many_thread(void *arg)
+{
+	struct many_job *m = arg;
+	struct out_job oj[2] = {{0}};
+	pthread_t t[2];
+	char expect[64];
+	char *args[3] = {"sh", "-c", NULL};
+	char script[64];
+	int fds[2], k;
+	ssize_t n;
+
+	snprintf(
+	    script, sizeof script, "echo hello-%d; echo err-%d >&2; exit %d", m->n, m->n, m->n % 7);
+	args[2] = script;
+	json_decref(cl_call(m->c, "CreateContainer",
+	    json_pack("{s:s, s:{s:o}, s:b, s:b}", "id", m->id, "spec", "process",
+		cl_process(args, 3), "stdout", 1, "stderr", 1)));
+	if (pipe2(fds, O_CLOEXEC) < 0)
+		die("pipe");
+	for (k = 0; k < 2; k++) {
+		oj[k].sock = cl_stream(m->id, "", k == 0 ? "stdout" : "stderr");
+		oj[k].cid = oj[k].id = m->id;
+		oj[k].out_fd = k == 0 ? fds[1] : -1;
+		pthread_create(&t[k], NULL, cl_out_thread, &oj[k]);
+	}
+	json_decref(cl_call(m->c, "StartProcess", json_pack("{s:s}", "id", m->id)));
+	if (cl_wait_exit(m->id, m->id, 120) != m->n % 7)
+		die("%s: wrong exit status", m->id);
+	for (k = 0; k < 2; k++) {
+		pthread_join(t[k], NULL);
+		close(oj[k].sock);
+	}
+	close(fds[1]);
+	n = read(fds[0], m->out, sizeof m->out - 1);
+	close(fds[0]);
+	m->out[n > 0 ? n : 0] = '\0';
+	snprintf(expect, sizeof expect, "hello-%d\n", m->n);
+	if (strcmp(m->out, expect) != 0)
+		die("%s: stdout \"%s\", expected \"%s\"", m->id, m->out, expect);
+	if (oj[1].bytes != strlen(expect) - 2) /* "err-N\n" */
+		die("%s: stderr has %llu bytes", m->id, oj[1].bytes);
+	json_decref(cl_call(m->c, "DeleteProcess", json_pack("{s:s}", "id", m->id)));
+	return NULL;
+}
+
+static int
+cmd_many(int n)
+{
+	struct rpc_client *c = cl_control(true);
+	struct many_job *jobs = xcalloc((size_t)n, sizeof *jobs);
+	pthread_t *t = xcalloc((size_t)n, sizeof *t);
+	int i;
+
+	for (i = 0; i < n; i++) {
+		jobs[i].c = c;
+		jobs[i].n = i;
+		snprintf(jobs[i].id, sizeof jobs[i].id, "many-%d", i);
+		if (pthread_create(&t[i], NULL, cl_many_thread, &jobs[i]) != 0)
+			die("pthread_create");
+	}
+	for (i = 0; i < n; i++)
+		pthread_join(t[i], NULL);
+	printf("many: %d processes ok\n", n);
+	rpc_client_free(c);
+	free(jobs);
+	free(t);
+	return 0;
+}
+
+/* ---- bigframe ---- */
+
+static int
+cmd_bigframe(void)
+{
+	struct rpc_client *c = cl_control(true);
+	char *args[] = {"cat"};
+	uint8_t hdr[4], buf[4096] = {0};
+	struct pollfd pfd;
+	json_t *resp;
+	int in, r;
+	ssize_t n;
+
+	json_decref(cl_call(c, "CreateContainer",
+	    json_pack("{s:s, s:{s:o}, s:b}", "id", "big", "spec", "process", cl_process(args, 1),
+		"stdin", 1)));
+	in = cl_stream("big", "", "stdin");
+	json_decref(cl_call(c, "StartProcess", json_pack("{s:s}", "id", "big")));
+	stream_len_pack(STREAM_FRAME_MAX + 1, hdr);
+	if (write_all(in, hdr, 4) < 0 || write_all(in, buf, sizeof buf) < 0)
+		die("write: %s", strerror(errno));
+	/* The agent fails the stream: the connection closes without reading 10 MiB. */
+	pfd.fd = in;
+	pfd.events = POLLIN;
+	r = poll(&pfd, 1, 5000);
+	if (r != 1)
+		die("agent did not close the stream after a 10 MiB + 1 frame");
+	n = read(in, buf, sizeof buf);
+	if (n > 0)
+		die("agent sent %zd bytes instead of closing", n);
+	close(in);
+	/* The agent is healthy: Ping answers; stdin closed, so cat exits 0. */
+	resp = cl_call(c, "Ping", NULL);
+	json_decref(resp);
+	if (cl_wait_exit("big", "big", 10) != 0)
+		die("cat did not exit 0 after its stdin stream failed");
+	json_decref(cl_call(c, "DeleteProcess", json_pack("{s:s}", "id", "big")));
+	printf("bigframe: stream failed, agent healthy\n");
+	rpc_client_free(c);
+	return 0;
+}
+
+/* ---- handshake ---- */
+
+static int
+hs_raw(void)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	snprintf(sa.sun_path, sizeof sa.sun_path, "%s", sock_path);
+	if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof sa) < 0)
+		die("connect %s: %s", sock_path, strerror(errno));
+	return fd;
+}
+
+/* Read until EOF or a newline within timeout; returns what was read. */
+static size_t
+hs_read(int fd, char *buf, size_t len, int timeout_ms, bool *closed)
+{
+	struct pollfd pfd = {fd, POLLIN, 0};
+	int64_t deadline = time_mono_ms() + timeout_ms;
+	size_t off = 0;
+	ssize_t n;
+
+	*closed = false;
+	while (off < len - 1) {
+		int left = (int)(deadline - time_mono_ms());
+		if (left <= 0 || poll(&pfd, 1, left) != 1)
+			break;
+		n = read(fd, buf + off, 1);
+		if (n <= 0) {
+			*closed = true;
+			break;
+		}
+		off++;
+		if (buf[off - 1] == '\n')
+			break;
+	}
+	buf[off] = '\0';
+	return off;
+}
+
+static void
+hs_expect_ok(const char *what, const char *line)
+{
+	int fd = hs_raw();
+	char buf[64];
+	bool closed;
+	uint32_t port;
+
+	write_all(fd, line, strlen(line));
+	hs_read(fd, buf, sizeof buf, 3000, &closed);
+	if (strncmp(buf, "OK ", 3) != 0 || buf[strlen(buf) - 1] != '\n')
+		die("%s: expected OK, got \"%s\"", what, buf);
+	buf[strlen(buf) - 1] = '\0';
+	if (parse_u32(buf + 3, &port) < 0 || port < 1073741824u)
+		die("%s: bad host port \"%s\"", what, buf + 3);
+	printf("ok   %s: %s\n", what, buf);
+	close(fd);
+}
+
+static void
+hs_expect_closed(const char *what, const char *data, size_t len)
+{
+	int fd = hs_raw();
+	char buf[64];
+	bool closed;
+
+	write_all(fd, data, len);
+	hs_read(fd, buf, sizeof buf, 4000, &closed);
+	if (buf[0] != '\0' || !closed)
+		die("%s: expected a close without answer, got \"%s\" (closed %d)", what, buf,
+		    closed);
+	printf("ok   %s: closed without OK\n", what);
+	close(fd);
+}
+
+static int
+cmd_handshake(void)
+{
+	char line[64], buf[64];
+	uint8_t *frame, hdr[FRAME_HEADER_SIZE], *payload;
+	struct frame_header h;
+	struct msg_response resp;
+	struct rpc_client *c;
+	struct status st;
+	size_t flen, rlen;
+	int64_t t0, t1;
+	int fd, silent;
+	bool closed;
+	char *req;
+
+	hs_expect_ok("good", "CONNECT 1024\n");
+	hs_expect_ok("lowercase connect", "connect 1025\n");
+	hs_expect_closed("unknown port", "CONNECT 9999\n", 13);
+	hs_expect_closed("garbage", "GET / HTTP/1.0\n", 15);
+	hs_expect_closed("no space", "CONNECT1024\n", 12);
+	memset(line, 'A', 33);
+	hs_expect_closed("33 bytes without newline", line, 33);
+	snprintf(line, sizeof line, "CONNECT %031u\n", 1024u);
+	hs_expect_closed("line over 32 bytes", line, strlen(line));
+
+	/* Silence: this client says nothing; another is served meanwhile. */
+	silent = hs_raw();
+	t0 = time_mono_ms();
+	c = cl_control(false);
+	json_decref(cl_call(c, "Ping", NULL));
+	t1 = time_mono_ms();
+	if (t1 - t0 > 1000)
+		die("silence: another client waited %lld ms", (long long)(t1 - t0));
+	rpc_client_free(c);
+	printf("ok   silence: another client served in %lld ms\n", (long long)(t1 - t0));
+	hs_read(silent, buf, sizeof buf, 5000, &closed);
+	t1 = time_mono_ms();
+	if (!closed || buf[0] != '\0')
+		die("silence: not closed after the deadline (%lld ms)", (long long)(t1 - t0));
+	if (t1 - t0 < 1500 || t1 - t0 > 4000)
+		die("silence: closed after %lld ms, expected about 2000", (long long)(t1 - t0));
+	printf("ok   silence: closed after %lld ms\n", (long long)(t1 - t0));
+	close(silent);
+
+	/* A Ping frame in the same write as the CONNECT line reaches the service intact. */
+	req = msg_request_encode(SERVICE, "Ping", NULL, 0, &rlen);
+	frame = frame_encode(1, FRAME_TYPE_REQUEST, 0, req, rlen, &flen);
+	free(req);
+	fd = hs_raw();
+	memcpy(line, "CONNECT 1024\n", 13);
+	{
+		uint8_t *all = xmalloc(13 + flen);
+		memcpy(all, line, 13);
+		memcpy(all + 13, frame, flen);
+		write_all(fd, all, 13 + flen);
+		free(all);
+	}
+	free(frame);
+	hs_read(fd, buf, sizeof buf, 3000, &closed);
+	if (strncmp(buf, "OK ", 3) != 0)
+		die("data after newline: expected OK, got \"%s\"", buf);
+	if (read_full(fd, hdr, sizeof hdr) < 0)
+		die("data after newline: no response frame");
+	frame_header_unpack(hdr, &h);
+	if (h.type != FRAME_TYPE_RESPONSE || h.stream_id != 1 || h.length > 65536)
+		die("data after newline: unexpected frame type %u id %u", h.type, h.stream_id);
+	payload = xmalloc(h.length);
+	if (read_full(fd, payload, h.length) < 0 ||
+	    msg_response_decode(payload, h.length, &resp, &st) < 0 || resp.code != 0)
+		die("data after newline: bad Ping response");
+	msg_response_clear(&resp);
+	free(payload);
+	close(fd);
+	printf("ok   data after the newline: Ping in the same write answered\n");
+	return 0;
+}
+
+/* ---- oci ---- */
+
+static json_t *
+oci_spec(const char *bundle, const char *script)
+{
+	char path[4096];
+	json_error_t err;
+	json_t *spec;
+
+	snprintf(path, sizeof path, "%s/config.json", bundle);
+	spec = json_load_file(path, 0, &err);
+	if (spec == NULL)
+		die("%s: %s", path, err.text);
+	json_object_set_new(json_object_get(spec, "process"), "terminal", json_false());
+	json_object_set_new(
+	    json_object_get(spec, "process"), "args", json_pack("[s, s, s]", "sh", "-c", script));
+	return spec;
+}
+
+static int
+cmd_oci(const char *bundle)
+{
+	struct rpc_client *c = cl_control(true);
+	struct out_job oj = {0}, ej = {0};
+	pthread_t t;
+	char *args[] = {"sh", "-c", "echo exec-out; exit 5"};
+	int fds[2];
+	char out[128];
+	json_t *resp, *procs = NULL, *spec;
+	struct status st;
+	int64_t pid = 0;
+	ssize_t n;
+
+	spec = oci_spec(bundle, "echo init-out; exec sleep 60");
+	resp = cl_call(c, "CreateContainer",
+	    json_pack(
+		"{s:s, s:s, s:o, s:b}", "id", "oci1", "bundle", bundle, "spec", spec, "stdout", 1));
+	if (msg_get_i64(resp, "response", "pid", true, &pid, &st) < 0 || pid <= 0)
+		die("CreateContainer: no pid");
+	json_decref(resp);
+	printf("ok   create: pid %lld\n", (long long)pid);
+	if (pipe2(fds, O_CLOEXEC) < 0)
+		die("pipe");
+	oj.sock = cl_stream("oci1", "", "stdout");
+	oj.cid = oj.id = "oci1";
+	oj.out_fd = fds[1];
+	pthread_create(&t, NULL, cl_out_thread, &oj);
+	json_decref(cl_call(c, "StartProcess", json_pack("{s:s}", "id", "oci1")));
+	n = read(fds[0], out, sizeof out - 1);
+	out[n > 0 ? n : 0] = '\0';
+	if (strcmp(out, "init-out\n") != 0)
+		die("init output \"%s\"", out);
+	printf("ok   start: init wrote its line\n");
+
+	json_decref(cl_call(c, "ExecProcess",
+	    json_pack("{s:s, s:s, s:o, s:b}", "id", "oci1", "exec_id", "e1", "process",
+		cl_process(args, 3), "stdout", 1)));
+	ej.sock = cl_stream("oci1", "e1", "stdout");
+	ej.cid = "oci1";
+	ej.id = "e1";
+	ej.out_fd = -1;
+	{
+		pthread_t te;
+		pthread_create(&te, NULL, cl_out_thread, &ej);
+		json_decref(cl_call(
+		    c, "StartProcess", json_pack("{s:s, s:s}", "id", "oci1", "exec_id", "e1")));
+		if (cl_wait_exit("oci1", "e1", 30) != 5)
+			die("exec: wrong exit status");
+		pthread_join(te, NULL);
+		if (ej.bytes != strlen("exec-out\n"))
+			die("exec: %llu bytes of output", ej.bytes);
+	}
+	close(ej.sock);
+	json_decref(
+	    cl_call(c, "DeleteProcess", json_pack("{s:s, s:s}", "id", "oci1", "exec_id", "e1")));
+	printf("ok   exec: output and exit status 5\n");
+
+	resp = cl_call(c, "Pids", json_pack("{s:s}", "id", "oci1"));
+	if (msg_get_array(resp, "response", "processes", true, &procs, &st) < 0 ||
+	    json_array_size(procs) < 1)
+		die("Pids: no process");
+	printf("ok   pids: %zu process(es)\n", json_array_size(procs));
+	json_decref(resp);
+	resp = cl_call(c, "Stats", json_pack("{s:s}", "id", "oci1"));
+	{
+		char *s = json_dumps(resp, JSON_COMPACT);
+		json_t *cpu = NULL;
+		if (msg_get_object(resp, "response", "cpu", true, &cpu, &st) < 0)
+			die("Stats: %s", st.msg);
+		printf("ok   stats: %s\n", s);
+		free(s);
+	}
+	json_decref(resp);
+
+	json_decref(cl_call(c, "SignalProcess",
+	    json_pack("{s:s, s:s, s:i}", "id", "oci1", "exec_id", "", "signal", SIGKILL)));
+	if (cl_wait_exit("oci1", "oci1", 30) != 137)
+		die("kill: exit status is not 137");
+	pthread_join(t, NULL);
+	close(oj.sock);
+	close(fds[0]);
+	close(fds[1]);
+	printf("ok   kill: exit status 137\n");
+	json_decref(cl_call(c, "DeleteProcess", json_pack("{s:s}", "id", "oci1")));
+	printf("ok   delete\n");
+	rpc_client_free(c);
+	return 0;
+}
+
+/* ---- bring-up overlap switch ---- */
+
+static int
+hs_mount(struct rpc_client *c, const char *id, struct status *st)
+{
+	json_t *resp = NULL, *req;
+	const char *msg = NULL;
+	bool mounted = true;
+	int r;
+
+	req = json_pack("{s:s, s:s, s:s, s:s, s:[s]}", "id", id, "serial", id, "target",
+	    "/mnt/vmshim-test", "fstype", "ext4", "options", "ro");
+	r = rpc_client_call(c, SERVICE, "MountDisk", req, CALL_MS, &resp, st);
+	json_decref(req);
+	if (r < 0)
+		return -1;
+	if (msg_get_bool(resp, "response", "mounted", true, &mounted, st) < 0 ||
+	    msg_get_string(resp, "response", "message", true, &msg, st) < 0)
+		die("MountDisk: %s", st->msg);
+	if (mounted || strcmp(msg, "mount skipped: local VM") != 0)
+		die("MountDisk in the local VM: mounted %d, message \"%s\"", mounted, msg);
+	json_decref(resp);
+	return 0;
+}
+
+static void
+hs_create(struct rpc_client *c, const char *id)
+{
+	char *args[] = {"true"};
+
+	json_decref(cl_call(c, "CreateContainer",
+	    json_pack("{s:s, s:{s:o}}", "id", id, "spec", "process", cl_process(args, 1))));
+	json_decref(cl_call(c, "DeleteProcess", json_pack("{s:s}", "id", id)));
+}
+
+/* Serial bring-ups never trip the switch; overlapping ones drop the connection iff it is on. */
+static int
+cmd_overlap(bool expect_drop)
+{
+	struct rpc_client *c = cl_control(false);
+	struct status st;
+	int r;
+
+	if (hs_mount(c, "ov-a", &st) < 0)
+		die("MountDisk ov-a: %s", st.msg);
+	hs_create(c, "ov-a");
+	if (hs_mount(c, "ov-b", &st) < 0)
+		die("MountDisk ov-b: %s", st.msg);
+	hs_create(c, "ov-b");
+	json_decref(cl_call(c, "Ping", NULL));
+	printf("ok   serial bring-ups: connection kept\n");
+	if (hs_mount(c, "ov-x", &st) < 0)
+		die("MountDisk ov-x: %s", st.msg);
+	r = hs_mount(c, "ov-y", &st);
+	if (expect_drop && (r == 0 || st.code != ST_UNAVAILABLE))
+		die("overlapping bring-ups: the connection was not dropped (%s)", st.msg);
+	if (!expect_drop && r < 0)
+		die("overlapping bring-ups without the switch: %s", st.msg);
+	printf("ok   overlapping bring-ups: %s\n", expect_drop ? "connection dropped" : "allowed");
+	rpc_client_free(c);
+	return 0;
+}
+
+int
+main(int argc, char **argv)
+{
+	signal(SIGPIPE, SIG_IGN);
+	if (argc < 3) {
+		fprintf(stderr,
+		    "usage: agent_client (handshake|ping|run|many|bigframe|oci) SOCK ...\n");
+		return 2;
+	}
+	sock_path = argv[2];
+	if (strcmp(argv[1], "handshake") == 0)
+		return cmd_handshake();
+	if (strcmp(argv[1], "ping") == 0) {
+		struct rpc_client *c = cl_control(false);
+		json_t *r = cl_call(c, "Ping", NULL);
+		char *s = json_dumps(r, JSON_COMPACT);
+		printf("%s\n", s);
+		free(s);
+		json_decref(r);
+		rpc_client_free(c);
+		return 0;
+	}
+	if (strcmp(argv[1], "run") == 0)
+		return cmd_run(argc - 3, argv + 3);
+	if (strcmp(argv[1], "many") == 0 && argc > 3)
+		return cmd_many(atoi(argv[3]));
+	if (strcmp(argv[1], "bigframe") == 0)
+		return cmd_bigframe();
+	if (strcmp(argv[1], "overlap") == 0 && argc > 3)
+		return cmd_overlap(strcmp(argv[3], "1") == 0);
+	if (strcmp(argv[1], "oci") == 0 && argc > 3)
+		return cmd_oci(argv[3]);
+	fprintf(stderr, "agent_client: unknown command %s\n", argv[1]);
+	return 2;
+}
