@@ -1,2 +1,38 @@
-# shim/: the vmshim daemon (owned by the daemon work). The io data plane lists its sources in
-# shim/io.mk as shim_io_files; vmshimctl lives in shim/ctl/local.mk.
+# shim/: the vmshim daemon. The io data plane lists its sources in shim/io.mk as
+# shim_io_files; vmshimctl lives in shim/ctl/local.mk.
+bin_PROGRAMS += shim/vmshim
+shim_vmshim_SOURCES = \
+	shim/shim.h \
+	shim/main.c \
+	shim/config.c \
+	shim/accept.c \
+	shim/loop.c \
+	shim/worker.c \
+	shim/guest.c \
+	shim/events.c \
+	shim/task.c \
+	shim/task-lifecycle.c \
+	shim/task-control.c \
+	shim/task-query.c \
+	$(shim_io_files)
+shim_vmshim_CFLAGS = $(AM_CFLAGS)
+# common/seccomp.mk's SECCOMP_CONF_LIBS carries $(SECCOMP_LIBS) (SPEC 9 self-confinement).
+shim_vmshim_LDADD = $(SECCOMP_CONF_LIBS) $(COMMON_LIBS) $(SECCOMP_LIBS)
+
+# Integration tests of the daemon: real binaries on a private runtime directory.
+SHIM_ITESTS = \
+	tests/integration/shim_cli.sh \
+	tests/integration/shim_tasks.sh \
+	tests/integration/shim_ctl.sh \
+	tests/integration/shim_badinput.sh \
+	tests/integration/shim_agent.sh \
+	tests/integration/shim_load.sh
+TESTS += $(SHIM_ITESTS)
+EXTRA_DIST += $(SHIM_ITESTS) tests/integration/lib.sh
+check_PROGRAMS += tests/integration/shim_rawclient tests/integration/shim_load
+tests_integration_shim_rawclient_SOURCES = tests/integration/shim_rawclient.c
+tests_integration_shim_rawclient_CFLAGS = $(AM_CFLAGS)
+tests_integration_shim_rawclient_LDADD = $(COMMON_LIBS)
+tests_integration_shim_load_SOURCES = tests/integration/shim_load.c
+tests_integration_shim_load_CFLAGS = $(AM_CFLAGS)
+tests_integration_shim_load_LDADD = $(COMMON_LIBS)

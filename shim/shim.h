@@ -1,0 +1,254 @@
+/*
+ * shim.h: the vmshim daemon's internal header, one section per file.
+ *
+ * Threads: one libevent loop thread (loop.c) owns every connection, the task table
+ * (task*.c), the event subscribers (events.c) and the guest link's reading side (guest.c);
+ * `workers` worker threads (worker.c) run blocking jobs (guest RPC, stdio preparation) whose
+ * completions come back to the loop thread; one accept thread (accept.c) accepts and checks
+ * peers and hands their descriptors to the loop. Nothing here is shared between threads
+ * unless its comment says how it is guarded.
+ */
+#ifndef VMSHIM_SHIM_H
+#define VMSHIM_SHIM_H
+
+#include <event2/event.h>
+#include <jansson.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "log.h"
+#include "msg.h"
+#include "rpc.h"
+#include "status.h"
+#include "transport.h"
+
+#define SHIM_TASK_SERVICE   "containerd.task.v2.Task"
+#define SHIM_EVENTS_SERVICE "containerd.events.v1.Events"
+#define SHIM_AGENT_SERVICE  "vmshim.agent.v1.Agent"
+
+/* config.c */
+
+#define CONFIG_DEFAULT_PATH "/etc/vmshim/config.json"
+
+struct shim_config {
+	char *vm_vsock;
+	uint32_t agent_port;
+	uint32_t stream_port;
+	char *vm_qmp;
+	char **hotplug_ports;
+	size_t n_hotplug_ports;
+	uint32_t unplug_timeout_ms;
+	bool confidential;
+	uint32_t connect_timeout_ms;
+	uint32_t workers;
+	uint32_t max_connections;
+	uint32_t max_message_bytes;
+	uint32_t handshake_timeout_ms;
+	uint32_t request_timeout_ms;
+	uid_t *allowed_uids;
+	size_t n_allowed_uids;
+	bool seccomp;
+	enum log_level log_level;
+
+	/* Derived from vm_vsock and the ports by config_endpoints(). */
+	struct endpoint agent_ep;
+	struct endpoint stream_ep;
+};
+
+void config_defaults(struct shim_config *cfg);
+/* Load path over the defaults; a missing file is fine only when !must_exist. */
+int config_load(struct shim_config *cfg, const char *path, bool must_exist, struct status *st);
+/* Apply io.vmshim.* annotations of an OCI config.json object. */
+int config_apply_annotations(struct shim_config *cfg, json_t *annotations, struct status *st);
+/* Read bundle/config.json (if present) and apply its annotations. */
+int config_apply_bundle(struct shim_config *cfg, const char *bundle, struct status *st);
+/* Compute agent_ep and stream_ep from vm.vsock and the ports; src names the config file. */
+int config_endpoints(struct shim_config *cfg, const char *src, struct status *st);
+void config_free(struct shim_config *cfg);
+
+/* worker.c */
+
+/*
+ * A job runs `run(arg)` on a worker thread, then `done(arg)` on the loop thread; `done` owns
+ * and frees arg. Both may be NULL.
+ */
+int worker_init(
+    struct event_base *base, unsigned nworkers, unsigned queue_per_worker, struct status *st);
+/* Queue a job; -1 with RESOURCE_EXHAUSTED when the queue is full or shutting down. */
+int worker_submit(void (*run)(void *), void (*done)(void *), void *arg, struct status *st);
+/* Stop taking jobs, let queued ones finish, join the threads, run the last completions. */
+void worker_shutdown(void);
+
+/* accept.c */
+
+/* Spawn the accept thread on listen_fd (ownership stays with the caller). */
+int accept_start(int listen_fd, const struct shim_config *cfg, struct status *st);
+/* Wake and join the accept thread; fds it queued but the loop did not take are closed. */
+void accept_stop(void);
+/* Loop thread: take the next accepted fd, or -1. */
+int accept_take(void);
+/* Loop thread: a connection the accept thread counted has closed. */
+void accept_conn_closed(void);
+
+/* loop.c */
+
+struct shim {
+	struct event_base *base;
+	struct shim_config cfg;
+	const char *socket_path;
+	const char *pid_path;
+	pid_t pid;
+	bool shutting_down;
+	bool exit_when_empty; /* Shutdown without now: exit when the last task is deleted */
+};
+
+extern struct shim shim;
+
+/* Run the daemon on an already listening socket until Shutdown or a signal. */
+int loop_run(int listen_fd, struct status *st);
+/* Loop thread: the accept thread queued a new fd. */
+void loop_notify_accept(void);
+/* Loop thread: begin the orderly shutdown (answers parked calls, stops everything). */
+void loop_request_exit(void);
+
+/* guest.c */
+
+struct guest;
+
+int guest_init(struct status *st);
+/* Worker thread: a reference to the live agent link, waiting up to wait_ms for one. */
+struct guest *guest_get(int wait_ms, struct status *st);
+void guest_put(struct guest *g);
+/* Worker thread: one agent call over the live link (UNAVAILABLE when there is none). */
+int guest_call(const char *method, json_t *payload, int timeout_ms, bool wait, json_t **resp,
+    struct status *st);
+bool guest_connected(void);
+/* Loop thread: fail in-flight calls, stop reconnecting, drop the link. */
+void guest_shutdown(void);
+/* Per-VM bring-up lock (SPEC 8): held across a container bring-up in confidential VMs. */
+void guest_bringup_lock(void);
+void guest_bringup_unlock(void);
+
+/* events.c */
+
+void events_subscribe(struct rpc_conn *c, uint32_t stream_id, struct msg_request *req);
+/* Publish an event to every subscriber; steals `event`. */
+void events_publish(const char *topic, json_t *event);
+void events_shutdown(void);
+
+/* task.c: dispatch and the shared task table */
+
+/*
+ * A request being answered: the connection (referenced), the stream id, the decoded request
+ * (owning its payload). task_call_finish* answers and frees it.
+ */
+struct task_call {
+	struct rpc_conn *conn;
+	uint32_t stream_id;
+	struct msg_request req;
+	int timeout_ms; /* the request's timeout_nano, or request_timeout_ms */
+};
+
+enum proc_state {
+	PROC_CREATING, /* a worker is bringing it up: invisible except to duplicate checks */
+	PROC_CREATED,
+	PROC_RUNNING,
+	PROC_STOPPED, /* exit published */
+	PROC_DELETING,
+};
+
+struct task_waiter {
+	struct rpc_conn *conn;
+	uint32_t stream_id;
+	struct task_waiter *next;
+};
+
+struct task_container;
+
+struct task_proc {
+	struct task_container *ctr;
+	char *exec_id; /* "" for init */
+	enum proc_state state;
+	uint32_t pid;
+	bool terminal;
+	char *stdin_path;
+	char *stdout_path;
+	char *stderr_path;
+	struct io_streams *io; /* owned; NULL when no stdio or torn down */
+	bool starting;	       /* a Start job is in flight */
+	bool exit_seen;	       /* the agent reported the exit */
+	bool output_done;      /* every stdout/stderr byte reached the host */
+	int exit_status;
+	char exited_at[40];
+	struct task_waiter *waiters;
+	struct task_proc *next; /* in ctr->execs */
+};
+
+struct task_container {
+	char *id;
+	char *bundle;
+	json_t *rootfs;
+	bool paused;
+	struct task_proc *init;
+	struct task_proc *execs;
+	struct task_container *next;
+};
+
+typedef void (*task_method_fn)(struct task_call *call);
+
+void task_dispatch(struct rpc_conn *c, uint32_t stream_id, uint8_t flags, struct msg_request *req);
+/* Answer and free the call; `payload` (may be NULL) is stolen. */
+void task_call_finish(struct task_call *call, int code, const char *msg, json_t *payload);
+void task_call_finish_status(struct task_call *call, const struct status *st);
+void task_call_free(struct task_call *call);
+
+struct task_container *task_find(const char *id);
+struct task_proc *task_find_proc(struct task_container *ctr, const char *exec_id);
+/* Look up id/exec_id for a method; NOT_FOUND otherwise; `creating` are not found either. */
+struct task_proc *task_lookup(const char *id, const char *exec_id, struct status *st);
+struct task_container *task_add(const char *id, const char *bundle);
+struct task_proc *task_proc_new(struct task_container *ctr, const char *exec_id);
+void task_proc_remove(struct task_proc *p);
+void task_container_remove(struct task_container *ctr);
+bool task_table_empty(void);
+/* The exit and output of p may now both be complete: publish, answer the waiters. */
+void task_proc_maybe_exit(struct task_proc *p);
+/* A process that never ran is finished (Delete): answer its waiters, publish nothing. */
+void task_proc_end_quiet(struct task_proc *p);
+/* An exit or OOM event from the agent (loop thread). */
+void task_agent_event(const char *topic, json_t *event);
+/* The agent link went down: nothing to do for processes, logged. */
+void task_shutdown(void);
+const char *task_status_name(const struct task_proc *p);
+int task_timeout_ms(const struct msg_request *req);
+
+/* task-*.c methods, all run on the loop thread */
+
+void task_create(struct task_call *call);
+void task_start(struct task_call *call);
+void task_exec(struct task_call *call);
+void task_delete(struct task_call *call);
+void task_kill(struct task_call *call);
+void task_pause(struct task_call *call);
+void task_resume(struct task_call *call);
+void task_update(struct task_call *call);
+void task_resize_pty(struct task_call *call);
+void task_close_io(struct task_call *call);
+void task_wait(struct task_call *call);
+void task_shutdown_method(struct task_call *call);
+void task_state(struct task_call *call);
+void task_pids(struct task_call *call);
+void task_stats(struct task_call *call);
+void task_connect(struct task_call *call);
+
+/* task-control.c helper: a worker job that makes one agent call and answers with its result. */
+void task_forward(struct task_call *call, const char *agent_method, json_t *agent_payload,
+    void (*on_ok)(struct task_call *call, json_t *resp));
+
+#define SHIM_VERSION PACKAGE_VERSION
+
+#endif

@@ -1,0 +1,645 @@
+/*
+ * task-lifecycle.c: Create, Start, Exec and Delete.
+ *
+ * Each method validates its payload on the loop thread (errors name the field), marks the
+ * process in the table, and hands a self-contained job to a worker: reading the bundle,
+ * agent calls and io_prepare() block, so they never run on the loop. The job's completion
+ * runs on the loop thread, looks the process up again by id, starts the stdio bridge
+ * (io_start), updates the table, publishes the event and answers. A job owns its copies of
+ * every string and JSON value it uses; its completion frees the job.
+ *
+ * Bring-up order for a process: the agent's CreateContainer/ExecProcess first (declaring which
+ * streams will attach: the agent only accepts streams of processes it knows), then
+ * io_prepare() attaches them; a failure after CreateContainer deletes the process in the
+ * agent again so nothing is left behind. The whole bring-up runs under the per-VM bring-up
+ * lock when vm.confidential is set (SPEC 8, seed 003); block rootfs hot-add will slot in at
+ * task_bringup_disks().
+ */
+#include "config.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "io.h"
+#include "shim.h"
+#include "util.h"
+
+#define TASK_ID_MAX 256
+
+/* Container and exec ids: 1..255 bytes of [A-Za-z0-9_.-], not starting with '.' or '-'. */
+static int
+task_check_id(const char *field, const char *id, bool allow_empty, struct status *st)
+{
+	size_t n = strlen(id);
+
+	if (n == 0) {
+		if (allow_empty)
+			return 0;
+		return status_set(st, ST_INVALID_ARGUMENT, "payload.%s: must not be empty", field);
+	}
+	if (n >= TASK_ID_MAX)
+		return status_set(st, ST_INVALID_ARGUMENT, "payload.%s: longer than %d bytes",
+		    field, TASK_ID_MAX - 1);
+	if (id[0] == '.' || id[0] == '-')
+		return status_set(
+		    st, ST_INVALID_ARGUMENT, "payload.%s: must not start with '.' or '-'", field);
+	for (size_t i = 0; i < n; i++) {
+		char ch = id[i];
+
+		if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+			(ch >= '0' && ch <= '9') || ch == '_' || ch == '.' || ch == '-'))
+			return status_set(st, ST_INVALID_ARGUMENT,
+			    "payload.%s: invalid character 0x%02x", field, (unsigned char)ch);
+	}
+	return 0;
+}
+
+/* The stdio fields shared by Create and Exec. */
+struct task_stdio {
+	bool terminal;
+	const char *in, *out, *err;
+};
+
+static int
+task_get_stdio(json_t *pl, struct task_stdio *s, struct status *st)
+{
+	s->terminal = false;
+	s->in = s->out = s->err = "";
+	if (msg_get_bool(pl, "payload", "terminal", false, &s->terminal, st) < 0 ||
+	    msg_get_string(pl, "payload", "stdin", false, &s->in, st) < 0 ||
+	    msg_get_string(pl, "payload", "stdout", false, &s->out, st) < 0 ||
+	    msg_get_string(pl, "payload", "stderr", false, &s->err, st) < 0)
+		return -1;
+	return 0;
+}
+
+static void
+task_proc_set_stdio(struct task_proc *p, const struct task_stdio *s)
+{
+	p->terminal = s->terminal;
+	free(p->stdin_path);
+	free(p->stdout_path);
+	free(p->stderr_path);
+	p->stdin_path = xstrdup(s->in);
+	p->stdout_path = xstrdup(s->out);
+	p->stderr_path = xstrdup(s->err);
+}
+
+/* A bring-up job (Create or Exec). Strings are owned copies. */
+struct task_bringup {
+	struct task_call *call;
+	char *id;
+	char *exec_id; /* "" for Create */
+	char *bundle;
+	json_t *rootfs;	 /* Create: deep copy or NULL */
+	json_t *process; /* Exec: deep copy of the OCI process */
+	bool terminal;
+	char *in, *out, *err;
+	int timeout_ms;
+
+	/* Results. */
+	struct status st;
+	uint32_t pid;
+	struct io_prepared *io;
+};
+
+static void
+task_bringup_free(struct task_bringup *b)
+{
+	free(b->id);
+	free(b->exec_id);
+	free(b->bundle);
+	json_decref(b->rootfs);
+	json_decref(b->process);
+	free(b->in);
+	free(b->out);
+	free(b->err);
+	if (b->io != NULL)
+		io_prepared_free(b->io);
+	free(b);
+}
+
+static struct task_bringup *
+task_bringup_new(
+    struct task_call *call, const char *id, const char *exec_id, const struct task_stdio *s)
+{
+	struct task_bringup *b = xcalloc(1, sizeof *b);
+
+	b->call = call;
+	b->id = xstrdup(id);
+	b->exec_id = xstrdup(exec_id);
+	b->terminal = s->terminal;
+	b->in = xstrdup(s->in);
+	b->out = xstrdup(s->out);
+	b->err = xstrdup(s->err);
+	b->timeout_ms = call->timeout_ms;
+	return b;
+}
+
+/* Read bundle/config.json and check what the agent needs from it (worker thread). */
+static json_t *
+task_read_bundle(const char *bundle, bool *terminal, struct status *st)
+{
+	cleanup_free char *path = NULL;
+	cleanup_json json_t *spec = NULL;
+	json_t *process, *args;
+	json_error_t jerr;
+
+	xasprintf(&path, "%s/config.json", bundle);
+	spec = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr);
+	if (spec == NULL) {
+		if (jerr.line <= 0)
+			return status_set(st, ST_INVALID_ARGUMENT, "payload.bundle: %s: %s", path,
+				   jerr.text),
+			       NULL;
+		return status_set(st, ST_INVALID_ARGUMENT, "payload.bundle: %s: line %d: %s", path,
+			   jerr.line, jerr.text),
+		       NULL;
+	}
+	if (!json_is_object(spec) ||
+	    msg_get_object(spec, path, "process", true, &process, st) < 0 ||
+	    msg_get_array(process, "process", "args", true, &args, st) < 0)
+		return status_wrap(st, "payload.bundle"), NULL;
+	if (json_array_size(args) == 0)
+		return status_set(st, ST_INVALID_ARGUMENT,
+			   "payload.bundle: %s: process.args: must not be empty", path),
+		       NULL;
+	if (json_is_true(json_object_get(process, "terminal")))
+		*terminal = true;
+	return steal_ptr(&spec);
+}
+
+/* Hot-add and mount block rootfs entries (SPEC 8): not implemented yet. */
+static int
+task_bringup_disks(struct task_bringup *b, struct status *st)
+{
+	size_t i;
+	json_t *m;
+
+	json_array_foreach(b->rootfs, i, m)
+	{
+		const char *type = json_string_value(json_object_get(m, "type"));
+
+		if (type != NULL && strcmp(type, "block") == 0)
+			return status_set(st, ST_UNIMPLEMENTED,
+			    "payload.rootfs[%zu]: block device hot-add is not implemented yet", i);
+	}
+	return 0;
+}
+
+/* Attach the declared streams; on failure, take the process out of the agent again. */
+static int
+task_bringup_attach(struct task_bringup *b, struct status *st)
+{
+	struct io_spec spec = {
+	    .id = b->id,
+	    .exec_id = b->exec_id,
+	    .terminal = b->terminal,
+	    .stdin_path = b->in,
+	    .stdout_path = b->out,
+	    .stderr_path = b->terminal ? "" : b->err,
+	};
+	cleanup_json json_t *del = NULL;
+	struct status ignored;
+
+	b->io = io_prepare(&spec, &shim.cfg.stream_ep, (int)shim.cfg.connect_timeout_ms, st);
+	if (b->io != NULL)
+		return 0;
+	status_wrap(st, "stdio");
+	del = json_pack("{s:s, s:s}", "id", b->id, "exec_id", b->exec_id);
+	if (guest_call("DeleteProcess", del, b->timeout_ms, false, NULL, &ignored) < 0)
+		log_warn_id(b->id, b->exec_id, "rollback: %s", ignored.msg);
+	return -1;
+}
+
+/* Worker: bundle, bring-up, CreateContainer, streams. */
+static void
+task_create_run(void *arg)
+{
+	struct task_bringup *b = arg;
+	cleanup_json json_t *spec = NULL, *req = NULL, *resp = NULL;
+	bool terminal = b->terminal;
+
+	spec = task_read_bundle(b->bundle, &terminal, &b->st);
+	if (spec == NULL)
+		return;
+	b->terminal = terminal;
+	guest_bringup_lock();
+	if (task_bringup_disks(b, &b->st) < 0)
+		goto out;
+	req = json_pack("{s:s, s:s, s:O, s:s, s:b, s:b, s:b, s:b}", "id", b->id, "bundle",
+	    b->bundle, "spec", spec, "rootfs_mount", "", "terminal", b->terminal, "stdin",
+	    *b->in != '\0', "stdout", *b->out != '\0', "stderr", !b->terminal && *b->err != '\0');
+	if (guest_call("CreateContainer", req, b->timeout_ms, true, &resp, &b->st) < 0)
+		goto out;
+	b->pid = (uint32_t)json_integer_value(json_object_get(resp, "pid"));
+	task_bringup_attach(b, &b->st);
+out:
+	guest_bringup_unlock();
+}
+
+static void
+task_on_output_done(void *arg)
+{
+	struct task_proc *p = arg;
+
+	p->output_done = true;
+	task_proc_maybe_exit(p);
+}
+
+/* Loop: the process exists in the guest with its streams prepared: bridge them. */
+static void
+task_proc_start_io(struct task_proc *p, struct task_bringup *b)
+{
+	p->io = io_start(shim.base, steal_ptr(&b->io), task_on_output_done, p);
+	if (p->io != NULL && io_output_done(p->io))
+		p->output_done = true;
+}
+
+static void
+task_create_done(void *arg)
+{
+	struct task_bringup *b = arg;
+	struct task_call *call = b->call;
+	struct task_container *ctr = task_find(b->id);
+	struct task_proc *p = ctr != NULL ? ctr->init : NULL;
+	json_t *rootfs;
+
+	if (p == NULL || p->state != PROC_CREATING) {
+		task_call_finish(call, ST_UNAVAILABLE, "the shim is shutting down", NULL);
+		task_bringup_free(b);
+		return;
+	}
+	if (b->st.code != ST_OK) {
+		log_warn_id(b->id, NULL, "create failed: %s", b->st.msg);
+		task_container_remove(ctr);
+		task_call_finish_status(call, &b->st);
+		task_bringup_free(b);
+		return;
+	}
+	p->pid = b->pid;
+	p->terminal = b->terminal;
+	task_proc_start_io(p, b);
+	p->state = PROC_CREATED;
+	rootfs = ctr->rootfs != NULL ? json_incref(ctr->rootfs) : json_array();
+	log_info_id(b->id, NULL, "created, pid %u", p->pid);
+	events_publish("/tasks/create",
+	    json_pack("{s:s, s:s, s:o, s:{s:s, s:s, s:s, s:b}, s:s, s:i}", "container_id", ctr->id,
+		"bundle", ctr->bundle, "rootfs", rootfs, "io", "stdin", p->stdin_path, "stdout",
+		p->stdout_path, "stderr", p->stderr_path, "terminal", p->terminal, "checkpoint", "",
+		"pid", (int)p->pid));
+	task_call_finish(call, ST_OK, "", json_pack("{s:i}", "pid", (int)p->pid));
+	task_bringup_free(b);
+}
+
+void
+task_create(struct task_call *call)
+{
+	json_t *pl = call->req.payload, *rootfs = NULL, *m;
+	const char *id = NULL, *bundle = NULL;
+	struct task_stdio sio;
+	struct task_bringup *b;
+	struct task_container *ctr;
+	struct status st;
+	size_t i;
+
+	if (msg_get_string(pl, "payload", "id", true, &id, &st) < 0 ||
+	    task_check_id("id", id, false, &st) < 0 ||
+	    msg_get_string(pl, "payload", "bundle", true, &bundle, &st) < 0 ||
+	    msg_get_array(pl, "payload", "rootfs", false, &rootfs, &st) < 0 ||
+	    task_get_stdio(pl, &sio, &st) < 0)
+		return task_call_finish_status(call, &st);
+	if (*bundle == '\0')
+		return task_call_finish(
+		    call, ST_INVALID_ARGUMENT, "payload.bundle: must not be empty", NULL);
+	json_array_foreach(rootfs, i, m)
+	{
+		char where[64];
+		const char *s;
+		json_t *opts;
+
+		snprintf(where, sizeof where, "payload.rootfs[%zu]", i);
+		if (!json_is_object(m))
+			return task_call_finish(call, ST_INVALID_ARGUMENT,
+			    "payload.rootfs: expected an array of objects", NULL);
+		if (msg_get_string(m, where, "type", true, &s, &st) < 0 ||
+		    msg_get_string(m, where, "source", false, &s, &st) < 0 ||
+		    msg_get_string(m, where, "target", false, &s, &st) < 0 ||
+		    msg_get_array(m, where, "options", false, &opts, &st) < 0)
+			return task_call_finish_status(call, &st);
+	}
+	if (task_find(id) != NULL)
+		return task_call_finish(call, ST_ALREADY_EXISTS, "container already exists", NULL);
+
+	ctr = task_add(id, bundle);
+	ctr->rootfs = rootfs != NULL ? json_deep_copy(rootfs) : NULL;
+	task_proc_set_stdio(task_proc_new(ctr, ""), &sio);
+	b = task_bringup_new(call, id, "", &sio);
+	b->bundle = xstrdup(bundle);
+	b->rootfs = rootfs != NULL ? json_deep_copy(rootfs) : json_array();
+	if (worker_submit(task_create_run, task_create_done, b, &st) < 0) {
+		b->call = NULL;
+		task_bringup_free(b);
+		task_container_remove(ctr);
+		return task_call_finish_status(call, &st);
+	}
+}
+
+/* ---- Exec ---- */
+
+static void
+task_exec_run(void *arg)
+{
+	struct task_bringup *b = arg;
+	cleanup_json json_t *req = NULL, *resp = NULL;
+
+	if (json_is_true(json_object_get(b->process, "terminal")))
+		b->terminal = true;
+	guest_bringup_lock();
+	req = json_pack("{s:s, s:s, s:O, s:b, s:b, s:b, s:b}", "id", b->id, "exec_id", b->exec_id,
+	    "process", b->process, "terminal", b->terminal, "stdin", *b->in != '\0', "stdout",
+	    *b->out != '\0', "stderr", !b->terminal && *b->err != '\0');
+	if (guest_call("ExecProcess", req, b->timeout_ms, true, &resp, &b->st) == 0)
+		task_bringup_attach(b, &b->st);
+	guest_bringup_unlock();
+}
+
+static void
+task_exec_done(void *arg)
+{
+	struct task_bringup *b = arg;
+	struct task_call *call = b->call;
+	struct task_container *ctr = task_find(b->id);
+	struct task_proc *p = ctr != NULL ? task_find_proc(ctr, b->exec_id) : NULL;
+
+	if (p == NULL || p->state != PROC_CREATING) {
+		task_call_finish(call, ST_UNAVAILABLE, "the shim is shutting down", NULL);
+		task_bringup_free(b);
+		return;
+	}
+	if (b->st.code != ST_OK) {
+		log_warn_id(b->id, b->exec_id, "exec failed: %s", b->st.msg);
+		task_proc_remove(p);
+		task_call_finish_status(call, &b->st);
+		task_bringup_free(b);
+		return;
+	}
+	p->terminal = b->terminal;
+	task_proc_start_io(p, b);
+	p->state = PROC_CREATED;
+	log_info_id(b->id, b->exec_id, "exec added");
+	events_publish("/tasks/exec-added",
+	    json_pack("{s:s, s:s}", "container_id", b->id, "exec_id", b->exec_id));
+	task_call_finish(call, ST_OK, "", NULL);
+	task_bringup_free(b);
+}
+
+void
+task_exec(struct task_call *call)
+{
+	json_t *pl = call->req.payload, *spec = NULL, *args;
+	const char *id = NULL, *exec_id = NULL;
+	struct task_stdio sio;
+	struct task_bringup *b;
+	struct task_container *ctr;
+	struct status st;
+
+	if (msg_get_string(pl, "payload", "id", true, &id, &st) < 0 ||
+	    msg_get_string(pl, "payload", "exec_id", true, &exec_id, &st) < 0 ||
+	    task_check_id("exec_id", exec_id, false, &st) < 0 ||
+	    task_get_stdio(pl, &sio, &st) < 0 ||
+	    msg_get_object(pl, "payload", "spec", true, &spec, &st) < 0 ||
+	    msg_get_array(spec, "payload.spec", "args", true, &args, &st) < 0)
+		return task_call_finish_status(call, &st);
+	if (json_array_size(args) == 0)
+		return task_call_finish(
+		    call, ST_INVALID_ARGUMENT, "payload.spec.args: must not be empty", NULL);
+	ctr = task_find(id);
+	if (ctr == NULL || ctr->init == NULL || ctr->init->state == PROC_CREATING)
+		return task_call_finish(call, ST_NOT_FOUND, "container not found", NULL);
+	if (ctr->init->state != PROC_RUNNING)
+		return task_call_finish(
+		    call, ST_FAILED_PRECONDITION, "container is not running", NULL);
+	if (task_find_proc(ctr, exec_id) != NULL)
+		return task_call_finish(call, ST_ALREADY_EXISTS, "exec id already exists", NULL);
+
+	task_proc_set_stdio(task_proc_new(ctr, exec_id), &sio);
+	b = task_bringup_new(call, id, exec_id, &sio);
+	b->process = json_deep_copy(spec);
+	if (worker_submit(task_exec_run, task_exec_done, b, &st) < 0) {
+		b->call = NULL;
+		task_bringup_free(b);
+		task_proc_remove(task_find_proc(ctr, exec_id));
+		return task_call_finish_status(call, &st);
+	}
+}
+
+/* ---- Start ---- */
+
+struct task_simple_job {
+	struct task_call *call;
+	char *id, *exec_id;
+	int timeout_ms;
+	struct status st;
+	json_t *resp;
+};
+
+static struct task_simple_job *
+task_simple_job_new(struct task_call *call, const char *id, const char *exec_id)
+{
+	struct task_simple_job *j = xcalloc(1, sizeof *j);
+
+	j->call = call;
+	j->id = xstrdup(id);
+	j->exec_id = xstrdup(exec_id);
+	j->timeout_ms = call->timeout_ms;
+	return j;
+}
+
+static void
+task_simple_job_free(struct task_simple_job *j)
+{
+	free(j->id);
+	free(j->exec_id);
+	json_decref(j->resp);
+	free(j);
+}
+
+static void
+task_start_run(void *arg)
+{
+	struct task_simple_job *j = arg;
+	cleanup_json json_t *req = json_pack("{s:s, s:s}", "id", j->id, "exec_id", j->exec_id);
+
+	guest_call("StartProcess", req, j->timeout_ms, true, &j->resp, &j->st);
+}
+
+static void
+task_start_done(void *arg)
+{
+	struct task_simple_job *j = arg;
+	struct task_call *call = j->call;
+	struct task_container *ctr = task_find(j->id);
+	struct task_proc *p = ctr != NULL ? task_find_proc(ctr, j->exec_id) : NULL;
+
+	if (p == NULL || !p->starting) {
+		task_call_finish(call, ST_UNAVAILABLE, "the shim is shutting down", NULL);
+		task_simple_job_free(j);
+		return;
+	}
+	p->starting = false;
+	if (j->st.code != ST_OK) {
+		log_warn_id(j->id, j->exec_id, "start failed: %s", j->st.msg);
+		task_call_finish_status(call, &j->st);
+		task_simple_job_free(j);
+		task_proc_maybe_exit(p);
+		return;
+	}
+	p->pid = (uint32_t)json_integer_value(json_object_get(j->resp, "pid"));
+	p->state = PROC_RUNNING;
+	log_info_id(j->id, j->exec_id, "started, pid %u", p->pid);
+	if (*p->exec_id == '\0')
+		events_publish("/tasks/start",
+		    json_pack("{s:s, s:i}", "container_id", j->id, "pid", (int)p->pid));
+	else
+		events_publish(
+		    "/tasks/exec-started", json_pack("{s:s, s:s, s:i}", "container_id", j->id,
+					       "exec_id", j->exec_id, "pid", (int)p->pid));
+	task_call_finish(call, ST_OK, "", json_pack("{s:i}", "pid", (int)p->pid));
+	task_simple_job_free(j);
+	task_proc_maybe_exit(p);
+}
+
+void
+task_start(struct task_call *call)
+{
+	json_t *pl = call->req.payload;
+	const char *id = NULL, *exec_id = "";
+	struct task_simple_job *j;
+	struct task_proc *p;
+	struct status st;
+
+	if (msg_get_string(pl, "payload", "id", true, &id, &st) < 0 ||
+	    msg_get_string(pl, "payload", "exec_id", false, &exec_id, &st) < 0)
+		return task_call_finish_status(call, &st);
+	p = task_lookup(id, exec_id, &st);
+	if (p == NULL)
+		return task_call_finish_status(call, &st);
+	if (p->state != PROC_CREATED || p->starting)
+		return task_call_finish(call, ST_FAILED_PRECONDITION,
+		    p->starting ? "process is already starting" : "process was already started",
+		    NULL);
+	j = task_simple_job_new(call, id, exec_id);
+	if (worker_submit(task_start_run, task_start_done, j, &st) < 0) {
+		j->call = NULL;
+		task_simple_job_free(j);
+		return task_call_finish_status(call, &st);
+	}
+	p->starting = true;
+}
+
+/* ---- Delete ---- */
+
+static void
+task_delete_run(void *arg)
+{
+	struct task_simple_job *j = arg;
+	cleanup_json json_t *req = json_pack("{s:s, s:s}", "id", j->id, "exec_id", j->exec_id);
+
+	/* No waiting for a link: Delete must work from the shim's state with the agent down. */
+	guest_call("DeleteProcess", req, j->timeout_ms, false, &j->resp, &j->st);
+}
+
+static void
+task_delete_done(void *arg)
+{
+	struct task_simple_job *j = arg;
+	struct task_call *call = j->call;
+	struct task_container *ctr = task_find(j->id);
+	struct task_proc *p = ctr != NULL ? task_find_proc(ctr, j->exec_id) : NULL;
+	cleanup_json json_t *resp = NULL;
+	bool last;
+
+	if (p == NULL || p->state != PROC_DELETING) {
+		task_call_finish(call, ST_UNAVAILABLE, "the shim is shutting down", NULL);
+		task_simple_job_free(j);
+		return;
+	}
+	if (j->st.code != ST_OK && j->st.code != ST_UNAVAILABLE && j->st.code != ST_NOT_FOUND) {
+		p->state = p->exit_seen ? PROC_STOPPED : PROC_CREATED;
+		task_call_finish_status(call, &j->st);
+		task_simple_job_free(j);
+		return;
+	}
+	if (j->st.code != ST_OK)
+		log_warn_id(
+		    j->id, j->exec_id, "deleting from the shim's state only: %s", j->st.msg);
+	if (!p->exit_seen) {
+		/* Never started (or the agent is gone): take the agent's word, or 255. */
+		p->exit_status = 255;
+		if (j->resp != NULL) {
+			const char *at = json_string_value(json_object_get(j->resp, "exited_at"));
+
+			p->exit_status =
+			    (int)json_integer_value(json_object_get(j->resp, "exit_status"));
+			if (at != NULL)
+				snprintf(p->exited_at, sizeof p->exited_at, "%s", at);
+		}
+		if (p->exited_at[0] == '\0')
+			time_rfc3339_now(p->exited_at);
+		p->exit_seen = true;
+		/* It never ran: no /tasks/exit (as containerd); its waiters learn the end here. */
+		task_proc_end_quiet(p);
+	}
+	resp = json_pack("{s:i, s:i, s:s}", "pid", (int)p->pid, "exit_status", p->exit_status,
+	    "exited_at", p->exited_at);
+	events_publish(
+	    "/tasks/delete", json_pack("{s:s, s:i, s:i, s:s, s:s}", "container_id", j->id, "pid",
+				 (int)p->pid, "exit_status", p->exit_status, "exited_at",
+				 p->exited_at, "id", *j->exec_id != '\0' ? j->exec_id : j->id));
+	log_info_id(j->id, j->exec_id, "deleted");
+	task_proc_remove(p);
+	task_call_finish(call, ST_OK, "", steal_ptr(&resp));
+	last = task_table_empty();
+	task_simple_job_free(j);
+	if (last && shim.exit_when_empty) {
+		log_info("last task deleted after Shutdown: exiting");
+		loop_request_exit();
+	}
+}
+
+void
+task_delete(struct task_call *call)
+{
+	json_t *pl = call->req.payload;
+	const char *id = NULL, *exec_id = "";
+	struct task_simple_job *j;
+	struct task_proc *p;
+	struct status st;
+
+	if (msg_get_string(pl, "payload", "id", true, &id, &st) < 0 ||
+	    msg_get_string(pl, "payload", "exec_id", false, &exec_id, &st) < 0)
+		return task_call_finish_status(call, &st);
+	p = task_lookup(id, exec_id, &st);
+	if (p == NULL)
+		return task_call_finish_status(call, &st);
+	if (p->state == PROC_DELETING)
+		return task_call_finish(
+		    call, ST_FAILED_PRECONDITION, "process is already being deleted", NULL);
+	if (p->starting || p->state == PROC_RUNNING)
+		return task_call_finish(call, ST_FAILED_PRECONDITION,
+		    "process is running: kill it before deleting it", NULL);
+	if (p == p->ctr->init)
+		for (struct task_proc *e = p->ctr->execs; e != NULL; e = e->next)
+			if (e->state == PROC_RUNNING || e->starting || e->state == PROC_CREATING ||
+			    e->state == PROC_DELETING)
+				return task_call_finish(call, ST_FAILED_PRECONDITION,
+				    "an exec of this container is still running or busy", NULL);
+	j = task_simple_job_new(call, id, exec_id);
+	if (worker_submit(task_delete_run, task_delete_done, j, &st) < 0) {
+		j->call = NULL;
+		task_simple_job_free(j);
+		return task_call_finish_status(call, &st);
+	}
+	p->state = PROC_DELETING;
+}

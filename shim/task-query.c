@@ -1,0 +1,106 @@
+/*
+ * task-query.c: State, Pids, Stats and Connect.
+ *
+ * State and Connect are answered on the loop thread from the shim's own table, so they keep
+ * working while the agent is down (SPEC 5.6); Pids and Stats ask the agent through
+ * task_forward() and reshape its answer on the loop thread.
+ */
+#include "config.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "shim.h"
+#include "util.h"
+
+void
+task_state(struct task_call *call)
+{
+	json_t *pl = call->req.payload;
+	const char *id = NULL, *exec_id = "";
+	struct task_proc *p;
+	struct status st;
+
+	if (msg_get_string(pl, "payload", "id", true, &id, &st) < 0 ||
+	    msg_get_string(pl, "payload", "exec_id", false, &exec_id, &st) < 0)
+		return task_call_finish_status(call, &st);
+	p = task_lookup(id, exec_id, &st);
+	if (p == NULL)
+		return task_call_finish_status(call, &st);
+	task_call_finish(call, ST_OK, "",
+	    json_pack("{s:s, s:s, s:i, s:s, s:s, s:s, s:s, s:b, s:i, s:s, s:s}", "id", id, "bundle",
+		p->ctr->bundle, "pid", (int)p->pid, "status", task_status_name(p), "stdin",
+		p->stdin_path, "stdout", p->stdout_path, "stderr", p->stderr_path, "terminal",
+		p->terminal, "exit_status", p->state == PROC_STOPPED ? p->exit_status : 0,
+		"exited_at", p->state == PROC_STOPPED ? p->exited_at : "", "exec_id", exec_id));
+}
+
+/* The container's id, looked up; NULL after answering when it is unknown. */
+static struct task_container *
+task_query_container(struct task_call *call, const char **idp)
+{
+	const char *id = NULL;
+	struct status st;
+
+	if (msg_get_string(call->req.payload, "payload", "id", true, &id, &st) < 0 ||
+	    task_lookup(id, "", &st) == NULL) {
+		task_call_finish_status(call, &st);
+		return NULL;
+	}
+	*idp = id;
+	return task_find(id);
+}
+
+static void
+task_pids_ok(struct task_call *call, json_t *resp)
+{
+	json_t *procs = json_object_get(resp, "processes");
+
+	task_call_finish(call, ST_OK, "",
+	    json_pack("{s:O}", "processes", json_is_array(procs) ? procs : json_array()));
+}
+
+void
+task_pids(struct task_call *call)
+{
+	const char *id;
+
+	if (task_query_container(call, &id) == NULL)
+		return;
+	task_forward(call, "Pids", json_pack("{s:s}", "id", id), task_pids_ok);
+}
+
+static void
+task_stats_ok(struct task_call *call, json_t *resp)
+{
+	task_call_finish(call, ST_OK, "",
+	    json_pack("{s:o}", "stats", resp != NULL ? json_incref(resp) : json_object()));
+}
+
+void
+task_stats(struct task_call *call)
+{
+	const char *id;
+
+	if (task_query_container(call, &id) == NULL)
+		return;
+	task_forward(call, "Stats", json_pack("{s:s}", "id", id), task_stats_ok);
+}
+
+void
+task_connect(struct task_call *call)
+{
+	const char *id = "";
+	struct task_container *ctr;
+	struct status st;
+	uint32_t task_pid = 0;
+
+	if (msg_get_string(call->req.payload, "payload", "id", false, &id, &st) < 0)
+		return task_call_finish_status(call, &st);
+	ctr = task_find(id);
+	if (ctr != NULL && ctr->init != NULL)
+		task_pid = ctr->init->pid;
+	task_call_finish(call, ST_OK, "",
+	    json_pack("{s:i, s:i, s:s}", "shim_pid", (int)shim.pid, "task_pid", (int)task_pid,
+		"version", SHIM_VERSION));
+}

@@ -1,0 +1,399 @@
+/*
+ * task.c: request dispatch and the container/process table, on the loop thread.
+ *
+ * task_methods[] is the one table that maps (service, method) to a handler; adding a method
+ * touches that table and the file of its family (task-lifecycle.c, task-control.c,
+ * task-query.c, events.c). Handlers receive a struct task_call that owns the decoded request
+ * and a reference to the connection; they answer exactly once with task_call_finish*(), at
+ * once or from a worker job's completion.
+ *
+ * The table (containers, each with its init process and its execs) is owned by the loop
+ * thread and touched nowhere else: worker jobs carry copies of what they need and look the
+ * process up again by id when they complete, because it may have been deleted meanwhile.
+ * A process's exit is published (/tasks/exit, Wait answers) only when the agent has reported
+ * it AND its stdout/stderr have been fully written to the host (SPEC 5.1), and never before
+ * its /tasks/start event.
+ */
+#include "config.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "io.h"
+#include "frame.h"
+#include "shim.h"
+#include "util.h"
+
+static void task_checkpoint(struct task_call *call);
+static void task_subscribe(struct task_call *call);
+
+static const struct task_method {
+	const char *service;
+	const char *method;
+	task_method_fn fn;
+} task_methods[] = {
+    {SHIM_TASK_SERVICE, "Create", task_create},
+    {SHIM_TASK_SERVICE, "Start", task_start},
+    {SHIM_TASK_SERVICE, "Exec", task_exec},
+    {SHIM_TASK_SERVICE, "Delete", task_delete},
+    {SHIM_TASK_SERVICE, "Kill", task_kill},
+    {SHIM_TASK_SERVICE, "Pause", task_pause},
+    {SHIM_TASK_SERVICE, "Resume", task_resume},
+    {SHIM_TASK_SERVICE, "Update", task_update},
+    {SHIM_TASK_SERVICE, "ResizePty", task_resize_pty},
+    {SHIM_TASK_SERVICE, "CloseIO", task_close_io},
+    {SHIM_TASK_SERVICE, "Wait", task_wait},
+    {SHIM_TASK_SERVICE, "Shutdown", task_shutdown_method},
+    {SHIM_TASK_SERVICE, "State", task_state},
+    {SHIM_TASK_SERVICE, "Pids", task_pids},
+    {SHIM_TASK_SERVICE, "Stats", task_stats},
+    {SHIM_TASK_SERVICE, "Connect", task_connect},
+    {SHIM_TASK_SERVICE, "Checkpoint", task_checkpoint},
+    {SHIM_EVENTS_SERVICE, "Subscribe", task_subscribe},
+};
+
+static struct task_container *task_table;
+
+int
+task_timeout_ms(const struct msg_request *req)
+{
+	int64_t ms;
+
+	if (req->timeout_nano <= 0)
+		return (int)shim.cfg.request_timeout_ms;
+	ms = (req->timeout_nano + 999999) / 1000000;
+	return ms > 86400000 ? 86400000 : (int)ms;
+}
+
+void
+task_dispatch(struct rpc_conn *c, uint32_t stream_id, uint8_t flags, struct msg_request *req)
+{
+	const struct task_method *m = NULL;
+	struct task_call *call;
+	bool service_known = false;
+
+	for (size_t i = 0; i < ARRAY_SIZE(task_methods); i++) {
+		if (strcmp(task_methods[i].service, req->service) != 0)
+			continue;
+		service_known = true;
+		if (strcmp(task_methods[i].method, req->method) == 0) {
+			m = &task_methods[i];
+			break;
+		}
+	}
+	if (m == NULL) {
+		if (service_known)
+			rpc_conn_respond(c, stream_id, ST_UNIMPLEMENTED, "unknown method", NULL);
+		else
+			rpc_conn_respond(c, stream_id, ST_UNIMPLEMENTED, "unknown service", NULL);
+		log_debug("unimplemented %s/%s", req->service, req->method);
+		msg_request_clear(req);
+		return;
+	}
+	if (m->fn == task_subscribe && !(flags & FRAME_FLAG_REMOTE_OPEN)) {
+		rpc_conn_respond(c, stream_id, ST_INVALID_ARGUMENT,
+		    "Subscribe must be sent with flag 0x02 (remote open)", NULL);
+		msg_request_clear(req);
+		return;
+	}
+	call = xcalloc(1, sizeof *call);
+	call->conn = rpc_conn_ref(c);
+	call->stream_id = stream_id;
+	call->req = *req;
+	memset(req, 0, sizeof *req);
+	call->timeout_ms = task_timeout_ms(&call->req);
+	log_debug("%s/%s", call->req.service, call->req.method);
+	m->fn(call);
+}
+
+void
+task_call_free(struct task_call *call)
+{
+	if (call == NULL)
+		return;
+	msg_request_clear(&call->req);
+	rpc_conn_unref(call->conn);
+	free(call);
+}
+
+void
+task_call_finish(struct task_call *call, int code, const char *msg, json_t *payload)
+{
+	rpc_conn_respond(call->conn, call->stream_id, code, msg, payload);
+	json_decref(payload);
+	if (code != ST_OK)
+		log_debug("%s: %s: %s", call->req.method, status_code_name(code), msg);
+	task_call_free(call);
+}
+
+void
+task_call_finish_status(struct task_call *call, const struct status *st)
+{
+	task_call_finish(call, st->code, st->msg, NULL);
+}
+
+static void
+task_checkpoint(struct task_call *call)
+{
+	task_call_finish(call, ST_UNIMPLEMENTED, "Checkpoint is not supported by vmshim", NULL);
+}
+
+static void
+task_subscribe(struct task_call *call)
+{
+	events_subscribe(call->conn, call->stream_id, &call->req);
+	task_call_free(call);
+}
+
+/* ---- the table ---- */
+
+struct task_container *
+task_find(const char *id)
+{
+	for (struct task_container *c = task_table; c != NULL; c = c->next)
+		if (strcmp(c->id, id) == 0)
+			return c;
+	return NULL;
+}
+
+struct task_proc *
+task_find_proc(struct task_container *ctr, const char *exec_id)
+{
+	if (exec_id == NULL || *exec_id == '\0')
+		return ctr->init;
+	for (struct task_proc *p = ctr->execs; p != NULL; p = p->next)
+		if (strcmp(p->exec_id, exec_id) == 0)
+			return p;
+	return NULL;
+}
+
+struct task_proc *
+task_lookup(const char *id, const char *exec_id, struct status *st)
+{
+	struct task_container *ctr = task_find(id);
+	struct task_proc *p;
+
+	if (ctr == NULL || ctr->init == NULL || ctr->init->state == PROC_CREATING) {
+		status_set(st, ST_NOT_FOUND, "container %s not found", id);
+		return NULL;
+	}
+	p = task_find_proc(ctr, exec_id);
+	if (p == NULL || p->state == PROC_CREATING) {
+		status_set(st, ST_NOT_FOUND, "exec %s of container %s not found", exec_id, id);
+		return NULL;
+	}
+	return p;
+}
+
+struct task_container *
+task_add(const char *id, const char *bundle)
+{
+	struct task_container *ctr = xcalloc(1, sizeof *ctr);
+
+	ctr->id = xstrdup(id);
+	ctr->bundle = xstrdup(bundle);
+	ctr->next = task_table;
+	task_table = ctr;
+	return ctr;
+}
+
+struct task_proc *
+task_proc_new(struct task_container *ctr, const char *exec_id)
+{
+	struct task_proc *p = xcalloc(1, sizeof *p);
+
+	p->ctr = ctr;
+	p->exec_id = xstrdup(exec_id != NULL ? exec_id : "");
+	p->state = PROC_CREATING;
+	p->stdin_path = xstrdup("");
+	p->stdout_path = xstrdup("");
+	p->stderr_path = xstrdup("");
+	if (*p->exec_id == '\0') {
+		ctr->init = p;
+	} else {
+		p->next = ctr->execs;
+		ctr->execs = p;
+	}
+	return p;
+}
+
+/* Answer every waiter of p with `code` (OK: the exit) and forget them. */
+static void
+task_proc_answer_waiters(struct task_proc *p, int code, const char *msg)
+{
+	struct task_waiter *w;
+	cleanup_json json_t *resp = NULL;
+
+	if (code == ST_OK)
+		resp = json_pack(
+		    "{s:i, s:s}", "exit_status", p->exit_status, "exited_at", p->exited_at);
+	while ((w = p->waiters) != NULL) {
+		p->waiters = w->next;
+		rpc_conn_respond(w->conn, w->stream_id, code, msg, resp);
+		rpc_conn_unref(w->conn);
+		free(w);
+	}
+}
+
+static void
+task_proc_free(struct task_proc *p)
+{
+	task_proc_answer_waiters(p, ST_NOT_FOUND, "process deleted");
+	if (p->io != NULL)
+		io_free(p->io);
+	free(p->exec_id);
+	free(p->stdin_path);
+	free(p->stdout_path);
+	free(p->stderr_path);
+	free(p);
+}
+
+void
+task_proc_remove(struct task_proc *p)
+{
+	struct task_container *ctr = p->ctr;
+	struct task_proc **pp;
+
+	if (p == ctr->init) {
+		task_container_remove(ctr);
+		return;
+	}
+	for (pp = &ctr->execs; *pp != NULL; pp = &(*pp)->next) {
+		if (*pp == p) {
+			*pp = p->next;
+			break;
+		}
+	}
+	task_proc_free(p);
+}
+
+void
+task_container_remove(struct task_container *ctr)
+{
+	struct task_container **cp;
+	struct task_proc *p;
+
+	for (cp = &task_table; *cp != NULL; cp = &(*cp)->next) {
+		if (*cp == ctr) {
+			*cp = ctr->next;
+			break;
+		}
+	}
+	while ((p = ctr->execs) != NULL) {
+		ctr->execs = p->next;
+		task_proc_free(p);
+	}
+	if (ctr->init != NULL)
+		task_proc_free(ctr->init);
+	json_decref(ctr->rootfs);
+	free(ctr->id);
+	free(ctr->bundle);
+	free(ctr);
+}
+
+bool
+task_table_empty(void)
+{
+	return task_table == NULL;
+}
+
+const char *
+task_status_name(const struct task_proc *p)
+{
+	switch (p->state) {
+	case PROC_CREATED:
+		return "CREATED";
+	case PROC_RUNNING:
+		if (p->ctr->paused)
+			return "PAUSED";
+		return "RUNNING";
+	case PROC_STOPPED:
+	case PROC_DELETING:
+		return "STOPPED";
+	case PROC_CREATING:
+		break;
+	}
+	return "UNKNOWN";
+}
+
+void
+task_proc_maybe_exit(struct task_proc *p)
+{
+	const char *exec_id = p->exec_id;
+
+	if (p->state == PROC_STOPPED || p->state == PROC_DELETING || p->state == PROC_CREATING ||
+	    !p->exit_seen || p->starting)
+		return;
+	if (p->io != NULL && !p->output_done)
+		return;
+	p->state = PROC_STOPPED;
+	if (p == p->ctr->init)
+		p->ctr->paused = false;
+	log_info_id(
+	    p->ctr->id, exec_id, "process %u exited with status %d", p->pid, p->exit_status);
+	events_publish(
+	    "/tasks/exit", json_pack("{s:s, s:s, s:i, s:i, s:s}", "container_id", p->ctr->id, "id",
+			       *exec_id != '\0' ? exec_id : p->ctr->id, "pid", (int)p->pid,
+			       "exit_status", p->exit_status, "exited_at", p->exited_at));
+	task_proc_answer_waiters(p, ST_OK, "");
+}
+
+void
+task_proc_end_quiet(struct task_proc *p)
+{
+	p->state = PROC_STOPPED;
+	task_proc_answer_waiters(p, ST_OK, "");
+}
+
+void
+task_agent_event(const char *topic, json_t *ev)
+{
+	struct task_container *ctr;
+	struct task_proc *p;
+	const char *cid = json_string_value(json_object_get(ev, "container_id"));
+	const char *id = json_string_value(json_object_get(ev, "id"));
+	const char *at = json_string_value(json_object_get(ev, "exited_at"));
+
+	if (cid == NULL || (ctr = task_find(cid)) == NULL) {
+		log_debug("agent event %s for unknown container %s", topic, cid ?: "?");
+		return;
+	}
+	if (strcmp(topic, "/tasks/oom") == 0) {
+		log_warn_id(cid, NULL, "out of memory");
+		events_publish("/tasks/oom", json_pack("{s:s}", "container_id", cid));
+		return;
+	}
+	if (strcmp(topic, "/tasks/exit") != 0) {
+		log_debug("agent event %s ignored", topic);
+		return;
+	}
+	p = task_find_proc(ctr, (id == NULL || strcmp(id, cid) == 0) ? "" : id);
+	if (p == NULL) {
+		log_debug_id(cid, id, "exit of an unknown process");
+		return;
+	}
+	if (p->exit_seen)
+		return;
+	p->exit_seen = true;
+	p->exit_status = (int)json_integer_value(json_object_get(ev, "exit_status"));
+	if (at != NULL)
+		snprintf(p->exited_at, sizeof p->exited_at, "%s", at);
+	else
+		time_rfc3339_now(p->exited_at);
+	task_proc_maybe_exit(p);
+}
+
+void
+task_shutdown(void)
+{
+	struct task_container *ctr;
+
+	while ((ctr = task_table) != NULL) {
+		if (ctr->init != NULL)
+			task_proc_answer_waiters(
+			    ctr->init, ST_UNAVAILABLE, "the shim is shutting down");
+		for (struct task_proc *p = ctr->execs; p != NULL; p = p->next)
+			task_proc_answer_waiters(p, ST_UNAVAILABLE, "the shim is shutting down");
+		task_container_remove(ctr);
+	}
+}

@@ -1,0 +1,195 @@
+/*
+ * worker.c: the worker pool that runs blocking jobs off the loop thread.
+ *
+ * DESIGN (as redis bio.c): `nworkers` threads take self-contained jobs from one bounded FIFO
+ * queue; a worker holds the queue lock only to take a job, never while running it. When
+ * `run` returns, the job goes on a completion list (its own lock) and the worker writes to an
+ * eventfd that the loop watches, so every `done` callback runs on the loop thread, where all
+ * shim state lives. A full queue fails worker_submit() at once (the caller answers
+ * RESOURCE_EXHAUSTED): no request ever waits for a free slot. The job struct is freed here;
+ * the job's arg belongs to its `done` callback.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "shim.h"
+#include "util.h"
+
+struct worker_job {
+	void (*run)(void *);
+	void (*done)(void *);
+	void *arg;
+	struct worker_job *next;
+};
+
+static struct {
+	pthread_t *threads;
+	unsigned nthreads;
+	unsigned cap;
+
+	/* queue_lock guards head, tail, len and stopping. */
+	pthread_mutex_t queue_lock;
+	pthread_cond_t queue_cond;
+	struct worker_job *head, *tail;
+	unsigned len;
+	bool stopping;
+
+	/* done_lock guards done_head and done_tail. */
+	pthread_mutex_t done_lock;
+	struct worker_job *done_head, *done_tail;
+
+	int efd;	  /* eventfd; owned here */
+	struct event *ev; /* loop-thread event on efd */
+	bool started;
+} wk = {
+    .queue_lock = PTHREAD_MUTEX_INITIALIZER,
+    .queue_cond = PTHREAD_COND_INITIALIZER,
+    .done_lock = PTHREAD_MUTEX_INITIALIZER,
+    .efd = -1,
+};
+
+/* Loop thread: run the done callbacks of every finished job, in completion order. */
+static void
+worker_run_completions(void)
+{
+	struct worker_job *list, *j;
+	uint64_t v;
+
+	if (read(wk.efd, &v, sizeof v) < 0 && errno != EAGAIN)
+		log_warn("eventfd read: %s", strerror(errno));
+	pthread_mutex_lock(&wk.done_lock);
+	list = wk.done_head;
+	wk.done_head = wk.done_tail = NULL;
+	pthread_mutex_unlock(&wk.done_lock);
+	while ((j = list) != NULL) {
+		list = j->next;
+		if (j->done != NULL)
+			j->done(j->arg);
+		free(j);
+	}
+}
+
+static void
+worker_eventfd_cb(evutil_socket_t fd, short what, void *arg)
+{
+	worker_run_completions();
+}
+
+/* Worker thread body: take a job (lock held only for that), run it, post its completion. */
+static void *
+worker_main(void *arg)
+{
+	static const uint64_t one = 1;
+	struct worker_job *j;
+
+	for (;;) {
+		pthread_mutex_lock(&wk.queue_lock);
+		while (wk.head == NULL && !wk.stopping)
+			pthread_cond_wait(&wk.queue_cond, &wk.queue_lock);
+		j = wk.head;
+		if (j == NULL) { /* stopping and drained */
+			pthread_mutex_unlock(&wk.queue_lock);
+			return NULL;
+		}
+		wk.head = j->next;
+		if (wk.head == NULL)
+			wk.tail = NULL;
+		wk.len--;
+		pthread_mutex_unlock(&wk.queue_lock);
+
+		if (j->run != NULL)
+			j->run(j->arg);
+
+		j->next = NULL;
+		pthread_mutex_lock(&wk.done_lock);
+		if (wk.done_tail != NULL)
+			wk.done_tail->next = j;
+		else
+			wk.done_head = j;
+		wk.done_tail = j;
+		pthread_mutex_unlock(&wk.done_lock);
+		if (write(wk.efd, &one, sizeof one) < 0 && errno != EAGAIN)
+			log_warn("eventfd write: %s", strerror(errno));
+	}
+}
+
+int
+worker_init(
+    struct event_base *base, unsigned nworkers, unsigned queue_per_worker, struct status *st)
+{
+	int r;
+
+	wk.efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (wk.efd < 0)
+		return status_errno(st, ST_INTERNAL, errno, "workers: eventfd");
+	wk.ev = event_new(base, wk.efd, EV_READ | EV_PERSIST, worker_eventfd_cb, NULL);
+	if (wk.ev == NULL || event_add(wk.ev, NULL) < 0)
+		fatalx("workers: event_new");
+	wk.cap = nworkers * queue_per_worker;
+	wk.threads = xcalloc(nworkers, sizeof *wk.threads);
+	for (unsigned i = 0; i < nworkers; i++) {
+		r = pthread_create(&wk.threads[i], NULL, worker_main, NULL);
+		if (r != 0)
+			return status_errno(st, ST_INTERNAL, r, "workers: pthread_create");
+		wk.nthreads++;
+	}
+	wk.started = true;
+	return 0;
+}
+
+int
+worker_submit(void (*run)(void *), void (*done)(void *), void *arg, struct status *st)
+{
+	struct worker_job *j;
+
+	pthread_mutex_lock(&wk.queue_lock);
+	if (wk.stopping || wk.len >= wk.cap) {
+		bool stopping = wk.stopping;
+
+		pthread_mutex_unlock(&wk.queue_lock);
+		if (stopping)
+			return status_set(st, ST_UNAVAILABLE, "the shim is shutting down");
+		return status_set(
+		    st, ST_RESOURCE_EXHAUSTED, "worker queue full (%u jobs waiting)", wk.cap);
+	}
+	j = xcalloc(1, sizeof *j);
+	j->run = run;
+	j->done = done;
+	j->arg = arg;
+	if (wk.tail != NULL)
+		wk.tail->next = j;
+	else
+		wk.head = j;
+	wk.tail = j;
+	wk.len++;
+	pthread_cond_signal(&wk.queue_cond);
+	pthread_mutex_unlock(&wk.queue_lock);
+	return 0;
+}
+
+void
+worker_shutdown(void)
+{
+	if (!wk.started)
+		return;
+	pthread_mutex_lock(&wk.queue_lock);
+	wk.stopping = true;
+	pthread_cond_broadcast(&wk.queue_cond);
+	pthread_mutex_unlock(&wk.queue_lock);
+	for (unsigned i = 0; i < wk.nthreads; i++)
+		pthread_join(wk.threads[i], NULL);
+	worker_run_completions();
+	event_free(wk.ev);
+	wk.ev = NULL;
+	close(wk.efd);
+	wk.efd = -1;
+	free(wk.threads);
+	wk.threads = NULL;
+	wk.started = false;
+}
