@@ -1,0 +1,1 @@
+# tests/bench: make bench-control (the daemon's control path).

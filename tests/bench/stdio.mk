@@ -1,0 +1,1 @@
+# tests/bench: make bench-stdio (the stdio data plane).

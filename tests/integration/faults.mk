@@ -1,0 +1,1 @@
+# tests/integration/faults: registered here by the faults work.

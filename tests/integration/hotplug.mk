@@ -1,0 +1,1 @@
+# tests/integration/hotplug: registered here by the hotplug work.

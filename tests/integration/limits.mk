@@ -1,0 +1,1 @@
+# tests/integration/limits: registered here by the limits work.

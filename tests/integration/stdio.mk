@@ -1,0 +1,1 @@
+# tests/integration/stdio: registered here by the stdio work.
