@@ -14,7 +14,8 @@ shim_vmshim_SOURCES = \
 	shim/task-lifecycle.c \
 	shim/task-control.c \
 	shim/task-query.c \
-	$(shim_io_files)
+	$(shim_io_files) \
+	$(shim_vm_files)
 shim_vmshim_CFLAGS = $(AM_CFLAGS)
 # common/seccomp.mk's SECCOMP_CONF_LIBS carries $(SECCOMP_LIBS) (SPEC 9 self-confinement).
 shim_vmshim_LDADD = $(SECCOMP_CONF_LIBS) $(COMMON_LIBS) $(SECCOMP_LIBS)
