@@ -29,6 +29,9 @@ SHIM_ITESTS = \
 	tests/integration/shim_agent.sh \
 	tests/integration/shim_load.sh
 TESTS += $(SHIM_ITESTS)
+# The threaded daemon (accept thread, loop, workers) under load, run again under TSan.
+TSAN_TESTS += tests/integration/shim_load.sh tests/integration/shim_tasks.sh \
+	tests/integration/shim_agent.sh
 EXTRA_DIST += $(SHIM_ITESTS) tests/integration/lib.sh
 check_PROGRAMS += tests/integration/shim_rawclient tests/integration/shim_load
 tests_integration_shim_rawclient_SOURCES = tests/integration/shim_rawclient.c

@@ -166,9 +166,13 @@ stop_shim() {
 		done
 		kill -0 "$SHIM_PID" 2>/dev/null && fail "the shim did not exit on SIGTERM"
 	fi
-	wait "$SHIM_PID" 2>/dev/null
+	rc=0
+	wait "$SHIM_PID" 2>/dev/null || rc=$?
+	# An orderly SIGTERM shutdown exits 0; a sanitizer that halted it does not.
+	[ "$rc" -eq 0 ] || fail "the shim exited $rc after SIGTERM"
 	if [ -s "$T/shim.stderr" ] &&
-		grep -Eq 'AddressSanitizer|LeakSanitizer|runtime error|fatal' "$T/shim.stderr"; then
+		grep -Eq 'AddressSanitizer|LeakSanitizer|ThreadSanitizer|runtime error|fatal' \
+			"$T/shim.stderr"; then
 		fail "the shim reported: $(head -5 "$T/shim.stderr")"
 	fi
 	SHIM_PID=
