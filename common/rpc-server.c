@@ -64,6 +64,7 @@ struct rpc_conn {
 	bool closing;	  /* no more reading nor responses; flushing */
 	bool closed;	  /* bufferevent freed, on_close run */
 	bool read_paused; /* output over RPC_OUTPUT_HIGH */
+	uint64_t frames;  /* complete frames (headers, for oversized ones) received */
 
 	/* Stream ids answered by nobody yet: open addressing, linear probing, 0 = empty. */
 	uint32_t *inflight;
@@ -280,6 +281,12 @@ rpc_conn_inflight(const struct rpc_conn *c)
 	return c->inflight_n;
 }
 
+uint64_t
+rpc_conn_frames_received(const struct rpc_conn *c)
+{
+	return c->frames;
+}
+
 /* ---- output ---- */
 
 /* Queue one frame; past RPC_OUTPUT_HIGH stop reading from this peer until it drains. */
@@ -416,10 +423,13 @@ rpc_conn_process(struct rpc_conn *c)
 		r = frame_decoder_feed(&c->dec, vec.iov_base, vec.iov_len, &used, &h, &payload);
 		evbuffer_drain(in, used);
 		if (r == FRAME_READY) {
+			c->frames++;
 			rpc_conn_dispatch(c, &h, payload);
 			free(payload);
-		} else if (r == FRAME_TOO_BIG)
+		} else if (r == FRAME_TOO_BIG) {
+			c->frames++;
 			rpc_conn_too_big(c, &h);
+		}
 	}
 }
 

@@ -71,6 +71,11 @@ int rpc_conn_send_data(struct rpc_conn *c, uint32_t stream_id, uint8_t flags, co
 size_t rpc_conn_output_pending(const struct rpc_conn *c);
 /* Counts for tests and metrics. */
 unsigned rpc_conn_inflight(const struct rpc_conn *c);
+/*
+ * Complete frames received from the peer so far, whatever the RPC layer made of them (answered
+ * requests, rejected ones, oversized or ignored frames): a peer with any is an active client.
+ */
+uint64_t rpc_conn_frames_received(const struct rpc_conn *c);
 
 /* ---- client ---- */
 

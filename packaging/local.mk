@@ -7,7 +7,8 @@
 #   $(docdir)/examples/local-vm.json          a config for the embedded local VM
 #   $(datadir)/bash-completion/completions/vmshimctl
 #   $(systemdsystemunitdir)/vmshim-agent.service   for guest images
-#   $(mandir)   vmshim(8), vmshimctl(1), vmshim-agent(8), vmshim.json(5)
+#   $(mandir)   vmshim(8) (and containerd-shim-vmshim-v2(8), a symlink to it), vmshimctl(1),
+#               vmshim-agent(8), vmshim.json(5)
 
 dist_man_MANS = \
 	contrib/man/vmshim.8 \
@@ -20,7 +21,7 @@ dist_vmshimconf_DATA = contrib/config/config.json
 
 examplesdir = $(docdir)/examples
 dist_examples_DATA = contrib/config/local-vm.json
-dist_doc_DATA = docs/INSTALL.md
+EXTRA_DIST += docs/INSTALL.md
 
 bashcompletiondir = $(datadir)/bash-completion/completions
 dist_bashcompletion_DATA = contrib/completion/vmshimctl
@@ -34,7 +35,8 @@ EXTRA_DIST += contrib/systemd/vmshim-agent.service.in
 # The unit names the agent by its installed path, so it is made at build time from the .in.
 contrib/systemd/vmshim-agent.service: $(srcdir)/contrib/systemd/vmshim-agent.service.in Makefile
 	$(AM_V_GEN)$(MKDIR_P) contrib/systemd && \
-	sed -e 's|@sbindir[@]|$(sbindir)|g' \
+	agent=`echo vmshim-agent | sed '$(transform)'` && \
+	sed -e 's|@sbindir[@]|$(sbindir)|g' -e "s|@vmshim_agent[@]|$$agent|g" \
 		$(srcdir)/contrib/systemd/vmshim-agent.service.in >$@.tmp && mv $@.tmp $@
 
 # containerd-shim-vmshim-v2: a relative symlink, so DESTDIR and package relocation keep working.
@@ -46,10 +48,18 @@ install-exec-hook:
 	echo " ln -sf $$shim '$(DESTDIR)$(bindir)/$$link'"; \
 	ln -sf "$$shim" "$(DESTDIR)$(bindir)/$$link"
 
+# Its manual page is vmshim(8), under the link's name too.
+install-data-hook:
+	@page=`echo vmshim | sed '$(transform)'`.8; \
+	link=`echo containerd-shim-vmshim-v2 | sed '$(transform)'`.8; \
+	$(MKDIR_P) "$(DESTDIR)$(man8dir)" && \
+	echo " ln -sf $$page '$(DESTDIR)$(man8dir)/$$link'"; \
+	ln -sf "$$page" "$(DESTDIR)$(man8dir)/$$link"
+
 uninstall-hook:
 	@link=`echo containerd-shim-vmshim-v2 | sed '$(transform)'`; \
-	echo " rm -f '$(DESTDIR)$(bindir)/$$link'"; \
-	rm -f "$(DESTDIR)$(bindir)/$$link"
+	echo " rm -f '$(DESTDIR)$(bindir)/$$link' '$(DESTDIR)$(man8dir)/$$link.8'"; \
+	rm -f "$(DESTDIR)$(bindir)/$$link" "$(DESTDIR)$(man8dir)/$$link.8"
 
 # Only the unit tests: what the packages run at build time (the integration tests drive real
 # processes and may need root or runc, which a package build does not have).

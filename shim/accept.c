@@ -7,12 +7,21 @@
  * logged) and the max_connections bound (an atomic count the loop decrements when a
  * connection closes). It never reads from a client. Accepted fds go on a queue guarded by
  * q_lock and the loop is woken with event_active (libevent is thread-safe after
- * evthread_use_pthreads()); the loop owns an fd from accept_take() on. EMFILE/ENFILE are
- * logged once per episode and answered with a short back-off instead of a busy loop.
+ * evthread_use_pthreads()); the loop owns an fd from accept_take() on.
+ *
+ * Out of descriptors (EMFILE/ENFILE), the listening socket stays readable while the backlog
+ * holds connections we cannot accept, so a naive loop would spin. Instead the thread keeps one
+ * spare descriptor (/dev/null): it closes the spare, accepts the waiting connection, closes it
+ * at once (the client sees a clean close, not a hang in the backlog) and reopens the spare.
+ * Each episode is logged once when it starts and once, with the number refused, when an
+ * accept succeeds again. If the spare cannot be had (another thread took the slot), or for
+ * ENOBUFS/ENOMEM, the thread sleeps ACCEPT_BACKOFF_MS on the stop eventfd before retrying, so
+ * it never burns a core.
  */
 #include "config.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -35,6 +44,7 @@ static struct {
 	bool running;
 	int listen_fd;
 	int stop_efd; /* owned here */
+	int spare_fd; /* /dev/null, given up to refuse a connection on EMFILE; owned here */
 	const struct shim_config *cfg;
 	atomic_uint nconns; /* accepted and not yet closed */
 
@@ -43,6 +53,7 @@ static struct {
 	struct accept_fd *head, *tail;
 } ac = {
     .stop_efd = -1,
+    .spare_fd = -1,
     .q_lock = PTHREAD_MUTEX_INITIALIZER,
 };
 
@@ -97,11 +108,65 @@ accept_one(int fd)
 	loop_notify_accept();
 }
 
+static void
+accept_spare_open(void)
+{
+	if (ac.spare_fd < 0)
+		ac.spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+}
+
+/* An out-of-descriptors episode: from the first EMFILE to the next successful accept. */
+struct accept_episode {
+	bool on;
+	unsigned long refused;
+};
+
+enum accept_next {
+	ACCEPT_AGAIN, /* try accept again at once */
+	ACCEPT_POLL,  /* back to poll: it says whether anyone is waiting */
+	ACCEPT_STOP,  /* the stop eventfd fired */
+};
+
+/*
+ * Out of descriptors: refuse one waiting connection through the spare descriptor, or sleep
+ * ACCEPT_BACKOFF_MS when that is impossible. Linux reports EMFILE before it looks at the
+ * backlog, so an empty backlog shows up here as the spare's accept returning EAGAIN.
+ */
+static enum accept_next
+accept_exhausted(int err, struct accept_episode *ep)
+{
+	struct pollfd s = {.fd = ac.stop_efd, .events = POLLIN};
+	int fd;
+
+	if (!ep->on)
+		log_error("accept: %s: refusing connections until descriptors are free",
+		    strerror(err));
+	ep->on = true;
+	accept_spare_open();
+	if ((err == EMFILE || err == ENFILE) && ac.spare_fd >= 0) {
+		close(ac.spare_fd);
+		ac.spare_fd = -1;
+		fd = transport_accept(ac.listen_fd, true);
+		accept_spare_open();
+		if (fd >= 0) {
+			close(fd);
+			ep->refused++;
+			return ACCEPT_AGAIN;
+		}
+		if (fd == -EAGAIN)
+			return ACCEPT_POLL;
+	}
+	/* No spare to give up: wait, then let poll say whether anyone is still waiting. */
+	return poll(&s, 1, ACCEPT_BACKOFF_MS) > 0 ? ACCEPT_STOP : ACCEPT_POLL;
+}
+
+/* The accept thread: poll the listening socket and the stop eventfd; accept and check. */
 static void *
 accept_main(void *arg)
 {
+	struct accept_episode ep = {false, 0};
 	struct pollfd pfd[2];
-	bool exhausted = false;
+	enum accept_next next;
 	int fd;
 
 	pfd[0].fd = ac.listen_fd;
@@ -118,25 +183,28 @@ accept_main(void *arg)
 		if (pfd[1].revents != 0)
 			return NULL;
 		for (;;) {
+			/* A freed slot goes to the spare first, so refusing stays possible. */
+			accept_spare_open();
 			fd = transport_accept(ac.listen_fd, true);
 			if (fd >= 0) {
-				exhausted = false;
+				if (ep.on)
+					log_warn("accept: descriptors available again; %lu "
+						 "connection(s) refused meanwhile",
+					    ep.refused);
+				ep.on = false;
+				ep.refused = 0;
 				accept_one(fd);
 				continue;
 			}
 			if (fd == -EINTR || fd == -ECONNABORTED)
 				continue;
 			if (fd == -EMFILE || fd == -ENFILE || fd == -ENOBUFS || fd == -ENOMEM) {
-				/* Out of descriptors: log once, sleep on the stop fd, retry. */
-				struct pollfd s = {.fd = ac.stop_efd, .events = POLLIN};
-
-				if (!exhausted)
-					log_error("accept: %s: backing off %d ms", strerror(-fd),
-					    ACCEPT_BACKOFF_MS);
-				exhausted = true;
-				if (poll(&s, 1, ACCEPT_BACKOFF_MS) > 0)
+				next = accept_exhausted(-fd, &ep);
+				if (next == ACCEPT_STOP)
 					return NULL;
-				continue;
+				if (next == ACCEPT_AGAIN)
+					continue;
+				break;
 			}
 			if (fd != -EAGAIN)
 				log_warn("accept: %s", strerror(-fd));
@@ -155,9 +223,14 @@ accept_start(int listen_fd, const struct shim_config *cfg, struct status *st)
 	ac.stop_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (ac.stop_efd < 0)
 		return status_errno(st, ST_INTERNAL, errno, "accept: eventfd");
+	accept_spare_open();
+	if (ac.spare_fd < 0)
+		return status_errno(st, ST_INTERNAL, errno, "accept: /dev/null");
 	r = pthread_create(&ac.thread, NULL, accept_main, NULL);
 	if (r != 0)
 		return status_errno(st, ST_INTERNAL, r, "accept: pthread_create");
+	/* Named from here, before seccomp: tests and ps find it as "vmshim-accept". */
+	pthread_setname_np(ac.thread, "vmshim-accept");
 	ac.running = true;
 	return 0;
 }
@@ -181,6 +254,9 @@ accept_stop(void)
 	if (ac.stop_efd >= 0)
 		close(ac.stop_efd);
 	ac.stop_efd = -1;
+	if (ac.spare_fd >= 0)
+		close(ac.spare_fd);
+	ac.spare_fd = -1;
 }
 
 int

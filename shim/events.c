@@ -80,6 +80,24 @@ events_publish(const char *topic, json_t *event)
 	}
 }
 
+unsigned
+events_conn_closed(struct rpc_conn *c)
+{
+	struct events_sub **pp, *s;
+	unsigned n = 0;
+
+	for (pp = &events_subs; (s = *pp) != NULL;) {
+		if (s->conn != c) {
+			pp = &s->next;
+			continue;
+		}
+		*pp = s->next;
+		events_sub_free(s);
+		n++;
+	}
+	return n;
+}
+
 void
 events_shutdown(void)
 {

@@ -19,6 +19,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -51,11 +52,8 @@ static struct {
 	bool ever_connected;
 	bool warned_down;
 	struct guest *pending; /* connected, not yet subscribed (no reference of its own) */
-
-	pthread_mutex_t bringup; /* serializes bring-ups in confidential VMs (SPEC 8) */
 } gs = {
     .lock = PTHREAD_MUTEX_INITIALIZER,
-    .bringup = PTHREAD_MUTEX_INITIALIZER,
     .retry_ms = GUEST_RETRY_MIN_MS,
 };
 
@@ -140,20 +138,6 @@ guest_call(const char *method, json_t *payload, int timeout_ms, bool wait, json_
 	return r;
 }
 
-void
-guest_bringup_lock(void)
-{
-	if (shim.cfg.confidential)
-		pthread_mutex_lock(&gs.bringup);
-}
-
-void
-guest_bringup_unlock(void)
-{
-	if (shim.cfg.confidential)
-		pthread_mutex_unlock(&gs.bringup);
-}
-
 /* Loop thread: the link is finished; fail its calls, unpublish it, reconnect later. */
 static void
 guest_link_down(struct guest *g, int code, const char *why)
@@ -175,6 +159,12 @@ guest_link_down(struct guest *g, int code, const char *why)
 	if (was_cur)
 		guest_put(g);
 	guest_put(g); /* the read event's reference */
+	if (was_cur) {
+		char msg[STATUS_MSG_MAX];
+
+		snprintf(msg, sizeof msg, "agent link lost: %s", why);
+		task_agent_lost(msg);
+	}
 	gs.retry_ms = GUEST_RETRY_MIN_MS;
 	guest_schedule_connect();
 }
@@ -268,6 +258,8 @@ guest_subscribe_done(void *arg)
 		pthread_mutex_unlock(&gs.lock);
 		gs.ever_connected = true;
 		gs.warned_down = false;
+		/* Exits published while the link was down may be lost: ask about them. */
+		task_agent_resync();
 	} else if (g->ev != NULL) {
 		guest_link_down(g, ST_UNAVAILABLE, j->st.msg);
 	}

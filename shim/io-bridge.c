@@ -12,8 +12,9 @@
  *    frame (length prefix + bytes), so frames are at most IO_READ_CHUNK <= STREAM_WRITE_MAX;
  *    the buffer is sent to the guest with send(MSG_NOSIGNAL).
  *  - stdout/stderr: the guest socket is read into a scratch buffer and fed to the stream
- *    decoder, which hands back slices (an announced length is never allocated); the payload is
- *    appended to the evbuffer and written to the host fd (FIFO: non-blocking with EV_WRITE;
+ *    decoder, which hands back slices (an announced length is never allocated); a slice is
+ *    written straight to the host fd when nothing is queued before it, and what the host does
+ *    not take is appended to the evbuffer and written later (FIFO: non-blocking with EV_WRITE;
  *    regular file: synchronously, files are never "not ready").
  *  - Backpressure: a source is read only while one more read fits under IO_STREAM_BUFFER_MAX
  *    (io.h), so each stream holds at most that much; a full sink leaves the source unread and
@@ -27,7 +28,8 @@
  *    shutdown().
  *  - stdin: the FIFO's EOF, io_close_stdin() or the guest's EOF on stdin (the process's stdin
  *    is closed, nothing more would be used) close the FIFO and queue our EOF frame behind the
- *    bytes already read, so it goes out after all of them.
+ *    bytes already read, so it goes out after all of them. io_close_stdin() first reads what
+ *    the FIFO holds at that moment (FIONREAD), so nothing written before CloseIO is lost.
  *  - stdout/stderr: our EOF went out with the hello (io-prepare.c); the guest's EOF closes the
  *    guest fd, and the host fd is closed once every byte before it was written. A failed host
  *    write is logged once, the rest of that output is discarded, and the guest stream is still
@@ -58,6 +60,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -89,6 +92,8 @@ struct io_stream {
 	struct event *ev_timer;	 /* half-closed timeout */
 	struct evbuffer *buf;	 /* bytes for the sink, at most IO_STREAM_BUFFER_MAX */
 	struct stream_decoder dec;
+	bool closing;	   /* stdin: CloseIO came; read close_left more bytes, then EOF */
+	size_t close_left; /* stdin: bytes the FIFO held at CloseIO, still to be read */
 	bool eof_queued;   /* stdin: our EOF frame is at the end of buf */
 	bool eof_sent;	   /* our EOF frame was written to the guest */
 	bool eof_received; /* the guest's EOF frame arrived */
@@ -361,6 +366,29 @@ io_stream_update(struct io_stream *st)
 	}
 }
 
+/*
+ * Output bytes from the guest: written straight to the host when nothing is queued before
+ * them (no copy in the common case of a reader that keeps up), else queued behind the rest.
+ * A write error leaves the bytes queued for io_stream_flush_host() to report and discard.
+ */
+static void
+io_stream_output(struct io_stream *st, const uint8_t *data, size_t len)
+{
+	ssize_t n;
+
+	if (evbuffer_get_length(st->buf) == 0) {
+		do
+			n = write(st->hfd, data, len);
+		while (n < 0 && errno == EINTR);
+		if (n > 0) {
+			data += n;
+			len -= (size_t)n;
+		}
+	}
+	if (len > 0)
+		evbuffer_add(st->buf, data, len);
+}
+
 /* One decoded event from the guest; false when the stream failed. */
 static bool
 io_stream_on_frame(struct io_stream *st, enum stream_result r, const uint8_t *data, size_t len)
@@ -372,7 +400,7 @@ io_stream_on_frame(struct io_stream *st, enum stream_result r, const uint8_t *da
 			return false;
 		}
 		if (!st->host_done)
-			evbuffer_add(st->buf, data, len);
+			io_stream_output(st, data, len);
 		return true;
 	case STREAM_EOF:
 		st->eof_received = true;
@@ -424,8 +452,9 @@ io_stream_on_gread(evutil_socket_t fd, short what, void *arg)
 	for (off = 0; off < (size_t)n; off += used) {
 		r = stream_decoder_feed(
 		    &st->dec, st->owner->scratch + off, (size_t)n - off, &used, &data, &len);
+		/* A failed stream still flushes what came before the failure (below). */
 		if (!io_stream_on_frame(st, r, data, len))
-			return;
+			break;
 		if (r == STREAM_MORE)
 			break;
 	}
@@ -455,18 +484,27 @@ io_stream_on_hread(evutil_socket_t fd, short what, void *arg)
 	struct io_stream *st = arg;
 	struct io_streams *s = st->owner;
 	struct evbuffer_iovec vec;
+	size_t want;
 	ssize_t n;
 
 	(void)what;
+	want = IO_READ_CHUNK;
+	if (st->closing && st->close_left < want)
+		want = st->close_left;
 	if (evbuffer_reserve_space(st->buf, STREAM_LEN_SIZE + IO_READ_CHUNK, &vec, 1) != 1 ||
 	    vec.iov_len < STREAM_LEN_SIZE + IO_READ_CHUNK)
 		fatalx("evbuffer_reserve_space");
-	n = read(fd, (uint8_t *)vec.iov_base + STREAM_LEN_SIZE, IO_READ_CHUNK);
+	n = read(fd, (uint8_t *)vec.iov_base + STREAM_LEN_SIZE, want);
 	if (n > 0) {
 		stream_len_pack((uint32_t)n, vec.iov_base);
 		vec.iov_len = STREAM_LEN_SIZE + (size_t)n;
 		evbuffer_commit_space(st->buf, &vec, 1);
-	} else if (n == 0) {
+		if (st->closing) {
+			st->close_left -= (size_t)n;
+			if (st->close_left == 0)
+				io_stream_end_stdin(st);
+		}
+	} else if (n == 0 || (errno == EAGAIN && st->closing)) {
 		io_stream_end_stdin(st);
 	} else if (errno != EAGAIN && errno != EINTR) {
 		log_warn_id(s->id, s->exec_id, "reading stdin: %s; ending stdin", strerror(errno));
@@ -612,15 +650,26 @@ io_start(
 	return s;
 }
 
+/*
+ * CloseIO means "no more than what was written so far" (containerd closes its FIFO writer, then
+ * calls CloseIO): the bytes the FIFO holds right now are still read and sent, then the EOF
+ * frame; anything written after this call is not. FIONREAD tells how many that is.
+ */
 void
 io_close_stdin(struct io_streams *s)
 {
 	struct io_stream *st = &s->st[IO_STDIN];
+	int avail = 0;
 
-	if (!st->present || st->host_done)
+	if (!st->present || st->host_done || st->closing)
 		return;
-	io_stream_end_stdin(st);
-	io_stream_flush_guest(st);
+	if (ioctl(st->hfd, FIONREAD, &avail) == -1 || avail <= 0) {
+		io_stream_end_stdin(st);
+		io_stream_flush_guest(st);
+	} else {
+		st->closing = true;
+		st->close_left = (size_t)avail;
+	}
 	io_stream_update(st);
 }
 

@@ -50,7 +50,10 @@ void io_prepared_free(struct io_prepared *p);
 /* Loop thread: takes ownership of p and starts bridging. */
 struct io_streams *io_start(struct event_base *base, struct io_prepared *p,
     void (*on_output_done)(void *arg), void *arg);
-/* CloseIO: after every stdin byte already read from the FIFO is sent, send the EOF frame. */
+/*
+ * CloseIO: stop reading the stdin FIFO after the bytes it holds right now (containerd closes
+ * its writer, then calls CloseIO), send all of them, then the EOF frame. Nothing is dropped.
+ */
 void io_close_stdin(struct io_streams *s);
 /* True once stdout and stderr are finished (on_output_done has run or will run now). */
 bool io_output_done(const struct io_streams *s);

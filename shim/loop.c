@@ -4,9 +4,14 @@
  * The loop thread (the main thread after start-up) owns the event_base, every client
  * connection (an rpc_conn each, wrapped in a loop_client here), and through task*.c and
  * events.c all shim state. The accept thread hands it descriptors (accept.c); workers hand
- * it completions (worker.c). A connection that has not sent one whole request within
+ * it completions (worker.c). A connection that has not sent one complete frame within
  * handshake_timeout_ms is closed, so idle or half-frame clients cost a descriptor for a
- * bounded time and never anyone's latency (seed 004, SPEC 5.4).
+ * bounded time and never anyone's latency (seed 004, SPEC 5.4). Any complete frame makes a
+ * client active, even one the RPC layer rejects (bad JSON, an even stream id, an oversized
+ * payload): it got an answer and may send the next; the timer reads the conn's frame count
+ * when it fires, so the request path pays nothing. When a connection closes, the Waits it
+ * parked and its event subscriptions are freed at once (task_conn_closed,
+ * events_conn_closed) instead of waiting for the process to exit.
  *
  * Shutdown (SIGTERM, SIGINT, or the Shutdown method) runs in a fixed order on the loop
  * thread: stop accepting (join the accept thread), fail the guest link so blocked calls
@@ -14,6 +19,10 @@
  * its queued responses flush, join the workers (running their last completions), then leave
  * the loop once every connection has closed (or after a second), remove the socket and pid
  * file and return.
+ *
+ * The VM objects (shim.qmp, shim.disks, shim.bringup: vm.h) are created here before the
+ * workers start and freed at the very end of loop_run, after the workers are joined, since
+ * only workers use them.
  */
 #include "config.h"
 
@@ -35,8 +44,8 @@ struct shim shim;
 
 struct loop_client {
 	struct rpc_conn *conn;
-	struct event *handshake; /* closes a connection that never sends a request */
-	bool greeted;
+	struct event *handshake; /* closes a connection that never sends a complete frame */
+	bool greeted;		 /* a request arrived: the timer is off */
 	struct loop_client *prev, *next;
 };
 
@@ -58,14 +67,15 @@ static const struct rpc_server_ops loop_rpc_ops = {
     .on_close = loop_on_close,
 };
 
+/* handshake_timeout_ms after accept: close the connection unless it sent a complete frame. */
 static void
 loop_handshake_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct loop_client *lc = arg;
 
-	if (lc->greeted)
+	if (lc->greeted || rpc_conn_frames_received(lc->conn) > 0)
 		return;
-	log_warn("closing connection fd %d: no request within %u ms", rpc_conn_fd(lc->conn),
+	log_warn("closing connection fd %d: no complete frame within %u ms", rpc_conn_fd(lc->conn),
 	    shim.cfg.handshake_timeout_ms);
 	rpc_conn_close(lc->conn);
 }
@@ -136,7 +146,14 @@ loop_on_close(struct rpc_conn *c, void *arg)
 {
 	struct loop_client *lc = arg;
 	struct timeval zero = {0, 0};
+	unsigned waits, subs;
 
+	/* Nobody is left to answer: free what this connection parked now, not at exit. */
+	waits = task_conn_closed(c);
+	subs = events_conn_closed(c);
+	if (waits > 0 || subs > 0)
+		log_debug("connection closed: freed %u parked Wait(s) and %u subscription(s)",
+		    waits, subs);
 	if (lc->prev != NULL)
 		lc->prev->next = lc->next;
 	else
@@ -206,6 +223,36 @@ loop_signal_cb(evutil_socket_t sig, short what, void *arg)
 	loop_request_exit();
 }
 
+/* Create the VM objects from the configuration (before any worker exists). */
+static void
+loop_vm_new(void)
+{
+	shim.bringup = vm_bringup_new(shim.cfg.confidential);
+	if (shim.cfg.vm_qmp[0] == '\0') {
+		log_info("vm.qmp is not set: block rootfs hot-add is off");
+		return;
+	}
+	/* QMP connects lazily, on a worker: nothing here blocks or opens a descriptor. */
+	shim.qmp = qmp_new(shim.cfg.vm_qmp, (int)shim.cfg.connect_timeout_ms);
+	shim.disks = vm_disks_new(shim.qmp, (const char *const *)shim.cfg.hotplug_ports,
+	    shim.cfg.n_hotplug_ports, (int)shim.cfg.unplug_timeout_ms, 0);
+	log_info("hot-add through QMP %s on %zu port(s), unplug timeout %u ms, confidential %s",
+	    shim.cfg.vm_qmp, shim.cfg.n_hotplug_ports, shim.cfg.unplug_timeout_ms,
+	    shim.cfg.confidential ? "yes" : "no");
+}
+
+/* Free the VM objects; the workers, their only users, have been joined. */
+static void
+loop_vm_free(void)
+{
+	vm_disks_free(shim.disks);
+	shim.disks = NULL;
+	qmp_free(shim.qmp);
+	shim.qmp = NULL;
+	vm_bringup_free(shim.bringup);
+	shim.bringup = NULL;
+}
+
 int
 loop_run(int listen_fd, struct status *st)
 {
@@ -224,6 +271,7 @@ loop_run(int listen_fd, struct status *st)
 	    evsignal_add(lp.sig_term, NULL) < 0 || evsignal_add(lp.sig_int, NULL) < 0)
 		fatalx("loop: cannot set up events");
 
+	loop_vm_new();
 	if (worker_init(shim.base, shim.cfg.workers, 64, st) < 0 || guest_init(st) < 0 ||
 	    accept_start(listen_fd, &shim.cfg, st) < 0) {
 		r = -1;
@@ -255,6 +303,7 @@ out:
 	event_free(lp.sig_int);
 	event_base_free(shim.base);
 	shim.base = NULL;
+	loop_vm_free();
 	log_info("stopped");
 	return r;
 }

@@ -25,6 +25,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "io.h"
 #include "shim.h"
 #include "util.h"
 
@@ -60,7 +61,7 @@ main_usage(FILE *f)
 	    "  -log FILE     log file (JSON lines); -debug logs at debug level\n");
 }
 
-static void __attribute__((noreturn)) main_die(int code, const char *fmt, ...)
+static void __attribute__((noreturn, format(printf, 2, 3))) main_die(int code, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -232,6 +233,29 @@ main_report(int fd, const char *what)
 	}
 }
 
+/*
+ * Test-only knobs from the environment, each logged when in effect (docs/RELIABILITY.md):
+ * VMSHIM_TEST_HALF_CLOSED_TIMEOUT_MS shortens the 30 s half-closed stream timeout.
+ */
+static void
+main_test_overrides(void)
+{
+	const char *v = getenv("VMSHIM_TEST_HALF_CLOSED_TIMEOUT_MS");
+	uint32_t ms;
+
+	if (v == NULL)
+		return;
+	if (parse_u32(v, &ms) < 0 || ms == 0 || ms > INT32_MAX) {
+		log_warn(
+		    "ignoring VMSHIM_TEST_HALF_CLOSED_TIMEOUT_MS=%s: not a positive integer", v);
+		return;
+	}
+	io_set_half_closed_timeout_ms((int)ms);
+	log_warn("test override: half-closed stream timeout %u ms "
+		 "(VMSHIM_TEST_HALF_CLOSED_TIMEOUT_MS)",
+	    ms);
+}
+
 /* The daemon proper: listen, write the pid file, report readiness, run the loop. */
 static int
 main_serve(const struct main_opts *o, int ready_fd)
@@ -245,6 +269,7 @@ main_serve(const struct main_opts *o, int ready_fd)
 	if (log_open(o->log, &st) < 0)
 		goto fail;
 	log_set_level(shim.cfg.log_level);
+	main_test_overrides();
 	lfd = transport_listen_unix(shim.socket_path, 0600, 512, &st);
 	if (lfd < 0)
 		goto fail;
@@ -262,9 +287,9 @@ main_serve(const struct main_opts *o, int ready_fd)
 	if (r < 0) {
 		log_error("%s", st.msg);
 		fprintf(stderr, "vmshim: %s\n", st.msg);
-		return 1;
 	}
-	return 0;
+	log_close(); /* every thread is joined: the log's descriptor is the last one of ours */
+	return r < 0 ? 1 : 0;
 fail:
 	log_error("%s", st.msg);
 	snprintf(err, sizeof err, "E%s", st.msg);

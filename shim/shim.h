@@ -25,6 +25,7 @@
 #include "rpc.h"
 #include "status.h"
 #include "transport.h"
+#include "vm.h"
 
 #define SHIM_TASK_SERVICE   "containerd.task.v2.Task"
 #define SHIM_EVENTS_SERVICE "containerd.events.v1.Events"
@@ -32,7 +33,8 @@
 
 /* config.c */
 
-#define CONFIG_DEFAULT_PATH "/etc/vmshim/config.json"
+/* SYSCONFDIR comes from configure (--sysconfdir), so make install and the shim agree. */
+#define CONFIG_DEFAULT_PATH SYSCONFDIR "/vmshim/config.json"
 
 struct shim_config {
 	char *vm_vsock;
@@ -80,6 +82,11 @@ int worker_init(
     struct event_base *base, unsigned nworkers, unsigned queue_per_worker, struct status *st);
 /* Queue a job; -1 with RESOURCE_EXHAUSTED when the queue is full or shutting down. */
 int worker_submit(void (*run)(void *), void (*done)(void *), void *arg, struct status *st);
+/*
+ * Queue a bring-up job (one that may wait on the bring-up lock, QEMU or an unplug): at most
+ * max(1, workers - 1) of them run at once, so one worker stays free for every other job.
+ */
+int worker_submit_bringup(void (*run)(void *), void (*done)(void *), void *arg, struct status *st);
 /* Stop taking jobs, let queued ones finish, join the threads, run the last completions. */
 void worker_shutdown(void);
 
@@ -104,6 +111,14 @@ struct shim {
 	pid_t pid;
 	bool shutting_down;
 	bool exit_when_empty; /* Shutdown without now: exit when the last task is deleted */
+
+	/*
+	 * The VM itself (vm.h), created by loop_run before the workers and freed after they are
+	 * joined; used from workers only. qmp and disks are NULL when vm.qmp is empty.
+	 */
+	struct qmp *qmp;
+	struct vm_disks *disks;
+	struct vm_bringup *bringup;
 };
 
 extern struct shim shim;
@@ -129,9 +144,6 @@ int guest_call(const char *method, json_t *payload, int timeout_ms, bool wait, j
 bool guest_connected(void);
 /* Loop thread: fail in-flight calls, stop reconnecting, drop the link. */
 void guest_shutdown(void);
-/* Per-VM bring-up lock (SPEC 8): held across a container bring-up in confidential VMs. */
-void guest_bringup_lock(void);
-void guest_bringup_unlock(void);
 
 /* events.c */
 
@@ -139,6 +151,8 @@ void events_subscribe(struct rpc_conn *c, uint32_t stream_id, struct msg_request
 /* Publish an event to every subscriber; steals `event`. */
 void events_publish(const char *topic, json_t *event);
 void events_shutdown(void);
+/* Loop thread: connection c closed; forget its subscriptions now. Returns how many. */
+unsigned events_conn_closed(struct rpc_conn *c);
 
 /* task.c: dispatch and the shared task table */
 
@@ -193,6 +207,8 @@ struct task_container {
 	char *bundle;
 	json_t *rootfs;
 	bool paused;
+	bool disk;	   /* a block rootfs is hot-added (task-lifecycle.c removes it on Delete) */
+	bool disk_mounted; /* ... and the agent mounted it (Delete unmounts it first) */
 	struct task_proc *init;
 	struct task_proc *execs;
 	struct task_container *next;
@@ -223,6 +239,19 @@ void task_proc_end_quiet(struct task_proc *p);
 void task_agent_event(const char *topic, json_t *event);
 /* The agent link went down: nothing to do for processes, logged. */
 void task_shutdown(void);
+/*
+ * The agent link went down: parked Waits are in-flight calls, so they are answered
+ * UNAVAILABLE with `why` (SPEC 5.6); the processes stay as they are (the agent may come back
+ * and report their exits).
+ */
+void task_agent_lost(const char *why);
+/*
+ * Loop thread: the agent link is (re)established: ask the agent (ProcessState) about every
+ * process the shim believes running, and publish the exits it missed during the outage.
+ */
+void task_agent_resync(void);
+/* Loop thread: connection c closed; free the Waits it had parked. Returns how many. */
+unsigned task_conn_closed(struct rpc_conn *c);
 const char *task_status_name(const struct task_proc *p);
 int task_timeout_ms(const struct msg_request *req);
 

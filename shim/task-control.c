@@ -259,6 +259,10 @@ task_wait(struct task_call *call)
 		return task_call_finish(call, ST_OK, "",
 		    json_pack(
 			"{s:i, s:s}", "exit_status", p->exit_status, "exited_at", p->exited_at));
+	/* Nobody could report the exit: answer now rather than park forever (SPEC 5.6). */
+	if (!p->exit_seen && !guest_connected())
+		return task_call_finish(call, ST_UNAVAILABLE,
+		    "guest agent is not connected: the exit cannot be observed", NULL);
 	w = xcalloc(1, sizeof *w);
 	w->conn = rpc_conn_ref(call->conn);
 	w->stream_id = call->stream_id;

@@ -11,9 +11,29 @@
  * Bring-up order for a process: the agent's CreateContainer/ExecProcess first (declaring which
  * streams will attach: the agent only accepts streams of processes it knows), then
  * io_prepare() attaches them; a failure after CreateContainer deletes the process in the
- * agent again so nothing is left behind. The whole bring-up runs under the per-VM bring-up
- * lock when vm.confidential is set (SPEC 8, seed 003); block rootfs hot-add will slot in at
- * task_bringup_disks().
+ * agent again so nothing is left behind.
+ *
+ * A container's bring-up (task_create_run) is a bring-up job (worker_submit_bringup: at most
+ * workers - 1 of them run at once) and runs between vm_bringup_begin and vm_bringup_end, which
+ * hold the per-VM lock when vm.confidential is set (SPEC 5.3 and 8, seed 003): the block
+ * rootfs, if any (vm_disk_attach, then the agent's MountDisk: task_bringup_disks), the agent's
+ * CreateContainer, the stream attach. Any failure after the hot-add undoes it before the lock
+ * is released (UnmountDisk if mounted, vm_disk_detach), so a failed Create leaves nothing
+ * attached; the status names the failed step, and a failed undo is appended to it. Exec adds
+ * a process to a running container (no device, no mount), so it does not take the lock.
+ *
+ * Block rootfs convention: one rootfs[] entry of type "block" per container; source is the
+ * image file or block device; target (absolute) is where the guest mounts it, by default
+ * /run/vmshim/<id>/rootfs; options are mount(8) words passed to MountDisk, except "fstype=NAME"
+ * (the filesystem, default ext4), and "ro" also attaches the disk read-only. When the agent
+ * mounted the disk, CreateContainer gets the target as rootfs_mount; when it did not (the local
+ * VM answers "mount skipped"), the container keeps its bundle's root.
+ *
+ * Delete of an init process whose container has a disk (a bring-up job, under the lock in
+ * confidential VMs, since unplugging is a device operation into the guest) unmounts it in the
+ * agent and removes it (device_del, DEVICE_DELETED up to vm.unplug_timeout_ms, blockdev-del).
+ * A device the guest never releases is logged at error level and the Delete still answers OK,
+ * so containerd can clean up; vm-disk.c keeps that port out of use.
  */
 #include "config.h"
 
@@ -24,7 +44,8 @@
 #include "shim.h"
 #include "util.h"
 
-#define TASK_ID_MAX 256
+#define TASK_ID_MAX	     256
+#define TASK_DISK_TARGET_FMT "/run/vmshim/%s/rootfs"
 
 /* Container and exec ids: 1..255 bytes of [A-Za-z0-9_.-], not starting with '.' or '-'. */
 static int
@@ -85,6 +106,106 @@ task_proc_set_stdio(struct task_proc *p, const struct task_stdio *s)
 	p->stderr_path = xstrdup(s->err);
 }
 
+/* A container's block rootfs (SPEC 8), parsed from its rootfs[] entry on the loop thread. */
+struct task_disk {
+	char *source; /* NULL: the container has no block rootfs */
+	char *target;
+	char *fstype;
+	json_t *options; /* mount(8) words for the agent, without fstype= */
+	bool readonly;
+};
+
+static void
+task_disk_clear(struct task_disk *d)
+{
+	free(d->source);
+	free(d->target);
+	free(d->fstype);
+	json_decref(d->options);
+	memset(d, 0, sizeof *d);
+}
+
+/*
+ * Find the block entry of rootfs (already checked for types by task_create): 0 with
+ * d->source NULL when there is none, 0 with *d filled, or -1 with *st naming the field.
+ */
+static int
+task_disk_parse(json_t *rootfs, const char *id, struct task_disk *d, struct status *st)
+{
+	size_t i, k;
+	json_t *m, *o;
+
+	memset(d, 0, sizeof *d);
+	json_array_foreach(rootfs, i, m)
+	{
+		const char *type = json_string_value(json_object_get(m, "type"));
+		const char *source = json_string_value(json_object_get(m, "source"));
+		const char *target = json_string_value(json_object_get(m, "target"));
+
+		if (type == NULL || strcmp(type, "block") != 0)
+			continue;
+		if (d->source != NULL) {
+			task_disk_clear(d);
+			return status_set(st, ST_INVALID_ARGUMENT,
+			    "payload.rootfs[%zu]: only one block rootfs per container", i);
+		}
+		if (source == NULL || *source == '\0')
+			return status_set(st, ST_INVALID_ARGUMENT,
+			    "payload.rootfs[%zu].source: required for type block", i);
+		if (target != NULL && *target != '\0' && *target != '/')
+			return status_set(st, ST_INVALID_ARGUMENT,
+			    "payload.rootfs[%zu].target: must be an absolute path", i);
+		d->source = xstrdup(source);
+		if (target != NULL && *target != '\0')
+			d->target = xstrdup(target);
+		else
+			xasprintf(&d->target, TASK_DISK_TARGET_FMT, id);
+		d->options = json_array();
+		json_array_foreach(json_object_get(m, "options"), k, o)
+		{
+			const char *w = json_string_value(o);
+
+			if (w == NULL || (strncmp(w, "fstype=", 7) == 0 && w[7] == '\0')) {
+				task_disk_clear(d);
+				return status_set(st, ST_INVALID_ARGUMENT,
+				    "payload.rootfs[%zu].options[%zu]: expected a mount option or "
+				    "fstype=NAME",
+				    i, k);
+			}
+			if (strncmp(w, "fstype=", 7) == 0) {
+				free(d->fstype);
+				d->fstype = xstrdup(w + 7);
+				continue;
+			}
+			if (strcmp(w, "ro") == 0)
+				d->readonly = true;
+			json_array_append_new(d->options, json_string(w));
+		}
+		if (d->fstype == NULL)
+			d->fstype = xstrdup("ext4");
+	}
+	return 0;
+}
+
+/* Append "; what: other's message" to *st, keeping its code. */
+static void
+task_status_append(struct status *st, const char *what, const struct status *other)
+{
+	char first[STATUS_MSG_MAX];
+
+	snprintf(first, sizeof first, "%s", st->msg);
+	status_set(st, st->code, "%s; %s: %s", first, what, other->msg);
+}
+
+/* Worker: the agent unmounts a container's disk. */
+static int
+task_disk_unmount(const char *id, const char *target, int timeout_ms, struct status *st)
+{
+	cleanup_json json_t *req = json_pack("{s:s, s:s}", "id", id, "target", target);
+
+	return guest_call("UnmountDisk", req, timeout_ms, false, NULL, st);
+}
+
 /* A bring-up job (Create or Exec). Strings are owned copies. */
 struct task_bringup {
 	struct task_call *call;
@@ -96,11 +217,15 @@ struct task_bringup {
 	bool terminal;
 	char *in, *out, *err;
 	int timeout_ms;
+	struct task_disk disk; /* Create: its block rootfs, if any */
 
 	/* Results. */
 	struct status st;
 	uint32_t pid;
 	struct io_prepared *io;
+	bool disk_attached; /* the disk is in the VM */
+	bool disk_mounted;  /* ... and the agent mounted it */
+	char serial[VM_DISK_SERIAL_MAX + 1];
 };
 
 static void
@@ -114,6 +239,7 @@ task_bringup_free(struct task_bringup *b)
 	free(b->in);
 	free(b->out);
 	free(b->err);
+	task_disk_clear(&b->disk);
 	if (b->io != NULL)
 		io_prepared_free(b->io);
 	free(b);
@@ -169,22 +295,57 @@ task_read_bundle(const char *bundle, bool *terminal, struct status *st)
 	return steal_ptr(&spec);
 }
 
-/* Hot-add and mount block rootfs entries (SPEC 8): not implemented yet. */
+/* Worker, inside the bring-up span: hot-add the block rootfs, then the agent mounts it. */
 static int
 task_bringup_disks(struct task_bringup *b, struct status *st)
 {
-	size_t i;
-	json_t *m;
+	cleanup_json json_t *req = NULL, *resp = NULL;
+	int wait_ms = (int)shim.cfg.connect_timeout_ms;
+	struct guest *g;
+	const char *msg;
 
-	json_array_foreach(b->rootfs, i, m)
-	{
-		const char *type = json_string_value(json_object_get(m, "type"));
-
-		if (type != NULL && strcmp(type, "block") == 0)
-			return status_set(st, ST_UNIMPLEMENTED,
-			    "payload.rootfs[%zu]: block device hot-add is not implemented yet", i);
-	}
+	if (b->disk.source == NULL)
+		return 0;
+	/* No device goes into a VM whose agent cannot be told to mount it. */
+	if (b->timeout_ms > 0 && b->timeout_ms < wait_ms)
+		wait_ms = b->timeout_ms;
+	g = guest_get(wait_ms, st);
+	if (g == NULL)
+		return status_wrap(st, "Create %s: before hot-add of %s", b->id, b->disk.source);
+	guest_put(g);
+	if (vm_disk_attach(shim.disks, b->id, b->disk.source, b->disk.readonly, b->serial, st) < 0)
+		return status_wrap(st, "Create %s", b->id);
+	b->disk_attached = true;
+	req = json_pack("{s:s, s:s, s:s, s:s, s:O}", "id", b->id, "serial", b->serial, "target",
+	    b->disk.target, "fstype", b->disk.fstype, "options", b->disk.options);
+	if (guest_call("MountDisk", req, b->timeout_ms, true, &resp, st) < 0)
+		return status_wrap(
+		    st, "Create %s: mount of serial %s at %s", b->id, b->serial, b->disk.target);
+	b->disk_mounted = json_is_true(json_object_get(resp, "mounted"));
+	msg = json_string_value(json_object_get(resp, "message"));
+	if (b->disk_mounted)
+		log_info_id(b->id, "", "agent mounted serial %s at %s (%s)", b->serial,
+		    b->disk.target, b->disk.fstype);
+	else
+		log_info_id(b->id, "",
+		    "agent did not mount serial %s: %s; the container keeps "
+		    "its bundle's root",
+		    b->serial, msg != NULL ? msg : "no reason given");
 	return 0;
+}
+
+/* Worker: undo the disk steps of a failed bring-up; their own failures are appended to *st. */
+static void
+task_bringup_disks_undo(struct task_bringup *b, struct status *st)
+{
+	struct status undo;
+
+	if (b->disk_mounted && task_disk_unmount(b->id, b->disk.target, b->timeout_ms, &undo) < 0)
+		task_status_append(st, "rollback", &undo);
+	b->disk_mounted = false;
+	if (b->disk_attached && vm_disk_detach(shim.disks, b->id, &undo) < 0)
+		task_status_append(st, "rollback", &undo);
+	b->disk_attached = false;
 }
 
 /* Attach the declared streams; on failure, take the process out of the agent again. */
@@ -212,30 +373,39 @@ task_bringup_attach(struct task_bringup *b, struct status *st)
 	return -1;
 }
 
-/* Worker: bundle, bring-up, CreateContainer, streams. */
+/* Worker (a bring-up job): bundle, then under the bring-up span disk, CreateContainer, streams. */
 static void
 task_create_run(void *arg)
 {
 	struct task_bringup *b = arg;
 	cleanup_json json_t *spec = NULL, *req = NULL, *resp = NULL;
 	bool terminal = b->terminal;
+	int64_t start;
 
 	spec = task_read_bundle(b->bundle, &terminal, &b->st);
 	if (spec == NULL)
 		return;
 	b->terminal = terminal;
-	guest_bringup_lock();
+	vm_bringup_begin(shim.bringup, b->id);
+	start = time_mono_ms();
+	log_debug_id(b->id, "", "bring-up begin");
 	if (task_bringup_disks(b, &b->st) < 0)
-		goto out;
+		goto undo;
 	req = json_pack("{s:s, s:s, s:O, s:s, s:b, s:b, s:b, s:b}", "id", b->id, "bundle",
-	    b->bundle, "spec", spec, "rootfs_mount", "", "terminal", b->terminal, "stdin",
-	    *b->in != '\0', "stdout", *b->out != '\0', "stderr", !b->terminal && *b->err != '\0');
+	    b->bundle, "spec", spec, "rootfs_mount", b->disk_mounted ? b->disk.target : "",
+	    "terminal", b->terminal, "stdin", *b->in != '\0', "stdout", *b->out != '\0', "stderr",
+	    !b->terminal && *b->err != '\0');
 	if (guest_call("CreateContainer", req, b->timeout_ms, true, &resp, &b->st) < 0)
-		goto out;
+		goto undo;
 	b->pid = (uint32_t)json_integer_value(json_object_get(resp, "pid"));
-	task_bringup_attach(b, &b->st);
+	if (task_bringup_attach(b, &b->st) == 0)
+		goto out;
+undo:
+	task_bringup_disks_undo(b, &b->st);
 out:
-	guest_bringup_unlock();
+	log_debug_id(b->id, "", "bring-up end after %lld ms: %s",
+	    (long long)(time_mono_ms() - start), status_code_name(b->st.code));
+	vm_bringup_end(shim.bringup, b->id);
 }
 
 static void
@@ -279,6 +449,8 @@ task_create_done(void *arg)
 	}
 	p->pid = b->pid;
 	p->terminal = b->terminal;
+	ctr->disk = b->disk_attached;
+	ctr->disk_mounted = b->disk_mounted;
 	task_proc_start_io(p, b);
 	p->state = PROC_CREATED;
 	rootfs = ctr->rootfs != NULL ? json_incref(ctr->rootfs) : json_array();
@@ -300,6 +472,7 @@ task_create(struct task_call *call)
 	struct task_stdio sio;
 	struct task_bringup *b;
 	struct task_container *ctr;
+	struct task_disk disk;
 	struct status st;
 	size_t i;
 
@@ -328,8 +501,17 @@ task_create(struct task_call *call)
 		    msg_get_array(m, where, "options", false, &opts, &st) < 0)
 			return task_call_finish_status(call, &st);
 	}
-	if (task_find(id) != NULL)
+	if (task_disk_parse(rootfs, id, &disk, &st) < 0)
+		return task_call_finish_status(call, &st);
+	if (disk.source != NULL && shim.disks == NULL) {
+		task_disk_clear(&disk);
+		return task_call_finish(call, ST_FAILED_PRECONDITION,
+		    "vm.qmp is not configured: this VM takes no hot-added disks", NULL);
+	}
+	if (task_find(id) != NULL) {
+		task_disk_clear(&disk);
 		return task_call_finish(call, ST_ALREADY_EXISTS, "container already exists", NULL);
+	}
 
 	ctr = task_add(id, bundle);
 	ctr->rootfs = rootfs != NULL ? json_deep_copy(rootfs) : NULL;
@@ -337,7 +519,8 @@ task_create(struct task_call *call)
 	b = task_bringup_new(call, id, "", &sio);
 	b->bundle = xstrdup(bundle);
 	b->rootfs = rootfs != NULL ? json_deep_copy(rootfs) : json_array();
-	if (worker_submit(task_create_run, task_create_done, b, &st) < 0) {
+	b->disk = disk;
+	if (worker_submit_bringup(task_create_run, task_create_done, b, &st) < 0) {
 		b->call = NULL;
 		task_bringup_free(b);
 		task_container_remove(ctr);
@@ -355,13 +538,11 @@ task_exec_run(void *arg)
 
 	if (json_is_true(json_object_get(b->process, "terminal")))
 		b->terminal = true;
-	guest_bringup_lock();
 	req = json_pack("{s:s, s:s, s:O, s:b, s:b, s:b, s:b}", "id", b->id, "exec_id", b->exec_id,
 	    "process", b->process, "terminal", b->terminal, "stdin", *b->in != '\0', "stdout",
 	    *b->out != '\0', "stderr", !b->terminal && *b->err != '\0');
 	if (guest_call("ExecProcess", req, b->timeout_ms, true, &resp, &b->st) == 0)
 		task_bringup_attach(b, &b->st);
-	guest_bringup_unlock();
 }
 
 static void
@@ -442,6 +623,11 @@ struct task_simple_job {
 	int timeout_ms;
 	struct status st;
 	json_t *resp;
+
+	/* Delete of an init process whose container has a hot-added disk. */
+	bool disk, disk_mounted;
+	char *disk_target;
+	struct status disk_st; /* why the disk could not be removed */
 };
 
 static struct task_simple_job *
@@ -461,6 +647,7 @@ task_simple_job_free(struct task_simple_job *j)
 {
 	free(j->id);
 	free(j->exec_id);
+	free(j->disk_target);
 	json_decref(j->resp);
 	free(j);
 }
@@ -540,6 +727,21 @@ task_start(struct task_call *call)
 
 /* ---- Delete ---- */
 
+/* Worker: unmount and remove a deleted container's disk; a failure lands in j->disk_st. */
+static void
+task_delete_disk(struct task_simple_job *j)
+{
+	struct status st;
+
+	status_clear(&j->disk_st);
+	vm_bringup_begin(shim.bringup, j->id);
+	if (j->disk_mounted && task_disk_unmount(j->id, j->disk_target, j->timeout_ms, &st) < 0)
+		log_warn_id(j->id, "", "Delete: %s (removing the disk anyway)", st.msg);
+	if (vm_disk_detach(shim.disks, j->id, &j->disk_st) < 0)
+		status_wrap(&j->disk_st, "Delete %s", j->id);
+	vm_bringup_end(shim.bringup, j->id);
+}
+
 static void
 task_delete_run(void *arg)
 {
@@ -548,6 +750,9 @@ task_delete_run(void *arg)
 
 	/* No waiting for a link: Delete must work from the shim's state with the agent down. */
 	guest_call("DeleteProcess", req, j->timeout_ms, false, &j->resp, &j->st);
+	if (j->disk &&
+	    (j->st.code == ST_OK || j->st.code == ST_UNAVAILABLE || j->st.code == ST_NOT_FOUND))
+		task_delete_disk(j);
 }
 
 static void
@@ -574,6 +779,9 @@ task_delete_done(void *arg)
 	if (j->st.code != ST_OK)
 		log_warn_id(
 		    j->id, j->exec_id, "deleting from the shim's state only: %s", j->st.msg);
+	if (j->disk && j->disk_st.code != ST_OK)
+		log_error_id(j->id, j->exec_id,
+		    "the Delete completes, but its disk stays in the VM: %s", j->disk_st.msg);
 	if (!p->exit_seen) {
 		/* Never started (or the agent is gone): take the agent's word, or 255. */
 		p->exit_status = 255;
@@ -636,7 +844,19 @@ task_delete(struct task_call *call)
 				return task_call_finish(call, ST_FAILED_PRECONDITION,
 				    "an exec of this container is still running or busy", NULL);
 	j = task_simple_job_new(call, id, exec_id);
-	if (worker_submit(task_delete_run, task_delete_done, j, &st) < 0) {
+	if (p == p->ctr->init && p->ctr->disk) {
+		struct task_disk disk;
+
+		/* Create parsed the same entry, so this cannot fail now. */
+		if (task_disk_parse(p->ctr->rootfs, id, &disk, &st) < 0 || disk.source == NULL)
+			fatalx("task_delete: container %s lost its block rootfs", id);
+		j->disk = true;
+		j->disk_mounted = p->ctr->disk_mounted;
+		j->disk_target = steal_ptr(&disk.target);
+		task_disk_clear(&disk);
+	}
+	if ((j->disk ? worker_submit_bringup : worker_submit)(
+		task_delete_run, task_delete_done, j, &st) < 0) {
 		j->call = NULL;
 		task_simple_job_free(j);
 		return task_call_finish_status(call, &st);

@@ -384,6 +384,19 @@ task_agent_event(const char *topic, json_t *ev)
 }
 
 void
+task_agent_lost(const char *why)
+{
+	for (struct task_container *ctr = task_table; ctr != NULL; ctr = ctr->next) {
+		/* An exit already reported is published once its output drains: keep those. */
+		if (ctr->init != NULL && !ctr->init->exit_seen)
+			task_proc_answer_waiters(ctr->init, ST_UNAVAILABLE, why);
+		for (struct task_proc *p = ctr->execs; p != NULL; p = p->next)
+			if (!p->exit_seen)
+				task_proc_answer_waiters(p, ST_UNAVAILABLE, why);
+	}
+}
+
+void
 task_shutdown(void)
 {
 	struct task_container *ctr;
@@ -395,5 +408,165 @@ task_shutdown(void)
 		for (struct task_proc *p = ctr->execs; p != NULL; p = p->next)
 			task_proc_answer_waiters(p, ST_UNAVAILABLE, "the shim is shutting down");
 		task_container_remove(ctr);
+	}
+}
+
+/* Drop p's waiters parked by connection c (it closed: nobody is left to answer). */
+static unsigned
+task_proc_drop_waiters(struct task_proc *p, struct rpc_conn *c)
+{
+	struct task_waiter **wp, *w;
+	unsigned n = 0;
+
+	for (wp = &p->waiters; (w = *wp) != NULL;) {
+		if (w->conn != c) {
+			wp = &w->next;
+			continue;
+		}
+		*wp = w->next;
+		rpc_conn_unref(w->conn);
+		free(w);
+		n++;
+	}
+	return n;
+}
+
+unsigned
+task_conn_closed(struct rpc_conn *c)
+{
+	unsigned n = 0;
+
+	for (struct task_container *ctr = task_table; ctr != NULL; ctr = ctr->next) {
+		if (ctr->init != NULL)
+			n += task_proc_drop_waiters(ctr->init, c);
+		for (struct task_proc *p = ctr->execs; p != NULL; p = p->next)
+			n += task_proc_drop_waiters(p, c);
+	}
+	return n;
+}
+
+/* ---- after an agent outage ---- */
+
+/* One process to ask about: a copy of its ids, and the agent's answer. */
+struct task_resync_item {
+	char *id, *exec_id;
+	struct status st;
+	json_t *resp;
+};
+
+struct task_resync_job {
+	struct task_resync_item *items;
+	size_t n;
+};
+
+/* Worker: ProcessState for each process, one after the other, without waiting for a link. */
+static void
+task_resync_run(void *arg)
+{
+	struct task_resync_job *j = arg;
+
+	for (size_t i = 0; i < j->n; i++) {
+		struct task_resync_item *it = &j->items[i];
+		cleanup_json json_t *req =
+		    json_pack("{s:s, s:s}", "id", it->id, "exec_id", it->exec_id);
+
+		guest_call("ProcessState", req, (int)shim.cfg.connect_timeout_ms, false, &it->resp,
+		    &it->st);
+	}
+}
+
+/* Loop: the exit of p is known now (from the agent, or unknown: 255): publish it as usual. */
+static void
+task_resync_exit(struct task_proc *p, int status, const char *at)
+{
+	p->exit_seen = true;
+	p->exit_status = status;
+	if (at != NULL && *at != '\0')
+		snprintf(p->exited_at, sizeof p->exited_at, "%s", at);
+	else
+		time_rfc3339_now(p->exited_at);
+	task_proc_maybe_exit(p);
+}
+
+/* Loop: apply the answers to processes that are still running and whose exit is unseen. */
+static void
+task_resync_done(void *arg)
+{
+	struct task_resync_job *j = arg;
+
+	for (size_t i = 0; i < j->n; i++) {
+		struct task_resync_item *it = &j->items[i];
+		struct task_container *ctr = task_find(it->id);
+		struct task_proc *p = ctr != NULL ? task_find_proc(ctr, it->exec_id) : NULL;
+		const char *status;
+
+		if (p != NULL && p->state == PROC_RUNNING && !p->exit_seen) {
+			status = json_string_value(json_object_get(it->resp, "status"));
+			if (it->st.code == ST_OK && status != NULL && strcmp(status, "stopped") == 0) {
+				log_warn_id(it->id, it->exec_id,
+				    "exit missed while the agent link was down: recovered from "
+				    "ProcessState");
+				task_resync_exit(p,
+				    (int)json_integer_value(json_object_get(it->resp, "exit_status")),
+				    json_string_value(json_object_get(it->resp, "exited_at")));
+			} else if (it->st.code == ST_NOT_FOUND) {
+				log_warn_id(it->id, it->exec_id,
+				    "the agent does not know process %u (it restarted?): its exit "
+				    "status is unknown, reporting 255",
+				    p->pid);
+				task_resync_exit(p, 255, NULL);
+			} else if (it->st.code != ST_OK) {
+				/* The link dropped again: the next reconnect asks again. */
+				log_warn_id(it->id, it->exec_id, "resync: %s", it->st.msg);
+			}
+		}
+		free(it->id);
+		free(it->exec_id);
+		json_decref(it->resp);
+	}
+	free(j->items);
+	free(j);
+}
+
+/* Add p to the job if the shim believes it running and has not seen its exit. */
+static void
+task_resync_add(struct task_resync_job *j, struct task_proc *p)
+{
+	if (p->state != PROC_RUNNING || p->exit_seen)
+		return;
+	j->items[j->n].id = xstrdup(p->ctr->id);
+	j->items[j->n].exec_id = xstrdup(p->exec_id);
+	j->n++;
+}
+
+void
+task_agent_resync(void)
+{
+	struct task_resync_job *j;
+	struct status st;
+	size_t n = 0;
+
+	for (struct task_container *ctr = task_table; ctr != NULL; ctr = ctr->next) {
+		if (ctr->init != NULL && ctr->init->state == PROC_RUNNING && !ctr->init->exit_seen)
+			n++;
+		for (struct task_proc *p = ctr->execs; p != NULL; p = p->next)
+			if (p->state == PROC_RUNNING && !p->exit_seen)
+				n++;
+	}
+	if (n == 0)
+		return;
+	j = xcalloc(1, sizeof *j);
+	j->items = xcalloc(n, sizeof *j->items);
+	for (struct task_container *ctr = task_table; ctr != NULL; ctr = ctr->next) {
+		if (ctr->init != NULL)
+			task_resync_add(j, ctr->init);
+		for (struct task_proc *p = ctr->execs; p != NULL; p = p->next)
+			task_resync_add(j, p);
+	}
+	log_info("agent link up: asking about %zu running process(es)", j->n);
+	if (worker_submit(task_resync_run, task_resync_done, j, &st) < 0) {
+		/* Nothing asked: the answers stay empty and the job is just freed. */
+		log_warn("resync: %s", st.msg);
+		task_resync_done(j);
 	}
 }

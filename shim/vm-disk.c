@@ -108,14 +108,18 @@ vm_disk_hash(const char *s)
 	return h;
 }
 
-/* Find the slot holding id's disk, or NULL. mu held. */
+/*
+ * Find the slot holding id's live disk, or NULL. A stuck slot belongs to a container already
+ * deleted, so it neither blocks a new container of the same id nor is detached again. mu held.
+ */
 static struct vm_slot *
 vm_disk_find(struct vm_disks *d, const char *id)
 {
 	size_t i;
 
 	for (i = 0; i < d->nslots; i++)
-		if (d->slots[i].state != VM_SLOT_FREE && d->slots[i].id != NULL &&
+		if (d->slots[i].state != VM_SLOT_FREE && d->slots[i].state != VM_SLOT_STUCK &&
+		    d->slots[i].id != NULL &&
 		    strcmp(d->slots[i].id, id) == 0)
 			return &d->slots[i];
 	return NULL;
@@ -259,7 +263,7 @@ vm_disk_detach(struct vm_disks *d, const char *id, struct status *st)
 	pthread_mutex_lock(&d->mu);
 	s = vm_disk_find(d, id);
 	if (s != NULL && s->state != VM_SLOT_USED)
-		s = NULL; /* stuck: already reported; reserved: an attach owns it */
+		s = NULL; /* reserved: an attach owns it */
 	if (s != NULL)
 		s->state = VM_SLOT_RESERVED;
 	pthread_mutex_unlock(&d->mu);

@@ -8,6 +8,13 @@
  * shim state lives. A full queue fails worker_submit() at once (the caller answers
  * RESOURCE_EXHAUSTED): no request ever waits for a free slot. The job struct is freed here;
  * the job's arg belongs to its `done` callback.
+ *
+ * Bring-up jobs (worker_submit_bringup: container bring-up and disk removal, which may wait
+ * on the per-VM bring-up lock, QEMU or an unplug timeout) run on at most max(1, nworkers - 1)
+ * workers at once: a worker skips a queued bring-up job while that many are running, so with
+ * two or more workers one always stays free for Kill, Pids, Start, Exec, the guest link's
+ * connect and everything else, however many confidential Creates queue up on the lock.
+ * Ordinary jobs keep their FIFO order, and so do bring-up jobs among themselves.
  */
 #include "config.h"
 
@@ -25,6 +32,7 @@ struct worker_job {
 	void (*run)(void *);
 	void (*done)(void *);
 	void *arg;
+	bool bringup; /* counts against bringup_max */
 	struct worker_job *next;
 };
 
@@ -33,12 +41,14 @@ static struct {
 	unsigned nthreads;
 	unsigned cap;
 
-	/* queue_lock guards head, tail, len and stopping. */
+	/* queue_lock guards head, tail, len, stopping and bringup_running. */
 	pthread_mutex_t queue_lock;
 	pthread_cond_t queue_cond;
 	struct worker_job *head, *tail;
 	unsigned len;
 	bool stopping;
+	unsigned bringup_running; /* bring-up jobs being run now */
+	unsigned bringup_max;	  /* max(1, nthreads - 1), set by worker_init */
 
 	/* done_lock guards done_head and done_tail. */
 	pthread_mutex_t done_lock;
@@ -81,6 +91,32 @@ worker_eventfd_cb(evutil_socket_t fd, short what, void *arg)
 	worker_run_completions();
 }
 
+/*
+ * queue_lock held: unlink the first job this worker may run (a bring-up job only while fewer
+ * than bringup_max run), or NULL.
+ */
+static struct worker_job *
+worker_take_locked(void)
+{
+	struct worker_job *j, *prev = NULL;
+
+	for (j = wk.head; j != NULL; prev = j, j = j->next) {
+		if (j->bringup && wk.bringup_running >= wk.bringup_max)
+			continue;
+		if (prev != NULL)
+			prev->next = j->next;
+		else
+			wk.head = j->next;
+		if (wk.tail == j)
+			wk.tail = prev;
+		wk.len--;
+		if (j->bringup)
+			wk.bringup_running++;
+		return j;
+	}
+	return NULL;
+}
+
 /* Worker thread body: take a job (lock held only for that), run it, post its completion. */
 static void *
 worker_main(void *arg)
@@ -90,21 +126,21 @@ worker_main(void *arg)
 
 	for (;;) {
 		pthread_mutex_lock(&wk.queue_lock);
-		while (wk.head == NULL && !wk.stopping)
+		/* Skipped bring-up jobs are run by whoever a finishing bring-up wakes. */
+		while ((j = worker_take_locked()) == NULL && !(wk.stopping && wk.head == NULL))
 			pthread_cond_wait(&wk.queue_cond, &wk.queue_lock);
-		j = wk.head;
-		if (j == NULL) { /* stopping and drained */
-			pthread_mutex_unlock(&wk.queue_lock);
-			return NULL;
-		}
-		wk.head = j->next;
-		if (wk.head == NULL)
-			wk.tail = NULL;
-		wk.len--;
 		pthread_mutex_unlock(&wk.queue_lock);
+		if (j == NULL) /* stopping and drained */
+			return NULL;
 
 		if (j->run != NULL)
 			j->run(j->arg);
+		if (j->bringup) {
+			pthread_mutex_lock(&wk.queue_lock);
+			wk.bringup_running--;
+			pthread_cond_broadcast(&wk.queue_cond);
+			pthread_mutex_unlock(&wk.queue_lock);
+		}
 
 		j->next = NULL;
 		pthread_mutex_lock(&wk.done_lock);
@@ -132,6 +168,7 @@ worker_init(
 	if (wk.ev == NULL || event_add(wk.ev, NULL) < 0)
 		fatalx("workers: event_new");
 	wk.cap = nworkers * queue_per_worker;
+	wk.bringup_max = nworkers > 1 ? nworkers - 1 : 1;
 	wk.threads = xcalloc(nworkers, sizeof *wk.threads);
 	for (unsigned i = 0; i < nworkers; i++) {
 		r = pthread_create(&wk.threads[i], NULL, worker_main, NULL);
@@ -143,8 +180,10 @@ worker_init(
 	return 0;
 }
 
-int
-worker_submit(void (*run)(void *), void (*done)(void *), void *arg, struct status *st)
+/* Queue a job of either kind (see the design paragraph). */
+static int
+worker_enqueue(
+    void (*run)(void *), void (*done)(void *), void *arg, bool bringup, struct status *st)
 {
 	struct worker_job *j;
 
@@ -162,15 +201,29 @@ worker_submit(void (*run)(void *), void (*done)(void *), void *arg, struct statu
 	j->run = run;
 	j->done = done;
 	j->arg = arg;
+	j->bringup = bringup;
 	if (wk.tail != NULL)
 		wk.tail->next = j;
 	else
 		wk.head = j;
 	wk.tail = j;
 	wk.len++;
+	/* One waiter suffices: if it may not run a bring-up job now, no worker may. */
 	pthread_cond_signal(&wk.queue_cond);
 	pthread_mutex_unlock(&wk.queue_lock);
 	return 0;
+}
+
+int
+worker_submit(void (*run)(void *), void (*done)(void *), void *arg, struct status *st)
+{
+	return worker_enqueue(run, done, arg, false, st);
+}
+
+int
+worker_submit_bringup(void (*run)(void *), void (*done)(void *), void *arg, struct status *st)
+{
+	return worker_enqueue(run, done, arg, true, st);
 }
 
 void

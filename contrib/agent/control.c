@@ -795,6 +795,40 @@ fail:
 	rpc_conn_respond_status(conn, sid, &st);
 }
 
+/*
+ * ProcessState: what the agent knows of one process, so a shim that lost its link (and
+ * perhaps an exit event with it) can learn, after reconnecting, whether the process ended.
+ */
+static void
+control_process_state(struct rpc_conn *conn, uint32_t sid, uint8_t flags, json_t *payload)
+{
+	static const char *const names[] = {
+	    [PROC_CREATED] = "created",
+	    [PROC_STARTING] = "running",
+	    [PROC_RUNNING] = "running",
+	    [PROC_EXITED] = "exited",
+	    [PROC_STOPPED] = "stopped",
+	};
+	char ts[TIME_RFC3339_LEN] = "";
+	struct container *c;
+	struct proc *p;
+	struct status st;
+	bool ended;
+	json_t *res;
+
+	if (control_lookup(payload, true, &c, &p, &st) < 0) {
+		rpc_conn_respond_status(conn, sid, &st);
+		return;
+	}
+	ended = p->state == PROC_EXITED || p->state == PROC_STOPPED;
+	if (ended)
+		time_rfc3339(&p->exited_at, ts);
+	res = json_pack("{s:s, s:i, s:i, s:s}", "status", names[p->state], "pid", (int)p->pid,
+	    "exit_status", ended ? p->exit_status : 0, "exited_at", ts);
+	rpc_conn_respond(conn, sid, ST_OK, "", res);
+	json_decref(res);
+}
+
 /* ---- disks ---- */
 
 struct control_mount_opt {
@@ -1060,6 +1094,7 @@ static const struct {
     {"Stats", control_stats},
     {"Pids", control_pids},
     {"DeleteProcess", control_delete},
+    {"ProcessState", control_process_state},
     {"MountDisk", control_mount},
     {"UnmountDisk", control_unmount},
     {"SubscribeEvents", control_subscribe},

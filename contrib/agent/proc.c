@@ -449,8 +449,12 @@ proc_stream_gone(struct proc *p, enum stdio_kind k, struct stream *s)
 {
 	if (p->streams[k] == s)
 		p->streams[k] = NULL;
-	if (k != STDIO_IN)
-		p->out_done[k] = true;
+	/*
+	 * Every stream, stdin too, counts as attached once it has come and gone: a stdin whose
+	 * EOF went both ways before StartProcess (the runtime wrote and closed it early) must not
+	 * fail the start as "not attached".
+	 */
+	p->out_done[k] = true;
 	proc_check_done(p);
 }
 

@@ -22,6 +22,10 @@
  * stops consuming the socket (its bufferevent stops reading at AGENT_STREAM_PENDING), until the
  * pipe is writable again. The peer's EOF, CloseStdin or the process's exit closes the pipe
  * after what is queued, and then the agent sends its own EOF.
+ *
+ * Bulk: both directions move up to 256 KiB per system call (stdin reads the socket itself,
+ * stream_input_bulk(); stdout reads the pipe straight into the socket's queue), since
+ * libevent's 4 KiB/16 KiB defaults cost one process wake-up per 4 KiB.
  */
 #include "config.h"
 
@@ -78,6 +82,8 @@ static uint8_t stream_buf[STREAM_READ_CHUNK];
 
 static void stream_check(struct stream *s);
 static void stream_input(struct stream *s);
+static void stream_input_bulk(struct stream *s);
+static void stream_event_cb(struct bufferevent *bev, short what, void *arg);
 
 static const char *
 stream_kind_name(enum stdio_kind k)
@@ -239,7 +245,8 @@ static void
 stream_pipe_read_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct stream *s = arg;
-	uint8_t len[STREAM_LEN_SIZE];
+	struct evbuffer_iovec v;
+	struct evbuffer *out;
 	ssize_t n;
 
 	for (;;) {
@@ -249,14 +256,26 @@ stream_pipe_read_cb(evutil_socket_t fd, short what, void *arg)
 			s->pipe_paused = true;
 			return;
 		}
-		n = read(s->pipe_fd, stream_buf, sizeof stream_buf);
-		if (n > 0) {
-			if (s->bev == NULL)
-				continue; /* the socket is gone: drain and discard */
-			stream_len_pack((uint32_t)n, len);
-			evbuffer_add(bufferevent_get_output(s->bev), len, sizeof len);
-			evbuffer_add(bufferevent_get_output(s->bev), stream_buf, (size_t)n);
-			continue;
+		if (s->bev == NULL) {
+			/* The socket is gone: drain and discard. */
+			n = read(s->pipe_fd, stream_buf, sizeof stream_buf);
+			if (n > 0)
+				continue;
+		} else {
+			/* Read straight into the socket's queue, behind room for the length. */
+			out = bufferevent_get_output(s->bev);
+			if (evbuffer_reserve_space(
+				out, STREAM_LEN_SIZE + STREAM_READ_CHUNK, &v, 1) != 1 ||
+			    v.iov_len < STREAM_LEN_SIZE + STREAM_READ_CHUNK)
+				fatalx("evbuffer_reserve_space");
+			n = read(
+			    s->pipe_fd, (uint8_t *)v.iov_base + STREAM_LEN_SIZE, STREAM_READ_CHUNK);
+			if (n > 0) {
+				stream_len_pack((uint32_t)n, v.iov_base);
+				v.iov_len = STREAM_LEN_SIZE + (size_t)n;
+				evbuffer_commit_space(out, &v, 1);
+				continue;
+			}
 		}
 		if (n < 0 && errno == EINTR)
 			continue;
@@ -356,8 +375,10 @@ stream_pipe_write_cb(evutil_socket_t fd, short what, void *arg)
 	}
 	event_del(s->pipe_ev);
 	stream_input_maybe_close(s);
-	if (s->bev != NULL)
+	if (s->bev != NULL) {
 		stream_input(s);
+		stream_input_bulk(s);
+	}
 }
 
 /* Consume framed input from the socket. */
@@ -477,6 +498,49 @@ stream_hello(struct stream *s)
 	return 0;
 }
 
+/*
+ * Stdin: read the socket directly in big chunks. A bufferevent reads at most 4 KiB per call
+ * (libevent 2.1's EVBUFFER_MAX_READ), which made one pipe write, and one wake-up of the
+ * process, per 4 KiB. This tops the input buffer up to AGENT_STREAM_PENDING while the pipe
+ * takes it; EOF and errors go to stream_event_cb as the bufferevent would report them.
+ */
+static void
+stream_input_bulk(struct stream *s)
+{
+	struct evbuffer *in;
+	struct evbuffer_iovec v;
+	ssize_t n;
+
+	while (s->bev != NULL && s->phase == STREAM_ACTIVE && s->kind == STDIO_IN && !s->eof_recv &&
+	       evbuffer_get_length(s->pending) == 0) {
+		in = bufferevent_get_input(s->bev);
+		if (evbuffer_get_length(in) >= AGENT_STREAM_PENDING)
+			return;
+		/* The bufferevent freezes its input's end; it thaws it the same way to read. */
+		evbuffer_unfreeze(in, 0);
+		if (evbuffer_reserve_space(in, STREAM_READ_CHUNK, &v, 1) < 1) {
+			evbuffer_freeze(in, 0);
+			return;
+		}
+		n = read(bufferevent_getfd(s->bev), v.iov_base, v.iov_len);
+		if (n > 0) {
+			v.iov_len = (size_t)n;
+			evbuffer_commit_space(in, &v, 1);
+		}
+		evbuffer_freeze(in, 0);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && errno == EAGAIN)
+			return;
+		if (n <= 0) {
+			stream_event_cb(s->bev,
+			    BEV_EVENT_READING | (n == 0 ? BEV_EVENT_EOF : BEV_EVENT_ERROR), s);
+			return;
+		}
+		stream_input(s);
+	}
+}
+
 static void
 stream_read_cb(struct bufferevent *bev, void *arg)
 {
@@ -485,6 +549,7 @@ stream_read_cb(struct bufferevent *bev, void *arg)
 	if (s->phase == STREAM_HELLO && stream_hello(s) != 0)
 		return;
 	stream_input(s);
+	stream_input_bulk(s);
 }
 
 static void
@@ -514,6 +579,9 @@ stream_accept(int fd)
 		free(s);
 		return;
 	}
+	/* libevent moves 16 KiB per socket call by default: far too little for bulk stdio. */
+	bufferevent_set_max_single_read(s->bev, STREAM_READ_CHUNK);
+	bufferevent_set_max_single_write(s->bev, STREAM_READ_CHUNK);
 	LIST_INSERT_HEAD(&stream_all, s, entry);
 	s->timer = evtimer_new(agent.base, stream_timer_cb, s);
 	evtimer_add(s->timer, &tv);

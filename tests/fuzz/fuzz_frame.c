@@ -4,8 +4,9 @@
  * The input is raw bytes from a peer. A reference model written from SPEC 4 (10-byte header,
  * big-endian length, oversized payloads reported then skipped) predicts the events; the real
  * decoder must produce exactly those events whether the input arrives whole, in random cuts
- * (seeded from the input) or one byte at a time, must never buffer more than a frame's
- * announced length or more than it received, and must end idle exactly when the model does.
+ * (seeded from the input) or, up to 1 KiB, one byte at a time; it must never buffer more than
+ * a frame's announced length or more than it received, and must end idle exactly when the
+ * model does.
  * Every whole frame must re-encode (frame_encode) to the very bytes it came from.
  *
  * Two limits are used: 4096 bytes, so that oversized frames and the skipping of their
@@ -169,7 +170,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			frame_check_encode(data, &ev[k]);
 	frame_run(data, size, FUZZ_FRAME_SMALL_MAX, CUT_WHOLE, ev, nev, idle);
 	frame_run(data, size, FUZZ_FRAME_SMALL_MAX, CUT_RANDOM, ev, nev, idle);
-	/* Byte by byte costs a call per byte: keep it to inputs a header or two long. */
+	/* Byte by byte costs a call per byte; random cuts cover longer inputs. */
 	if (size <= 1024)
 		frame_run(data, size, FUZZ_FRAME_SMALL_MAX, CUT_BYTES, ev, nev, idle);
 

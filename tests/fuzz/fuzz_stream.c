@@ -4,9 +4,10 @@
  * The input is what a guest sends on a stream connection. A reference model of SPEC 7
  * (u32 big-endian length, a zero length is EOF, anything after EOF or a length over the
  * limit fails the stream) predicts the data bytes and where EOF and the error fall; the
- * decoder must match it whole, in random cuts (seeded from the input) and byte by byte, hand
- * out only slices of the input it was given, and keep failing once it has failed. The
- * limits used are 4096 (so oversized lengths are cheap to reach) and the default 10 MiB.
+ * decoder must match it whole, in random cuts (seeded from the input) and, up to 1 KiB, byte
+ * by byte, hand out only slices of the input it was given, and keep failing once it has
+ * failed. The limits used are 4096 (so oversized lengths are cheap to reach) and the default
+ * 10 MiB.
  *
  * stream_read_frame, which reads a stream's first ("hello") frame, is run over a socketpair
  * holding the start of the input followed by EOF: its answer is predictable from the bytes.

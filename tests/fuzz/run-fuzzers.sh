@@ -57,7 +57,7 @@ dict() {
 # Run one target; its summary line goes to OUT/NAME/result, "ok" or "failed" to OUT/NAME/rc.
 run_one() {
 	local t=$1 bin="$build/tests/fuzz/fuzz_$1" dir="$out/$1" log rc before after d
-	local execs eps cov ft line bad
+	local execs eps cov ft line bad what
 	log="$dir/fuzz.log"
 	mkdir -p "$dir/corpus"
 	if [ ! -x "$bin" ]; then

@@ -117,7 +117,8 @@ JSON
 
 start_shim() {
 	[ -f "$T/config.json" ] || write_config
-	"$SHIM" serve -socket "$T/shim.sock" -config "$T/config.json" -log "$T/shim.log" 2>>"$T/shim.stderr" &
+	# VMSHIM_WRAPPER (e.g. "valgrind --leak-check=full") prefixes the shim's command line.
+	${VMSHIM_WRAPPER:-} "$SHIM" serve -socket "$T/shim.sock" -config "$T/config.json" -log "$T/shim.log" 2>>"$T/shim.stderr" &
 	SHIM_PID=$!
 	PIDS="$PIDS $SHIM_PID"
 	wait_socket "$T/shim.sock" "$SHIM_PID" || die "the shim did not come up (see $T/shim.log)"

@@ -362,9 +362,13 @@ test_detach_timeout_keeps_port(void)
 	vm_disks_counts(d, &nfree, &used, &stuck);
 	CU_ASSERT_EQUAL(stuck, 1);
 	CU_ASSERT_EQUAL(nfree, 0);
-	/* The stuck port is never reused. */
+	/* The stuck port is never reused, not even by a new container of the same id. */
 	CU_ASSERT_EQUAL(vm_disk_attach(d, "c2", vm.image, false, serial, &st), -1);
 	CU_ASSERT_EQUAL(st.code, ST_RESOURCE_EXHAUSTED);
+	CU_ASSERT_EQUAL(vm_disk_attach(d, "c1", vm.image2, false, serial, &st), -1);
+	CU_ASSERT_EQUAL(st.code, ST_RESOURCE_EXHAUSTED);
+	/* Detaching the deleted container again does nothing. */
+	CU_ASSERT_EQUAL(vm_disk_detach(d, "c1", &st), 0);
 	vm_disks_free(d);
 	vm_teardown(&vm);
 }
