@@ -139,8 +139,8 @@ accept_exhausted(int err, struct accept_episode *ep)
 	int fd;
 
 	if (!ep->on)
-		log_error("accept: %s: refusing connections until descriptors are free",
-		    strerror(err));
+		log_error(
+		    "accept: %s: refusing connections until descriptors are free", strerror(err));
 	ep->on = true;
 	accept_spare_open();
 	if ((err == EMFILE || err == ENFILE) && ac.spare_fd >= 0) {

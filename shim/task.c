@@ -502,12 +502,14 @@ task_resync_done(void *arg)
 
 		if (p != NULL && p->state == PROC_RUNNING && !p->exit_seen) {
 			status = json_string_value(json_object_get(it->resp, "status"));
-			if (it->st.code == ST_OK && status != NULL && strcmp(status, "stopped") == 0) {
+			if (it->st.code == ST_OK && status != NULL &&
+			    strcmp(status, "stopped") == 0) {
 				log_warn_id(it->id, it->exec_id,
 				    "exit missed while the agent link was down: recovered from "
 				    "ProcessState");
 				task_resync_exit(p,
-				    (int)json_integer_value(json_object_get(it->resp, "exit_status")),
+				    (int)json_integer_value(
+					json_object_get(it->resp, "exit_status")),
 				    json_string_value(json_object_get(it->resp, "exited_at")));
 			} else if (it->st.code == ST_NOT_FOUND) {
 				log_warn_id(it->id, it->exec_id,

@@ -121,8 +121,8 @@ mode_lat(const char *ep, const char *method, const char *json, int n)
 {
 	struct bc_conn c = {.fd = bc_dial(ep)};
 	int64_t *t = xcalloc((size_t)n, sizeof *t), sum = 0, t0;
-	const char *service = strncmp(ep, "uds:", 4) == 0 ? "vmshim.agent.v1.Agent"
-							  : "containerd.task.v2.Task";
+	const char *service =
+	    strncmp(ep, "uds:", 4) == 0 ? "vmshim.agent.v1.Agent" : "containerd.task.v2.Task";
 
 	bc_prepare(&c, service, method, json);
 	for (int i = 0; i < n / 10; i++) { /* warm-up */

@@ -45,8 +45,7 @@
 static uint32_t next_id = 1;
 static int fails;
 
-static void
-check(bool ok, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void check(bool ok, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 static void
 check(bool ok, const char *fmt, ...)
@@ -204,8 +203,9 @@ mode_handshake(const char *sock, int ms)
 		usleep(20000);
 	next_id = 5;
 	code = lc_connect_call(even, 2000);
-	check(code == 0, "client whose first frame was rejected (even id) still answered after "
-			 "%lld ms (%d)",
+	check(code == 0,
+	    "client whose first frame was rejected (even id) still answered after "
+	    "%lld ms (%d)",
 	    (long long)(time_mono_ms() - t0), code);
 	code = lc_connect_call(badj, 2000);
 	check(code == 0, "client whose first frame was malformed JSON still answered (%d)", code);
@@ -330,8 +330,8 @@ mode_queuefill(const char *sock, const char *id, int n, const char *file)
 			break;
 	}
 	check(code == ST_RESOURCE_EXHAUSTED && sid == last,
-	    "call %d answered RESOURCE_EXHAUSTED in %lld ms while the worker was stuck (%d)",
-	    n + 1, (long long)(time_mono_ms() - t0), code);
+	    "call %d answered RESOURCE_EXHAUSTED in %lld ms while the worker was stuck (%d)", n + 1,
+	    (long long)(time_mono_ms() - t0), code);
 	f = fopen(file, "we");
 	if (f != NULL) {
 		fputs("exhausted\n", f);

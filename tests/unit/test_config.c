@@ -162,8 +162,8 @@ static void
 test_unknown_keys(void)
 {
 	expect_error("{\"colour\": \"blue\"}", ": colour: unknown key", "config /tmp/");
-	expect_error("{\"vm\": {\"vsock\": \"uds:/x\", \"colour\": 1}}", ": vm.colour: unknown key",
-	    NULL);
+	expect_error(
+	    "{\"vm\": {\"vsock\": \"uds:/x\", \"colour\": 1}}", ": vm.colour: unknown key", NULL);
 	/* Keys of "vm" are not valid at the top level, nor the reverse. */
 	expect_error("{\"agent_port\": 1}", ": agent_port: unknown key", NULL);
 	expect_error("{\"vm\": {\"workers\": 1}}", ": vm.workers: unknown key", NULL);
@@ -180,10 +180,11 @@ test_wrong_types(void)
 	expect_error("{\"vm\": []}", ": vm: expected an object", NULL);
 	expect_error("{\"vm\": {\"hotplug_ports\": \"rp0\"}}",
 	    ": vm.hotplug_ports: expected an array of strings", NULL);
-	expect_error("{\"vm\": {\"hotplug_ports\": [\"rp0\", 1]}}", ": vm.hotplug_ports[1]: ",
-	    NULL);
+	expect_error(
+	    "{\"vm\": {\"hotplug_ports\": [\"rp0\", 1]}}", ": vm.hotplug_ports[1]: ", NULL);
 	expect_error("{\"allowed_uids\": 0}", ": allowed_uids: expected an array", NULL);
-	expect_error("{\"allowed_uids\": [0, \"root\"]}", ": allowed_uids[1]: expected a uid", NULL);
+	expect_error(
+	    "{\"allowed_uids\": [0, \"root\"]}", ": allowed_uids[1]: expected a uid", NULL);
 	expect_error("{\"log_level\": 3}", ": log_level: expected a string", NULL);
 	expect_error("{\"log_level\": \"loud\"}", ": log_level: \"loud\" is not one of", NULL);
 	expect_error("[1, 2]", "line 1: expected a JSON object", NULL);
@@ -198,10 +199,10 @@ test_ranges(void)
 	expect_error("{\"workers\": 0}", ": workers: 0 is out of range 1..256", NULL);
 	expect_error("{\"workers\": 257}", ": workers: 257 is out of range 1..256", NULL);
 	expect_error("{\"max_connections\": 0}", ": max_connections: 0 is out of range", NULL);
-	expect_error("{\"max_message_bytes\": 1023}", ": max_message_bytes: 1023 is out of range",
-	    NULL);
-	expect_error("{\"handshake_timeout_ms\": -1}", ": handshake_timeout_ms: -1 is out of range",
-	    NULL);
+	expect_error(
+	    "{\"max_message_bytes\": 1023}", ": max_message_bytes: 1023 is out of range", NULL);
+	expect_error(
+	    "{\"handshake_timeout_ms\": -1}", ": handshake_timeout_ms: -1 is out of range", NULL);
 	expect_error("{\"vm\": {\"agent_port\": 4294967296}}",
 	    ": vm.agent_port: 4294967296 is out of range", NULL);
 	expect_error("{\"allowed_uids\": [-1]}", ": allowed_uids[0]: expected a uid", NULL);
@@ -288,9 +289,9 @@ test_annotations(void)
 	struct shim_config cfg;
 	struct status st;
 
-	CU_ASSERT_EQUAL_FATAL(load_text(&cfg,
-				  "{\"workers\": 2, \"seccomp\": true, \"vm\": {\"vsock\": \"uds:/a\"}}",
-				  &st),
+	CU_ASSERT_EQUAL_FATAL(
+	    load_text(
+		&cfg, "{\"workers\": 2, \"seccomp\": true, \"vm\": {\"vsock\": \"uds:/a\"}}", &st),
 	    0);
 	CU_ASSERT_EQUAL_FATAL(annotate(&cfg,
 				  "{\"io.vmshim.workers\": \"6\", \"io.vmshim.seccomp\": \"false\","
@@ -324,8 +325,8 @@ test_annotations(void)
 	CU_ASSERT_EQUAL(annotate(&cfg, "{\"io.vmshim.workers\": \"0\"}", &st), -1);
 	CU_ASSERT_PTR_NOT_NULL(strstr(st.msg, "annotation io.vmshim.workers: workers: 0 is out"));
 	CU_ASSERT_EQUAL(annotate(&cfg, "{\"io.vmshim.seccomp\": \"yes\"}", &st), -1);
-	CU_ASSERT_PTR_NOT_NULL(strstr(
-	    st.msg, "annotation io.vmshim.seccomp: \"yes\" is not a valid boolean (true or false)"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(st.msg,
+	    "annotation io.vmshim.seccomp: \"yes\" is not a valid boolean (true or false)"));
 	CU_ASSERT_EQUAL(annotate(&cfg, "{\"io.vmshim.colour\": \"blue\"}", &st), -1);
 	CU_ASSERT_PTR_NOT_NULL(strstr(st.msg, "annotation io.vmshim.colour: unknown key"));
 	CU_ASSERT_EQUAL(annotate(&cfg, "{\"io.vmshim.vm.colour\": \"blue\"}", &st), -1);
@@ -357,8 +358,8 @@ test_bundle(void)
 	/* No config.json in the bundle, or no bundle: nothing to apply. */
 	CU_ASSERT_EQUAL(config_apply_bundle(&cfg, bundle, &st), 0);
 	CU_ASSERT_EQUAL(config_apply_bundle(&cfg, NULL, &st), 0);
-	write_file("bundle/config.json",
-	    "{\"ociVersion\": \"1.0.2\", \"annotations\": {\"io.vmshim.max_connections\": \"12\"}}");
+	write_file("bundle/config.json", "{\"ociVersion\": \"1.0.2\", \"annotations\": "
+					 "{\"io.vmshim.max_connections\": \"12\"}}");
 	CU_ASSERT_EQUAL(config_apply_bundle(&cfg, bundle, &st), 0);
 	CU_ASSERT_EQUAL(cfg.max_connections, 12);
 	write_file("bundle/config.json", "{\"annotations\": {\"io.vmshim.workers\": \"x\"}}");
@@ -377,8 +378,8 @@ test_syntax_error_line(void)
 	struct shim_config cfg;
 	struct status st;
 
-	CU_ASSERT_EQUAL(load_text(&cfg, "{\n  \"workers\": 2,\n  \"vm\": {\"vsock\": \"uds:/x\"\n}\n",
-			    &st),
+	CU_ASSERT_EQUAL(
+	    load_text(&cfg, "{\n  \"workers\": 2,\n  \"vm\": {\"vsock\": \"uds:/x\"\n}\n", &st),
 	    -1);
 	CU_ASSERT_EQUAL(st.code, ST_INVALID_ARGUMENT);
 	CU_ASSERT_PTR_NOT_NULL(strstr(st.msg, "/config.json: line 5: "));
