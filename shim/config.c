@@ -237,6 +237,31 @@ config_walk(
 	return 0;
 }
 
+/* Apply a parsed document (NULL when parsing failed, with jerr) named src in messages. */
+static int
+config_from_json(struct shim_config *cfg, json_t *root, const json_error_t *jerr, const char *src,
+    struct status *st)
+{
+	if (root == NULL)
+		return status_set(
+		    st, ST_INVALID_ARGUMENT, "%s: line %d: %s", src, jerr->line, jerr->text);
+	if (!json_is_object(root))
+		return status_set(
+		    st, ST_INVALID_ARGUMENT, "%s: line 1: expected a JSON object", src);
+	return config_walk(cfg, root, "", src, st);
+}
+
+int
+config_parse(struct shim_config *cfg, const char *buf, size_t len, const char *src,
+    struct status *st)
+{
+	cleanup_json json_t *root = NULL;
+	json_error_t jerr;
+
+	root = json_loadb(buf, len, JSON_REJECT_DUPLICATES, &jerr);
+	return config_from_json(cfg, root, &jerr, src, st);
+}
+
 int
 config_load(struct shim_config *cfg, const char *path, bool must_exist, struct status *st)
 {
@@ -254,13 +279,7 @@ config_load(struct shim_config *cfg, const char *path, bool must_exist, struct s
 	}
 	root = json_loadf(f, JSON_REJECT_DUPLICATES, &jerr);
 	fclose(f);
-	if (root == NULL)
-		return status_set(
-		    st, ST_INVALID_ARGUMENT, "%s: line %d: %s", src, jerr.line, jerr.text);
-	if (!json_is_object(root))
-		return status_set(
-		    st, ST_INVALID_ARGUMENT, "%s: line 1: expected a JSON object", src);
-	return config_walk(cfg, root, "", src, st);
+	return config_from_json(cfg, root, &jerr, src, st);
 }
 
 /* Convert an annotation's string into the JSON value its key expects. */

@@ -18,7 +18,8 @@ FUZZ_REPLAYS = tests/fuzz/replay_frame \
 	tests/fuzz/replay_response_event \
 	tests/fuzz/replay_handshake \
 	tests/fuzz/replay_qmp \
-	tests/fuzz/replay_endpoint
+	tests/fuzz/replay_endpoint \
+	tests/fuzz/replay_config
 check_PROGRAMS += $(FUZZ_REPLAYS)
 TESTS += $(FUZZ_REPLAYS)
 EXTRA_DIST += tests/fuzz/corpus tests/fuzz/json.dict tests/fuzz/handshake.dict \
@@ -53,6 +54,10 @@ tests_fuzz_replay_endpoint_SOURCES = tests/fuzz/fuzz_endpoint.c $(FUZZ_COMMON) \
 	tests/fuzz/standalone.c
 tests_fuzz_replay_endpoint_CFLAGS = $(FUZZ_CFLAGS) -DFUZZ_NAME=endpoint
 tests_fuzz_replay_endpoint_LDADD = $(FUZZ_LDADD)
+tests_fuzz_replay_config_SOURCES = tests/fuzz/fuzz_config.c shim/config.c shim/shim.h \
+	$(FUZZ_COMMON) tests/fuzz/standalone.c
+tests_fuzz_replay_config_CFLAGS = $(FUZZ_CFLAGS) -DFUZZ_NAME=config
+tests_fuzz_replay_config_LDADD = $(FUZZ_LDADD)
 
 if FUZZING
 FUZZ_BINARIES = tests/fuzz/fuzz_frame \
@@ -61,7 +66,8 @@ FUZZ_BINARIES = tests/fuzz/fuzz_frame \
 	tests/fuzz/fuzz_response_event \
 	tests/fuzz/fuzz_handshake \
 	tests/fuzz/fuzz_qmp \
-	tests/fuzz/fuzz_endpoint
+	tests/fuzz/fuzz_endpoint \
+	tests/fuzz/fuzz_config
 noinst_PROGRAMS += $(FUZZ_BINARIES)
 
 tests_fuzz_fuzz_frame_SOURCES = tests/fuzz/fuzz_frame.c $(FUZZ_COMMON)
@@ -92,6 +98,10 @@ tests_fuzz_fuzz_endpoint_SOURCES = tests/fuzz/fuzz_endpoint.c $(FUZZ_COMMON)
 tests_fuzz_fuzz_endpoint_CFLAGS = $(FUZZ_CFLAGS)
 tests_fuzz_fuzz_endpoint_LDFLAGS = $(AM_LDFLAGS) -fsanitize=fuzzer
 tests_fuzz_fuzz_endpoint_LDADD = $(FUZZ_LDADD)
+tests_fuzz_fuzz_config_SOURCES = tests/fuzz/fuzz_config.c shim/config.c shim/shim.h $(FUZZ_COMMON)
+tests_fuzz_fuzz_config_CFLAGS = $(FUZZ_CFLAGS)
+tests_fuzz_fuzz_config_LDFLAGS = $(AM_LDFLAGS) -fsanitize=fuzzer
+tests_fuzz_fuzz_config_LDADD = $(FUZZ_LDADD)
 
 # make fuzz [FUZZ_SECONDS=60] [FUZZ_MERGE=1]: every target for FUZZ_SECONDS, new inputs into
 # tests/fuzz/out/NAME/corpus here; FUZZ_MERGE=1 merges them into the committed corpus.
