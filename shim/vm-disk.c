@@ -119,8 +119,7 @@ vm_disk_find(struct vm_disks *d, const char *id)
 
 	for (i = 0; i < d->nslots; i++)
 		if (d->slots[i].state != VM_SLOT_FREE && d->slots[i].state != VM_SLOT_STUCK &&
-		    d->slots[i].id != NULL &&
-		    strcmp(d->slots[i].id, id) == 0)
+		    d->slots[i].id != NULL && strcmp(d->slots[i].id, id) == 0)
 			return &d->slots[i];
 	return NULL;
 }
@@ -258,6 +257,7 @@ vm_disk_detach(struct vm_disks *d, const char *id, struct status *st)
 	struct vm_slot *s;
 	uint64_t seq;
 	int64_t deadline;
+	bool gone;
 	int r;
 
 	pthread_mutex_lock(&d->mu);
@@ -272,14 +272,22 @@ vm_disk_detach(struct vm_disks *d, const char *id, struct status *st)
 
 	seq = qmp_event_seq(d->qmp);
 	args = json_pack("{s:s}", "id", s->dev_id);
-	if (qmp_execute(d->qmp, "device_del", args, d->qmp_timeout_ms, NULL, st) < 0 &&
-	    st->code != ST_NOT_FOUND) {
-		vm_disk_release(d, s, VM_SLOT_USED);
-		return status_wrap(st, "remove disk of %s: device_del %s", id, s->dev_id);
+	gone = false;
+	if (qmp_execute(d->qmp, "device_del", args, d->qmp_timeout_ms, NULL, st) < 0) {
+		if (st->code != ST_NOT_FOUND) {
+			/*
+			 * The container is being deleted either way: keep the port out of use
+			 * (never reused, never silently left USED under a deleted id).
+			 */
+			vm_disk_release(d, s, VM_SLOT_STUCK);
+			log_error_id(id, "", "device_del %s on %s failed: %s; port kept out of use",
+			    s->dev_id, s->port, st->msg);
+			return status_wrap(st, "remove disk of %s: device_del %s", id, s->dev_id);
+		}
+		gone = true; /* already unplugged */
 	}
 	deadline = time_mono_ms() + d->unplug_timeout_ms;
-	if (st->code != ST_NOT_FOUND &&
-	    qmp_wait_event(d->qmp, seq, "DEVICE_DELETED", s->dev_id, deadline, st) < 0) {
+	if (!gone && qmp_wait_event(d->qmp, seq, "DEVICE_DELETED", s->dev_id, deadline, st) < 0) {
 		vm_disk_release(d, s, VM_SLOT_STUCK);
 		log_error_id(id, "",
 		    "guest did not release %s on %s within %d ms; port kept out of use", s->dev_id,

@@ -373,6 +373,32 @@ test_detach_timeout_keeps_port(void)
 	vm_teardown(&vm);
 }
 
+/* QEMU gone during a Delete: the port is kept out of use, not left USED under the old id. */
+static void
+test_detach_fails_keeps_port(void)
+{
+	struct vm vm;
+	struct vm_disks *d;
+	char serial[VM_DISK_SERIAL_MAX + 1];
+	struct status st;
+	size_t nfree, used, stuck;
+
+	vm_setup(&vm);
+	d = vm_disks_new(vm.qmp, ports, 1, 1000, 2000);
+	CU_ASSERT_EQUAL_FATAL(vm_disk_attach(d, "c1", vm.image, false, serial, &st), 0);
+	vm_kill(&vm);
+	CU_ASSERT_EQUAL(vm_disk_detach(d, "c1", &st), -1);
+	CU_ASSERT_EQUAL(st.code, ST_UNAVAILABLE);
+	vm_disks_counts(d, &nfree, &used, &stuck);
+	CU_ASSERT_EQUAL(stuck, 1);
+	CU_ASSERT_EQUAL(used, 0);
+	/* A new container of the same id is not told it "already has a disk". */
+	CU_ASSERT_EQUAL(vm_disk_attach(d, "c1", vm.image2, false, serial, &st), -1);
+	CU_ASSERT_EQUAL(st.code, ST_RESOURCE_EXHAUSTED);
+	vm_disks_free(d);
+	vm_teardown(&vm);
+}
+
 static void
 test_attach_failures_roll_back(void)
 {
@@ -546,6 +572,7 @@ main(void)
 	    {"detach with the guest's ack: device and nodes gone", test_detach_with_guest_ack},
 	    {"detach timeout: port reported and kept out of use", test_detach_timeout_keeps_port},
 	    {"attach failures roll back", test_attach_failures_roll_back},
+	    {"detach with QEMU gone keeps the port out of use", test_detach_fails_keeps_port},
 	    {"QEMU killed: UNAVAILABLE, then reconnect", test_qemu_goes_away},
 	    {"a channel reconnects after QEMU restarts", test_reconnect_same_channel},
 	    {NULL, NULL},
