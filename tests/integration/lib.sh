@@ -151,6 +151,12 @@ expect_call() {
 	fi
 }
 
+# Sanitizer runtimes (ASan's quarantine, TSan's shadow) make RSS meaningless and valgrind
+# impossible: tests that measure memory or run valgrind ask this first.
+sanitized() {
+	grep -Eq '__asan_init|__tsan_init' "$SHIM"
+}
+
 open_fds() {
 	ls "/proc/$1/fd" 2>/dev/null | wc -l
 }

@@ -7,6 +7,7 @@
 . "$(dirname "$0")/lib.sh"
 need_bins
 command -v valgrind >/dev/null || skip "valgrind is not installed"
+sanitized && skip "a sanitizer build: valgrind cannot run a sanitized binary (the normal build runs this test)"
 setup
 SECCOMP=false
 write_config '"workers": 2, "request_timeout_ms": 20000,'
