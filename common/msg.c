@@ -51,14 +51,44 @@ msg_field_error(struct status *st, const char *where, const char *key, const cha
 	return status_set(st, ST_INVALID_ARGUMENT, "%s.%s: %s", where, key, what);
 }
 
+/* The JSON kinds the accessors check for, with the name their type errors use. */
+enum msg_kind { MSG_STRING, MSG_BOOLEAN, MSG_INTEGER, MSG_OBJECT, MSG_ARRAY };
+
+static bool
+msg_kind_is(const json_t *v, enum msg_kind kind)
+{
+	switch (kind) {
+	case MSG_STRING:
+		return json_is_string(v);
+	case MSG_BOOLEAN:
+		return json_is_boolean(v);
+	case MSG_INTEGER:
+		return json_is_integer(v);
+	case MSG_OBJECT:
+		return json_is_object(v);
+	case MSG_ARRAY:
+		return json_is_array(v);
+	}
+	fatalx("msg_kind_is: kind %d", (int)kind);
+}
+
+static const char *const msg_kind_errors[] = {
+    [MSG_STRING] = "expected string",
+    [MSG_BOOLEAN] = "expected boolean",
+    [MSG_INTEGER] = "expected integer",
+    [MSG_OBJECT] = "expected object",
+    [MSG_ARRAY] = "expected array",
+};
+
 /*
- * Look key up in obj. Returns 1 with *val set when present and not null, 0 when missing (an
- * error if required), -1 on error. A NULL obj is an absent object, so all its fields are
- * missing; any other non-object is an error naming `where`.
+ * The lookup, null/missing and type check behind every msg_get_*. Returns 1 with *val set when
+ * key is present, not null and of `kind`; 0 when missing (an error if required); -1 on error.
+ * A NULL obj is an absent object, so all its fields are missing; any other non-object is an
+ * error naming `where`.
  */
 static int
-msg_lookup(
-    json_t *obj, const char *where, const char *key, bool required, json_t **val, struct status *st)
+msg_get_field(json_t *obj, const char *where, const char *key, bool required, enum msg_kind kind,
+    json_t **val, struct status *st)
 {
 	json_t *v = NULL;
 
@@ -74,6 +104,8 @@ msg_lookup(
 			return msg_field_error(st, where, key, "missing");
 		return 0;
 	}
+	if (!msg_kind_is(v, kind))
+		return msg_field_error(st, where, key, msg_kind_errors[kind]);
 	*val = v;
 	return 1;
 }
@@ -85,10 +117,8 @@ msg_get_string(json_t *obj, const char *where, const char *key, bool required, c
 	json_t *v;
 	int r;
 
-	if ((r = msg_lookup(obj, where, key, required, &v, st)) <= 0)
+	if ((r = msg_get_field(obj, where, key, required, MSG_STRING, &v, st)) <= 0)
 		return r;
-	if (!json_is_string(v))
-		return msg_field_error(st, where, key, "expected string");
 	*out = json_string_value(v);
 	return 0;
 }
@@ -100,10 +130,8 @@ msg_get_bool(
 	json_t *v;
 	int r;
 
-	if ((r = msg_lookup(obj, where, key, required, &v, st)) <= 0)
+	if ((r = msg_get_field(obj, where, key, required, MSG_BOOLEAN, &v, st)) <= 0)
 		return r;
-	if (!json_is_boolean(v))
-		return msg_field_error(st, where, key, "expected boolean");
 	*out = json_is_true(v);
 	return 0;
 }
@@ -116,10 +144,8 @@ msg_get_u32(json_t *obj, const char *where, const char *key, bool required, uint
 	json_t *v;
 	int r;
 
-	if ((r = msg_lookup(obj, where, key, required, &v, st)) <= 0)
+	if ((r = msg_get_field(obj, where, key, required, MSG_INTEGER, &v, st)) <= 0)
 		return r;
-	if (!json_is_integer(v))
-		return msg_field_error(st, where, key, "expected integer");
 	n = json_integer_value(v);
 	if (n < 0 || n > (json_int_t)UINT32_MAX)
 		return msg_field_error(st, where, key, "out of range (0..4294967295)");
@@ -134,10 +160,8 @@ msg_get_i64(
 	json_t *v;
 	int r;
 
-	if ((r = msg_lookup(obj, where, key, required, &v, st)) <= 0)
+	if ((r = msg_get_field(obj, where, key, required, MSG_INTEGER, &v, st)) <= 0)
 		return r;
-	if (!json_is_integer(v))
-		return msg_field_error(st, where, key, "expected integer");
 	*out = (int64_t)json_integer_value(v);
 	return 0;
 }
@@ -149,10 +173,8 @@ msg_get_object(
 	json_t *v;
 	int r;
 
-	if ((r = msg_lookup(obj, where, key, required, &v, st)) <= 0)
+	if ((r = msg_get_field(obj, where, key, required, MSG_OBJECT, &v, st)) <= 0)
 		return r;
-	if (!json_is_object(v))
-		return msg_field_error(st, where, key, "expected object");
 	*out = v;
 	return 0;
 }
@@ -164,10 +186,8 @@ msg_get_array(
 	json_t *v;
 	int r;
 
-	if ((r = msg_lookup(obj, where, key, required, &v, st)) <= 0)
+	if ((r = msg_get_field(obj, where, key, required, MSG_ARRAY, &v, st)) <= 0)
 		return r;
-	if (!json_is_array(v))
-		return msg_field_error(st, where, key, "expected array");
 	*out = v;
 	return 0;
 }

@@ -3,14 +3,24 @@
  *
  * Ownership. The client holds the one reference it was given on a struct conn that owns the
  * fd, and drops it in rpc_client_free, after the reader thread (if any) has been joined; the
- * socket is never shut down, only closed by that last unref. Each call's pending entry lives on
+ * socket is closed only by that last unref. It is shut down (not closed) in one case: a send
+ * that timed out part-way through a frame, after which the byte stream is out of step; the
+ * client fails itself and whoever reads the fd (the reader thread, the shim's loop) sees EOF
+ * and drops the link, and the peer learns it too. Each call's pending entry lives on
  * the calling thread's stack: it is reachable by others only while it sits in the pending table,
  * and the caller takes it out (under `lock`) before returning, so a response or a failure that
  * comes later finds nothing and is discarded. A subscription outlives its call and is
  * heap-allocated; it is freed at rpc_client_free.
  *
- * Threads. Any number of threads call rpc_client_call/subscribe. Frames go out whole under
- * `write_lock`, which exists only so two frames never interleave on the wire. Bytes come in on
+ * Threads. Any number of threads call rpc_client_call/subscribe. Frames go out whole, one at
+ * a time: a caller takes the writer's turn (`writing`, under `lock`, waited for on
+ * `write_cond`) and sends without holding any lock. Both the wait for the turn and the send
+ * are bounded by the call's deadline, and both end at once when the client fails:
+ * rpc_client_fail broadcasts write_cond and signals `wake_fd`, an eventfd every sender polls
+ * beside the socket (conn_mark_broken alone wakes nobody). A send that times out before its
+ * first byte fails only that call (DEADLINE_EXCEEDED); one that times out part-way fails the
+ * whole client before giving up the turn, so no other frame follows the torn one: that call
+ * gets DEADLINE_EXCEEDED, every other UNAVAILABLE. Bytes come in on
  * one feeding thread at a time: the reader thread (rpc_client_start_reader) or whoever calls
  * rpc_client_feed; that thread owns the frame decoder, matches responses to pending entries by
  * stream id and runs the subscriptions' on_data callbacks (without holding `lock`, so on_data
@@ -68,16 +78,18 @@ struct rpc_client {
 	struct conn *conn; /* our reference; the fd */
 	size_t max_message;
 
-	pthread_mutex_t lock; /* guards everything from here to write_lock */
+	pthread_mutex_t lock; /* guards everything from here to write_cond */
 	struct rpc_pending *pending[RPC_PENDING_BUCKETS];
 	struct rpc_sub *subs;	    /* live subscriptions */
 	struct rpc_sub *ended_subs; /* got on_data(NULL, 0); freed at free */
 	uint32_t next_id;
 	unsigned callers; /* threads inside call/subscribe */
 	struct status fail_st;
-	atomic_bool failed;
+	atomic_bool failed; /* set under lock; read without it too */
+	bool writing;	    /* a caller holds the writer's turn and may be sending */
 
-	pthread_mutex_t write_lock; /* serializes whole frames on the fd; guards nothing else */
+	/* Signalled (with lock) when `writing` clears or the client fails. */
+	pthread_cond_t write_cond;
 
 	/* Serializes on_data calls so the final on_data(NULL, 0) never overlaps a data one. */
 	pthread_mutex_t deliver_lock;
@@ -86,7 +98,12 @@ struct rpc_client {
 
 	bool has_reader;
 	pthread_t reader;
-	int wake_fd; /* eventfd that tells the reader to stop; -1 without reader */
+	/*
+	 * Eventfd written once, by the first rpc_client_fail, and never read: it stays readable,
+	 * so the reader thread and every sender polling it return at once. -1 if eventfd failed
+	 * (senders are then bounded by their deadlines only and no reader can start).
+	 */
+	int wake_fd;
 };
 
 static void
@@ -107,6 +124,20 @@ rpc_client_unlock(pthread_mutex_t *m)
 		fatalx("pthread_mutex_unlock: %s", strerror(r));
 }
 
+/* A condition variable on CLOCK_MONOTONIC, the clock of every deadline here. */
+static void
+rpc_client_cond_init(pthread_cond_t *cond)
+{
+	pthread_condattr_t attr;
+	int r;
+
+	pthread_condattr_init(&attr);
+	pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+	if ((r = pthread_cond_init(cond, &attr)) != 0)
+		fatalx("pthread_cond_init: %s", strerror(r));
+	pthread_condattr_destroy(&attr);
+}
+
 struct rpc_client *
 rpc_client_new(int fd, size_t max_message)
 {
@@ -116,12 +147,15 @@ rpc_client_new(int fd, size_t max_message)
 	c->conn = conn_new(fd, NULL, NULL);
 	c->max_message = max_message;
 	c->next_id = 1;
-	c->wake_fd = -1;
+	c->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (c->wake_fd < 0)
+		log_warn("rpc client fd %d: eventfd: %s; failing it will not wake senders", fd,
+		    strerror(errno));
 	atomic_init(&c->failed, false);
 	if ((r = pthread_mutex_init(&c->lock, NULL)) != 0 ||
-	    (r = pthread_mutex_init(&c->write_lock, NULL)) != 0 ||
 	    (r = pthread_mutex_init(&c->deliver_lock, NULL)) != 0)
 		fatalx("pthread_mutex_init: %s", strerror(r));
+	rpc_client_cond_init(&c->write_cond);
 	frame_decoder_init(&c->dec, max_message);
 	return c;
 }
@@ -195,12 +229,16 @@ rpc_client_alloc_id(struct rpc_client *c)
 
 /* ---- failure ---- */
 
-/* Fail everything pending and later; end subscriptions. Only the first call has effect. */
+/*
+ * Fail everything pending and later; wake every sender and the reader; end subscriptions.
+ * Only the first call has effect.
+ */
 void
 rpc_client_fail(struct rpc_client *c, int code, const char *message)
 {
 	struct rpc_pending *p;
 	struct rpc_sub *subs, *s;
+	uint64_t one = 1;
 	size_t i;
 
 	rpc_client_lock(&c->lock);
@@ -211,6 +249,10 @@ rpc_client_fail(struct rpc_client *c, int code, const char *message)
 	status_set(&c->fail_st, code, "%s", message);
 	atomic_store(&c->failed, true);
 	conn_mark_broken(c->conn);
+	/* Only this first failure writes: the counter is 1 for ever after, the fd readable. */
+	if (c->wake_fd >= 0 && write(c->wake_fd, &one, sizeof one) != sizeof one)
+		fatal("eventfd write");
+	pthread_cond_broadcast(&c->write_cond);
 	for (i = 0; i < RPC_PENDING_BUCKETS; i++)
 		for (p = c->pending[i]; p != NULL; p = p->next) {
 			if (p->done)
@@ -408,87 +450,116 @@ rpc_client_start_reader(struct rpc_client *c, struct status *st)
 
 	if (c->has_reader)
 		fatalx("rpc_client_start_reader called twice");
-	c->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (c->wake_fd < 0)
-		return status_errno(st, ST_INTERNAL, errno, "eventfd");
+		return status_set(st, ST_INTERNAL, "no eventfd to stop a reader thread with");
 	r = pthread_create(&c->reader, NULL, rpc_client_reader, c);
-	if (r != 0) {
-		close(c->wake_fd);
-		c->wake_fd = -1;
+	if (r != 0)
 		return status_errno(st, ST_INTERNAL, r, "pthread_create");
-	}
 	c->has_reader = true;
 	return 0;
 }
 
 /* ---- calls ---- */
 
-/*
- * Write all of buf with send(MSG_NOSIGNAL), so a vanished peer is EPIPE and not SIGPIPE;
- * waits for POLLOUT on a non-blocking fd. 0 or -errno.
- */
-static int
-rpc_client_send_all(int fd, const uint8_t *buf, size_t len)
+/* An absolute CLOCK_MONOTONIC deadline in ms (as time_mono_ms) as a timespec for condvars. */
+static void
+rpc_client_timespec(int64_t deadline_ms, struct timespec *ts)
 {
-	ssize_t n;
+	ts->tv_sec = (time_t)(deadline_ms / 1000);
+	ts->tv_nsec = (long)(deadline_ms % 1000) * 1000000L;
+}
+
+/*
+ * Wait on cond (with lock held) until signalled or deadline_ms (< 0: no deadline). Returns
+ * false once the deadline has passed.
+ */
+static bool
+rpc_client_wait(pthread_cond_t *cond, pthread_mutex_t *lock, int64_t deadline_ms)
+{
+	struct timespec ts;
 	int r;
 
-	while (len > 0) {
-		n = send(fd, buf, len, MSG_NOSIGNAL);
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			if (errno == EAGAIN) {
-				if ((r = fd_wait(fd, POLLOUT, -1)) < 0)
-					return r;
-				continue;
-			}
-			if (errno == ENOTSOCK)
-				return write_all(fd, buf, len);
-			return -errno;
-		}
-		buf += n;
-		len -= (size_t)n;
+	if (deadline_ms < 0) {
+		r = pthread_cond_wait(cond, lock);
+	} else {
+		rpc_client_timespec(deadline_ms, &ts);
+		r = pthread_cond_timedwait(cond, lock, &ts);
+		if (r == ETIMEDOUT)
+			return false;
 	}
-	return 0;
+	if (r != 0 && r != EINTR)
+		fatalx("pthread_cond_wait: %s", strerror(r));
+	return true;
 }
 
-/* Monotonic deadline timeout_ms from now, as a timespec for pthread_cond_timedwait. */
-static void
-rpc_client_deadline(int timeout_ms, struct timespec *ts)
+/*
+ * Send one whole frame by deadline_ms: take the writer's turn, write without any lock held
+ * (polling the socket and wake_fd), give the turn back. Returns 0 when sent; -ETIMEDOUT when
+ * the deadline passed first (if part of the frame went out, the client has been failed and
+ * the socket shut down before the turn was given back); -ECANCELED when the client failed
+ * meanwhile; another -errno after failing the client with UNAVAILABLE.
+ */
+static int
+rpc_client_send_frame(struct rpc_client *c, const uint8_t *frame, size_t len, int64_t deadline_ms)
 {
-	clock_gettime(CLOCK_MONOTONIC, ts);
-	ts->tv_sec += timeout_ms / 1000;
-	ts->tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-	if (ts->tv_nsec >= 1000000000L) {
-		ts->tv_sec++;
-		ts->tv_nsec -= 1000000000L;
+	char msg[STATUS_MSG_MAX];
+	size_t sent = 0;
+	int r;
+
+	rpc_client_lock(&c->lock);
+	while (c->writing && !atomic_load(&c->failed))
+		if (!rpc_client_wait(&c->write_cond, &c->lock, deadline_ms))
+			break;
+	if (atomic_load(&c->failed)) {
+		rpc_client_unlock(&c->lock);
+		return -ECANCELED;
 	}
+	if (c->writing) {
+		rpc_client_unlock(&c->lock);
+		return -ETIMEDOUT; /* another sender held the turn until our deadline */
+	}
+	c->writing = true;
+	rpc_client_unlock(&c->lock);
+
+	r = write_all_wake(conn_fd(c->conn), frame, len, deadline_ms, c->wake_fd, &sent);
+	if (r == -ETIMEDOUT && sent > 0) {
+		snprintf(msg, sizeof msg,
+		    "send timed out after %zu of %zu bytes of a frame: the stream is out of step",
+		    sent, len);
+		rpc_client_fail(c, ST_UNAVAILABLE, msg);
+		shutdown(conn_fd(c->conn), SHUT_RDWR); /* readers see EOF; the peer learns too */
+	} else if (r < 0 && r != -ETIMEDOUT && r != -ECANCELED) {
+		snprintf(msg, sizeof msg, "write: %s", strerror(-r));
+		rpc_client_fail(c, ST_UNAVAILABLE, msg);
+	}
+
+	rpc_client_lock(&c->lock);
+	c->writing = false;
+	pthread_cond_broadcast(&c->write_cond);
+	rpc_client_unlock(&c->lock);
+	return r;
 }
 
-/* Send one request and wait for its response; shared by call and subscribe. */
+/*
+ * Send one request and wait for its response; shared by call and subscribe. One deadline,
+ * timeout_ms from entry, covers the wait for the writer's turn, the send and the response.
+ */
 static int
 rpc_client_do(struct rpc_client *c, const char *service, const char *method, json_t *payload,
     int timeout_ms, uint8_t flags, void (*on_data)(void *, const uint8_t *, size_t), void *arg,
     json_t **resp_payload, struct status *st)
 {
 	struct rpc_pending p = {0};
-	pthread_condattr_t attr;
-	struct timespec deadline;
+	int64_t deadline_ms = timeout_ms > 0 ? time_mono_ms() + timeout_ms : -1;
 	cleanup_free char *body = NULL;
 	cleanup_free uint8_t *frame = NULL;
 	size_t body_len, frame_len;
-	int r = 0, ret;
+	bool unsent = false;
+	int ret;
 
 	if (resp_payload != NULL)
 		*resp_payload = NULL;
-	if (timeout_ms > 0)
-		rpc_client_deadline(timeout_ms, &deadline);
-	pthread_condattr_init(&attr);
-	pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
-	if ((r = pthread_cond_init(&p.cond, &attr)) != 0)
-		fatalx("pthread_cond_init: %s", strerror(r));
-	pthread_condattr_destroy(&attr);
+	rpc_client_cond_init(&p.cond);
 	p.on_data = on_data;
 	p.data_arg = arg;
 
@@ -508,40 +579,28 @@ rpc_client_do(struct rpc_client *c, const char *service, const char *method, jso
 	body = msg_request_encode(service, method, payload,
 	    timeout_ms > 0 ? (int64_t)timeout_ms * 1000000 : 0, &body_len);
 	frame = frame_encode(p.stream_id, FRAME_TYPE_REQUEST, flags, body, body_len, &frame_len);
-	rpc_client_lock(&c->write_lock);
-	if (!conn_is_broken(c->conn))
-		r = rpc_client_send_all(conn_fd(c->conn), frame, frame_len);
-	rpc_client_unlock(&c->write_lock);
-	if (r < 0) {
-		char msg[128];
-
-		snprintf(msg, sizeof msg, "write: %s", strerror(-r));
-		rpc_client_fail(c, ST_UNAVAILABLE, msg);
-	}
+	/* Any other failure has already failed the client, and with it p. */
+	unsent = rpc_client_send_frame(c, frame, frame_len, deadline_ms) == -ETIMEDOUT;
 
 	rpc_client_lock(&c->lock);
-	while (!p.done) {
-		if (timeout_ms <= 0) {
-			r = pthread_cond_wait(&p.cond, &c->lock);
-		} else {
-			r = pthread_cond_timedwait(&p.cond, &c->lock, &deadline);
-			if (r == ETIMEDOUT)
-				break;
-		}
-		if (r != 0 && r != EINTR)
-			fatalx("pthread_cond_wait: %s", strerror(r));
-	}
+	while (!unsent && !p.done)
+		if (!rpc_client_wait(&p.cond, &c->lock, deadline_ms))
+			break;
 	rpc_client_unlink(c, &p);
 	c->callers--;
 	rpc_client_unlock(&c->lock);
 	pthread_cond_destroy(&p.cond);
 
-	if (!p.done) {
-		status_set(st, ST_DEADLINE_EXCEEDED, "%s/%s: no response within %d ms", service,
-		    method, timeout_ms);
-		return -1;
-	}
-	if (p.st.code != ST_OK) {
+	if (unsent || !p.done) {
+		if (unsent)
+			status_set(st, ST_DEADLINE_EXCEEDED,
+			    "%s/%s: request not sent within %d ms (the peer is not reading)",
+			    service, method, timeout_ms);
+		else
+			status_set(st, ST_DEADLINE_EXCEEDED, "%s/%s: no response within %d ms",
+			    service, method, timeout_ms);
+		ret = -1;
+	} else if (p.st.code != ST_OK) {
 		*st = p.st;
 		ret = -1;
 	} else {
@@ -579,7 +638,6 @@ void
 rpc_client_free(struct rpc_client *c)
 {
 	struct rpc_sub *s;
-	uint64_t one = 1;
 	unsigned callers;
 
 	if (c == NULL)
@@ -589,13 +647,11 @@ rpc_client_free(struct rpc_client *c)
 	rpc_client_unlock(&c->lock);
 	if (callers != 0)
 		fatalx("rpc_client_free with %u calls in progress", callers);
-	rpc_client_fail(c, ST_UNAVAILABLE, "client closed");
-	if (c->has_reader) {
-		if (write(c->wake_fd, &one, sizeof one) != sizeof one)
-			fatal("eventfd write");
+	rpc_client_fail(c, ST_UNAVAILABLE, "client closed"); /* wakes the reader, if any */
+	if (c->has_reader)
 		pthread_join(c->reader, NULL);
+	if (c->wake_fd >= 0)
 		close(c->wake_fd);
-	}
 	while ((s = c->ended_subs) != NULL) {
 		c->ended_subs = s->next;
 		free(s);
@@ -603,7 +659,7 @@ rpc_client_free(struct rpc_client *c)
 	frame_decoder_free(&c->dec);
 	conn_unref(c->conn);
 	pthread_mutex_destroy(&c->deliver_lock);
-	pthread_mutex_destroy(&c->write_lock);
+	pthread_cond_destroy(&c->write_cond);
 	pthread_mutex_destroy(&c->lock);
 	free(c);
 }

@@ -33,11 +33,14 @@
  */
 #include "config.h"
 
+#include <errno.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/time.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "frame.h"
@@ -289,7 +292,30 @@ rpc_conn_frames_received(const struct rpc_conn *c)
 
 /* ---- output ---- */
 
-/* Queue one frame; past RPC_OUTPUT_HIGH stop reading from this peer until it drains. */
+/*
+ * Nothing is queued: give the frame to the kernel now, in one sendmsg, and return how many
+ * of its bytes went out (0 on EAGAIN or any error). This skips the bufferevent's EV_WRITE
+ * add, loop pass and remove for every response. The caller queues the rest; on a real
+ * error the bufferevent's own write of it fails the same way and closes the conn.
+ */
+static size_t
+rpc_conn_write_now(struct rpc_conn *c, const uint8_t *hdr, const void *buf, size_t len)
+{
+	struct iovec iov[2] = {{(void *)hdr, FRAME_HEADER_SIZE}, {(void *)buf, len}};
+	struct msghdr m = {.msg_iov = iov, .msg_iovlen = len > 0 ? 2 : 1};
+	ssize_t n;
+
+	do
+		n = sendmsg(c->fd, &m, MSG_NOSIGNAL | MSG_DONTWAIT);
+	while (n < 0 && errno == EINTR);
+	return n > 0 ? (size_t)n : 0;
+}
+
+/*
+ * Send one frame, directly when nothing is queued before it, else (and for what the socket
+ * did not take) through the output buffer; past RPC_OUTPUT_HIGH stop reading from this peer
+ * until it drains.
+ */
 static void
 rpc_conn_queue(struct rpc_conn *c, uint32_t stream_id, uint8_t type, uint8_t flags, const void *buf,
     size_t len)
@@ -297,11 +323,20 @@ rpc_conn_queue(struct rpc_conn *c, uint32_t stream_id, uint8_t type, uint8_t fla
 	struct frame_header h = {(uint32_t)len, stream_id, type, flags};
 	uint8_t hdr[FRAME_HEADER_SIZE];
 	struct evbuffer *out = bufferevent_get_output(c->bev);
+	size_t sent = 0;
 
 	frame_header_pack(&h, hdr);
-	if (evbuffer_add(out, hdr, sizeof hdr) != 0 ||
-	    (len > 0 && evbuffer_add(out, buf, len) != 0))
-		fatalx("evbuffer_add: out of memory");
+	if (evbuffer_get_length(out) == 0)
+		sent = rpc_conn_write_now(c, hdr, buf, len);
+	if (sent < sizeof hdr) {
+		if (evbuffer_add(out, hdr + sent, sizeof hdr - sent) != 0 ||
+		    (len > 0 && evbuffer_add(out, buf, len) != 0))
+			fatalx("evbuffer_add: out of memory");
+	} else if (sent < sizeof hdr + len) {
+		sent -= sizeof hdr;
+		if (evbuffer_add(out, (const uint8_t *)buf + sent, len - sent) != 0)
+			fatalx("evbuffer_add: out of memory");
+	}
 	if (!c->read_paused && evbuffer_get_length(out) > RPC_OUTPUT_HIGH) {
 		c->read_paused = true;
 		bufferevent_disable(c->bev, EV_READ);
@@ -378,8 +413,12 @@ rpc_conn_dispatch(struct rpc_conn *c, const struct frame_header *h, const uint8_
 		return;
 	}
 	if (rpc_inflight_has(c, h->stream_id)) {
-		snprintf(msg, sizeof msg, "stream id %u already in use", h->stream_id);
-		rpc_conn_send_response(c, h->stream_id, ST_INVALID_ARGUMENT, msg, NULL);
+		/*
+		 * A protocol error with no safe answer: a response on this id would be taken for
+		 * the first request's (rpc.h). Drop the frame; the first request is undisturbed.
+		 */
+		log_warn(
+		    "fd %d: request on stream %u, already in flight, ignored", c->fd, h->stream_id);
 		return;
 	}
 	if (msg_request_decode(payload, h->length, &req, &st) != 0) {

@@ -3,9 +3,13 @@
  *
  * Server side (rpc-server.c): an rpc_conn wraps one accepted socket on a libevent loop
  * (bufferevent). It decodes frames with frame_decoder, answers protocol errors itself
- * (malformed JSON, even stream id, a stream id already in flight, a non-request frame, an
- * oversized payload -> RESOURCE_EXHAUSTED with the payload discarded unbuffered) and hands each
- * well-formed request to ops->on_request. The handler answers later, from the loop thread, with
+ * (malformed JSON or an even stream id -> INVALID_ARGUMENT, an oversized payload ->
+ * RESOURCE_EXHAUSTED with the payload discarded unbuffered) and hands each well-formed request
+ * to ops->on_request. Frames that have no safe answer are logged and ignored, the connection
+ * staying up: a non-request frame, and a request on a stream id already in flight (an answer
+ * on that id would be matched by the client to its first request there, and that request's
+ * real answer would then be dropped; the first request is served undisturbed and the
+ * duplicate never gets a response). The handler answers later, from the loop thread, with
  * rpc_conn_respond*(); many requests may be in flight and are answered in any order. Output
  * above RPC_OUTPUT_HIGH stops reading from that peer until it drains (a client that never reads
  * its responses costs a bounded amount of memory and stalls nobody else). All rpc_conn_*
@@ -13,8 +17,12 @@
  * requests can hold it after the peer has gone (responses to a closed conn are dropped).
  *
  * Client side (rpc-client.c): an rpc_client multiplexes blocking calls from any number of
- * threads on one connection. Writes are serialized by a mutex that exists for exactly that;
- * responses are matched by stream id. Bytes come in either from the client's own reader thread
+ * threads on one connection. Frames go out one at a time, each sent whole by the caller that
+ * holds the writer's turn; a call's timeout_ms bounds its wait for the turn and its send as
+ * well as the wait for its response, and rpc_client_fail wakes blocked senders at once. A
+ * send that times out part-way through a frame leaves the stream out of step: it fails the
+ * whole client (that call DEADLINE_EXCEEDED, the others UNAVAILABLE) and shuts the socket
+ * down so its reader sees EOF. Responses are matched by stream id. Bytes come in either from the client's own reader thread
  * (rpc_client_start_reader, for programs without a loop) or from whoever reads the fd and calls
  * rpc_client_feed (the shim's loop carries its guest connection that way). The fd belongs to a
  * refcounted struct conn, so it is closed exactly once, after the last caller lets go.
@@ -93,8 +101,9 @@ bool rpc_client_failed(const struct rpc_client *c);
 int rpc_client_fd(const struct rpc_client *c);
 
 /*
- * Blocking call, safe from any thread. timeout_ms <= 0 waits forever. On success returns 0
- * and *resp_payload (caller decrefs; may pass NULL to ignore). A non-OK status from the peer
+ * Blocking call, safe from any thread. timeout_ms <= 0 waits forever (until a response or
+ * rpc_client_fail); otherwise it bounds the whole call, sending included. On success returns
+ * 0 and *resp_payload (caller decrefs; may pass NULL to ignore). A non-OK status from the peer
  * returns -1 with that code and message in *st; a timeout DEADLINE_EXCEEDED; a dead transport
  * UNAVAILABLE. A call that timed out has its late response discarded.
  */

@@ -3,6 +3,11 @@
  *
  * Owns nothing and keeps no state; every function is safe from any thread. Out of memory is
  * fatal (the shim cannot do anything useful without memory and must not limp on).
+ *
+ * Full writes and reads come in two kinds: write_all / read_full wait as long as the peer
+ * takes (for descriptors whose other end we trust), and the _deadline / _wake variants, which
+ * never block past a monotonic deadline nor, with a wake descriptor, past its signal, whatever
+ * the descriptor's O_NONBLOCK flag (for peers that may stop reading: the guest, the VMM).
  */
 #include "config.h"
 
@@ -13,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -184,6 +190,140 @@ read_full(int fd, void *buf, size_t len)
 					return r;
 				continue;
 			}
+			return -errno;
+		}
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+/*
+ * Poll fd for events and wake_fd (if >= 0) for input until deadline_ms (< 0: forever).
+ * Returns 1 when fd is ready (or in error: the caller's next call reports it), 0 on timeout,
+ * -ECANCELED when wake_fd is readable (checked first), -errno if poll fails.
+ */
+static int
+util_wait_wake(int fd, short events, int wake_fd, int64_t deadline_ms)
+{
+	struct pollfd pfd[2] = {{.fd = fd, .events = events}, {.fd = wake_fd, .events = POLLIN}};
+	nfds_t nfds = wake_fd >= 0 ? 2 : 1;
+	int64_t left;
+	int r;
+
+	for (;;) {
+		if (deadline_ms < 0) {
+			left = -1;
+		} else {
+			left = deadline_ms - time_mono_ms();
+			if (left < 0)
+				left = 0;
+			if (left > INT_MAX)
+				left = INT_MAX;
+		}
+		r = poll(pfd, nfds, (int)left);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0)
+			return -errno;
+		if (r == 0)
+			return 0;
+		if (nfds == 2 && pfd[1].revents != 0)
+			return -ECANCELED;
+		return 1;
+	}
+}
+
+/*
+ * The one bounded writer. A socket is sent to with MSG_DONTWAIT whatever its O_NONBLOCK; any
+ * other descriptor that blocks gets a poll first and at most PIPE_BUF bytes per write, which
+ * a pipe with room (POLLOUT) takes without blocking; a non-blocking one is written freely.
+ */
+int
+write_all_wake(
+    int fd, const void *buf, size_t len, int64_t deadline_ms, int wake_fd, size_t *written)
+{
+	const char *p = buf;
+	bool sock = true, blocking = false;
+	size_t done = 0, chunk;
+	ssize_t n;
+	int r, fl;
+
+	while (done < len) {
+		if (sock) {
+			n = send(fd, p + done, len - done, MSG_DONTWAIT | MSG_NOSIGNAL);
+			if (n < 0 && errno == ENOTSOCK) {
+				sock = false;
+				if ((fl = fcntl(fd, F_GETFL)) < 0) {
+					r = -errno;
+					goto out;
+				}
+				blocking = (fl & O_NONBLOCK) == 0;
+				continue;
+			}
+		} else {
+			chunk = len - done;
+			if (blocking) {
+				r = util_wait_wake(fd, POLLOUT, wake_fd, deadline_ms);
+				if (r <= 0) {
+					r = r == 0 ? -ETIMEDOUT : r;
+					goto out;
+				}
+				if (chunk > PIPE_BUF)
+					chunk = PIPE_BUF;
+			}
+			n = write(fd, p + done, chunk);
+		}
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			if (errno != EAGAIN && errno != EWOULDBLOCK) {
+				r = -errno;
+				goto out;
+			}
+			r = util_wait_wake(fd, POLLOUT, wake_fd, deadline_ms);
+			if (r <= 0) {
+				r = r == 0 ? -ETIMEDOUT : r;
+				goto out;
+			}
+			continue;
+		}
+		done += (size_t)n;
+	}
+	r = 0;
+out:
+	*written = done;
+	return r;
+}
+
+int
+write_all_deadline(int fd, const void *buf, size_t len, int64_t deadline_ms)
+{
+	size_t written;
+
+	return write_all_wake(fd, buf, len, deadline_ms, -1, &written);
+}
+
+/* Poll before every read, so a blocking fd never blocks past the deadline either. */
+int
+read_full_deadline(int fd, void *buf, size_t len, int64_t deadline_ms)
+{
+	char *p = buf;
+	ssize_t n;
+	int r;
+
+	while (len > 0) {
+		r = fd_wait(fd, POLLIN, deadline_ms);
+		if (r == 0)
+			return -ETIMEDOUT;
+		if (r < 0)
+			return r;
+		n = read(fd, p, len);
+		if (n == 0)
+			return -EPIPE;
+		if (n < 0) {
+			if (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK)
+				continue;
 			return -errno;
 		}
 		p += n;

@@ -59,10 +59,34 @@ steal_fd(int *fd)
 int fd_set_nonblock(int fd, bool nonblock);
 int fd_set_cloexec(int fd);
 
-/* Write all of buf (retrying EINTR and short writes; a non-blocking fd polls). 0 or -errno. */
+/*
+ * Write all of buf (retrying EINTR and short writes; a non-blocking fd polls). 0 or -errno.
+ * It waits as long as the peer takes: use it only where blocking forever is intended (a
+ * pipe or socket this process controls both ends of, tests, tools); a peer that may stop
+ * reading (a VMM, the guest) needs write_all_deadline.
+ */
 int write_all(int fd, const void *buf, size_t len);
-/* Read exactly len bytes. 0, -errno, or -EPIPE on EOF before len bytes. */
+/* Read exactly len bytes. 0, -errno, or -EPIPE on EOF before len bytes. Waits forever too. */
 int read_full(int fd, void *buf, size_t len);
+
+/*
+ * write_all / read_full bounded by the monotonic deadline_ms (as time_mono_ms; < 0 means no
+ * deadline). They never block past the deadline whether or not fd is O_NONBLOCK: sockets are
+ * written with MSG_DONTWAIT | MSG_NOSIGNAL (a vanished peer is -EPIPE, never SIGPIPE), other
+ * blocking descriptors at most PIPE_BUF bytes per write after poll says there is room.
+ * Returns 0, -ETIMEDOUT (some bytes may have gone: the stream is then out of step and the
+ * caller should drop it), or -errno; read_full_deadline -EPIPE on EOF before len bytes.
+ */
+int write_all_deadline(int fd, const void *buf, size_t len, int64_t deadline_ms);
+int read_full_deadline(int fd, void *buf, size_t len, int64_t deadline_ms);
+/*
+ * write_all_deadline that also gives up with -ECANCELED as soon as wake_fd (an eventfd or
+ * pipe, < 0 for none) becomes readable; wake_fd is only polled, never read. *written gets the
+ * number of bytes that went out in every case, so the caller can tell a clean give-up (0)
+ * from one part-way through a message.
+ */
+int write_all_wake(
+    int fd, const void *buf, size_t len, int64_t deadline_ms, int wake_fd, size_t *written);
 
 /* Monotonic milliseconds, for deadlines. */
 int64_t time_mono_ms(void);

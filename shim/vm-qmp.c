@@ -366,7 +366,7 @@ qmp_connect(struct qmp *q, struct status *st)
 		status_set(st, ST_UNAVAILABLE, "QMP: no greeting");
 		goto fail;
 	}
-	if ((r = write_all(fd, caps, sizeof caps - 1)) < 0) {
+	if ((r = write_all_deadline(fd, caps, sizeof caps - 1, deadline)) < 0) {
 		status_errno(st, ST_UNAVAILABLE, r, "QMP qmp_capabilities");
 		goto fail;
 	}
@@ -451,13 +451,23 @@ qmp_execute(struct qmp *q, const char *command, json_t *args, int timeout_ms, js
 	text = json_dumps(req, JSON_COMPACT);
 	if (text == NULL)
 		fatalx("json_dumps failed");
-	r = write_all(q->fd, text, strlen(text));
+	/* Bounded by the command's deadline: a VMM that stops reading must not pin a worker. */
+	r = write_all_deadline(q->fd, text, strlen(text), deadline);
 	if (r == 0)
-		r = write_all(q->fd, "\n", 1);
+		r = write_all_deadline(q->fd, "\n", 1, deadline);
+	if (r == -ETIMEDOUT) {
+		/* Part of the line may be out: the stream is out of step; reconnect next time. */
+		pthread_mutex_lock(&q->mu);
+		q->alive = false;
+		pthread_mutex_unlock(&q->mu);
+	}
 	pthread_mutex_unlock(&q->write_mu);
 
 	pthread_mutex_lock(&q->mu);
-	if (r < 0 && !p.done) {
+	if (r == -ETIMEDOUT && !p.done) {
+		p.done = true;
+		status_set(&p.st, ST_DEADLINE_EXCEEDED, "QEMU did not take the command in time");
+	} else if (r < 0 && !p.done) {
 		p.done = true;
 		status_errno(&p.st, ST_UNAVAILABLE, r, "write");
 	}

@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "frame.h"
@@ -497,23 +498,23 @@ test_server_protocol_errors(void)
 	CU_ASSERT_STRING_EQUAL(r.message, "stream id 2: client streams must be odd");
 	msg_response_clear(&r);
 
-	/* A stream id already in flight: refused, the first one undisturbed. */
+	/*
+	 * A stream id already in flight: the duplicate is ignored, never answered (an answer on
+	 * id 5 would be taken for the Park's); the Park's own answer is the first frame back.
+	 */
 	raw_request(fd, 5, "Park", "{\"key\":\"raw\",\"n\":1}");
 	wait_parked(base + 1);
-	raw_request(fd, 5, "Echo", "{}");
-	CU_ASSERT_EQUAL_FATAL(raw_recv(fd, &h, &r), 0);
-	CU_ASSERT_EQUAL(h.stream_id, 5);
-	CU_ASSERT_EQUAL(r.code, ST_INVALID_ARGUMENT);
-	CU_ASSERT_STRING_EQUAL(r.message, "stream id 5 already in use");
-	msg_response_clear(&r);
+	raw_request(fd, 5, "Echo", "{\"dup\":true}");
 	raw_request(fd, 7, "Release", "{\"key\":\"raw\"}");
 	CU_ASSERT_EQUAL_FATAL(raw_recv(fd, &h, &r), 0);
 	CU_ASSERT_EQUAL(h.stream_id, 5);
 	CU_ASSERT_EQUAL(r.code, ST_OK);
 	CU_ASSERT_EQUAL(json_integer_value(json_object_get(r.payload, "n")), 1);
+	CU_ASSERT_PTR_NULL(json_object_get(r.payload, "dup"));
 	msg_response_clear(&r);
 	CU_ASSERT_EQUAL_FATAL(raw_recv(fd, &h, &r), 0);
 	CU_ASSERT_EQUAL(h.stream_id, 7);
+	CU_ASSERT_EQUAL(r.code, ST_OK);
 	msg_response_clear(&r);
 
 	/* Malformed JSON. */
@@ -772,6 +773,162 @@ test_client_feed(void)
 	close(sv[1]);
 }
 
+/* ---- a peer that stops reading ---- */
+
+#define STALL_BLOB (2u * 1024 * 1024) /* far more than a socketpair buffers */
+
+struct stall_arg {
+	struct rpc_client *c;
+	int timeout_ms;
+	int rc;
+	struct status st;
+	int64_t took_ms;
+	bool done; /* (lock) */
+};
+
+/* Call Blob with a 2 MiB string: more than the socket takes while the peer does not read. */
+static void *
+stall_thread(void *arg)
+{
+	struct stall_arg *a = arg;
+	cleanup_free char *big = xmalloc(STALL_BLOB);
+	cleanup_json json_t *req = NULL;
+	int64_t t0;
+
+	memset(big, 'x', STALL_BLOB - 1);
+	big[STALL_BLOB - 1] = '\0';
+	req = json_pack("{s:s}", "blob", big);
+	t0 = time_mono_ms();
+	a->rc = rpc_client_call(a->c, SVC, "Blob", req, a->timeout_ms, NULL, &a->st);
+	a->took_ms = time_mono_ms() - t0;
+	pthread_mutex_lock(&lock);
+	a->done = true;
+	pthread_cond_broadcast(&cond);
+	pthread_mutex_unlock(&lock);
+	return NULL;
+}
+
+/* Wait up to ms for a->done; true if it came. */
+static bool
+stall_wait(struct stall_arg *a, int ms)
+{
+	struct timespec ts;
+	bool done;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += ms / 1000;
+	ts.tv_nsec += (long)(ms % 1000) * 1000000L;
+	if (ts.tv_nsec >= 1000000000L) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000L;
+	}
+	pthread_mutex_lock(&lock);
+	while (!a->done)
+		if (pthread_cond_timedwait(&cond, &lock, &ts) == ETIMEDOUT)
+			break;
+	done = a->done;
+	pthread_mutex_unlock(&lock);
+	return done;
+}
+
+/*
+ * The peer never reads: a 2 MiB call with a 200 ms timeout returns DEADLINE_EXCEEDED in time
+ * (the send is bounded too). Part of its frame went out, so the whole client is failed, the
+ * next call is UNAVAILABLE at once, and the socket is shut down (the peer reads EOF).
+ */
+static void
+test_send_timeout(void)
+{
+	struct stall_arg a = {0};
+	struct status st;
+	uint8_t buf[65536];
+	int64_t deadline;
+	ssize_t n = -1;
+	pthread_t t;
+	int sv[2];
+
+	CU_ASSERT_EQUAL_FATAL(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+	a.c = rpc_client_new(sv[0], MAX_MESSAGE);
+	a.timeout_ms = 200;
+	pthread_create(&t, NULL, stall_thread, &a);
+	if (!stall_wait(&a, 5000)) {
+		CU_FAIL("a 200 ms call blocked in send for 5 s");
+		close(sv[1]); /* EPIPE sets the caller free */
+		sv[1] = -1;
+	}
+	pthread_join(t, NULL);
+	CU_ASSERT_EQUAL(a.rc, -1);
+	CU_ASSERT_EQUAL(a.st.code, ST_DEADLINE_EXCEEDED);
+	CU_ASSERT_TRUE(a.took_ms >= 200 && a.took_ms < 3000);
+	CU_ASSERT_TRUE(rpc_client_failed(a.c));
+	CU_ASSERT_EQUAL(rpc_client_call(a.c, SVC, "Echo", NULL, 200, NULL, &st), -1);
+	CU_ASSERT_EQUAL(st.code, ST_UNAVAILABLE);
+	CU_ASSERT_NSTRING_EQUAL(st.msg, "send timed out after ", 21);
+	if (sv[1] >= 0) {
+		/* Drain the torn frame: EOF follows, the client shut the socket down. */
+		deadline = time_mono_ms() + 5000;
+		do {
+			if (fd_wait(sv[1], POLLIN, deadline) != 1)
+				break;
+			n = read(sv[1], buf, sizeof buf);
+		} while (n > 0);
+		CU_ASSERT_EQUAL(n, 0);
+		CU_ASSERT_TRUE(time_mono_ms() < deadline);
+		close(sv[1]);
+	}
+	rpc_client_free(a.c);
+}
+
+/*
+ * One caller is blocked mid-frame with no timeout. A second caller's 200 ms covers its wait
+ * for the writer's turn: DEADLINE_EXCEEDED without failing the client (it sent nothing).
+ * rpc_client_fail then wakes the blocked sender at once with the failure's status.
+ */
+static void
+test_send_turn_and_fail_wake(void)
+{
+	struct stall_arg a = {0}, b = {0};
+	pthread_t ta, tb;
+	int sv[2];
+
+	CU_ASSERT_EQUAL_FATAL(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+	a.c = b.c = rpc_client_new(sv[0], MAX_MESSAGE);
+	a.timeout_ms = 0; /* forever */
+	b.timeout_ms = 200;
+	pthread_create(&ta, NULL, stall_thread, &a);
+	/* A's first bytes arrived: it holds the turn and blocks on the full socket. */
+	CU_ASSERT_EQUAL(fd_wait(sv[1], POLLIN, time_mono_ms() + 5000), 1);
+	pthread_create(&tb, NULL, stall_thread, &b);
+	if (!stall_wait(&b, 5000)) {
+		CU_FAIL("a 200 ms call waited 5 s for the writer's turn");
+		close(sv[1]);
+		sv[1] = -1;
+	}
+	pthread_join(tb, NULL);
+	CU_ASSERT_EQUAL(b.rc, -1);
+	CU_ASSERT_EQUAL(b.st.code, ST_DEADLINE_EXCEEDED);
+	CU_ASSERT_TRUE(b.took_ms < 3000);
+	CU_ASSERT_FALSE(rpc_client_failed(a.c));
+	pthread_mutex_lock(&lock);
+	CU_ASSERT_FALSE(a.done);
+	pthread_mutex_unlock(&lock);
+
+	rpc_client_fail(a.c, ST_UNAVAILABLE, "test: link down");
+	if (!stall_wait(&a, 5000)) {
+		CU_FAIL("rpc_client_fail did not wake a blocked sender");
+		if (sv[1] >= 0)
+			close(sv[1]);
+		sv[1] = -1;
+	}
+	pthread_join(ta, NULL);
+	CU_ASSERT_EQUAL(a.rc, -1);
+	CU_ASSERT_EQUAL(a.st.code, ST_UNAVAILABLE);
+	CU_ASSERT_STRING_EQUAL(a.st.msg, "test: link down");
+	rpc_client_free(a.c);
+	if (sv[1] >= 0)
+		close(sv[1]);
+}
+
 /*
  * Count our sockets and eventfds, the descriptors the RPC layer opens (sanitizer runtimes open
  * and close files of their own at any moment, so a plain count would be flaky under TSan).
@@ -842,6 +999,8 @@ main(void)
 	    {"backpressure", test_backpressure},
 	    {"client protocol errors", test_client_protocol_errors},
 	    {"client feed", test_client_feed},
+	    {"send bounded by the call's timeout", test_send_timeout},
+	    {"writer's turn bounded, fail wakes senders", test_send_turn_and_fail_wake},
 	    {"fd cycles", test_fd_cycles},
 	    {NULL, NULL},
 	};

@@ -3,8 +3,9 @@
  *
  * Formatting, number parsing at the u32/u64 edges, RFC 3339 timestamps, descriptor flags,
  * full reads and writes through a pipe (1 MiB from a non-blocking writer to a reader
- * thread), fd_wait's timeout and readiness, mkdir_p in a private mkdtemp directory, and
- * the text status_set / status_errno / status_wrap produce.
+ * thread), the deadline and wake-fd variants on blocking and non-blocking pipes and
+ * sockets whose peer stops reading, fd_wait's timeout and readiness, mkdir_p in a private mkdtemp
+ * directory, and the text status_set / status_errno / status_wrap produce.
  */
 #include "config.h"
 
@@ -18,6 +19,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -268,6 +271,134 @@ test_write_all_read_full(void)
 	free(in);
 }
 
+/* Read BIG bytes with read_full_deadline (10 s) on a reader thread. */
+static void *
+reader_deadline_main(void *arg)
+{
+	struct reader *r = arg;
+
+	r->ret = read_full_deadline(r->fd, r->buf, BIG, time_mono_ms() + 10000);
+	return NULL;
+}
+
+/* A descriptor pair for the deadline tests: a socketpair or a pipe, blocking or not. */
+static void
+make_pair(int p[2], bool sock, bool nonblock)
+{
+	int r = sock ? socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, p) : pipe2(p, O_CLOEXEC);
+
+	CU_ASSERT_EQUAL_FATAL(r, 0);
+	CU_ASSERT_EQUAL(fd_set_nonblock(p[1], nonblock), 0);
+}
+
+/*
+ * write_all_deadline / write_all_wake: 1 MiB arrives intact through every kind of descriptor
+ * (the blocking pipe goes through the PIPE_BUF path); a peer that never reads costs a timeout,
+ * not a hang, whatever O_NONBLOCK says, with a partial count; a wake fd ends it at once.
+ */
+static void
+test_write_all_deadline(void)
+{
+	unsigned char *out = xmalloc(BIG), *in = xmalloc(BIG);
+	struct reader r;
+	uint64_t one = 1;
+	int64_t start, took;
+	size_t i, written;
+	pthread_t th;
+	int kind, p[2], wake;
+
+	alarm(60); /* a writer that blocks despite the deadline kills the test, not the run */
+	for (i = 0; i < BIG; i++)
+		out[i] = (unsigned char)(i * 151 + (i >> 11));
+	for (kind = 0; kind < 4; kind++) {
+		bool sock = kind & 1, nonblock = kind & 2;
+
+		/* Round trip with a reader. */
+		make_pair(p, sock, nonblock);
+		memset(in, 0, BIG);
+		r = (struct reader){.fd = p[0], .buf = in, .ret = 1};
+		CU_ASSERT_EQUAL_FATAL(pthread_create(&th, NULL, reader_deadline_main, &r), 0);
+		CU_ASSERT_EQUAL(write_all_deadline(p[1], out, BIG, time_mono_ms() + 10000), 0);
+		pthread_join(th, NULL);
+		CU_ASSERT_EQUAL(r.ret, 0);
+		CU_ASSERT(memcmp(in, out, BIG) == 0);
+		close(p[0]);
+		close(p[1]);
+
+		/* Nobody reads: -ETIMEDOUT at the deadline, part of the buffer gone. */
+		make_pair(p, sock, nonblock);
+		start = time_mono_ms();
+		written = 0;
+		CU_ASSERT_EQUAL(
+		    write_all_wake(p[1], out, BIG, start + 100, -1, &written), -ETIMEDOUT);
+		took = time_mono_ms() - start;
+		CU_ASSERT(took >= 99);
+		CU_ASSERT(took < 5000);
+		CU_ASSERT(written > 0 && written < BIG);
+		/* Full already: the plain variant times out too, having written nothing. */
+		start = time_mono_ms();
+		CU_ASSERT_EQUAL(write_all_deadline(p[1], out, BIG, start + 50), -ETIMEDOUT);
+		CU_ASSERT(time_mono_ms() - start < 5000);
+
+		/* The wake fd, once readable, ends a wait with no deadline. */
+		wake = eventfd(0, EFD_CLOEXEC);
+		CU_ASSERT_FATAL(wake >= 0);
+		CU_ASSERT_EQUAL(write(wake, &one, sizeof one), (ssize_t)sizeof one);
+		start = time_mono_ms();
+		written = 1;
+		CU_ASSERT_EQUAL(write_all_wake(p[1], out, BIG, -1, wake, &written), -ECANCELED);
+		CU_ASSERT_EQUAL(written, 0);
+		CU_ASSERT(time_mono_ms() - start < 5000);
+		close(wake);
+
+		/* The reader is gone: -EPIPE (with MSG_NOSIGNAL for sockets), no wait. */
+		close(p[0]);
+		CU_ASSERT_EQUAL(write_all_deadline(p[1], "x", 1, time_mono_ms() + 5000), -EPIPE);
+		close(p[1]);
+	}
+	alarm(0);
+	free(out);
+	free(in);
+}
+
+/*
+ * read_full_deadline: a silent writer costs a timeout even on a blocking descriptor; EOF
+ * before len bytes is -EPIPE; bytes already there are read without waiting.
+ */
+static void
+test_read_full_deadline(void)
+{
+	char buf[16];
+	int64_t start, took;
+	int kind, p[2];
+
+	alarm(60); /* as above, for a reader */
+	for (kind = 0; kind < 2; kind++) {
+		make_pair(p, kind == 1, false);
+		CU_ASSERT_EQUAL(fd_set_nonblock(p[0], false), 0);
+		CU_ASSERT_EQUAL(write_all(p[1], "abc", 3), 0);
+		start = time_mono_ms();
+		CU_ASSERT_EQUAL(read_full_deadline(p[0], buf, 10, start + 100), -ETIMEDOUT);
+		took = time_mono_ms() - start;
+		CU_ASSERT(took >= 99);
+		CU_ASSERT(took < 5000);
+		CU_ASSERT(memcmp(buf, "abc", 3) == 0);
+
+		CU_ASSERT_EQUAL(write_all(p[1], "defg", 4), 0);
+		memset(buf, 0, sizeof buf);
+		CU_ASSERT_EQUAL(read_full_deadline(p[0], buf, 4, time_mono_ms() + 5000), 0);
+		CU_ASSERT(memcmp(buf, "defg", 4) == 0);
+		CU_ASSERT_EQUAL(read_full_deadline(p[0], buf, 0, 0), 0);
+
+		CU_ASSERT_EQUAL(write_all(p[1], "hi", 2), 0);
+		close(p[1]);
+		CU_ASSERT_EQUAL(read_full_deadline(p[0], buf, 10, time_mono_ms() + 5000), -EPIPE);
+		CU_ASSERT(memcmp(buf, "hi", 2) == 0);
+		close(p[0]);
+	}
+	alarm(0);
+}
+
 static void
 test_fd_wait(void)
 {
@@ -426,6 +557,8 @@ static const struct unit_case cases[] = {
     {"fd_set_nonblock / fd_set_cloexec", test_fd_flags},
     {"write_all / read_full, 1 MiB through a pipe", test_write_all_read_full},
     {"fd_wait timeout and ready", test_fd_wait},
+    {"write_all_deadline / write_all_wake", test_write_all_deadline},
+    {"read_full_deadline", test_read_full_deadline},
     {"mkdir_p", test_mkdir_p},
     {"status_set / status_errno / status_wrap", test_status},
     {"status code names", test_status_names},
