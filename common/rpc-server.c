@@ -30,6 +30,11 @@
  * Backpressure: when the output queued for the peer exceeds RPC_OUTPUT_HIGH, reading from that
  * peer stops (bytes already read wait in the input buffer); the write watermark wakes us once
  * the output drains below half of it and reading resumes with what was left.
+ *
+ * Output path: a frame is written at once with one sendmsg when nothing is queued before it
+ * (the usual case: one response per request), so a response costs no EV_WRITE add, loop pass
+ * and remove; only what the socket does not take goes to the bufferevent's output buffer,
+ * which then writes it in order, reports write errors and drives the watermark above.
  */
 #include "config.h"
 
