@@ -58,6 +58,8 @@ void listen_close(void);
 
 /* ---- control.c ---- */
 
+struct proc;
+
 /* Take an accepted, non-blocking control connection (ownership of fd passes in). */
 void control_accept(int fd);
 /* Publish an event to every subscriber (queued while nobody subscribes). */
@@ -65,6 +67,15 @@ void control_publish(const char *topic, json_t *event);
 /* Close every control connection (bring-up overlap switch, shutdown). */
 void control_close_all(void);
 void control_shutdown(void);
+/* Bring-up overlap switch: a container's bring-up starts / ends. */
+void control_bringup_begin(const char *id);
+void control_bringup_end(const char *id);
+/* Publish a process's exit event (proc.c calls it once output drained). */
+void control_publish_exit(struct proc *p);
+/* A stream attached to p: a parked StartProcess may go on. */
+void control_streams_changed(struct proc *p);
+/* p is being removed: answer its parked StartProcess, if any. */
+void control_proc_removed(struct proc *p);
 
 /* ---- stream.c ---- */
 
@@ -77,12 +88,20 @@ enum stdio_kind {
 
 struct stream;
 
+/* "stdin", "stdout" or "stderr". */
+const char *stdio_kind_name(enum stdio_kind k);
 /* Take an accepted, non-blocking stream connection (ownership of fd passes in). */
 void stream_accept(int fd);
 /* stdin: the process is gone or CloseStdin was called: close its stdin after what is queued. */
 void stream_close_input(struct stream *s);
-/* Output: give up on the pipe (a descendant holds it): send EOF now and stop reading. */
-void stream_detach_output(struct stream *s);
+/*
+ * Output: give up on the pipe (a descendant holds it): read what it holds now, then close it
+ * and queue EOF; proc_output_done() follows once the socket flushed. False if the pipe was
+ * already closed (nothing to detach).
+ */
+bool stream_detach_output(struct stream *s);
+/* Output: the pipe is open but not read because the socket is full (a slow reader). */
+bool stream_output_paused(const struct stream *s);
 /* The process forgets the stream (deleted); the stream finishes on its own. */
 void stream_orphan(struct stream *s);
 void stream_close_all(void);
@@ -128,6 +147,11 @@ struct proc {
 	struct event *start_timer;
 	struct event *grace_timer;
 
+	/* A runner helper (runc create/exec) will report the pid: see proc_claim_begin(). */
+	bool claiming;
+	uint64_t claim_seq;
+	int unclaimed_wstatus; /* an exit reaped before the claim, delivered on a later turn */
+
 	void *runner_data; /* owned by the runner */
 	bool deleted;
 	int refs;
@@ -143,6 +167,8 @@ struct container {
 	struct proc *init;
 	struct proc_list procs; /* init first */
 	void *runner_data;
+	bool creating; /* CreateContainer's runner call is in flight */
+	bool deleting; /* DeleteProcess of the init is in flight */
 	bool deleted;
 	int refs;
 };
@@ -156,9 +182,6 @@ void container_ref(struct container *c);
 void container_unref(struct container *c);
 /* Remove from the table (deleting its processes); the last ref frees it. */
 void container_remove(struct container *c);
-unsigned container_count(void);
-/* Iterate containers: first with NULL. */
-struct container *container_next(struct container *c);
 
 /* exec_id "" finds the init process. */
 struct proc *proc_find(struct container *c, const char *exec_id);
@@ -170,12 +193,27 @@ void proc_unref(struct proc *p);
 void proc_remove(struct proc *p);
 /* Close the process's ends of stdio in the agent (after they were given to a child). */
 void proc_close_child_fds(struct proc *p);
-/* The pid is known (forked or read from a pid file). */
+/* The process has a pid and has not been reaped (it may still wait for its start). */
+bool proc_is_live(const struct proc *p);
+/* The pid is known (forked, or read from a pid file under a claim). */
 void proc_set_pid(struct proc *p, pid_t pid);
+/*
+ * A runner helper (runc create / exec) is about to start p, whose pid it reports only when it
+ * finishes: children reaped meanwhile that nobody knows are remembered for p, and forgotten
+ * at proc_claim_end(). Without a claim, orphans reaped by the subreaper are not remembered.
+ */
+void proc_claim_begin(struct proc *p);
+void proc_claim_end(struct proc *p);
 
 /* A stream attaches: returns the pipe end it now owns (may be -1 = none) or -1 with *st. */
 int proc_stream_attach(
     struct proc *p, enum stdio_kind k, struct stream *s, int *fd, struct status *st);
+/* The stream attached by proc_stream_attach() is fully set up: act on the process's state. */
+void proc_stream_activated(struct proc *p, enum stdio_kind k);
+/* An output stream read bytes, paused or resumed: re-arm or stop the drain grace. */
+void proc_grace_update(struct proc *p);
+/* Terminal: make the reader of the pty see end of input (VEOF; twice after a partial line). */
+void proc_pty_eof(struct proc *p, int master_fd, bool mid_line);
 /* An output stream finished (all bytes and EOF flushed, or failed and drained). */
 void proc_output_done(struct proc *p, enum stdio_kind k);
 /* The stream object goes away. */
@@ -209,18 +247,5 @@ void proc_child_reset_signals(void);
 struct runner_ops;
 extern const struct runner_ops runner_process_ops;
 extern const struct runner_ops runner_oci_ops;
-
-/* ---- control.c ---- */
-
-/* Bring-up overlap switch: a container's bring-up starts / ends. */
-void control_bringup_begin(const char *id);
-void control_bringup_end(const char *id);
-
-/* Publish a process's exit event (proc.c calls it once output drained). */
-void control_publish_exit(struct proc *p);
-/* A stream attached to p: a parked StartProcess may go on. */
-void control_streams_changed(struct proc *p);
-/* p is being removed: answer its parked StartProcess, if any. */
-void control_proc_removed(struct proc *p);
 
 #endif

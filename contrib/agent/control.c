@@ -102,6 +102,7 @@ control_call_new(
 	return k;
 }
 
+/* Drop the call's references and free it. */
 static void
 control_call_free(struct control_call *k)
 {
@@ -181,10 +182,10 @@ control_lookup(
 	return 0;
 }
 
+/* Read payload.terminal and the three stream booleans. */
 static int
 control_get_stdio(json_t *payload, bool declared[STDIO_N], bool *terminal, struct status *st)
 {
-	static const char *names[] = {"stdin", "stdout", "stderr"};
 	int k;
 
 	*terminal = false;
@@ -192,12 +193,14 @@ control_get_stdio(json_t *payload, bool declared[STDIO_N], bool *terminal, struc
 		return -1;
 	for (k = 0; k < STDIO_N; k++) {
 		declared[k] = false;
-		if (msg_get_bool(payload, "payload", names[k], false, &declared[k], st) < 0)
+		if (msg_get_bool(payload, "payload", stdio_kind_name(k), false, &declared[k], st) <
+		    0)
 			return -1;
 	}
 	return 0;
 }
 
+/* A process object needs a non-empty args array of strings. */
 static int
 control_check_process(json_t *process, const char *where, struct status *st)
 {
@@ -213,6 +216,17 @@ control_check_process(json_t *process, const char *where, struct status *st)
 			return status_set(
 			    st, ST_INVALID_ARGUMENT, "%s.args[%zu]: expected string", where, i);
 	}
+	return 0;
+}
+
+/* A container whose CreateContainer or DeleteProcess runs accepts no lifecycle call. */
+static int
+control_check_settled(struct container *c, struct status *st)
+{
+	if (c->creating)
+		return status_set(st, ST_FAILED_PRECONDITION, "container %s: being created", c->id);
+	if (c->deleting)
+		return status_set(st, ST_FAILED_PRECONDITION, "container %s: being deleted", c->id);
 	return 0;
 }
 
@@ -260,22 +274,33 @@ control_bringup_end(const char *id)
 
 /* ---- events ---- */
 
-static void
+/*
+ * Queue an event for one subscriber: 0 when queued, -1 when it was not (a connection that is
+ * closing, or whose peer stopped reading and is dropped here: cl may be gone on return).
+ */
+static int
 control_send_event(struct control_client *cl, const char *buf, size_t len)
 {
+	if (rpc_conn_is_closed(cl->conn)) {
+		cl->subscribed = false;
+		return -1;
+	}
 	if (rpc_conn_send_data(cl->conn, cl->sub_sid, 0, buf, len, CONTROL_SUB_LIMIT) < 0) {
 		log_warn("event subscriber on fd %d stopped reading: dropping it",
 		    rpc_conn_fd(cl->conn));
 		cl->subscribed = false;
 		rpc_conn_close(cl->conn);
+		return -1;
 	}
+	return 0;
 }
 
+/* Send an event to every live subscriber; if none took it, keep it in the backlog. */
 void
 control_publish(const char *topic, json_t *event)
 {
 	char ts[TIME_RFC3339_LEN];
-	struct control_client *cl;
+	struct control_client *cl, *next;
 	struct control_event *ev;
 	bool sent = false;
 	size_t len;
@@ -283,12 +308,10 @@ control_publish(const char *topic, json_t *event)
 
 	time_rfc3339_now(ts);
 	buf = msg_event_encode(topic, ts, event, &len);
-	LIST_FOREACH(cl, &control_clients, entry)
-	{
-		if (cl->subscribed) {
-			control_send_event(cl, buf, len);
+	for (cl = LIST_FIRST(&control_clients); cl != NULL; cl = next) {
+		next = LIST_NEXT(cl, entry);
+		if (cl->subscribed && control_send_event(cl, buf, len) == 0)
 			sent = true;
-		}
 	}
 	if (sent) {
 		free(buf);
@@ -379,7 +402,6 @@ control_streams_changed(struct proc *p)
 static void
 control_start_timeout(evutil_socket_t fd, short what, void *arg)
 {
-	static const char *names[] = {"stdin", "stdout", "stderr"};
 	struct proc *p = arg;
 	enum stdio_kind missing = STDIO_IN;
 	struct status st;
@@ -388,7 +410,7 @@ control_start_timeout(evutil_socket_t fd, short what, void *arg)
 		return;
 	proc_streams_ready(p, &missing);
 	status_set(&st, ST_FAILED_PRECONDITION, "stream %s not attached within %d s",
-	    names[missing], AGENT_START_WAIT_MS / 1000);
+	    stdio_kind_name(missing), AGENT_START_WAIT_MS / 1000);
 	log_warn_id(p->c->id, p->exec_id, "start: %s", st.msg);
 	rpc_conn_respond_status(p->start_conn, p->start_sid, &st);
 	rpc_conn_unref(p->start_conn);
@@ -424,6 +446,7 @@ control_ping(struct rpc_conn *conn, uint32_t sid, uint8_t flags, json_t *payload
 	json_decref(res);
 }
 
+/* The runner prepared the init (or failed: the container goes); answer {pid}. */
 static void
 control_create_done(const struct status *st, json_t *result, void *arg)
 {
@@ -431,6 +454,7 @@ control_create_done(const struct status *st, json_t *result, void *arg)
 	json_t *res;
 
 	control_bringup_end(k->c->id);
+	k->c->creating = false;
 	if (st->code != ST_OK) {
 		log_error_id(k->c->id, NULL, "create failed: %s", st->msg);
 		container_remove(k->c);
@@ -444,6 +468,7 @@ control_create_done(const struct status *st, json_t *result, void *arg)
 	json_decref(res);
 }
 
+/* CreateContainer: validate, add the container and its init, hand it to the runner. */
 static void
 control_create(struct rpc_conn *conn, uint32_t sid, uint8_t flags, json_t *payload)
 {
@@ -477,12 +502,15 @@ control_create(struct rpc_conn *conn, uint32_t sid, uint8_t flags, json_t *paylo
 	k = control_call_new(conn, sid, "CreateContainer", c, NULL);
 	free(c->rootfs);
 	c->rootfs = xstrdup(rootfs);
+	/* Until control_create_done, Start/Exec/Delete would race the runner: refused. */
+	c->creating = true;
 	agent.runner->create(c, spec, control_create_done, k);
 	return;
 fail:
 	rpc_conn_respond_status(conn, sid, &st);
 }
 
+/* StartProcess: park until the declared streams attached, then start. */
 static void
 control_start(struct rpc_conn *conn, uint32_t sid, uint8_t flags, json_t *payload)
 {
@@ -492,7 +520,7 @@ control_start(struct rpc_conn *conn, uint32_t sid, uint8_t flags, json_t *payloa
 	struct status st;
 	struct timeval tv = {AGENT_START_WAIT_MS / 1000, 0};
 
-	if (control_lookup(payload, true, &c, &p, &st) < 0)
+	if (control_lookup(payload, true, &c, &p, &st) < 0 || control_check_settled(c, &st) < 0)
 		goto fail;
 	if (p->state != PROC_CREATED || p->start_conn != NULL) {
 		status_set(&st, ST_FAILED_PRECONDITION, "container %s exec %s: already started",
@@ -518,6 +546,7 @@ fail:
 	rpc_conn_respond_status(conn, sid, &st);
 }
 
+/* ExecProcess: prepare an exec process in a running container (started later). */
 static void
 control_exec(struct rpc_conn *conn, uint32_t sid, uint8_t flags, json_t *payload)
 {
@@ -532,7 +561,8 @@ control_exec(struct rpc_conn *conn, uint32_t sid, uint8_t flags, json_t *payload
 	    control_check_id("exec_id", exec_id, false, &st) < 0 ||
 	    msg_get_object(payload, "payload", "process", true, &process, &st) < 0 ||
 	    control_check_process(process, "payload.process", &st) < 0 ||
-	    control_get_stdio(payload, declared, &terminal, &st) < 0)
+	    control_get_stdio(payload, declared, &terminal, &st) < 0 ||
+	    control_check_settled(c, &st) < 0)
 		goto fail;
 	if (proc_find(c, exec_id) != NULL) {
 		status_set(
@@ -553,6 +583,7 @@ fail:
 	rpc_conn_respond_status(conn, sid, &st);
 }
 
+/* SignalProcess: deliver a signal to a live process through the runner. */
 static void
 control_signal(struct rpc_conn *conn, uint32_t sid, uint8_t flags, json_t *payload)
 {
@@ -570,7 +601,11 @@ control_signal(struct rpc_conn *conn, uint32_t sid, uint8_t flags, json_t *paylo
 		status_set(&st, ST_INVALID_ARGUMENT, "payload.signal: %u is not a signal", sig);
 		goto fail;
 	}
-	if (p->pid <= 0 || p->state == PROC_EXITED || p->state == PROC_STOPPED) {
+	if (c->creating) {
+		control_check_settled(c, &st);
+		goto fail;
+	}
+	if (!proc_is_live(p)) {
 		status_set(&st, ST_NOT_FOUND, "container %s exec %s: process not running", c->id,
 		    p->exec_id);
 		goto fail;
@@ -582,6 +617,7 @@ fail:
 	rpc_conn_respond_status(conn, sid, &st);
 }
 
+/* CloseStdin: end the process's stdin after what is queued. */
 static void
 control_close_stdin(struct rpc_conn *conn, uint32_t sid, uint8_t flags, json_t *payload)
 {
@@ -597,6 +633,7 @@ control_close_stdin(struct rpc_conn *conn, uint32_t sid, uint8_t flags, json_t *
 	rpc_conn_respond(conn, sid, ST_OK, "", NULL);
 }
 
+/* ResizePty: set the terminal's window size. */
 static void
 control_resize(struct rpc_conn *conn, uint32_t sid, uint8_t flags, json_t *payload)
 {
@@ -627,13 +664,15 @@ fail:
 	rpc_conn_respond_status(conn, sid, &st);
 }
 
+/* PauseContainer / ResumeContainer through the runner. */
 static void
 control_pause_resume(struct rpc_conn *conn, uint32_t sid, json_t *payload, bool pause)
 {
 	struct container *c;
 	struct status st;
 
-	if (control_lookup(payload, false, &c, NULL, &st) < 0) {
+	if (control_lookup(payload, false, &c, NULL, &st) < 0 ||
+	    control_check_settled(c, &st) < 0) {
 		rpc_conn_respond_status(conn, sid, &st);
 		return;
 	}
@@ -653,6 +692,7 @@ control_resume(struct rpc_conn *conn, uint32_t sid, uint8_t flags, json_t *paylo
 	control_pause_resume(conn, sid, payload, false);
 }
 
+/* UpdateContainer: hand the OCI resources to the runner. */
 static void
 control_update(struct rpc_conn *conn, uint32_t sid, uint8_t flags, json_t *payload)
 {
@@ -661,7 +701,8 @@ control_update(struct rpc_conn *conn, uint32_t sid, uint8_t flags, json_t *paylo
 	struct status st;
 
 	if (control_lookup(payload, false, &c, NULL, &st) < 0 ||
-	    msg_get_object(payload, "payload", "resources", true, &resources, &st) < 0) {
+	    msg_get_object(payload, "payload", "resources", true, &resources, &st) < 0 ||
+	    control_check_settled(c, &st) < 0) {
 		rpc_conn_respond_status(conn, sid, &st);
 		return;
 	}
@@ -669,6 +710,7 @@ control_update(struct rpc_conn *conn, uint32_t sid, uint8_t flags, json_t *paylo
 	    control_call_new(conn, sid, "UpdateContainer", c, NULL));
 }
 
+/* Stats: CPU, memory and pid counts of the container. */
 static void
 control_stats(struct rpc_conn *conn, uint32_t sid, uint8_t flags, json_t *payload)
 {
@@ -690,6 +732,7 @@ control_stats(struct rpc_conn *conn, uint32_t sid, uint8_t flags, json_t *payloa
 	json_decref(res);
 }
 
+/* The runner listed the pids: answer {processes:[{pid}]}. */
 static void
 control_pids_done(const struct status *st, json_t *result, void *arg)
 {
@@ -708,13 +751,15 @@ control_pids_done(const struct status *st, json_t *result, void *arg)
 	json_decref(res);
 }
 
+/* Pids: ask the runner for the container's pids. */
 static void
 control_pids(struct rpc_conn *conn, uint32_t sid, uint8_t flags, json_t *payload)
 {
 	struct container *c;
 	struct status st;
 
-	if (control_lookup(payload, false, &c, NULL, &st) < 0) {
+	if (control_lookup(payload, false, &c, NULL, &st) < 0 ||
+	    control_check_settled(c, &st) < 0) {
 		rpc_conn_respond_status(conn, sid, &st);
 		return;
 	}
@@ -735,12 +780,14 @@ control_exit_json(struct proc *p)
 	    p->state == PROC_STOPPED ? p->exit_status : 0, "exited_at", ts);
 }
 
+/* The runner removed the container: answer the init's exit and forget it. */
 static void
 control_delete_done(const struct status *st, json_t *result, void *arg)
 {
 	struct control_call *k = arg;
 	json_t *res;
 
+	k->c->deleting = false;
 	if (st->code != ST_OK) {
 		control_call_done(k, st, NULL);
 		return;
@@ -752,6 +799,7 @@ control_delete_done(const struct status *st, json_t *result, void *arg)
 	json_decref(res);
 }
 
+/* DeleteProcess: forget an exec at once; the init deletes the whole container. */
 static void
 control_delete(struct rpc_conn *conn, uint32_t sid, uint8_t flags, json_t *payload)
 {
@@ -760,7 +808,7 @@ control_delete(struct rpc_conn *conn, uint32_t sid, uint8_t flags, json_t *paylo
 	struct status st;
 	json_t *res;
 
-	if (control_lookup(payload, true, &c, &p, &st) < 0)
+	if (control_lookup(payload, true, &c, &p, &st) < 0 || control_check_settled(c, &st) < 0)
 		goto fail;
 	if (p->state != PROC_STOPPED && p->state != PROC_CREATED) {
 		status_set(&st, ST_FAILED_PRECONDITION, "container %s exec %s: process is %s",
@@ -788,6 +836,8 @@ control_delete(struct rpc_conn *conn, uint32_t sid, uint8_t flags, json_t *paylo
 			goto fail;
 		}
 	}
+	/* A second DeleteProcess while the runner removes it answers FAILED_PRECONDITION. */
+	c->deleting = true;
 	agent.runner->remove(
 	    c, control_delete_done, control_call_new(conn, sid, "DeleteProcess", c, p));
 	return;
@@ -907,6 +957,7 @@ control_mount_child(void *arg)
 	return 0;
 }
 
+/* The mount helper finished: answer {mounted, source, message}. */
 static void
 control_mount_done(int wstatus, const char *output, size_t len, void *arg)
 {
@@ -950,6 +1001,7 @@ control_mount_poll(evutil_socket_t fd, short what, void *arg)
 		control_call_done(k, &st, NULL);
 }
 
+/* MountDisk: wait for the hot-added disk, then mount it in a helper child. */
 static void
 control_mount(struct rpc_conn *conn, uint32_t sid, uint8_t flags, json_t *payload)
 {
@@ -1002,6 +1054,7 @@ fail:
 	rpc_conn_respond_status(conn, sid, &st);
 }
 
+/* In a helper child: unmount the target. */
 static int
 control_umount_child(void *arg)
 {
@@ -1014,6 +1067,7 @@ control_umount_child(void *arg)
 	return 0;
 }
 
+/* The unmount helper finished: answer {} or its message. */
 static void
 control_umount_done(int wstatus, const char *output, size_t len, void *arg)
 {
@@ -1027,6 +1081,7 @@ control_umount_done(int wstatus, const char *output, size_t len, void *arg)
 	control_call_done(k, &st, NULL);
 }
 
+/* UnmountDisk: unmount in a helper child (nothing to do in the local VM). */
 static void
 control_unmount(struct rpc_conn *conn, uint32_t sid, uint8_t flags, json_t *payload)
 {
@@ -1048,6 +1103,7 @@ control_unmount(struct rpc_conn *conn, uint32_t sid, uint8_t flags, json_t *payl
 		control_call_done(k, &st, NULL);
 }
 
+/* SubscribeEvents: make this connection the event stream and drain the backlog. */
 static void
 control_subscribe(struct rpc_conn *conn, uint32_t sid, uint8_t flags, json_t *payload)
 {
@@ -1068,10 +1124,12 @@ control_subscribe(struct rpc_conn *conn, uint32_t sid, uint8_t flags, json_t *pa
 	rpc_conn_respond(conn, sid, ST_OK, "", NULL);
 	cl->subscribed = true;
 	cl->sub_sid = sid;
-	while ((ev = TAILQ_FIRST(&control_backlog)) != NULL && cl->subscribed) {
+	/* An event this subscriber could not take stays at the head for the next one. */
+	while ((ev = TAILQ_FIRST(&control_backlog)) != NULL) {
+		if (control_send_event(cl, ev->buf, ev->len) < 0)
+			break;
 		TAILQ_REMOVE(&control_backlog, ev, entry);
 		control_backlog_len--;
-		control_send_event(cl, ev->buf, ev->len);
 		free(ev->buf);
 		free(ev);
 	}
@@ -1124,6 +1182,7 @@ out:
 	msg_request_clear(req);
 }
 
+/* A control connection went away: forget it (its subscription with it). */
 static void
 control_on_close(struct rpc_conn *conn, void *arg)
 {

@@ -166,6 +166,7 @@ listen_handshake_new(int fd)
 	event_add(h->ev, &tv);
 }
 
+/* Resume accepting after a pause (EMFILE and the like). */
 static void
 listen_resume_cb(evutil_socket_t fd, short what, void *arg)
 {
@@ -209,6 +210,7 @@ listen_accept_cb(evutil_socket_t lfd, short what, void *arg)
 	}
 }
 
+/* Watch one listening socket. */
 static void
 listen_add(int fd, enum listen_kind kind)
 {

@@ -8,6 +8,7 @@ contrib_agent_vmshim_agent_SOURCES = \
 	contrib/agent/stream.c \
 	contrib/agent/proc.c \
 	contrib/agent/stats.c \
+	contrib/agent/runner.c \
 	contrib/agent/runner-process.c \
 	contrib/agent/runner-oci.c
 contrib_agent_vmshim_agent_CFLAGS = $(AM_CFLAGS)
@@ -21,9 +22,11 @@ tests_integration_agent_client_LDADD = $(COMMON_LIBS)
 TESTS += \
 	tests/integration/agent_handshake.sh \
 	tests/integration/agent_process.sh \
-	tests/integration/agent_oci.sh
+	tests/integration/agent_oci.sh \
+	tests/integration/agent_regress.sh
 EXTRA_DIST += \
 	tests/integration/agent_lib.sh \
 	tests/integration/agent_handshake.sh \
 	tests/integration/agent_process.sh \
-	tests/integration/agent_oci.sh
+	tests/integration/agent_oci.sh \
+	tests/integration/agent_regress.sh

@@ -7,12 +7,18 @@
  * signalfd for SIGCHLD (main() blocks SIGCHLD before any thread exists) with waitpid(-1) in a
  * loop, and the agent is a child subreaper, so processes started by runc, and orphans of the
  * workload, are reaped too: no zombie is left. A pid reaped before anyone claimed it (an exec
- * that exits before `runc exec` wrote its pid file) is remembered in a small ring.
+ * that exits before `runc exec` wrote its pid file) is remembered in a small ring, but only
+ * while such a claim is pending (proc_claim_begin/end): a pid the kernel reuses later must
+ * never inherit an old orphan's exit. The process runner knows its pid from fork() and never
+ * looks at the ring.
  *
  * A process is finished only when both its exit status and its output EOFs have arrived
  * (state RUNNING -> EXITED -> STOPPED): the exit event is published when every declared
- * output stream reported proc_output_done(), or AGENT_DRAIN_GRACE_MS after the exit, when the
- * output pipes are detached with a log line (a descendant holds them).
+ * output stream reported proc_output_done(), which a stream does only once its socket flushed.
+ * A descendant may hold the output pipes after the exit: the drain grace (AGENT_DRAIN_GRACE_MS)
+ * counts only time in which the pipes gave nothing while the shim had room (it is re-armed
+ * when bytes are read and stopped while a stream is paused by a slow reader); when it expires
+ * the pipes are read until empty and detached, with a log line.
  *
  * Helper children (runc, mount) are tracked in a list; their stdout/stderr are captured
  * through a pipe read by the loop, and their callback runs once both the exit status and the
@@ -28,6 +34,7 @@
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
 #include <sys/wait.h>
+#include <termios.h>
 #include <unistd.h>
 
 #include <event2/buffer.h>
@@ -54,19 +61,23 @@ struct proc_helper {
 };
 
 struct proc_unclaimed {
-	pid_t pid;
+	pid_t pid; /* 0: free slot */
 	int wstatus;
+	uint64_t seq; /* proc_reap_seq when it was reaped */
 };
 
 static TAILQ_HEAD(, container) proc_containers = TAILQ_HEAD_INITIALIZER(proc_containers);
 static LIST_HEAD(, proc_helper) proc_helpers = LIST_HEAD_INITIALIZER(proc_helpers);
 static struct proc_unclaimed proc_unclaimed[PROC_UNCLAIMED_MAX];
 static unsigned proc_unclaimed_next;
+static uint64_t proc_reap_seq; /* children reaped so far */
+static unsigned proc_claims;   /* processes with a pending claim */
 static int proc_sigfd = -1;
 static struct event *proc_sigev;
 
 static void proc_on_exit(struct proc *p, int wstatus);
 static void proc_helper_check(struct proc_helper *h);
+static void proc_grace_cb(evutil_socket_t fd, short what, void *arg);
 
 /* ---- containers ---- */
 
@@ -81,23 +92,6 @@ container_find(const char *id)
 			return c;
 	}
 	return NULL;
-}
-
-struct container *
-container_next(struct container *c)
-{
-	return c == NULL ? TAILQ_FIRST(&proc_containers) : TAILQ_NEXT(c, entry);
-}
-
-unsigned
-container_count(void)
-{
-	struct container *c;
-	unsigned n = 0;
-
-	TAILQ_FOREACH(c, &proc_containers, entry)
-	n++;
-	return n;
 }
 
 /* A new container in the table, holding the table's reference. */
@@ -121,6 +115,7 @@ container_ref(struct container *c)
 	c->refs++;
 }
 
+/* Drop a reference; the last one frees the runner data and the container. */
 void
 container_unref(struct container *c)
 {
@@ -165,6 +160,13 @@ proc_find(struct container *c, const char *exec_id)
 	return NULL;
 }
 
+bool
+proc_is_live(const struct proc *p)
+{
+	return p->pid > 0 && p->state != PROC_EXITED && p->state != PROC_STOPPED;
+}
+
+/* The live process with this pid, if any. */
 static struct proc *
 proc_find_pid(pid_t pid)
 {
@@ -175,9 +177,7 @@ proc_find_pid(pid_t pid)
 	{
 		TAILQ_FOREACH(p, &c->procs, entry)
 		{
-			if (p->pid == pid &&
-			    (p->state == PROC_RUNNING || p->state == PROC_STARTING ||
-				p->state == PROC_CREATED))
+			if (p->pid == pid && proc_is_live(p))
 				return p;
 		}
 	}
@@ -239,6 +239,7 @@ proc_open_stdio(struct proc *p, enum stdio_kind k, struct status *st)
 	return 0;
 }
 
+/* Allocate a process in c (the init when exec_id is "") with its stdio; NULL with *st. */
 struct proc *
 proc_new(struct container *c, const char *exec_id, json_t *process, bool terminal,
     const bool declared[STDIO_N], struct status *st)
@@ -292,6 +293,7 @@ proc_ref(struct proc *p)
 	p->refs++;
 }
 
+/* Drop a reference; the last one closes the stdio ends and frees the process. */
 void
 proc_unref(struct proc *p)
 {
@@ -335,6 +337,7 @@ proc_remove(struct proc *p)
 	}
 	if (p->grace_timer != NULL)
 		evtimer_del(p->grace_timer);
+	proc_claim_end(p);
 	TAILQ_REMOVE(&p->c->procs, p, entry);
 	if (p->c->init == p)
 		p->c->init = NULL;
@@ -356,17 +359,47 @@ static void
 proc_unclaimed_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct proc *p = arg;
+
+	if (!p->deleted && proc_is_live(p))
+		proc_on_exit(p, p->unclaimed_wstatus);
+	proc_unref(p);
+}
+
+void
+proc_claim_begin(struct proc *p)
+{
+	if (p->claiming)
+		return;
+	p->claiming = true;
+	p->claim_seq = proc_reap_seq;
+	proc_claims++;
+}
+
+/* The claim is over: forget every unclaimed pid that no pending claim can still want. */
+void
+proc_claim_end(struct proc *p)
+{
+	uint64_t oldest = UINT64_MAX;
+	struct container *c;
+	struct proc *q;
 	unsigned i;
 
-	for (i = 0; i < PROC_UNCLAIMED_MAX; i++) {
-		if (proc_unclaimed[i].pid == p->pid && p->pid > 0 && !p->deleted &&
-		    p->state != PROC_EXITED && p->state != PROC_STOPPED) {
-			proc_unclaimed[i].pid = 0;
-			proc_on_exit(p, proc_unclaimed[i].wstatus);
-			break;
+	if (!p->claiming)
+		return;
+	p->claiming = false;
+	proc_claims--;
+	TAILQ_FOREACH(c, &proc_containers, entry)
+	{
+		TAILQ_FOREACH(q, &c->procs, entry)
+		{
+			if (q->claiming && q->claim_seq < oldest)
+				oldest = q->claim_seq;
 		}
 	}
-	proc_unref(p);
+	for (i = 0; i < PROC_UNCLAIMED_MAX; i++) {
+		if (proc_unclaimed[i].pid != 0 && proc_unclaimed[i].seq <= oldest)
+			proc_unclaimed[i].pid = 0;
+	}
 }
 
 void
@@ -375,8 +408,12 @@ proc_set_pid(struct proc *p, pid_t pid)
 	unsigned i;
 
 	p->pid = pid;
+	if (!p->claiming)
+		return; /* forked by us: the pid is ours, no stale entry may match it */
 	for (i = 0; i < PROC_UNCLAIMED_MAX; i++) {
-		if (proc_unclaimed[i].pid == pid) {
+		if (proc_unclaimed[i].pid == pid && proc_unclaimed[i].seq > p->claim_seq) {
+			proc_unclaimed[i].pid = 0;
+			p->unclaimed_wstatus = proc_unclaimed[i].wstatus;
 			proc_ref(p);
 			event_base_once(agent.base, -1, EV_TIMEOUT, proc_unclaimed_cb, p, NULL);
 			return;
@@ -384,6 +421,7 @@ proc_set_pid(struct proc *p, pid_t pid)
 	}
 }
 
+/* Hand a stream its end of the process's stdio (a dup of the pty master). */
 int
 proc_stream_attach(struct proc *p, enum stdio_kind k, struct stream *s, int *fd, struct status *st)
 {
@@ -400,13 +438,21 @@ proc_stream_attach(struct proc *p, enum stdio_kind k, struct stream *s, int *fd,
 		*fd = steal_fd(&p->parent_fd[k]);
 	}
 	p->streams[k] = s;
-	if (k == STDIO_IN &&
-	    (p->stdin_close_requested || p->state == PROC_EXITED || p->state == PROC_STOPPED))
-		stream_close_input(s);
-	control_streams_changed(p);
 	return 0;
 }
 
+void
+proc_stream_activated(struct proc *p, enum stdio_kind k)
+{
+	struct stream *s = p->streams[k];
+
+	if (s != NULL && k == STDIO_IN &&
+	    (p->stdin_close_requested || p->state == PROC_EXITED || p->state == PROC_STOPPED))
+		stream_close_input(s);
+	control_streams_changed(p);
+}
+
+/* Every declared stream has attached (or come and gone); else *missing. */
 bool
 proc_streams_ready(struct proc *p, enum stdio_kind *missing)
 {
@@ -444,6 +490,7 @@ proc_output_done(struct proc *p, enum stdio_kind k)
 	proc_check_done(p);
 }
 
+/* A stream was freed: it no longer holds up the exit. */
 void
 proc_stream_gone(struct proc *p, enum stdio_kind k, struct stream *s)
 {
@@ -459,34 +506,87 @@ proc_stream_gone(struct proc *p, enum stdio_kind k, struct stream *s)
 }
 
 void
-proc_close_stdin(struct proc *p)
+proc_pty_eof(struct proc *p, int master_fd, bool mid_line)
 {
-	p->stdin_close_requested = true;
-	if (p->streams[STDIO_IN] != NULL)
-		stream_close_input(p->streams[STDIO_IN]);
-	else
-		proc_close_fd(&p->parent_fd[STDIO_IN]);
+	struct termios t;
+	char eof[2] = {4, 4}; /* ^D unless the terminal says otherwise */
+
+	if (tcgetattr(master_fd, &t) == 0 && t.c_cc[VEOF] != _POSIX_VDISABLE)
+		eof[0] = eof[1] = (char)t.c_cc[VEOF];
+	/* In canonical mode VEOF after a partial line only ends that line: send a second. */
+	if (write(master_fd, eof, mid_line ? 2 : 1) < 0)
+		log_warn_id(p->c->id, p->exec_id, "pty: write VEOF: %s", strerror(errno));
 }
 
-/* The drain grace expired: detach output pipes a descendant still holds. */
+void
+proc_close_stdin(struct proc *p)
+{
+	bool again = p->stdin_close_requested;
+
+	p->stdin_close_requested = true;
+	if (p->streams[STDIO_IN] != NULL) {
+		stream_close_input(p->streams[STDIO_IN]);
+		return;
+	}
+	proc_close_fd(&p->parent_fd[STDIO_IN]);
+	/*
+	 * A pty has no stdin of its own to close: its reader learns of the end from VEOF. With a
+	 * declared stdin, the stream writes it when it closes its end (stream_close_pipe).
+	 */
+	if (p->terminal && !again && !p->declared[STDIO_IN] && p->pty_master >= 0 &&
+	    (proc_is_live(p) || p->state == PROC_CREATED))
+		proc_pty_eof(p, p->pty_master, false);
+}
+
+void
+proc_grace_update(struct proc *p)
+{
+	struct timeval tv = {AGENT_DRAIN_GRACE_MS / 1000, (AGENT_DRAIN_GRACE_MS % 1000) * 1000};
+	int k;
+
+	if (p->state != PROC_EXITED || p->deleted)
+		return;
+	if (p->grace_timer == NULL)
+		p->grace_timer = evtimer_new(agent.base, proc_grace_cb, p);
+	for (k = STDIO_OUT; k <= STDIO_ERR; k++) {
+		/* A slow reader is not a descendant holding the pipe: do not count this time. */
+		if (p->streams[k] != NULL && !p->out_done[k] &&
+		    stream_output_paused(p->streams[k])) {
+			evtimer_del(p->grace_timer);
+			return;
+		}
+	}
+	evtimer_add(p->grace_timer, &tv);
+}
+
+/*
+ * The drain grace expired (the pipes gave nothing for that long while the shim had room):
+ * detach output pipes a descendant still holds. A detached stream still flushes what it read
+ * and its EOF before it reports done, so the exit follows every byte.
+ */
 static void
 proc_grace_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct proc *p = arg;
 	int k;
 
+	proc_ref(p);
 	for (k = STDIO_OUT; k <= STDIO_ERR; k++) {
 		if (!p->declared[k] || p->out_done[k])
 			continue;
+		if (p->streams[k] == NULL) {
+			p->out_done[k] = true;
+			continue;
+		}
+		if (stream_output_paused(p->streams[k]) || !stream_detach_output(p->streams[k]))
+			continue;
 		log_warn_id(p->c->id, p->exec_id,
-		    "pid %d exited %d s ago but its %s pipe is still open (a descendant holds it): "
-		    "detaching",
-		    (int)p->pid, AGENT_DRAIN_GRACE_MS / 1000, k == STDIO_OUT ? "stdout" : "stderr");
-		if (p->streams[k] != NULL)
-			stream_detach_output(p->streams[k]);
-		p->out_done[k] = true;
+		    "pid %d exited but its %s pipe stayed open with no output for %d s (a "
+		    "descendant holds it): detaching",
+		    (int)p->pid, stdio_kind_name(k), AGENT_DRAIN_GRACE_MS / 1000);
 	}
 	proc_check_done(p);
+	proc_unref(p);
 }
 
 int
@@ -521,12 +621,7 @@ proc_on_exit(struct proc *p, int wstatus)
 		}
 	}
 	proc_check_done(p);
-	if (p->state == PROC_EXITED) {
-		if (p->grace_timer == NULL)
-			p->grace_timer = evtimer_new(agent.base, proc_grace_cb, p);
-		struct timeval tv = {AGENT_DRAIN_GRACE_MS / 1000, 0};
-		evtimer_add(p->grace_timer, &tv);
-	}
+	proc_grace_update(p);
 }
 
 /* ---- helpers ---- */
@@ -703,6 +798,7 @@ proc_reaped(pid_t pid, int wstatus)
 	struct proc_helper *h;
 	struct proc *p;
 
+	proc_reap_seq++;
 	p = proc_find_pid(pid);
 	if (p != NULL) {
 		proc_ref(p);
@@ -719,10 +815,16 @@ proc_reaped(pid_t pid, int wstatus)
 			return;
 		}
 	}
+	if (proc_claims == 0) {
+		/* An orphan of a workload, re-parented to us as the subreaper. */
+		log_debug("reaped orphan pid %d (status %d)", (int)pid, proc_wait_status(wstatus));
+		return;
+	}
 	log_debug("reaped pid %d (status %d) that no one claimed yet", (int)pid,
 	    proc_wait_status(wstatus));
 	proc_unclaimed[proc_unclaimed_next].pid = pid;
 	proc_unclaimed[proc_unclaimed_next].wstatus = wstatus;
+	proc_unclaimed[proc_unclaimed_next].seq = proc_reap_seq;
 	proc_unclaimed_next = (proc_unclaimed_next + 1) % PROC_UNCLAIMED_MAX;
 }
 
@@ -754,6 +856,7 @@ proc_sigchld_cb(evutil_socket_t fd, short what, void *arg)
 	proc_reap_all();
 }
 
+/* Become the subreaper and reap through a signalfd for SIGCHLD. */
 int
 proc_init(struct status *st)
 {
@@ -773,6 +876,7 @@ proc_init(struct status *st)
 	return 0;
 }
 
+/* SIGKILL every live process group and reap until the deadline. */
 void
 proc_kill_all(int timeout_ms)
 {
@@ -786,7 +890,7 @@ proc_kill_all(int timeout_ms)
 	{
 		TAILQ_FOREACH(p, &c->procs, entry)
 		{
-			if (p->pid <= 0 || p->state == PROC_EXITED || p->state == PROC_STOPPED)
+			if (!proc_is_live(p))
 				continue;
 			if (kill(-p->pid, SIGKILL) < 0)
 				kill(p->pid, SIGKILL);
@@ -803,6 +907,7 @@ proc_kill_all(int timeout_ms)
 	}
 }
 
+/* Remove every container, drop the helpers, close the signalfd. */
 void
 proc_shutdown(void)
 {

@@ -6,10 +6,13 @@
  * runtime keeps its state under STATE_DIR/runc (--root); each container gets STATE_DIR/<id>/
  * with its bundle (config.json written from the CreateContainer spec, root.path made absolute:
  * rootfs_mount when given, else relative to the shim's bundle path), pid files, exec process
- * files and runc's JSON log, whose last error line becomes the INTERNAL message when a command
- * fails. `runc create` and `runc exec --detach` get the process's stdio pipes as their own
- * stdio, which runc hands to the container process. The agent is a child subreaper, so the
- * container's processes are reaped by proc.c like any other child.
+ * files and one JSON log per runtime command (log-N.json, removed when the command is done),
+ * whose last error line (read from its last RO_LOG_TAIL bytes) becomes the INTERNAL message
+ * when that command fails. `runc create` and `runc exec --detach` get the process's stdio
+ * pipes as their own stdio, which runc hands to the container process; while they run the
+ * process is under a pid claim (proc_claim_begin), so an exit reaped before the pid file was
+ * read still reaches it. The agent is a child subreaper, so the container's processes are
+ * reaped by proc.c like any other child.
  *
  * Not implemented: terminal mode (it needs --console-socket and receiving the pty master);
  * CreateContainer / ExecProcess with terminal:true fail with UNIMPLEMENTED.
@@ -31,10 +34,12 @@
 #include "runner.h"
 #include "util.h"
 
+/* How much of a command's log is read for its error message. */
+#define RO_LOG_TAIL (64 * 1024)
+
 struct ro_container {
 	char *dir;
 	char *bundle;
-	char *log;
 };
 
 /* One runtime command in flight. */
@@ -45,9 +50,14 @@ struct ro_call {
 	runner_cb done;
 	void *arg;
 	char *pid_file; /* read on success */
+	char *log;	/* this command's own log file (removed when done) */
 	bool want_json; /* pass stdout as parsed JSON */
+	bool claim;	/* p is under a pid claim until the command is done */
 };
 
+static unsigned ro_log_seq;
+
+/* The runtime's --root: STATE_DIR/runc (caller frees). */
 static char *
 ro_root(void)
 {
@@ -57,6 +67,7 @@ ro_root(void)
 	return root;
 }
 
+/* nftw callback: remove one entry. */
 static int
 ro_rm_cb(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
 {
@@ -64,16 +75,22 @@ ro_rm_cb(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
 	return 0;
 }
 
-/* The runtime's last error message from its JSON log, or the captured output. */
+/* The last error message of this command's JSON log (its tail only), or the captured output. */
 static void
 ro_error(struct ro_call *k, int wstatus, const char *output, struct status *st)
 {
-	struct ro_container *rc = k->c->runner_data;
 	char line[4096], msg[1024] = "";
 	json_t *j;
 	FILE *f;
 
-	f = rc != NULL ? fopen(rc->log, "re") : NULL;
+	f = fopen(k->log, "re");
+	if (f != NULL && fseeko(f, 0, SEEK_END) == 0 && ftello(f) > RO_LOG_TAIL) {
+		/* Skip to the tail, then past the partial line there. */
+		if (fseeko(f, -RO_LOG_TAIL, SEEK_END) == 0 && fgets(line, sizeof line, f) == NULL)
+			line[0] = '\0';
+	} else if (f != NULL) {
+		rewind(f);
+	}
 	while (f != NULL && fgets(line, sizeof line, f) != NULL) {
 		j = json_loads(line, 0, NULL);
 		if (j != NULL && json_is_string(json_object_get(j, "msg")) &&
@@ -92,12 +109,19 @@ ro_error(struct ro_call *k, int wstatus, const char *output, struct status *st)
 	    proc_wait_status(wstatus), msg);
 }
 
+/* Free a finished command: its claim ends, its log goes. */
 static void
 ro_call_free(struct ro_call *k)
 {
-	if (k->p != NULL)
+	if (k->p != NULL) {
+		if (k->claim)
+			proc_claim_end(k->p);
 		proc_unref(k->p);
+	}
 	container_unref(k->c);
+	if (k->log != NULL)
+		unlink(k->log);
+	free(k->log);
 	free(k->pid_file);
 	free(k);
 }
@@ -171,11 +195,18 @@ ro_run(struct container *c, struct proc *p, const char *what, const char *const 
 	k->arg = arg;
 	k->pid_file = pid_file;
 	k->want_json = want_json;
+	xasprintf(&k->log, "%s/log-%u.json", rc->dir, ++ro_log_seq);
+	unlink(k->log);
+	/* The process's pid arrives in the pid file: an early exit is kept for it meanwhile. */
+	if (p != NULL && pid_file != NULL) {
+		k->claim = true;
+		proc_claim_begin(p);
+	}
 	argv[n++] = agent.runtime;
 	argv[n++] = "--root";
 	argv[n++] = root;
 	argv[n++] = "--log";
-	argv[n++] = rc->log;
+	argv[n++] = k->log;
 	argv[n++] = "--log-format";
 	argv[n++] = "json";
 	while (*args != NULL && n < ARRAY_SIZE(argv) - 1)
@@ -197,6 +228,7 @@ ro_write_json(const char *path, json_t *j, struct status *st)
 	return 0;
 }
 
+/* Write the bundle (config.json with an absolute root.path) and run `create`. */
 static void
 ro_create(struct container *c, json_t *spec, runner_cb done, void *arg)
 {
@@ -213,7 +245,6 @@ ro_create(struct container *c, json_t *spec, runner_cb done, void *arg)
 	c->runner_data = rc;
 	xasprintf(&rc->dir, "%s/%s", agent.state_dir, c->id);
 	xasprintf(&rc->bundle, "%s/bundle", rc->dir);
-	xasprintf(&rc->log, "%s/runc.log", rc->dir);
 	if (p->terminal) {
 		runner_fail(done, arg, ST_UNIMPLEMENTED,
 		    "terminal is not implemented by the oci "
@@ -265,6 +296,7 @@ ro_create(struct container *c, json_t *spec, runner_cb done, void *arg)
 	proc_close_child_fds(p);
 }
 
+/* `start` for the init; `exec --detach` with a process file for an exec. */
 static void
 ro_start(struct proc *p, runner_cb done, void *arg)
 {
@@ -312,6 +344,7 @@ ro_start(struct proc *p, runner_cb done, void *arg)
 	proc_close_child_fds(p);
 }
 
+/* kill(2) one process, or `kill --all` for the whole container. */
 static void
 ro_signal(struct proc *p, int sig, bool all, runner_cb done, void *arg)
 {
@@ -344,6 +377,7 @@ ro_pause(struct container *c, bool pause, runner_cb done, void *arg)
 	ro_run(c, NULL, args[0], args, NULL, NULL, false, done, arg);
 }
 
+/* `update --resources FILE`. */
 static void
 ro_update(struct container *c, json_t *resources, runner_cb done, void *arg)
 {
@@ -389,6 +423,7 @@ ro_remove_done(const struct status *st, json_t *result, void *arg)
 	free(k);
 }
 
+/* Kill the exec processes, then `delete --force` the container. */
 static void
 ro_remove(struct container *c, runner_cb done, void *arg)
 {
@@ -399,8 +434,7 @@ ro_remove(struct container *c, runner_cb done, void *arg)
 	/* Exec processes are ours to kill; runc kills the init's pid namespace. */
 	TAILQ_FOREACH(p, &c->procs, entry)
 	{
-		if (p != c->init && p->pid > 0 && p->state != PROC_EXITED &&
-		    p->state != PROC_STOPPED)
+		if (p != c->init && proc_is_live(p))
 			kill(p->pid, SIGKILL);
 	}
 	k->c = c;
@@ -410,6 +444,7 @@ ro_remove(struct container *c, runner_cb done, void *arg)
 	ro_run(c, NULL, "delete", args, NULL, NULL, false, ro_remove_done, k);
 }
 
+/* Free the per-container paths. */
 static void
 ro_free_container(struct container *c)
 {
@@ -419,7 +454,6 @@ ro_free_container(struct container *c)
 		return;
 	free(rc->dir);
 	free(rc->bundle);
-	free(rc->log);
 	free(rc);
 	c->runner_data = NULL;
 }

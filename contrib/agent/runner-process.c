@@ -5,8 +5,10 @@
  * start signal on a CLOEXEC pipe (the init process is forked by CreateContainer so its pid
  * exists before StartProcess; an exec process is forked by StartProcess). In the child: a new
  * session (setsid; with a terminal, the pty slave becomes the controlling tty), stdio dup2'd
- * from the process's pipes, and only after the start byte: chdir, setgid/setuid from the OCI
- * user (when we are root and they differ), execvp. A failure in the child after the start is
+ * from the process's pipes, and only after the start byte: chdir, the OCI user (as root:
+ * setgroups(additionalGids), setgid, setuid whenever process.user is given; an agent that is
+ * not root refuses a user it cannot become, except that the local VM maps uid 0 to its own
+ * user, as rootless containers do), execvp. A failure in the child after the start is
  * written as {stage, errno} on a CLOEXEC status pipe that the loop watches, so StartProcess
  * fails with "exec: ENOENT ..." rather than a silent exit 127. Per-process data (struct
  * rp_proc) is owned by the struct proc (runner_data) and freed by free_proc.
@@ -17,7 +19,6 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -52,66 +53,12 @@ struct rp_proc {
 	char **argv;
 	char **envp;
 	char *cwd;
-	bool set_user;
+	bool set_user; /* setgroups + setgid + setuid in the child */
 	uid_t uid;
 	gid_t gid;
 	gid_t *groups;
 	size_t ngroups;
 };
-
-int
-runner_strv_from_json(json_t *arr, const char *where, char ***out, struct status *st)
-{
-	size_t i, n = json_array_size(arr);
-	char **v;
-
-	v = xcalloc(n + 1, sizeof *v);
-	for (i = 0; i < n; i++) {
-		json_t *s = json_array_get(arr, i);
-		if (!json_is_string(s)) {
-			runner_strv_free(v);
-			return status_set(
-			    st, ST_INVALID_ARGUMENT, "%s[%zu]: expected string", where, i);
-		}
-		v[i] = xstrdup(json_string_value(s));
-	}
-	*out = v;
-	return 0;
-}
-
-void
-runner_strv_free(char **v)
-{
-	size_t i;
-
-	if (v == NULL)
-		return;
-	for (i = 0; v[i] != NULL; i++)
-		free(v[i]);
-	free(v);
-}
-
-void
-runner_fail(runner_cb done, void *arg, int code, const char *fmt, ...)
-{
-	struct status st;
-	va_list ap;
-
-	st.code = code;
-	va_start(ap, fmt);
-	vsnprintf(st.msg, sizeof st.msg, fmt, ap);
-	va_end(ap);
-	done(&st, NULL, arg);
-}
-
-void
-runner_ok(runner_cb done, void *arg, json_t *result)
-{
-	struct status st;
-
-	status_clear(&st);
-	done(&st, result, arg);
-}
 
 /* Parse the OCI process object into argv/envp/cwd/user. */
 static int
@@ -160,8 +107,20 @@ rp_parse(struct rp_proc *r, json_t *process, struct status *st)
 	}
 	r->uid = uid;
 	r->gid = gid;
-	r->set_user = geteuid() == 0 && (uid != geteuid() || gid != getegid());
-	return 0;
+	if (user == NULL)
+		return 0;
+	if (geteuid() == 0) {
+		r->set_user = true;
+		return 0;
+	}
+	if (uid == geteuid() && gid == getegid() && r->ngroups == 0)
+		return 0;
+	if (agent.local_vm && uid == 0 && gid == 0 && r->ngroups == 0)
+		return 0; /* rootless local VM: "root" is the agent's own user */
+	return status_set(st, ST_FAILED_PRECONDITION,
+	    "process.user %u:%u (%zu additional groups): the agent runs as uid %u and cannot "
+	    "switch users",
+	    uid, gid, r->ngroups, (unsigned)geteuid());
 }
 
 /* Report a failure from the child and exit 127. */
@@ -255,6 +214,8 @@ rp_fork(struct proc *p, struct status *st)
 	return 0;
 }
 
+static void rp_free_proc(struct proc *p);
+
 /* Allocate and parse the runner data of a process. */
 static int
 rp_prepare(struct proc *p, struct status *st)
@@ -266,9 +227,15 @@ rp_prepare(struct proc *p, struct status *st)
 	r = xcalloc(1, sizeof *r);
 	r->start_fd = r->status_fd = -1;
 	p->runner_data = r;
-	return rp_parse(r, p->process, st);
+	if (rp_parse(r, p->process, st) < 0) {
+		/* Half-parsed data must not serve a retried start: parse (and fail) again. */
+		rp_free_proc(p);
+		return -1;
+	}
+	return 0;
 }
 
+/* Fork the init process now, so its pid exists; it waits for its start byte. */
 static void
 rp_create(struct container *c, json_t *spec, runner_cb done, void *arg)
 {
@@ -316,6 +283,7 @@ rp_status_cb(evutil_socket_t fd, short what, void *arg)
 	proc_unref(p);
 }
 
+/* Fork an exec process if needed, send the start byte, and watch the status pipe. */
 static void
 rp_start(struct proc *p, runner_cb done, void *arg)
 {
@@ -347,6 +315,7 @@ rp_start(struct proc *p, runner_cb done, void *arg)
 	event_add(r->status_ev, NULL);
 }
 
+/* kill(2) the process, or its process group with all. */
 static void
 rp_signal(struct proc *p, int sig, bool all, runner_cb done, void *arg)
 {
@@ -362,6 +331,7 @@ rp_signal(struct proc *p, int sig, bool all, runner_cb done, void *arg)
 	runner_ok(done, arg, NULL);
 }
 
+/* SIGSTOP / SIGCONT every live process group of the container. */
 static void
 rp_pause(struct container *c, bool pause, runner_cb done, void *arg)
 {
@@ -382,6 +352,7 @@ rp_update(struct container *c, json_t *resources, runner_cb done, void *arg)
 	runner_ok(done, arg, NULL);
 }
 
+/* The pids of the container's live processes. */
 static void
 rp_pids(struct container *c, runner_cb done, void *arg)
 {
@@ -390,13 +361,14 @@ rp_pids(struct container *c, runner_cb done, void *arg)
 
 	TAILQ_FOREACH(p, &c->procs, entry)
 	{
-		if (p->pid > 0 && p->state != PROC_EXITED && p->state != PROC_STOPPED)
+		if (proc_is_live(p))
 			json_array_append_new(arr, json_integer(p->pid));
 	}
 	runner_ok(done, arg, arr);
 	json_decref(arr);
 }
 
+/* Release never-started processes (they exit) and SIGKILL the live ones. */
 static void
 rp_remove(struct container *c, runner_cb done, void *arg)
 {
@@ -410,13 +382,14 @@ rp_remove(struct container *c, runner_cb done, void *arg)
 			/* Never started: closing the start pipe makes the child exit. */
 			close(r->start_fd);
 			r->start_fd = -1;
-		} else if (p->pid > 0 && p->state != PROC_EXITED && p->state != PROC_STOPPED) {
+		} else if (proc_is_live(p)) {
 			kill(-p->pid, SIGKILL);
 		}
 	}
 	runner_ok(done, arg, NULL);
 }
 
+/* Free the runner data of a process (pipes, event, argv, envp). */
 static void
 rp_free_proc(struct proc *p)
 {

@@ -38,7 +38,7 @@ struct runner_ops {
 	void (*free_container)(struct container *c);
 };
 
-/* Helpers shared by the runners (runner-process.c). */
+/* Helpers shared by the runners (runner.c). */
 
 /* Build argv / envp (NULL-terminated, malloc'd) from an OCI process object. */
 int runner_strv_from_json(json_t *arr, const char *where, char ***out, struct status *st);

@@ -179,7 +179,7 @@ stats_collect(struct container *c)
 		memset(&s, 0, sizeof s);
 		TAILQ_FOREACH(p, &c->procs, entry)
 		{
-			if (p->pid > 0 && p->state != PROC_EXITED && p->state != PROC_STOPPED)
+			if (proc_is_live(p))
 				stats_add_proc(p->pid, &s);
 		}
 	}

@@ -17,11 +17,15 @@
  * frame, and once it is flushed the process is told (proc_output_done), so the exit event is
  * published only after every byte left (seed 001's lesson). If the socket dies, the pipe is
  * still drained (and discarded) so the process never blocks and its exit is still published.
+ * After the process exited, reading (and pausing) re-arms (and stops) its drain grace; when the
+ * grace expires, stream_detach_output() reads what the pipe holds, closes it and queues EOF,
+ * and the stream reports done only once that is flushed, like any other EOF.
  *
  * Input (stdin): frames are written to the non-blocking pipe; a short write parks the rest and
  * stops consuming the socket (its bufferevent stops reading at AGENT_STREAM_PENDING), until the
  * pipe is writable again. The peer's EOF, CloseStdin or the process's exit closes the pipe
- * after what is queued, and then the agent sends its own EOF.
+ * after what is queued, and then the agent sends its own EOF. On a terminal the pipe is a dup
+ * of the pty master, which closing does not end: the terminal's VEOF is written first.
  *
  * Bulk: both directions move up to 256 KiB per system call (stdin reads the socket itself,
  * stream_input_bulk(); stdout reads the pipe straight into the socket's queue), since
@@ -44,6 +48,8 @@
 #include "util.h"
 
 #define STREAM_READ_CHUNK (256 * 1024)
+/* Detaching an output pipe reads what it holds, but never more than this (a busy writer). */
+#define STREAM_DETACH_MAX (64u * STREAM_READ_CHUNK)
 
 enum stream_phase {
 	STREAM_HELLO,
@@ -70,6 +76,7 @@ struct stream {
 	struct evbuffer *pending; /* stdin: bytes the pipe did not take yet */
 	bool input_close;	  /* stdin: close the pipe once pending drained */
 	bool discard;		  /* stdin: the process closed its stdin; drop data */
+	int last_in;		  /* stdin: the last byte given to the pipe (-1: none) */
 
 	bool eof_sent; /* our EOF frame is queued */
 	bool eof_recv;
@@ -85,12 +92,12 @@ static void stream_input(struct stream *s);
 static void stream_input_bulk(struct stream *s);
 static void stream_event_cb(struct bufferevent *bev, short what, void *arg);
 
-static const char *
-stream_kind_name(enum stdio_kind k)
+const char *
+stdio_kind_name(enum stdio_kind k)
 {
-	static const char *names[] = {"stdin", "stdout", "stderr"};
+	static const char *const names[] = {"stdin", "stdout", "stderr"};
 
-	return names[k];
+	return k >= 0 && k < STDIO_N ? names[k] : "?";
 }
 
 /* Free the stream once both its socket and its pipe are closed. */
@@ -146,13 +153,16 @@ stream_close_socket(struct stream *s)
 		evtimer_del(s->timer);
 }
 
-/* Close the pipe end. */
+/* Close the pipe end; a terminal's stdin is ended with VEOF, since the pty stays open. */
 static void
 stream_close_pipe(struct stream *s)
 {
 	if (s->pipe_closed)
 		return;
 	s->pipe_closed = true;
+	if (s->phase == STREAM_ACTIVE && s->kind == STDIO_IN && !s->orphaned && s->p->terminal &&
+	    !s->discard && s->pipe_fd >= 0 && (proc_is_live(s->p) || s->p->state == PROC_CREATED))
+		proc_pty_eof(s->p, s->pipe_fd, s->last_in >= 0 && s->last_in != '\n');
 	if (s->pipe_ev != NULL)
 		event_del(s->pipe_ev);
 	if (s->pipe_fd >= 0)
@@ -181,7 +191,7 @@ stream_fail(struct stream *s, const char *why)
 		log_warn("stream connection closed before its header: %s", why);
 	else
 		log_warn_id(
-		    s->id, s->exec_id, "%s stream failed: %s", stream_kind_name(s->kind), why);
+		    s->id, s->exec_id, "%s stream failed: %s", stdio_kind_name(s->kind), why);
 	stream_close_socket(s);
 	s->eof_recv = s->eof_sent = true;
 	if (s->phase == STREAM_ACTIVE && s->kind == STDIO_IN) {
@@ -192,10 +202,13 @@ stream_fail(struct stream *s, const char *why)
 		/* Keep draining the output pipe (discarded) so the process never blocks. */
 		s->pipe_paused = false;
 		event_add(s->pipe_ev, NULL);
+		if (!s->orphaned)
+			proc_grace_update(s->p);
 	}
 	stream_check(s);
 }
 
+/* The hello deadline or the half-closed timeout expired. */
 static void
 stream_timer_cb(evutil_socket_t fd, short what, void *arg)
 {
@@ -208,7 +221,7 @@ stream_timer_cb(evutil_socket_t fd, short what, void *arg)
 	log_warn_id(s->id, s->exec_id,
 	    "%s stream half-closed for %d s (eof sent %d, received %d): "
 	    "closing",
-	    stream_kind_name(s->kind), AGENT_HALF_CLOSED_MS / 1000, s->eof_sent, s->eof_recv);
+	    stdio_kind_name(s->kind), AGENT_HALF_CLOSED_MS / 1000, s->eof_sent, s->eof_recv);
 	stream_close_socket(s);
 	if (s->kind == STDIO_IN)
 		stream_close_pipe(s);
@@ -240,27 +253,40 @@ stream_check(struct stream *s)
 		stream_schedule_free(s);
 }
 
-/* Output: move pipe bytes into frames while the socket's queue is under the bound. */
-static void
-stream_pipe_read_cb(evutil_socket_t fd, short what, void *arg)
+/*
+ * Output: move pipe bytes into frames. Bounded (the normal case), reading pauses while the
+ * socket's queue holds AGENT_STREAM_PENDING; unbounded (detaching), it reads until the pipe is
+ * empty (at most STREAM_DETACH_MAX). Returns 1 at the pipe's EOF or error, else 0 (empty or
+ * paused). Progress and pausing re-arm or stop the process's drain grace.
+ */
+static int
+stream_pipe_pump(struct stream *s, bool bounded)
 {
-	struct stream *s = arg;
 	struct evbuffer_iovec v;
 	struct evbuffer *out;
+	size_t total = 0;
 	ssize_t n;
+	int r;
 
 	for (;;) {
-		if (s->bev != NULL &&
+		if (bounded && s->bev != NULL &&
 		    evbuffer_get_length(bufferevent_get_output(s->bev)) >= AGENT_STREAM_PENDING) {
 			event_del(s->pipe_ev);
 			s->pipe_paused = true;
-			return;
+			r = 0;
+			break;
+		}
+		if (!bounded && total >= STREAM_DETACH_MAX) {
+			r = 0;
+			break;
 		}
 		if (s->bev == NULL) {
 			/* The socket is gone: drain and discard. */
 			n = read(s->pipe_fd, stream_buf, sizeof stream_buf);
-			if (n > 0)
+			if (n > 0) {
+				total += (size_t)n;
 				continue;
+			}
 		} else {
 			/* Read straight into the socket's queue, behind room for the length. */
 			out = bufferevent_get_output(s->bev);
@@ -274,19 +300,36 @@ stream_pipe_read_cb(evutil_socket_t fd, short what, void *arg)
 				stream_len_pack((uint32_t)n, v.iov_base);
 				v.iov_len = STREAM_LEN_SIZE + (size_t)n;
 				evbuffer_commit_space(out, &v, 1);
+				total += (size_t)n;
 				continue;
 			}
 		}
 		if (n < 0 && errno == EINTR)
 			continue;
-		if (n < 0 && errno == EAGAIN)
-			return;
+		if (n < 0 && errno == EAGAIN) {
+			r = 0;
+			break;
+		}
 		/* EOF, or EIO from a pty whose slave side is gone. */
 		if (n < 0 && errno != EIO)
-			log_warn_id(s->id, s->exec_id, "read %s: %s", stream_kind_name(s->kind),
+			log_warn_id(s->id, s->exec_id, "read %s: %s", stdio_kind_name(s->kind),
 			    strerror(errno));
+		r = 1;
 		break;
 	}
+	if (bounded && (total > 0 || s->pipe_paused) && !s->orphaned)
+		proc_grace_update(s->p);
+	return r;
+}
+
+/* Output: the pipe is readable; at its EOF queue ours and see whether we are done. */
+static void
+stream_pipe_read_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct stream *s = arg;
+
+	if (stream_pipe_pump(s, true) == 0)
+		return;
 	stream_close_pipe(s);
 	stream_send_eof(s);
 	stream_check(s);
@@ -301,6 +344,8 @@ stream_write_cb(struct bufferevent *bev, void *arg)
 	if (s->pipe_paused && !s->pipe_closed) {
 		s->pipe_paused = false;
 		event_add(s->pipe_ev, NULL);
+		if (!s->orphaned)
+			proc_grace_update(s->p);
 	}
 	stream_check(s);
 }
@@ -324,6 +369,8 @@ stream_pipe_write(struct stream *s, const uint8_t *data, size_t len)
 
 	if (s->discard || s->pipe_closed)
 		return true;
+	if (len > 0)
+		s->last_in = data[len - 1];
 	while (len > 0 && evbuffer_get_length(s->pending) == 0) {
 		n = write(s->pipe_fd, data, len);
 		if (n > 0) {
@@ -426,6 +473,7 @@ stream_hello(struct stream *s)
 	cleanup_json json_t *hello = NULL;
 	const char *id = NULL, *exec_id = "", *name = NULL;
 	struct container *c;
+	struct proc *p;
 	struct status st;
 	json_error_t jerr;
 	uint8_t *buf;
@@ -456,7 +504,7 @@ stream_hello(struct stream *s)
 		return -1;
 	}
 	for (k = 0; k < STDIO_N; k++) {
-		if (strcmp(name, stream_kind_name(k)) == 0)
+		if (strcmp(name, stdio_kind_name(k)) == 0)
 			break;
 	}
 	if (k == STDIO_N) {
@@ -464,18 +512,19 @@ stream_hello(struct stream *s)
 		return -1;
 	}
 	c = container_find(id);
-	s->p = c != NULL ? proc_find(c, exec_id) : NULL;
-	if (s->p == NULL) {
+	p = c != NULL ? proc_find(c, exec_id) : NULL;
+	if (p == NULL) {
 		status_set(&st, ST_NOT_FOUND, "unknown container %s exec %s", id, exec_id);
 		stream_fail(s, st.msg);
 		return -1;
 	}
-	if (proc_stream_attach(s->p, k, s, &fd, &st) < 0) {
-		s->p = NULL;
+	if (proc_stream_attach(p, k, s, &fd, &st) < 0) {
 		stream_fail(s, st.msg);
 		return -1;
 	}
-	proc_ref(s->p);
+	/* Every field is set before the process may act on the stream (activated below). */
+	s->p = p;
+	proc_ref(p);
 	s->kind = k;
 	s->id = xstrdup(id);
 	s->exec_id = xstrdup(exec_id);
@@ -488,14 +537,14 @@ stream_hello(struct stream *s)
 		s->pipe_ev =
 		    event_new(agent.base, fd, EV_WRITE | EV_PERSIST, stream_pipe_write_cb, s);
 		bufferevent_setwatermark(s->bev, EV_READ, 0, AGENT_STREAM_PENDING);
-		if (s->input_close)
-			stream_input_maybe_close(s);
 	} else {
 		s->pipe_ev =
 		    event_new(agent.base, fd, EV_READ | EV_PERSIST, stream_pipe_read_cb, s);
 		event_add(s->pipe_ev, NULL);
 	}
-	return 0;
+	/* Now the process may close our stdin, or let a parked StartProcess go on. */
+	proc_stream_activated(p, k);
+	return s->bev != NULL ? 0 : -1;
 }
 
 /*
@@ -541,6 +590,7 @@ stream_input_bulk(struct stream *s)
 	}
 }
 
+/* Socket input: the hello first, then frames. */
 static void
 stream_read_cb(struct bufferevent *bev, void *arg)
 {
@@ -552,6 +602,7 @@ stream_read_cb(struct bufferevent *bev, void *arg)
 	stream_input_bulk(s);
 }
 
+/* The socket hit EOF or an error: the stream failed. */
 static void
 stream_event_cb(struct bufferevent *bev, short what, void *arg)
 {
@@ -564,6 +615,7 @@ stream_event_cb(struct bufferevent *bev, short what, void *arg)
 		stream_fail(s, strerror(EVUTIL_SOCKET_ERROR()));
 }
 
+/* A new stream connection: wait for its hello frame (bounded). */
 void
 stream_accept(int fd)
 {
@@ -571,6 +623,7 @@ stream_accept(int fd)
 	struct timeval tv = {AGENT_HELLO_MS / 1000, 0};
 
 	s->pipe_fd = -1;
+	s->last_in = -1;
 	s->phase = STREAM_HELLO;
 	stream_decoder_init(&s->dec, STREAM_FRAME_MAX);
 	s->bev = bufferevent_socket_new(agent.base, fd, BEV_OPT_CLOSE_ON_FREE);
@@ -599,15 +652,27 @@ stream_close_input(struct stream *s)
 		stream_input_maybe_close(s);
 }
 
-void
+bool
+stream_output_paused(const struct stream *s)
+{
+	return s->phase == STREAM_ACTIVE && s->kind != STDIO_IN && !s->pipe_closed &&
+	       s->pipe_paused;
+}
+
+bool
 stream_detach_output(struct stream *s)
 {
-	s->done_reported = true; /* the process counts it done itself */
+	if (s->kind == STDIO_IN || s->pipe_closed)
+		return false;
+	/* Bytes already in the pipe are output too: take them before closing it. */
+	stream_pipe_pump(s, false);
 	stream_close_pipe(s);
 	stream_send_eof(s);
 	stream_check(s);
+	return true;
 }
 
+/* The process was removed: the stream finishes on its own. */
 void
 stream_orphan(struct stream *s)
 {
@@ -616,6 +681,7 @@ stream_orphan(struct stream *s)
 		stream_close_input(s);
 }
 
+/* Shutdown: close every stream at once. */
 void
 stream_close_all(void)
 {

@@ -17,6 +17,21 @@
  *   overlap SOCK 0|1          MountDisk/CreateContainer spans; 1: the agent runs with
  *                             --test-bringup-overlap and must drop the connection
  *
+ * Regression scenarios (agent_regress.sh):
+ *
+ *   slowread SOCK N S         a stdout reader that waits S s: no byte lost, exit after EOF
+ *   slowkill SOCK S           the same, the process killed while its full pipe is paused
+ *   pidreuse SOCK FILE        an orphan's exit never lands on a later process with its pid
+ *                             (FILE: scratch file; exits 77 when the pid cannot be steered)
+ *   lifecycle SOCK DIR        fake runtime in DIR: Start/Exec/Delete refused while creating,
+ *                             a second DeleteProcess refused while the first runs, and a
+ *                             runtime error message taken from that command's own log
+ *   closingsub SOCK           an event published while the only subscriber's connection is
+ *                             closing is kept for the next subscriber (needs
+ *                             --test-bringup-overlap to close connections)
+ *   ptyeof SOCK               a terminal's stdin ends (CloseStdin, stdin EOF) reach `cat`
+ *   usercheck SOCK U:G[:GS] CODE  CreateContainer with that process.user answers CODE
+ *
  * Process-global state is only the option values and the exit-event table (guarded by
  * ev_lock). Every descriptor is closed by the function that opened it.
  */
@@ -32,6 +47,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -357,10 +373,31 @@ cl_process(char **args, int nargs)
 	    "PATH=/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin", "cwd", "/");
 }
 
+/* An OCI user object from "UID:GID[:G1,G2...]". */
+static json_t *
+cl_user(const char *spec)
+{
+	unsigned uid = 0, gid = 0;
+	json_t *groups = json_array();
+	const char *g;
+	char *end;
+
+	if (sscanf(spec, "%u:%u", &uid, &gid) != 2)
+		die("--user %s: expected UID:GID[:G1,G2...]", spec);
+	g = strchr(strchr(spec, ':') + 1, ':');
+	while (g != NULL && g[1] != '\0') {
+		json_array_append_new(groups, json_integer((json_int_t)strtoul(g + 1, &end, 10)));
+		g = *end == ',' ? end : NULL;
+	}
+	return json_pack(
+	    "{s:i, s:i, s:o}", "uid", (int)uid, "gid", (int)gid, "additionalGids", groups);
+}
+
 /* ---- run ---- */
 
 struct run_opts {
 	const char *id;
+	const char *user;	/* "UID:GID[:G1,G2...]" or NULL */
 	const char *stdin_file; /* NULL: no stdin stream */
 	const char *stdout_file;
 	const char *stderr_file;
@@ -377,14 +414,16 @@ cl_run(struct rpc_client *c, const struct run_opts *o, char **args, int nargs)
 	struct in_job ij = {-1, -1};
 	pthread_t to, te, ti;
 	struct status st;
-	json_t *resp;
+	json_t *resp, *process;
 	int64_t status = -1;
 	int code;
 
+	process = cl_process(args, nargs);
+	if (o->user != NULL)
+		json_object_set_new(process, "user", cl_user(o->user));
 	resp = cl_call(c, "CreateContainer",
 	    json_pack("{s:s, s:s, s:{s:o}, s:b, s:b, s:b}", "id", o->id, "bundle", "", "spec",
-		"process", cl_process(args, nargs), "stdin", o->stdin_file != NULL, "stdout", 1,
-		"stderr", 1));
+		"process", process, "stdin", o->stdin_file != NULL, "stdout", 1, "stderr", 1));
 	json_decref(resp);
 	jo->sock = cl_stream(o->id, "", "stdout");
 	je->sock = cl_stream(o->id, "", "stderr");
@@ -457,6 +496,8 @@ cmd_run(int argc, char **argv)
 			o.stdout_file = argv[++i];
 		else if (strcmp(argv[i], "--stderr") == 0)
 			o.stderr_file = argv[++i];
+		else if (strcmp(argv[i], "--user") == 0)
+			o.user = argv[++i];
 		else if (strcmp(argv[i], "--expect-status") == 0)
 			o.expect_status = atoi(argv[++i]);
 		else if (strcmp(argv[i], "--order") == 0 && strcmp(argv[++i], "1") == 0)
@@ -558,7 +599,7 @@ cmd_bigframe(void)
 {
 	struct rpc_client *c = cl_control(true);
 	char *args[] = {"cat"};
-	uint8_t hdr[4], buf[4096] = {0};
+	uint8_t buf[4096] = {0};
 	struct pollfd pfd;
 	json_t *resp;
 	int in, r;
@@ -569,8 +610,9 @@ cmd_bigframe(void)
 		"stdin", 1)));
 	in = cl_stream("big", "", "stdin");
 	json_decref(cl_call(c, "StartProcess", json_pack("{s:s}", "id", "big")));
-	stream_len_pack(STREAM_FRAME_MAX + 1, hdr);
-	if (write_all(in, hdr, 4) < 0 || write_all(in, buf, sizeof buf) < 0)
+	/* One write: the agent may close the stream as soon as it has read the length. */
+	stream_len_pack(STREAM_FRAME_MAX + 1, buf);
+	if (write_all(in, buf, sizeof buf) < 0 && errno != EPIPE && errno != ECONNRESET)
 		die("write: %s", strerror(errno));
 	/* The agent fails the stream: the connection closes without reading 10 MiB. */
 	pfd.fd = in;
@@ -918,13 +960,575 @@ cmd_overlap(bool expect_drop)
 	return 0;
 }
 
+/* ---- regression scenarios ---- */
+
+/* Call and expect the status code `code`; with `want` set, the message must contain it. */
+static void
+cl_expect(struct rpc_client *c, const char *what, const char *method, json_t *payload, int code,
+    const char *want)
+{
+	struct status st;
+	int r = cl_call_code(c, method, payload, &st);
+
+	if (r != code)
+		die("%s: %s answered %s (%s), expected %s", what, method, status_code_name(r),
+		    r != 0 ? st.msg : "", status_code_name(code));
+	if (want != NULL && strstr(st.msg, want) == NULL)
+		die("%s: %s message \"%s\" does not contain \"%s\"", what, method, st.msg, want);
+	printf("ok   %s: %s %s%s%s\n", what, method, status_code_name(r), r != 0 ? ": " : "",
+	    r != 0 ? st.msg : "");
+}
+
+/* Create DIR/NAME (an empty file). */
+static void
+cl_touch(const char *dir, const char *name)
+{
+	char path[4096];
+	int fd;
+
+	snprintf(path, sizeof path, "%s/%s", dir, name);
+	fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+	if (fd < 0)
+		die("create %s: %s", path, strerror(errno));
+	close(fd);
+}
+
+/* Wait (at most timeout_ms) until DIR/NAME exists. */
+static void
+cl_wait_file(const char *dir, const char *name, int timeout_ms)
+{
+	int64_t deadline = time_mono_ms() + timeout_ms;
+	char path[4096];
+
+	snprintf(path, sizeof path, "%s/%s", dir, name);
+	while (access(path, F_OK) < 0) {
+		if (time_mono_ms() > deadline)
+			die("%s did not appear within %d ms", path, timeout_ms);
+		usleep(20000);
+	}
+}
+
+/* The "status" field of ProcessState. */
+static char *
+cl_proc_status(struct rpc_client *c, const char *id, const char *exec_id)
+{
+	const char *status = NULL;
+	struct status st;
+	json_t *resp;
+	char *r;
+
+	resp = cl_call(c, "ProcessState", json_pack("{s:s, s:s}", "id", id, "exec_id", exec_id));
+	if (msg_get_string(resp, "response", "status", true, &status, &st) < 0)
+		die("ProcessState: %s", st.msg);
+	r = xstrdup(status);
+	json_decref(resp);
+	return r;
+}
+
+/* A stdout reader that reads nothing for delay_s seconds loses no byte, and sees the exit last. */
+static int
+cmd_slowread(long n, int delay_s)
+{
+	struct rpc_client *c = cl_control(true);
+	char *args[4] = {"head", "-c", NULL, "/dev/zero"};
+	struct out_job oj = {0};
+	int rcv = 65536;
+	char nbuf[32];
+	pthread_t t;
+
+	snprintf(nbuf, sizeof nbuf, "%ld", n);
+	args[2] = nbuf;
+	json_decref(cl_call(c, "CreateContainer",
+	    json_pack("{s:s, s:{s:o}, s:b}", "id", "slow", "spec", "process", cl_process(args, 4),
+		"stdout", 1)));
+	oj.sock = cl_stream("slow", "", "stdout");
+	setsockopt(oj.sock, SOL_SOCKET, SO_RCVBUF, &rcv, sizeof rcv);
+	oj.cid = oj.id = "slow";
+	oj.out_fd = -1;
+	oj.check_order = true;
+	json_decref(cl_call(c, "StartProcess", json_pack("{s:s}", "id", "slow")));
+	/* The scenario itself: a shim whose FIFO consumer is busy reads nothing for a while. */
+	sleep((unsigned)delay_s);
+	if (cl_exit_seen("slow", "slow"))
+		die("slowread: the exit was published after %d s while the output was unread",
+		    delay_s);
+	pthread_create(&t, NULL, cl_out_thread, &oj);
+	pthread_join(t, NULL);
+	if (oj.bytes != (unsigned long long)n)
+		die("slowread: %llu of %ld bytes delivered: %lld lost", oj.bytes, n,
+		    (long long)n - (long long)oj.bytes);
+	if (cl_wait_exit("slow", "slow", 10) != 0)
+		die("slowread: exit status");
+	close(oj.sock);
+	json_decref(cl_call(c, "DeleteProcess", json_pack("{s:s}", "id", "slow")));
+	printf("ok   slowread: %ld bytes after a %d s stall, exit after EOF\n", n, delay_s);
+	rpc_client_free(c);
+	return 0;
+}
+
+/* head's write(2) byte count from /proc/PID/io, or -1 when unreadable. */
+static long long
+cl_wchar(int64_t pid)
+{
+	char path[64], line[128];
+	long long w = -1;
+	FILE *f;
+
+	snprintf(path, sizeof path, "/proc/%lld/io", (long long)pid);
+	f = fopen(path, "re");
+	while (f != NULL && fgets(line, sizeof line, f) != NULL) {
+		if (sscanf(line, "wchar: %lld", &w) == 1)
+			break;
+	}
+	if (f != NULL)
+		fclose(f);
+	return w;
+}
+
+/*
+ * The process dies while its stdout pipe is full and the stream is paused by a reader that
+ * reads nothing for delay_s seconds: the exit waits for the output, and nothing is dropped.
+ */
+static int
+cmd_slowkill(int delay_s)
+{
+	struct rpc_client *c = cl_control(true);
+	char *args[4] = {"head", "-c", "100000000", "/dev/zero"};
+	long long w = -1, last = -2;
+	struct out_job oj = {0};
+	int64_t pid = 0, deadline;
+	int rcv = 65536;
+	struct status st;
+	json_t *resp;
+	pthread_t t;
+
+	json_decref(cl_call(c, "CreateContainer",
+	    json_pack("{s:s, s:{s:o}, s:b}", "id", "slowk", "spec", "process", cl_process(args, 4),
+		"stdout", 1)));
+	oj.sock = cl_stream("slowk", "", "stdout");
+	setsockopt(oj.sock, SOL_SOCKET, SO_RCVBUF, &rcv, sizeof rcv);
+	oj.cid = oj.id = "slowk";
+	oj.out_fd = -1;
+	oj.check_order = true;
+	resp = cl_call(c, "StartProcess", json_pack("{s:s}", "id", "slowk"));
+	if (msg_get_i64(resp, "response", "pid", true, &pid, &st) < 0)
+		die("StartProcess: %s", st.msg);
+	json_decref(resp);
+	/* head blocks once the agent paused the stream and the pipe is full. */
+	deadline = time_mono_ms() + 5000;
+	while ((w = cl_wchar(pid)) != last || w < 0) {
+		if (time_mono_ms() > deadline)
+			die("slowkill: head's output did not stall (wchar %lld)", w);
+		last = w;
+		usleep(300000);
+	}
+	json_decref(cl_call(c, "SignalProcess",
+	    json_pack("{s:s, s:s, s:i}", "id", "slowk", "exec_id", "", "signal", SIGKILL)));
+	/* The scenario itself: a shim whose FIFO consumer is busy reads nothing for a while. */
+	sleep((unsigned)delay_s);
+	if (cl_exit_seen("slowk", "slowk"))
+		die("slowkill: the exit was published %d s after the kill while the output was "
+		    "unread",
+		    delay_s);
+	pthread_create(&t, NULL, cl_out_thread, &oj);
+	pthread_join(t, NULL);
+	if (oj.bytes < (unsigned long long)w)
+		die("slowkill: head wrote %lld bytes, %llu delivered: %lld lost", w, oj.bytes,
+		    w - (long long)oj.bytes);
+	if (cl_wait_exit("slowk", "slowk", 10) != 137)
+		die("slowkill: exit status");
+	close(oj.sock);
+	json_decref(cl_call(c, "DeleteProcess", json_pack("{s:s}", "id", "slowk")));
+	printf("ok   slowkill: %llu bytes (head wrote %lld) after a %d s stall, exit after EOF\n",
+	    oj.bytes, w, delay_s);
+	rpc_client_free(c);
+	return 0;
+}
+
+/* CreateContainer of `true` as user answers code (an OK container is deleted again). */
+static int
+cmd_usercheck(const char *user, const char *code_name)
+{
+	struct rpc_client *c = cl_control(true);
+	char *args[1] = {"true"};
+	json_t *process = cl_process(args, 1);
+	int code = status_code_parse(code_name);
+	char what[128];
+
+	if (code < 0)
+		die("usercheck: unknown status code %s", code_name);
+	json_object_set_new(process, "user", cl_user(user));
+	snprintf(what, sizeof what, "user %s", user);
+	cl_expect(c, what, "CreateContainer",
+	    json_pack("{s:s, s:{s:o}}", "id", "usr", "spec", "process", process), code, NULL);
+	if (code == 0)
+		json_decref(cl_call(c, "DeleteProcess", json_pack("{s:s}", "id", "usr")));
+	rpc_client_free(c);
+	return 0;
+}
+
+/* Run `sh -c script` with no streams and wait for its exit. */
+static void
+cl_run_quiet(struct rpc_client *c, const char *id, const char *script)
+{
+	char *args[3] = {"sh", "-c", (char *)script};
+
+	json_decref(cl_call(c, "CreateContainer",
+	    json_pack("{s:s, s:{s:o}}", "id", id, "spec", "process", cl_process(args, 3))));
+	json_decref(cl_call(c, "StartProcess", json_pack("{s:s}", "id", id)));
+	cl_wait_exit(id, id, 10);
+	json_decref(cl_call(c, "DeleteProcess", json_pack("{s:s}", "id", id)));
+}
+
+/*
+ * An orphan reaped by the subreaper must not be remembered: a later process that gets its pid
+ * (steered through ns_last_pid) would otherwise be reported exited while it lives.
+ */
+static int
+cmd_pidreuse(const char *file)
+{
+	struct rpc_client *c = cl_control(true);
+	char script[4200], id[32], buf[32], *status;
+	int64_t deadline, pid = 0;
+	struct status st;
+	json_t *resp;
+	int try, fd, bg;
+	char *args[2] = {"sleep", "30"};
+	ssize_t n;
+
+	snprintf(script, sizeof script, "sleep 0.2 & echo $! > %s; exit 0", file);
+	for (try = 0; try < 5; try++) {
+		snprintf(id, sizeof id, "orph-%d", try);
+		cl_run_quiet(c, id, script);
+		fd = open(file, O_RDONLY | O_CLOEXEC);
+		n = fd >= 0 ? read(fd, buf, sizeof buf - 1) : -1;
+		if (fd >= 0)
+			close(fd);
+		buf[n > 0 ? n : 0] = '\0';
+		bg = atoi(buf);
+		if (bg <= 1)
+			die("pidreuse: no orphan pid in %s", file);
+		/* The agent reaps the orphan (a zombie until then). */
+		deadline = time_mono_ms() + 5000;
+		while (kill(bg, 0) == 0 || errno != ESRCH) {
+			if (time_mono_ms() > deadline)
+				die("pidreuse: orphan %d was not reaped within 5 s", bg);
+			usleep(20000);
+		}
+		fd = open("/proc/sys/kernel/ns_last_pid", O_WRONLY | O_CLOEXEC);
+		if (fd < 0 || dprintf(fd, "%d", bg - 1) < 0) {
+			printf("SKIP: cannot write /proc/sys/kernel/ns_last_pid: %s\n",
+			    strerror(errno));
+			if (fd >= 0)
+				close(fd);
+			rpc_client_free(c);
+			return 77;
+		}
+		close(fd);
+		snprintf(id, sizeof id, "victim-%d", try);
+		resp = cl_call(c, "CreateContainer",
+		    json_pack("{s:s, s:{s:o}}", "id", id, "spec", "process", cl_process(args, 2)));
+		if (msg_get_i64(resp, "response", "pid", true, &pid, &st) < 0)
+			die("CreateContainer: %s", st.msg);
+		json_decref(resp);
+		if (pid != bg) {
+			printf("     pid %lld instead of %d (someone else forked): again\n",
+			    (long long)pid, bg);
+			json_decref(cl_call(c, "DeleteProcess", json_pack("{s:s}", "id", id)));
+			continue;
+		}
+		status = cl_proc_status(c, id, "");
+		if (strcmp(status, "created") != 0 || cl_exit_seen(id, id))
+			die("pidreuse: %s (pid %lld, alive: %d) is \"%s\": it got the old orphan's "
+			    "exit",
+			    id, (long long)pid, kill((pid_t)pid, 0) == 0, status);
+		free(status);
+		json_decref(cl_call(c, "DeleteProcess", json_pack("{s:s}", "id", id)));
+		printf(
+		    "ok   pidreuse: process with the reaped orphan's pid %d stays created\n", bg);
+		rpc_client_free(c);
+		return 0;
+	}
+	printf("SKIP: could not steer a new process onto the orphan's pid\n");
+	rpc_client_free(c);
+	return 77;
+}
+
+struct call_job {
+	struct rpc_client *c;
+	const char *method;
+	json_t *payload; /* stolen */
+	struct status st;
+	atomic_int done;
+	int code;
+};
+
+static void *
+cl_call_thread(void *arg)
+{
+	struct call_job *j = arg;
+
+	j->code = cl_call_code(j->c, j->method, j->payload, &j->st);
+	atomic_store(&j->done, 1);
+	return NULL;
+}
+
+/* The fake runtime's spec: `sleep 60`, root "/". */
+static json_t *
+cl_fake_spec(void)
+{
+	char *args[2] = {"sleep", "60"};
+
+	return json_pack("{s:o, s:{s:s}}", "process", cl_process(args, 2), "root", "path", "/");
+}
+
+/* Kill the init of id (runtime started: it runs) and wait for its exit. */
+static void
+cl_kill_wait(struct rpc_client *c, const char *id)
+{
+	json_decref(cl_call(c, "SignalProcess",
+	    json_pack("{s:s, s:s, s:i}", "id", id, "exec_id", "", "signal", SIGKILL)));
+	if (cl_wait_exit(id, id, 10) != 137)
+		die("%s: exit status is not 137", id);
+}
+
+/* Lifecycle races against a slow runtime (the fake runtime of agent_regress.sh, in dir). */
+static int
+cmd_lifecycle(const char *dir)
+{
+	struct rpc_client *c = cl_control(true);
+	struct call_job a = {0}, b = {0};
+	char *args[2] = {"sleep", "1"};
+	char path[4096], line[64];
+	pthread_t ta, tb;
+	int64_t deadline;
+	int lines = 0;
+	FILE *f;
+
+	/* 1. While runc create runs, Start / Exec / Delete are refused. */
+	a.c = c;
+	a.method = "CreateContainer";
+	a.payload = json_pack("{s:s, s:o}", "id", "cr", "spec", cl_fake_spec());
+	pthread_create(&ta, NULL, cl_call_thread, &a);
+	cl_wait_file(dir, "cr.create-started", 10000);
+	cl_expect(c, "creating", "StartProcess", json_pack("{s:s}", "id", "cr"),
+	    ST_FAILED_PRECONDITION, NULL);
+	cl_expect(c, "creating", "ExecProcess",
+	    json_pack(
+		"{s:s, s:s, s:o}", "id", "cr", "exec_id", "e1", "process", cl_process(args, 2)),
+	    ST_FAILED_PRECONDITION, NULL);
+	cl_expect(c, "creating", "DeleteProcess", json_pack("{s:s}", "id", "cr"),
+	    ST_FAILED_PRECONDITION, NULL);
+	cl_touch(dir, "cr.create-go");
+	pthread_join(ta, NULL);
+	if (a.code != 0)
+		die("creating: CreateContainer: %s: %s", status_code_name(a.code), a.st.msg);
+	cl_expect(c, "created", "StartProcess", json_pack("{s:s}", "id", "cr"), 0, NULL);
+	cl_kill_wait(c, "cr");
+	cl_touch(dir, "cr.delete-go");
+	cl_expect(c, "created", "DeleteProcess", json_pack("{s:s}", "id", "cr"), 0, NULL);
+
+	/* 2. Two DeleteProcess of one init: the runtime's delete runs once. */
+	cl_touch(dir, "dt.create-go");
+	json_decref(cl_call(
+	    c, "CreateContainer", json_pack("{s:s, s:o}", "id", "dt", "spec", cl_fake_spec())));
+	json_decref(cl_call(c, "StartProcess", json_pack("{s:s}", "id", "dt")));
+	cl_kill_wait(c, "dt");
+	a = (struct call_job){.c = c, .method = "DeleteProcess"};
+	a.payload = json_pack("{s:s}", "id", "dt");
+	pthread_create(&ta, NULL, cl_call_thread, &a);
+	cl_wait_file(dir, "dt.delete-started", 10000);
+	b = (struct call_job){.c = c, .method = "DeleteProcess"};
+	b.payload = json_pack("{s:s}", "id", "dt");
+	pthread_create(&tb, NULL, cl_call_thread, &b);
+	deadline = time_mono_ms() + 3000;
+	while (!atomic_load(&b.done) && time_mono_ms() < deadline)
+		usleep(20000);
+	cl_touch(dir, "dt.delete-go");
+	pthread_join(ta, NULL);
+	pthread_join(tb, NULL);
+	if (a.code != 0)
+		die("delete twice: first DeleteProcess: %s: %s", status_code_name(a.code),
+		    a.st.msg);
+	if (b.code != ST_FAILED_PRECONDITION)
+		die("delete twice: second DeleteProcess answered %s, expected FAILED_PRECONDITION",
+		    status_code_name(b.code));
+	snprintf(path, sizeof path, "%s/dt.delete-count", dir);
+	f = fopen(path, "re");
+	while (f != NULL && fgets(line, sizeof line, f) != NULL)
+		lines++;
+	if (f != NULL)
+		fclose(f);
+	if (lines != 1)
+		die("delete twice: the runtime's delete ran %d times", lines);
+	printf("ok   delete twice: second answered FAILED_PRECONDITION (%s); runtime delete ran "
+	       "once\n",
+	    b.st.msg);
+
+	/* 3. A failing command reports its own error, not an earlier command's. */
+	cl_touch(dir, "re.create-go");
+	cl_touch(dir, "re.delete-go");
+	json_decref(cl_call(
+	    c, "CreateContainer", json_pack("{s:s, s:o}", "id", "re", "spec", cl_fake_spec())));
+	json_decref(cl_call(c, "StartProcess", json_pack("{s:s}", "id", "re")));
+	cl_expect(c, "runtime error", "PauseContainer", json_pack("{s:s}", "id", "re"), ST_INTERNAL,
+	    "pause broke");
+	cl_expect(c, "runtime error", "ResumeContainer", json_pack("{s:s}", "id", "re"),
+	    ST_INTERNAL, "resume broke");
+	cl_kill_wait(c, "re");
+	json_decref(cl_call(c, "DeleteProcess", json_pack("{s:s}", "id", "re")));
+	rpc_client_free(c);
+	return 0;
+}
+
+/*
+ * The only subscriber's connection is closing (dropped by the bring-up overlap switch while
+ * its output is unread): an exit published then is kept for the next subscriber.
+ */
+static int
+cmd_closingsub(void)
+{
+	struct rpc_client *b = cl_control(false), *c;
+	char *args[2] = {"sleep", "30"};
+	size_t len, flen, total = 0, cap = 4 << 20;
+	uint8_t *all = xmalloc(cap), *frame;
+	int64_t deadline;
+	int a, avail, last = -1, i;
+	struct status st;
+	char *req, *status = NULL;
+
+	json_decref(cl_call(b, "CreateContainer",
+	    json_pack("{s:s, s:{s:o}}", "id", "ev1", "spec", "process", cl_process(args, 2))));
+	json_decref(cl_call(b, "StartProcess", json_pack("{s:s}", "id", "ev1")));
+
+	/* A subscriber that never reads: its answers pile up in the agent. */
+	a = cl_dial(1024);
+	for (i = 0; i < 30000; i++) {
+		req =
+		    msg_request_encode(SERVICE, i == 0 ? "SubscribeEvents" : "Ping", NULL, 0, &len);
+		frame = frame_encode((uint32_t)(2 * i + 1), FRAME_TYPE_REQUEST,
+		    i == 0 ? FRAME_FLAG_REMOTE_OPEN : 0, req, len, &flen);
+		if (total + flen > cap)
+			die("closingsub: request buffer");
+		memcpy(all + total, frame, flen);
+		total += flen;
+		free(frame);
+		free(req);
+	}
+	if (write_all(a, all, total) < 0)
+		die("closingsub: write: %s", strerror(errno));
+	free(all);
+	/* Wait until its socket buffer is full: the rest waits in the agent. */
+	deadline = time_mono_ms() + 5000;
+	for (;;) {
+		usleep(100000);
+		if (ioctl(a, FIONREAD, &avail) < 0)
+			die("FIONREAD: %s", strerror(errno));
+		if (avail > 0 && avail == last)
+			break;
+		if (time_mono_ms() > deadline)
+			die("closingsub: the agent did not answer the subscriber's Pings");
+		last = avail;
+	}
+
+	/* Overlapping bring-ups drop every control connection: the subscriber is closing. */
+	if (hs_mount(b, "ov-x", &st) < 0)
+		die("MountDisk ov-x: %s", st.msg);
+	if (hs_mount(b, "ov-y", &st) == 0)
+		die("closingsub: the overlap switch did not drop the connections");
+	rpc_client_free(b);
+
+	c = cl_control(false);
+	json_decref(cl_call(c, "SignalProcess",
+	    json_pack("{s:s, s:s, s:i}", "id", "ev1", "exec_id", "", "signal", SIGKILL)));
+	deadline = time_mono_ms() + 3000;
+	for (;;) {
+		free(status);
+		status = cl_proc_status(c, "ev1", "");
+		if (strcmp(status, "stopped") == 0)
+			break;
+		if (time_mono_ms() > deadline)
+			die("closingsub: ev1 is still %s", status);
+		usleep(20000);
+	}
+	free(status);
+	/* Published while the only subscriber was closing: the next one gets it. */
+	if (rpc_client_subscribe(
+		c, SERVICE, "SubscribeEvents", NULL, CALL_MS, cl_on_event, NULL, &st) < 0)
+		die("SubscribeEvents: %s", st.msg);
+	if (cl_wait_exit("ev1", "ev1", 3) != 137)
+		die("closingsub: exit status");
+	json_decref(cl_call(c, "DeleteProcess", json_pack("{s:s}", "id", "ev1")));
+	close(a);
+	rpc_client_free(c);
+	printf("ok   closingsub: the exit reached the next subscriber\n");
+	return 0;
+}
+
+/* One terminal `cat`: mode 0 CloseStdin with a stdin stream, 1 "abc" + stdin EOF, 2 no stdin
+ * stream and CloseStdin. cat must see the end of its input and exit 0. */
+static void
+cl_pty_case(struct rpc_client *c, const char *id, int mode)
+{
+	char *args[1] = {"cat"};
+	struct out_job oj = {0};
+	uint8_t hdr[4];
+	pthread_t t;
+	int in = -1;
+
+	json_decref(cl_call(c, "CreateContainer",
+	    json_pack("{s:s, s:{s:o}, s:b, s:b, s:b}", "id", id, "spec", "process",
+		cl_process(args, 1), "terminal", 1, "stdin", mode != 2, "stdout", 1)));
+	oj.sock = cl_stream(id, "", "stdout");
+	oj.cid = oj.id = id;
+	oj.out_fd = -1;
+	pthread_create(&t, NULL, cl_out_thread, &oj);
+	if (mode != 2)
+		in = cl_stream(id, "", "stdin");
+	json_decref(cl_call(c, "StartProcess", json_pack("{s:s}", "id", id)));
+	if (mode == 1) {
+		if (stream_write_frames(in, "abc", 3) < 0 || stream_write_frames(in, NULL, 0) < 0)
+			die("%s: stdin: %s", id, strerror(errno));
+	} else {
+		json_decref(cl_call(c, "CloseStdin", json_pack("{s:s}", "id", id)));
+	}
+	if (cl_wait_exit(id, id, 5) != 0)
+		die("%s: cat exited non-zero", id);
+	if (mode != 2) {
+		if (mode == 0 && stream_write_frames(in, NULL, 0) < 0)
+			die("%s: stdin EOF: %s", id, strerror(errno));
+		if (read_full(in, hdr, 4) < 0 || memcmp(hdr, "\0\0\0\0", 4) != 0)
+			die("%s: no EOF frame on stdin", id);
+		close(in);
+	}
+	pthread_join(t, NULL);
+	close(oj.sock);
+	if (mode == 1 && oj.bytes < 3)
+		die("%s: %llu bytes of output, expected the echo of abc", id, oj.bytes);
+	json_decref(cl_call(c, "DeleteProcess", json_pack("{s:s}", "id", id)));
+	printf("ok   %s: cat saw the end of its terminal input\n", id);
+}
+
+static int
+cmd_ptyeof(void)
+{
+	struct rpc_client *c = cl_control(true);
+
+	cl_pty_case(c, "pty-closestdin", 0);
+	cl_pty_case(c, "pty-eof-midline", 1);
+	cl_pty_case(c, "pty-nostream", 2);
+	rpc_client_free(c);
+	return 0;
+}
+
 int
 main(int argc, char **argv)
 {
 	signal(SIGPIPE, SIG_IGN);
 	if (argc < 3) {
 		fprintf(stderr,
-		    "usage: agent_client (handshake|ping|run|many|bigframe|oci) SOCK ...\n");
+		    "usage: agent_client (handshake|ping|run|many|bigframe|oci|overlap|slowread|"
+		    "slowkill|pidreuse|lifecycle|closingsub|ptyeof|usercheck) SOCK ...\n");
 		return 2;
 	}
 	sock_path = argv[2];
@@ -950,6 +1554,20 @@ main(int argc, char **argv)
 		return cmd_overlap(strcmp(argv[3], "1") == 0);
 	if (strcmp(argv[1], "oci") == 0 && argc > 3)
 		return cmd_oci(argv[3]);
+	if (strcmp(argv[1], "slowread") == 0 && argc > 4)
+		return cmd_slowread(atol(argv[3]), atoi(argv[4]));
+	if (strcmp(argv[1], "slowkill") == 0 && argc > 3)
+		return cmd_slowkill(atoi(argv[3]));
+	if (strcmp(argv[1], "usercheck") == 0 && argc > 4)
+		return cmd_usercheck(argv[3], argv[4]);
+	if (strcmp(argv[1], "pidreuse") == 0 && argc > 3)
+		return cmd_pidreuse(argv[3]);
+	if (strcmp(argv[1], "lifecycle") == 0 && argc > 3)
+		return cmd_lifecycle(argv[3]);
+	if (strcmp(argv[1], "closingsub") == 0)
+		return cmd_closingsub();
+	if (strcmp(argv[1], "ptyeof") == 0)
+		return cmd_ptyeof();
 	fprintf(stderr, "agent_client: unknown command %s\n", argv[1]);
 	return 2;
 }

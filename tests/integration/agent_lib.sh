@@ -13,16 +13,19 @@ for b in "$AGENT" "$CLIENT"; do
 done
 TMP=$(mktemp -d /tmp/vmshim-agent-test.XXXXXX)
 SOCK="$TMP/agent.sock"
+LOG="$TMP/agent.log"
 AGENT_PID=
+# A command prefix for the agent (e.g. setpriv to run it as another user); empty by default.
+AGENT_WRAP=
 
 agent_start() {
-	"$AGENT" --listen-uds "$SOCK" --log "$TMP/agent.log" --debug "$@" &
+	$AGENT_WRAP "$AGENT" --listen-uds "$SOCK" --log "$LOG" --debug "$@" &
 	AGENT_PID=$!
 	i=0
 	while [ ! -S "$SOCK" ]; do
 		i=$((i + 1))
 		if [ $i -gt 100 ] || ! kill -0 "$AGENT_PID" 2>/dev/null; then
-			echo "FAIL: agent did not start"; cat "$TMP/agent.log"; exit 1
+			echo "FAIL: agent did not start"; cat "$LOG"; exit 1
 		fi
 		sleep 0.05
 	done
@@ -45,7 +48,7 @@ agent_stop() {
 	wait "$AGENT_PID" || rc=$?
 	AGENT_PID=
 	if [ $rc -ne 0 ]; then
-		echo "FAIL: agent exited $rc on SIGTERM"; tail -20 "$TMP/agent.log"; exit 1
+		echo "FAIL: agent exited $rc on SIGTERM"; tail -20 "$LOG"; exit 1
 	fi
 	if [ -S "$SOCK" ]; then echo "FAIL: agent left its socket behind"; exit 1; fi
 }
@@ -53,8 +56,8 @@ agent_stop() {
 agent_cleanup() {
 	rc=$?
 	if [ -n "$AGENT_PID" ]; then kill -KILL "$AGENT_PID" 2>/dev/null || true; fi
-	if [ $rc -ne 0 ] && [ $rc -ne 77 ] && [ -f "$TMP/agent.log" ]; then
-		echo "--- agent log (last 30 lines)"; tail -30 "$TMP/agent.log"
+	if [ $rc -ne 0 ] && [ $rc -ne 77 ] && [ -f "$LOG" ]; then
+		echo "--- agent log (last 30 lines)"; tail -30 "$LOG"
 	fi
 	rm -rf "$TMP"
 	exit $rc
