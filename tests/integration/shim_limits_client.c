@@ -316,7 +316,12 @@ mode_queuefill(const char *sock, const char *id, int n, const char *file)
 		lc_send_request(fd, "Pids", pl);
 	t0 = time_mono_ms();
 	last = lc_send_request(fd, "Pids", pl);
-	/* Answers already given (early RESOURCE_EXHAUSTED) come first; find the last one's. */
+	/*
+	 * One worker plus a queue of n - 1 hold n calls. Which call overflows depends on when the
+	 * worker took the first one off the queue (call n + 1 if it already had, call n if not),
+	 * so wait for the first RESOURCE_EXHAUSTED: it must come at once, not after the stuck
+	 * worker.
+	 */
 	for (;;) {
 		code = lc_read_response(fd, 1000, &sid);
 		if (code < 0)
@@ -326,11 +331,12 @@ mode_queuefill(const char *sock, const char *id, int n, const char *file)
 			exhausted++;
 		else if (code == 0)
 			ok++;
-		if (sid == last)
+		if (code == ST_RESOURCE_EXHAUSTED)
 			break;
 	}
-	check(code == ST_RESOURCE_EXHAUSTED && sid == last,
-	    "call %d answered RESOURCE_EXHAUSTED in %lld ms while the worker was stuck (%d)", n + 1,
+	check(code == ST_RESOURCE_EXHAUSTED && (sid == last || sid == last - 2),
+	    "call %d answered RESOURCE_EXHAUSTED in %lld ms while the worker was stuck (%d)",
+	    code == ST_RESOURCE_EXHAUSTED && sid != last ? n : n + 1,
 	    (long long)(time_mono_ms() - t0), code);
 	f = fopen(file, "we");
 	if (f != NULL) {
