@@ -250,7 +250,9 @@ guest_subscribe_done(void *arg)
 	struct guest_job *j = arg;
 	struct guest *g = j->g;
 
-	gs.pending = NULL;
+	/* A newer link may be pending by now (this one went down meanwhile): leave it be. */
+	if (gs.pending == g)
+		gs.pending = NULL;
 	if (j->st.code == ST_OK && g->ev != NULL && !shim.shutting_down) {
 		pthread_mutex_lock(&gs.lock);
 		gs.cur = guest_ref(g);

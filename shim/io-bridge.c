@@ -37,6 +37,12 @@
  *    it delivered before failing, and then counts as finished so the exit is never held.
  *  - on_output_done is called once, from its own event on a later loop iteration (never from
  *    inside io_start() or from a stream callback), when every output stream is finished.
+ *  - Drain deadline: our EOF went out with the hello, so the half-closed timer never covers
+ *    stdout/stderr, and a host FIFO nobody reads would stop us reading the guest (backpressure)
+ *    and its EOF would never arrive. Once the task code reports the exit (io_exit_seen), the
+ *    output has half_closed_ms to finish, renewed while the host keeps taking bytes; past it
+ *    the unfinished output streams are failed (buffer dropped, descriptors closed once, logged
+ *    at warn with the container id), so the exit is published and Delete can proceed.
  *
  * Stdin EOF design. The FIFO is read-only and non-blocking (io-prepare.c), so read() returns 0
  * whenever no writer is attached, including before the runtime ever opened its end. We only
@@ -117,6 +123,10 @@ struct io_streams {
 	int busy;  /* inside on_output_done */
 	bool dead; /* io_free() ran while busy: free on the way out */
 	int half_closed_ms;
+	struct event *ev_drain; /* io_exit_seen(): the output's drain deadline */
+	bool drain_armed;
+	uint64_t host_written; /* output bytes the host took, ever */
+	uint64_t drain_mark;   /* host_written when the drain deadline was last armed */
 };
 
 static atomic_size_t io_buffered_total;
@@ -270,8 +280,10 @@ io_stream_flush_host(struct io_stream *st)
 
 	while (st->hfd != -1 && evbuffer_get_length(st->buf) > 0) {
 		n = evbuffer_write_atmost(st->buf, st->hfd, -1);
-		if (n > 0)
+		if (n > 0) {
+			s->host_written += (uint64_t)n;
 			continue;
+		}
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0 && errno == EAGAIN && !st->host_is_file)
@@ -381,6 +393,7 @@ io_stream_output(struct io_stream *st, const uint8_t *data, size_t len)
 			n = write(st->hfd, data, len);
 		while (n < 0 && errno == EINTR);
 		if (n > 0) {
+			st->owner->host_written += (uint64_t)n;
 			data += n;
 			len -= (size_t)n;
 		}
@@ -544,6 +557,66 @@ io_stream_on_timeout(evutil_socket_t fd, short what, void *arg)
 	io_stream_update(st);
 }
 
+/* Arm (or re-arm) the drain deadline: half_closed_ms from now. */
+static void
+io_streams_arm_drain(struct io_streams *s)
+{
+	struct timeval tv;
+
+	tv.tv_sec = s->half_closed_ms / 1000;
+	tv.tv_usec = (s->half_closed_ms % 1000) * 1000;
+	s->drain_mark = s->host_written;
+	event_add(s->ev_drain, &tv);
+}
+
+/*
+ * The process exited half_closed_ms ago and its output is still not through. A host that
+ * took bytes meanwhile is reading: give it another period. One that took nothing (a FIFO
+ * nobody reads) would hold the exit forever: fail the output streams (what is buffered is
+ * dropped, each descriptor closed once), which finishes them and lets the exit be published.
+ */
+static void
+io_streams_on_drain(evutil_socket_t fd, short what, void *arg)
+{
+	struct io_streams *s = arg;
+	size_t dropped = 0;
+	int i;
+
+	(void)fd;
+	(void)what;
+	if (s->output_done)
+		return;
+	if (s->host_written != s->drain_mark) {
+		io_streams_arm_drain(s);
+		return;
+	}
+	for (i = IO_STDOUT; i < IO_NSTREAMS; i++)
+		if (s->st[i].present && !s->st[i].finished)
+			dropped += evbuffer_get_length(s->st[i].buf);
+	log_warn_id(s->id, s->exec_id,
+	    "output not drained %d ms after the process exited (the host side takes nothing): "
+	    "dropping %zu buffered byte(s) and closing stdout/stderr",
+	    s->half_closed_ms, dropped);
+	for (i = IO_STDOUT; i < IO_NSTREAMS; i++) {
+		struct io_stream *st = &s->st[i];
+
+		if (!st->present || st->finished)
+			continue;
+		io_stream_close_guest(st);
+		io_stream_close_host(st);
+		io_stream_update(st);
+	}
+}
+
+void
+io_exit_seen(struct io_streams *s)
+{
+	if (s == NULL || s->dead || s->output_done || s->drain_armed)
+		return;
+	s->drain_armed = true;
+	io_streams_arm_drain(s);
+}
+
 /* Free what io_free() has torn down; the struct itself goes last. */
 static void
 io_streams_release(struct io_streams *s)
@@ -636,6 +709,7 @@ io_start(
 	s->half_closed_ms = atomic_load(&io_half_closed_ms);
 	s->scratch = xmalloc(IO_READ_CHUNK);
 	s->ev_done = io_event_new(base, -1, 0, io_streams_on_done, s);
+	s->ev_drain = io_event_new(base, -1, 0, io_streams_on_drain, s);
 	for (i = 0; i < IO_NSTREAMS; i++) {
 		s->st[i].gfd = s->st[i].hfd = -1;
 		if (p->st[i].present)
@@ -713,6 +787,8 @@ io_free(struct io_streams *s)
 		io_stream_teardown(&s->st[i]);
 	event_free(s->ev_done);
 	s->ev_done = NULL;
+	event_free(s->ev_drain);
+	s->ev_drain = NULL;
 	s->dead = true;
 	if (s->busy == 0)
 		io_streams_release(s);

@@ -57,6 +57,13 @@ struct io_streams *io_start(struct event_base *base, struct io_prepared *p,
 void io_close_stdin(struct io_streams *s);
 /* True once stdout and stderr are finished (on_output_done has run or will run now). */
 bool io_output_done(const struct io_streams *s);
+/*
+ * The process has exited (the agent said so): its output must now finish within the
+ * half-closed timeout, renewed while the host keeps taking bytes. Past it the unfinished
+ * output streams are failed (buffered bytes dropped, logged) and on_output_done runs, so a
+ * runtime that never reads its FIFO cannot hold the exit back forever. Idempotent.
+ */
+void io_exit_seen(struct io_streams *s);
 /* Tear down now (Delete, shutdown): every descriptor closed once; on_output_done not called. */
 void io_free(struct io_streams *s);
 

@@ -5,7 +5,8 @@
  * flags (one or two dashes, "-flag value" or "-flag=value"), loads the configuration (so a
  * bad config fails `start` in the foreground with a clear line), and then either serves in
  * the foreground, daemonizes (double fork + setsid; the grandchild reports readiness or its
- * start-up error through a CLOEXEC pipe once its socket listens, and only then does the
+ * start-up error through a CLOEXEC pipe once start-up has fully succeeded (loop_run, just
+ * before the loop dispatches), and only then does the
  * parent print the address), or cleans up after a dead shim. Only this file prints to
  * stdout/stderr and chooses the exit status: 0 ok, 1 runtime failure, 2 bad usage.
  */
@@ -30,6 +31,8 @@
 #include "util.h"
 
 #define START_READY_TIMEOUT_MS 15000
+
+static int main_pid_fd = -1; /* the pid file, locked while the daemon runs */
 
 struct main_opts {
 	const char *ns;
@@ -192,22 +195,34 @@ static void
 main_load_config(const struct main_opts *o)
 {
 	const char *path = o->config ? o->config : CONFIG_DEFAULT_PATH;
+	const char *bundle = o->bundle;
 	cleanup_free char *src = NULL;
+	char cwd[4096];
 	struct status st;
 
+	/* containerd runs `shim start` in the bundle directory without -bundle. */
+	if (bundle == NULL && access("config.json", F_OK) == 0 && getcwd(cwd, sizeof cwd) != NULL)
+		bundle = cwd;
 	xasprintf(&src, "config %s", path);
 	config_defaults(&shim.cfg);
 	if (config_load(&shim.cfg, path, o->config != NULL, &st) < 0 ||
-	    config_apply_bundle(&shim.cfg, o->bundle, &st) < 0 ||
+	    config_apply_bundle(&shim.cfg, bundle, &st) < 0 ||
 	    config_endpoints(&shim.cfg, src, &st) < 0)
 		main_die(1, "%s", st.msg);
 	if (o->debug)
 		shim.cfg.log_level = LOG_DEBUG;
 }
 
+/*
+ * Write our pid and hold a write lock (fcntl record lock) on the pid file for the daemon's
+ * lifetime, so `delete` can tell a live shim (the lock's holder is the pid in the file) from a
+ * stale file whose pid was reused. The descriptor (main_pid_fd) stays open until main_serve
+ * has removed the file.
+ */
 static int
 main_write_pidfile(const char *path, struct status *st)
 {
+	struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET};
 	char buf[32];
 	cleanup_close int fd = -1;
 	int n;
@@ -215,9 +230,12 @@ main_write_pidfile(const char *path, struct status *st)
 	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
 	if (fd < 0)
 		return status_errno(st, ST_FAILED_PRECONDITION, errno, "pid file %s", path);
+	if (fcntl(fd, F_SETLK, &fl) < 0)
+		return status_errno(st, ST_FAILED_PRECONDITION, errno, "pid file %s: lock", path);
 	n = snprintf(buf, sizeof buf, "%ld\n", (long)getpid());
 	if (write_all(fd, buf, (size_t)n) < 0)
 		return status_errno(st, ST_FAILED_PRECONDITION, errno, "pid file %s", path);
+	main_pid_fd = steal_fd(&fd);
 	return 0;
 }
 
@@ -278,14 +296,18 @@ main_serve(const struct main_opts *o, int ready_fd)
 		unlink(shim.socket_path);
 		goto fail;
 	}
-	main_report(ready_fd, "R");
-	r = loop_run(lfd, &st);
+	/* loop_run reports "R" on ready_fd once start-up fully succeeded (and closes it). */
+	r = loop_run(lfd, ready_fd, &st);
 	close(lfd);
 	unlink(shim.socket_path);
 	unlink(shim.pid_path);
+	close(main_pid_fd); /* removed first, then unlocked */
+	main_pid_fd = -1;
 	config_free(&shim.cfg);
 	if (r < 0) {
 		log_error("%s", st.msg);
+		snprintf(err, sizeof err, "E%s", st.msg);
+		main_report(ready_fd, err);
 		fprintf(stderr, "vmshim: %s\n", st.msg);
 	}
 	log_close(); /* every thread is joined: the log's descriptor is the last one of ours */
@@ -374,26 +396,28 @@ main_start(struct main_opts *o)
 	main_die(1, "start: the shim exited during start-up (see its log)");
 }
 
+/*
+ * Clean up after a dead shim. The pid in the pid file is killed only if that very process
+ * holds the file's lock (main_write_pidfile): a stale file whose pid now belongs to someone
+ * else (pid reuse) kills nothing.
+ */
 static int
 main_delete(const char *sock, const char *pidf)
 {
-	char buf[64], ts[TIME_RFC3339_LEN], comm[64];
+	struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET};
+	char buf[64], ts[TIME_RFC3339_LEN];
 	cleanup_close int fd = open(pidf, O_RDONLY | O_CLOEXEC);
-	cleanup_free char *commp = NULL;
 	ssize_t n;
 	long pid;
 
 	if (fd >= 0 && (n = read(fd, buf, sizeof buf - 1)) > 0) {
 		buf[n] = '\0';
 		pid = strtol(buf, NULL, 10);
-		xasprintf(&commp, "/proc/%ld/comm", pid);
-		cleanup_close int cfd = open(commp, O_RDONLY | O_CLOEXEC);
-		if (pid > 1 && cfd >= 0 && (n = read(cfd, comm, sizeof comm - 1)) > 0) {
-			comm[n] = '\0';
-			if (strncmp(comm, "vmshim", 6) == 0 && kill((pid_t)pid, SIGKILL) == 0)
-				fprintf(
-				    stderr, "vmshim: delete: killed leftover shim pid %ld\n", pid);
-		}
+		if (fcntl(fd, F_GETLK, &fl) < 0 || fl.l_type == F_UNLCK)
+			fprintf(
+			    stderr, "vmshim: delete: pid file %s is stale (not locked)\n", pidf);
+		else if (pid > 1 && fl.l_pid == (pid_t)pid && kill((pid_t)pid, SIGKILL) == 0)
+			fprintf(stderr, "vmshim: delete: killed leftover shim pid %ld\n", pid);
 	}
 	if (unlink(sock) < 0 && errno != ENOENT)
 		main_die(1, "delete: %s: %s", sock, strerror(errno));

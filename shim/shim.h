@@ -90,8 +90,13 @@ int worker_submit(void (*run)(void *), void (*done)(void *), void *arg, struct s
  * max(1, workers - 1) of them run at once, so one worker stays free for every other job.
  */
 int worker_submit_bringup(void (*run)(void *), void (*done)(void *), void *arg, struct status *st);
-/* Stop taking jobs, let queued ones finish, join the threads, run the last completions. */
+/*
+ * Stop taking jobs, let running ones finish, join the threads, run the last completions, and
+ * hand queued jobs that never started to their `done` without running them.
+ */
 void worker_shutdown(void);
+/* Any thread: shutdown has begun; a long job should stop at its next step. */
+bool worker_stopping(void);
 
 /* accept.c */
 
@@ -126,8 +131,13 @@ struct shim {
 
 extern struct shim shim;
 
-/* Run the daemon on an already listening socket until Shutdown or a signal. */
-int loop_run(int listen_fd, struct status *st);
+/*
+ * Run the daemon on an already listening socket until Shutdown or a signal. Once start-up has
+ * fully succeeded (workers, guest link, accept thread, seccomp) it writes "R" to ready_fd (if
+ * >= 0) and closes it; on a start-up failure it returns -1 leaving ready_fd open, for the
+ * caller to report the error on it.
+ */
+int loop_run(int listen_fd, int ready_fd, struct status *st);
 /* Loop thread: the accept thread queued a new fd. */
 void loop_notify_accept(void);
 /* Loop thread: begin the orderly shutdown (answers parked calls, stops everything). */
@@ -225,6 +235,11 @@ void task_call_finish(struct task_call *call, int code, const char *msg, json_t 
 void task_call_finish_status(struct task_call *call, const struct status *st);
 void task_call_free(struct task_call *call);
 
+/*
+ * The payload's id and optional exec_id, looked up (task_lookup); NULL after answering the
+ * call with the error. *idp and *execp (may be NULL) point into the call's payload.
+ */
+struct task_proc *task_call_proc(struct task_call *call, const char **idp, const char **execp);
 struct task_container *task_find(const char *id);
 struct task_proc *task_find_proc(struct task_container *ctr, const char *exec_id);
 /* Look up id/exec_id for a method; NOT_FOUND otherwise; `creating` are not found either. */
@@ -240,7 +255,10 @@ void task_proc_maybe_exit(struct task_proc *p);
 void task_proc_end_quiet(struct task_proc *p);
 /* An exit or OOM event from the agent (loop thread). */
 void task_agent_event(const char *topic, json_t *event);
-/* The agent link went down: nothing to do for processes, logged. */
+/*
+ * Loop thread, the shim is exiting: answer every parked Wait UNAVAILABLE ("the shim is
+ * shutting down") and free the whole table (stdio torn down, descriptors closed).
+ */
 void task_shutdown(void);
 /*
  * The agent link went down: parked Waits are in-flight calls, so they are answered

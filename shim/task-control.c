@@ -24,6 +24,7 @@ struct task_forward_job {
 	void (*on_ok)(struct task_call *call, json_t *resp);
 	json_t *resp;
 	struct status st;
+	bool ran; /* false: shutdown handed the job back unrun (worker.c) */
 };
 
 static void
@@ -31,6 +32,7 @@ task_forward_run(void *arg)
 {
 	struct task_forward_job *j = arg;
 
+	j->ran = true;
 	guest_call(j->method, j->req, j->call->timeout_ms, true, &j->resp, &j->st);
 }
 
@@ -39,7 +41,9 @@ task_forward_done(void *arg)
 {
 	struct task_forward_job *j = arg;
 
-	if (j->st.code != ST_OK)
+	if (!j->ran)
+		task_call_finish(j->call, ST_UNAVAILABLE, "the shim is shutting down", NULL);
+	else if (j->st.code != ST_OK)
 		task_call_finish_status(j->call, &j->st);
 	else if (j->on_ok != NULL)
 		j->on_ok(j->call, j->resp);
@@ -69,31 +73,6 @@ task_forward(struct task_call *call, const char *agent_method, json_t *agent_pay
 	}
 }
 
-/* The id and optional exec_id of a payload, looked up. */
-static struct task_proc *
-task_get_proc(struct task_call *call, const char **idp, const char **execp)
-{
-	json_t *pl = call->req.payload;
-	const char *id = NULL, *exec_id = "";
-	struct task_proc *p;
-	struct status st;
-
-	if (msg_get_string(pl, "payload", "id", true, &id, &st) < 0 ||
-	    msg_get_string(pl, "payload", "exec_id", false, &exec_id, &st) < 0) {
-		task_call_finish_status(call, &st);
-		return NULL;
-	}
-	p = task_lookup(id, exec_id, &st);
-	if (p == NULL) {
-		task_call_finish_status(call, &st);
-		return NULL;
-	}
-	*idp = id;
-	if (execp != NULL)
-		*execp = exec_id;
-	return p;
-}
-
 void
 task_kill(struct task_call *call)
 {
@@ -103,7 +82,7 @@ task_kill(struct task_call *call)
 	struct task_proc *p;
 	struct status st;
 
-	if ((p = task_get_proc(call, &id, &exec_id)) == NULL)
+	if ((p = task_call_proc(call, &id, &exec_id)) == NULL)
 		return;
 	if (msg_get_u32(call->req.payload, "payload", "signal", true, &sig, &st) < 0 ||
 	    msg_get_bool(call->req.payload, "payload", "all", false, &all, &st) < 0)
@@ -153,7 +132,7 @@ task_pause_resume(struct task_call *call, bool pause)
 	const char *id;
 	struct task_proc *p;
 
-	if ((p = task_get_proc(call, &id, NULL)) == NULL)
+	if ((p = task_call_proc(call, &id, NULL)) == NULL)
 		return;
 	if (p != p->ctr->init)
 		return task_call_finish(call, ST_INVALID_ARGUMENT,
@@ -188,7 +167,7 @@ task_update(struct task_call *call)
 	struct task_proc *p;
 	struct status st;
 
-	if ((p = task_get_proc(call, &id, NULL)) == NULL)
+	if ((p = task_call_proc(call, &id, NULL)) == NULL)
 		return;
 	if (msg_get_object(call->req.payload, "payload", "resources", false, &res, &st) < 0 ||
 	    msg_get_object(call->req.payload, "payload", "annotations", false, &ann, &st) < 0)
@@ -210,7 +189,7 @@ task_resize_pty(struct task_call *call)
 	struct task_proc *p;
 	struct status st;
 
-	if ((p = task_get_proc(call, &id, &exec_id)) == NULL)
+	if ((p = task_call_proc(call, &id, &exec_id)) == NULL)
 		return;
 	if (msg_get_u32(call->req.payload, "payload", "width", true, &w, &st) < 0 ||
 	    msg_get_u32(call->req.payload, "payload", "height", true, &h, &st) < 0)
@@ -235,7 +214,7 @@ task_close_io(struct task_call *call)
 	struct task_proc *p;
 	struct status st;
 
-	if ((p = task_get_proc(call, &id, &exec_id)) == NULL)
+	if ((p = task_call_proc(call, &id, &exec_id)) == NULL)
 		return;
 	if (msg_get_bool(call->req.payload, "payload", "stdin", false, &in, &st) < 0)
 		return task_call_finish_status(call, &st);
@@ -253,7 +232,7 @@ task_wait(struct task_call *call)
 	struct task_proc *p;
 	struct task_waiter *w;
 
-	if ((p = task_get_proc(call, &id, NULL)) == NULL)
+	if ((p = task_call_proc(call, &id, NULL)) == NULL)
 		return;
 	if (p->state == PROC_STOPPED || p->state == PROC_DELETING)
 		return task_call_finish(call, ST_OK, "",

@@ -275,21 +275,24 @@ task_read_bundle(const char *bundle, bool *terminal, struct status *st)
 	spec = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr);
 	if (spec == NULL) {
 		if (jerr.line <= 0)
-			return status_set(st, ST_INVALID_ARGUMENT, "payload.bundle: %s: %s", path,
-				   jerr.text),
-			       NULL;
-		return status_set(st, ST_INVALID_ARGUMENT, "payload.bundle: %s: line %d: %s", path,
-			   jerr.line, jerr.text),
-		       NULL;
+			status_set(
+			    st, ST_INVALID_ARGUMENT, "payload.bundle: %s: %s", path, jerr.text);
+		else
+			status_set(st, ST_INVALID_ARGUMENT, "payload.bundle: %s: line %d: %s", path,
+			    jerr.line, jerr.text);
+		return NULL;
 	}
 	if (!json_is_object(spec) ||
 	    msg_get_object(spec, path, "process", true, &process, st) < 0 ||
-	    msg_get_array(process, "process", "args", true, &args, st) < 0)
-		return status_wrap(st, "payload.bundle"), NULL;
-	if (json_array_size(args) == 0)
-		return status_set(st, ST_INVALID_ARGUMENT,
-			   "payload.bundle: %s: process.args: must not be empty", path),
-		       NULL;
+	    msg_get_array(process, "process", "args", true, &args, st) < 0) {
+		status_wrap(st, "payload.bundle");
+		return NULL;
+	}
+	if (json_array_size(args) == 0) {
+		status_set(st, ST_INVALID_ARGUMENT,
+		    "payload.bundle: %s: process.args: must not be empty", path);
+		return NULL;
+	}
 	if (json_is_true(json_object_get(process, "terminal")))
 		*terminal = true;
 	return steal_ptr(&spec);
@@ -373,6 +376,17 @@ task_bringup_attach(struct task_bringup *b, struct status *st)
 	return -1;
 }
 
+/* Worker: the shim is shutting down (worker_stopping): fail the bring-up before its next step. */
+static bool
+task_bringup_stopping(struct task_bringup *b)
+{
+	if (!worker_stopping())
+		return false;
+	status_set(&b->st, ST_UNAVAILABLE, "the shim is shutting down");
+	log_info_id(b->id, b->exec_id, "bring-up stopped: the shim is shutting down");
+	return true;
+}
+
 /* Worker (a bring-up job): bundle, then under the bring-up span disk, CreateContainer, streams. */
 static void
 task_create_run(void *arg)
@@ -385,11 +399,16 @@ task_create_run(void *arg)
 	spec = task_read_bundle(b->bundle, &terminal, &b->st);
 	if (spec == NULL)
 		return;
+	if (task_bringup_stopping(b))
+		return;
 	b->terminal = terminal;
 	vm_bringup_begin(shim.bringup, b->id);
 	start = time_mono_ms();
 	log_debug_id(b->id, "", "bring-up begin");
-	if (task_bringup_disks(b, &b->st) < 0)
+	/* The lock may have taken long: stop here if the shim began to shut down meanwhile. */
+	if (task_bringup_stopping(b) || task_bringup_disks(b, &b->st) < 0)
+		goto undo;
+	if (task_bringup_stopping(b))
 		goto undo;
 	req = json_pack("{s:s, s:s, s:O, s:s, s:b, s:b, s:b, s:b}", "id", b->id, "bundle",
 	    b->bundle, "spec", spec, "rootfs_mount", b->disk_mounted ? b->disk.target : "",
@@ -485,6 +504,9 @@ task_create(struct task_call *call)
 	if (*bundle == '\0')
 		return task_call_finish(
 		    call, ST_INVALID_ARGUMENT, "payload.bundle: must not be empty", NULL);
+	if (shim.exit_when_empty)
+		return task_call_finish(call, ST_FAILED_PRECONDITION,
+		    "shutting down: Shutdown was called, no new container is accepted", NULL);
 	json_array_foreach(rootfs, i, m)
 	{
 		char where[64];
@@ -595,6 +617,9 @@ task_exec(struct task_call *call)
 	if (json_array_size(args) == 0)
 		return task_call_finish(
 		    call, ST_INVALID_ARGUMENT, "payload.spec.args: must not be empty", NULL);
+	if (shim.exit_when_empty)
+		return task_call_finish(call, ST_FAILED_PRECONDITION,
+		    "shutting down: Shutdown was called, no new process is accepted", NULL);
 	ctr = task_find(id);
 	if (ctr == NULL || ctr->init == NULL || ctr->init->state == PROC_CREATING)
 		return task_call_finish(call, ST_NOT_FOUND, "container not found", NULL);
@@ -700,18 +725,13 @@ task_start_done(void *arg)
 void
 task_start(struct task_call *call)
 {
-	json_t *pl = call->req.payload;
-	const char *id = NULL, *exec_id = "";
+	const char *id, *exec_id;
 	struct task_simple_job *j;
 	struct task_proc *p;
 	struct status st;
 
-	if (msg_get_string(pl, "payload", "id", true, &id, &st) < 0 ||
-	    msg_get_string(pl, "payload", "exec_id", false, &exec_id, &st) < 0)
-		return task_call_finish_status(call, &st);
-	p = task_lookup(id, exec_id, &st);
-	if (p == NULL)
-		return task_call_finish_status(call, &st);
+	if ((p = task_call_proc(call, &id, &exec_id)) == NULL)
+		return;
 	if (p->state != PROC_CREATED || p->starting)
 		return task_call_finish(call, ST_FAILED_PRECONDITION,
 		    p->starting ? "process is already starting" : "process was already started",
@@ -816,33 +836,50 @@ task_delete_done(void *arg)
 	}
 }
 
+/*
+ * Delete of a process that exited but whose output has not drained (a host FIFO nobody
+ * reads): the runtime has given up on that output, so it is dropped with the stdio bridge
+ * and the exit is published now, before the Delete (as for any finished process).
+ */
+static void
+task_delete_abandon_output(struct task_proc *p)
+{
+	if (!p->exit_seen || p->state != PROC_RUNNING || p->starting || p->output_done)
+		return;
+	log_warn_id(p->ctr->id, p->exec_id,
+	    "Delete before stdout/stderr drained: dropping the undelivered output");
+	io_free(p->io);
+	p->io = NULL;
+	p->output_done = true;
+	task_proc_maybe_exit(p);
+}
+
 void
 task_delete(struct task_call *call)
 {
-	json_t *pl = call->req.payload;
-	const char *id = NULL, *exec_id = "";
+	const char *id, *exec_id;
 	struct task_simple_job *j;
 	struct task_proc *p;
 	struct status st;
 
-	if (msg_get_string(pl, "payload", "id", true, &id, &st) < 0 ||
-	    msg_get_string(pl, "payload", "exec_id", false, &exec_id, &st) < 0)
-		return task_call_finish_status(call, &st);
-	p = task_lookup(id, exec_id, &st);
-	if (p == NULL)
-		return task_call_finish_status(call, &st);
+	if ((p = task_call_proc(call, &id, &exec_id)) == NULL)
+		return;
 	if (p->state == PROC_DELETING)
 		return task_call_finish(
 		    call, ST_FAILED_PRECONDITION, "process is already being deleted", NULL);
-	if (p->starting || p->state == PROC_RUNNING)
+	if (p->starting || (p->state == PROC_RUNNING && !p->exit_seen))
 		return task_call_finish(call, ST_FAILED_PRECONDITION,
 		    "process is running: kill it before deleting it", NULL);
 	if (p == p->ctr->init)
 		for (struct task_proc *e = p->ctr->execs; e != NULL; e = e->next)
-			if (e->state == PROC_RUNNING || e->starting || e->state == PROC_CREATING ||
-			    e->state == PROC_DELETING)
+			if ((e->state == PROC_RUNNING && !e->exit_seen) || e->starting ||
+			    e->state == PROC_CREATING || e->state == PROC_DELETING)
 				return task_call_finish(call, ST_FAILED_PRECONDITION,
 				    "an exec of this container is still running or busy", NULL);
+	task_delete_abandon_output(p);
+	if (p == p->ctr->init)
+		for (struct task_proc *e = p->ctr->execs; e != NULL; e = e->next)
+			task_delete_abandon_output(e);
 	j = task_simple_job_new(call, id, exec_id);
 	if (p == p->ctr->init && p->ctr->disk) {
 		struct task_disk disk;

@@ -16,17 +16,11 @@
 void
 task_state(struct task_call *call)
 {
-	json_t *pl = call->req.payload;
-	const char *id = NULL, *exec_id = "";
+	const char *id, *exec_id;
 	struct task_proc *p;
-	struct status st;
 
-	if (msg_get_string(pl, "payload", "id", true, &id, &st) < 0 ||
-	    msg_get_string(pl, "payload", "exec_id", false, &exec_id, &st) < 0)
-		return task_call_finish_status(call, &st);
-	p = task_lookup(id, exec_id, &st);
-	if (p == NULL)
-		return task_call_finish_status(call, &st);
+	if ((p = task_call_proc(call, &id, &exec_id)) == NULL)
+		return;
 	task_call_finish(call, ST_OK, "",
 	    json_pack("{s:s, s:s, s:i, s:s, s:s, s:s, s:s, s:b, s:i, s:s, s:s}", "id", id, "bundle",
 		p->ctr->bundle, "pid", (int)p->pid, "status", task_status_name(p), "stdin",
@@ -39,16 +33,9 @@ task_state(struct task_call *call)
 static struct task_container *
 task_query_container(struct task_call *call, const char **idp)
 {
-	const char *id = NULL;
-	struct status st;
+	struct task_proc *p = task_call_proc(call, idp, NULL);
 
-	if (msg_get_string(call->req.payload, "payload", "id", true, &id, &st) < 0 ||
-	    task_lookup(id, "", &st) == NULL) {
-		task_call_finish_status(call, &st);
-		return NULL;
-	}
-	*idp = id;
-	return task_find(id);
+	return p != NULL ? p->ctr : NULL;
 }
 
 static void

@@ -145,6 +145,30 @@ task_subscribe(struct task_call *call)
 	task_call_free(call);
 }
 
+struct task_proc *
+task_call_proc(struct task_call *call, const char **idp, const char **execp)
+{
+	json_t *pl = call->req.payload;
+	const char *id = NULL, *exec_id = "";
+	struct task_proc *p;
+	struct status st;
+
+	if (msg_get_string(pl, "payload", "id", true, &id, &st) < 0 ||
+	    msg_get_string(pl, "payload", "exec_id", false, &exec_id, &st) < 0) {
+		task_call_finish_status(call, &st);
+		return NULL;
+	}
+	p = task_lookup(id, exec_id, &st);
+	if (p == NULL) {
+		task_call_finish_status(call, &st);
+		return NULL;
+	}
+	*idp = id;
+	if (execp != NULL)
+		*execp = exec_id;
+	return p;
+}
+
 /* ---- the table ---- */
 
 struct task_container *
@@ -321,6 +345,14 @@ task_proc_maybe_exit(struct task_proc *p)
 {
 	const char *exec_id = p->exec_id;
 
+	/* The exit is known: the output now has a deadline to drain (io_exit_seen). */
+	if (p->exit_seen && p->io != NULL && !p->output_done &&
+	    (p->state == PROC_CREATED || p->state == PROC_RUNNING)) {
+		log_debug_id(p->ctr->id, exec_id,
+		    "exit %d reported by the agent; waiting for stdout/stderr to drain",
+		    p->exit_status);
+		io_exit_seen(p->io);
+	}
 	if (p->state == PROC_STOPPED || p->state == PROC_DELETING || p->state == PROC_CREATING ||
 	    !p->exit_seen || p->starting)
 		return;

@@ -15,6 +15,12 @@
  * two or more workers one always stays free for Kill, Pids, Start, Exec, the guest link's
  * connect and everything else, however many confidential Creates queue up on the lock.
  * Ordinary jobs keep their FIFO order, and so do bring-up jobs among themselves.
+ *
+ * Shutdown does not run what is still queued: worker_shutdown() takes the queue, lets the
+ * running jobs finish, joins the threads and then hands each queued job to its `done` without
+ * running `run` (the task code finds its process gone and answers UNAVAILABLE "the shim is
+ * shutting down"). worker_stopping() (an atomic flag) lets long jobs such as a bring-up stop
+ * between steps.
  */
 #include "config.h"
 
@@ -57,6 +63,7 @@ static struct {
 	int efd;	  /* eventfd; owned here */
 	struct event *ev; /* loop-thread event on efd */
 	bool started;
+	atomic_bool stop; /* worker_stopping(): any thread may read it */
 } wk = {
     .queue_lock = PTHREAD_MUTEX_INITIALIZER,
     .queue_cond = PTHREAD_COND_INITIALIZER,
@@ -226,18 +233,40 @@ worker_submit_bringup(void (*run)(void *), void (*done)(void *), void *arg, stru
 	return worker_enqueue(run, done, arg, true, st);
 }
 
+bool
+worker_stopping(void)
+{
+	return atomic_load(&wk.stop);
+}
+
 void
 worker_shutdown(void)
 {
+	struct worker_job *skipped, *j;
+	unsigned n;
+
 	if (!wk.started)
 		return;
+	atomic_store(&wk.stop, true);
 	pthread_mutex_lock(&wk.queue_lock);
 	wk.stopping = true;
+	/* Queued, not started: never run, only handed back to `done` (after the join). */
+	skipped = wk.head;
+	wk.head = wk.tail = NULL;
+	wk.len = 0;
 	pthread_cond_broadcast(&wk.queue_cond);
 	pthread_mutex_unlock(&wk.queue_lock);
 	for (unsigned i = 0; i < wk.nthreads; i++)
 		pthread_join(wk.threads[i], NULL);
 	worker_run_completions();
+	for (n = 0; (j = skipped) != NULL; n++) {
+		skipped = j->next;
+		if (j->done != NULL)
+			j->done(j->arg);
+		free(j);
+	}
+	if (n > 0)
+		log_info("shutting down: %u queued job(s) answered without being run", n);
 	event_free(wk.ev);
 	wk.ev = NULL;
 	close(wk.efd);

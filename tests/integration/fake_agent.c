@@ -25,6 +25,8 @@
  *     stream-after-eof stdout: "hello\n", EOF, then "more\n" (data after EOF)
  *     stream-noeof    stdin: read the shim's data and EOF, never send our EOF (half-closed)
  *     stream-stdin-data stdin: send a data frame towards the shim (stdin flows the other way)
+ *     stream-flood    stdout: "hello\n", then 3 MiB in 64 KiB frames, then EOF, blocking while
+ *                     the shim does not read (its exit, from SignalProcess, does not wait)
  *   In every stream mode the other streams behave: stdout/stderr send "hello\n" and EOF, stdin
  *   is read to its EOF and answered with ours.
  *
@@ -471,6 +473,16 @@ fa_stream(int fd)
 		if (write_all(fd, l, sizeof l) == 0)
 			(void)write_all(fd, junk, sizeof junk);
 		fa_log("stdout: sent a frame header of %u bytes", STREAM_FRAME_MAX + 1);
+	} else if (strcmp(which, "stdout") == 0 && fa_mode("stream-flood")) {
+		static uint8_t zeros[FA_READ_CHUNK];
+		size_t sent = 0;
+
+		while (sent < 48 * sizeof zeros && fa_stream_send(fd, zeros, sizeof zeros))
+			sent += sizeof zeros;
+		if (sent == 48 * sizeof zeros && fa_stream_send(fd, NULL, 0))
+			fa_log("stdout: flooded %zu bytes and EOF", sent);
+		else
+			fa_log("stdout: flood cut after %zu bytes: %s", sent, strerror(errno));
 	} else if (strcmp(which, "stdout") == 0 && fa_mode("stream-after-eof")) {
 		fa_stream_send(fd, NULL, 0);
 		fa_stream_send(fd, "more\n", 5);
