@@ -30,11 +30,11 @@
 
 #define FRAME_TYPE_REQUEST  1
 #define FRAME_TYPE_RESPONSE 2
-#define FRAME_TYPE_DATA     3
+#define FRAME_TYPE_DATA	    3
 
 #define FRAME_FLAG_REMOTE_CLOSED 0x01
-#define FRAME_FLAG_REMOTE_OPEN   0x02
-#define FRAME_FLAG_NO_DATA       0x04
+#define FRAME_FLAG_REMOTE_OPEN	 0x02
+#define FRAME_FLAG_NO_DATA	 0x04
 
 struct frame_header {
 	uint32_t length;
@@ -84,10 +84,10 @@ bool frame_decoder_idle(const struct frame_decoder *d);
 
 /* ---- stream framing ---- */
 
-#define STREAM_LEN_SIZE     4
-#define STREAM_FRAME_MAX    (10u * 1024 * 1024) /* larger is a protocol error */
-#define STREAM_WRITE_MAX    (1u * 1024 * 1024)  /* what we send per frame */
-#define STREAM_HELLO_MAX    4096                /* the first frame's JSON header */
+#define STREAM_LEN_SIZE	 4
+#define STREAM_FRAME_MAX (10u * 1024 * 1024) /* larger is a protocol error */
+#define STREAM_WRITE_MAX (1u * 1024 * 1024)  /* what we send per frame */
+#define STREAM_HELLO_MAX 4096		     /* the first frame's JSON header */
 
 void stream_len_pack(uint32_t len, uint8_t out[STREAM_LEN_SIZE]);
 

@@ -26,12 +26,12 @@ void msg_json_decrefp(json_t **j);
 #define cleanup_json __attribute__((cleanup(msg_json_decrefp)))
 
 struct msg_request {
-	json_t *root;        /* owns everything below */
+	json_t *root;	     /* owns everything below */
 	const char *service; /* borrowed from root */
 	const char *method;
-	json_t *payload;     /* borrowed; an object ({} when absent) */
+	json_t *payload;      /* borrowed; an object ({} when absent) */
 	int64_t timeout_nano; /* 0 when absent */
-	json_t *metadata;    /* borrowed; may be NULL */
+	json_t *metadata;     /* borrowed; may be NULL */
 };
 
 struct msg_response {
@@ -60,8 +60,8 @@ void msg_event_clear(struct msg_event *e);
  * Encode to a compact JSON byte string (malloc'd, not NUL-counted in *len). The payload /
  * event object is borrowed (not stolen); NULL means {}.
  */
-char *msg_request_encode(const char *service, const char *method, json_t *payload,
-    int64_t timeout_nano, size_t *len);
+char *msg_request_encode(
+    const char *service, const char *method, json_t *payload, int64_t timeout_nano, size_t *len);
 char *msg_response_encode(int code, const char *message, json_t *payload, size_t *len);
 char *msg_event_encode(const char *topic, const char *timestamp, json_t *event, size_t *len);
 
@@ -71,10 +71,10 @@ char *msg_event_encode(const char *topic, const char *timestamp, json_t *event, 
  * otherwise *out is left untouched and 0 is returned. A JSON null counts as missing.
  * A wrong type: "<where>.<key>: expected <type>". Integers must fit the C type.
  */
-int msg_get_string(json_t *obj, const char *where, const char *key, bool required,
-    const char **out, struct status *st);
-int msg_get_bool(json_t *obj, const char *where, const char *key, bool required, bool *out,
+int msg_get_string(json_t *obj, const char *where, const char *key, bool required, const char **out,
     struct status *st);
+int msg_get_bool(
+    json_t *obj, const char *where, const char *key, bool required, bool *out, struct status *st);
 int msg_get_u32(json_t *obj, const char *where, const char *key, bool required, uint32_t *out,
     struct status *st);
 int msg_get_i64(json_t *obj, const char *where, const char *key, bool required, int64_t *out,

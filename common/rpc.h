@@ -22,10 +22,11 @@
  * well as the wait for its response, and rpc_client_fail wakes blocked senders at once. A
  * send that times out part-way through a frame leaves the stream out of step: it fails the
  * whole client (that call DEADLINE_EXCEEDED, the others UNAVAILABLE) and shuts the socket
- * down so its reader sees EOF. Responses are matched by stream id. Bytes come in either from the client's own reader thread
- * (rpc_client_start_reader, for programs without a loop) or from whoever reads the fd and calls
- * rpc_client_feed (the shim's loop carries its guest connection that way). The fd belongs to a
- * refcounted struct conn, so it is closed exactly once, after the last caller lets go.
+ * down so its reader sees EOF. Responses are matched by stream id. Bytes come in either from the
+ * client's own reader thread (rpc_client_start_reader, for programs without a loop) or from whoever
+ * reads the fd and calls rpc_client_feed (the shim's loop carries its guest connection that way).
+ * The fd belongs to a refcounted struct conn, so it is closed exactly once, after the last caller
+ * lets go.
  */
 #ifndef VMSHIM_RPC_H
 #define VMSHIM_RPC_H
@@ -67,8 +68,8 @@ void rpc_conn_close(struct rpc_conn *c);
 bool rpc_conn_is_closed(const struct rpc_conn *c);
 int rpc_conn_fd(const struct rpc_conn *c);
 /* Answer a request. payload is borrowed (NULL means {}). Dropped if the conn is closed. */
-void rpc_conn_respond(struct rpc_conn *c, uint32_t stream_id, int code, const char *message,
-    json_t *payload);
+void rpc_conn_respond(
+    struct rpc_conn *c, uint32_t stream_id, int code, const char *message, json_t *payload);
 void rpc_conn_respond_status(struct rpc_conn *c, uint32_t stream_id, const struct status *st);
 /*
  * Send a data frame (type 3) on an open stream. Returns -1 without queueing when the peer's
@@ -107,8 +108,8 @@ int rpc_client_fd(const struct rpc_client *c);
  * returns -1 with that code and message in *st; a timeout DEADLINE_EXCEEDED; a dead transport
  * UNAVAILABLE. A call that timed out has its late response discarded.
  */
-int rpc_client_call(struct rpc_client *c, const char *service, const char *method,
-    json_t *payload, int timeout_ms, json_t **resp_payload, struct status *st);
+int rpc_client_call(struct rpc_client *c, const char *service, const char *method, json_t *payload,
+    int timeout_ms, json_t **resp_payload, struct status *st);
 
 /*
  * Open a stream: send the request with FRAME_FLAG_REMOTE_OPEN, wait for its response, then
@@ -117,8 +118,8 @@ int rpc_client_call(struct rpc_client *c, const char *service, const char *metho
  * on_data(arg, NULL, 0) is called once. Returns 0 or -1 with *st.
  */
 int rpc_client_subscribe(struct rpc_client *c, const char *service, const char *method,
-    json_t *payload, int timeout_ms,
-    void (*on_data)(void *arg, const uint8_t *buf, size_t len), void *arg, struct status *st);
+    json_t *payload, int timeout_ms, void (*on_data)(void *arg, const uint8_t *buf, size_t len),
+    void *arg, struct status *st);
 
 /* Fail pending calls, join the reader thread if any, drop the fd reference, free. */
 void rpc_client_free(struct rpc_client *c);

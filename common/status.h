@@ -44,7 +44,8 @@ int status_code_parse(const char *name);
 
 void status_clear(struct status *st);
 /* Set code and message (truncated to fit). Always returns -1, so `return status_set(...)`. */
-int status_set(struct status *st, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+int status_set(struct status *st, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 /* Like status_set, appending ": strerror(err)" (err positive or negative errno). Returns -1. */
 int status_errno(struct status *st, int code, int err, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));

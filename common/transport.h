@@ -35,8 +35,8 @@ enum endpoint_kind {
 struct endpoint {
 	enum endpoint_kind kind;
 	char path[108]; /* unix and hybrid: sizeof(sun_path) */
-	uint32_t cid;   /* vsock */
-	uint32_t port;  /* vsock and hybrid */
+	uint32_t cid;	/* vsock */
+	uint32_t port;	/* vsock and hybrid */
 };
 
 /* Parse an endpoint string; errors are INVALID_ARGUMENT naming what is wrong. */

@@ -252,8 +252,8 @@ config_from_json(struct shim_config *cfg, json_t *root, const json_error_t *jerr
 }
 
 int
-config_parse(struct shim_config *cfg, const char *buf, size_t len, const char *src,
-    struct status *st)
+config_parse(
+    struct shim_config *cfg, const char *buf, size_t len, const char *src, struct status *st)
 {
 	cleanup_json json_t *root = NULL;
 	json_error_t jerr;

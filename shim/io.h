@@ -26,9 +26,9 @@
 
 struct io_spec {
 	const char *id;
-	const char *exec_id; /* "" for the init process */
-	bool terminal;       /* one output stream (stdout), no stderr */
-	const char *stdin_path;  /* "" or NULL: none */
+	const char *exec_id;	 /* "" for the init process */
+	bool terminal;		 /* one output stream (stdout), no stderr */
+	const char *stdin_path;	 /* "" or NULL: none */
 	const char *stdout_path; /* FIFO or regular file; "" or NULL: none */
 	const char *stderr_path;
 };
@@ -48,8 +48,8 @@ void io_prepared_streams(const struct io_prepared *p, bool *in, bool *out, bool 
 void io_prepared_free(struct io_prepared *p);
 
 /* Loop thread: takes ownership of p and starts bridging. */
-struct io_streams *io_start(struct event_base *base, struct io_prepared *p,
-    void (*on_output_done)(void *arg), void *arg);
+struct io_streams *io_start(
+    struct event_base *base, struct io_prepared *p, void (*on_output_done)(void *arg), void *arg);
 /*
  * CloseIO: stop reading the stdin FIFO after the bytes it holds right now (containerd closes
  * its writer, then calls CloseIO), send all of them, then the EOF frame. Nothing is dropped.

@@ -65,8 +65,8 @@ void config_defaults(struct shim_config *cfg);
 /* Load path over the defaults; a missing file is fine only when !must_exist. */
 int config_load(struct shim_config *cfg, const char *path, bool must_exist, struct status *st);
 /* The same from a document in memory; src names it in messages ("config PATH"). */
-int config_parse(struct shim_config *cfg, const char *buf, size_t len, const char *src,
-    struct status *st);
+int config_parse(
+    struct shim_config *cfg, const char *buf, size_t len, const char *src, struct status *st);
 /* Apply io.vmshim.* annotations of an OCI config.json object. */
 int config_apply_annotations(struct shim_config *cfg, json_t *annotations, struct status *st);
 /* Read bundle/config.json (if present) and apply its annotations. */

@@ -44,7 +44,8 @@ task_pids_ok(struct task_call *call, json_t *resp)
 	json_t *procs = json_object_get(resp, "processes");
 
 	task_call_finish(call, ST_OK, "",
-	    json_pack("{s:o}", "processes", json_is_array(procs) ? json_incref(procs) : json_array()));
+	    json_pack(
+		"{s:o}", "processes", json_is_array(procs) ? json_incref(procs) : json_array()));
 }
 
 void

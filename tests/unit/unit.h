@@ -39,8 +39,7 @@ unit_main(const char *suite_name, const struct unit_case *cases)
 	return failed ? 1 : 0;
 }
 
-static inline void __attribute__((noreturn))
-unit_skip(const char *why)
+static inline void __attribute__((noreturn)) unit_skip(const char *why)
 {
 	printf("SKIP: %s\n", why);
 	exit(77);
