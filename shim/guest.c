@@ -66,15 +66,22 @@ guest_ref(struct guest *g)
 	return g;
 }
 
-void
-guest_put(struct guest *g)
+/* Drop n references at once; the last one frees the link (its client and fd). */
+static void
+guest_put_n(struct guest *g, unsigned n)
 {
 	if (g == NULL)
 		return;
-	if (atomic_fetch_sub(&g->refs, 1) == 1) {
+	if (atomic_fetch_sub(&g->refs, n) == n) {
 		rpc_client_free(g->client);
 		free(g);
 	}
+}
+
+void
+guest_put(struct guest *g)
+{
+	guest_put_n(g, 1);
 }
 
 struct guest *
@@ -156,9 +163,8 @@ guest_link_down(struct guest *g, int code, const char *why)
 		was_cur = true;
 	}
 	pthread_mutex_unlock(&gs.lock);
-	if (was_cur)
-		guest_put(g);
-	guest_put(g); /* the read event's reference */
+	/* The read event's reference, and the published link's when it was current. */
+	guest_put_n(g, was_cur ? 2 : 1);
 	if (was_cur) {
 		char msg[STATUS_MSG_MAX];
 
