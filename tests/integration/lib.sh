@@ -108,7 +108,7 @@ write_config() {
 {
   ${1:-}
   "vm": {"vsock": "uds:$T/vm.sock", "connect_timeout_ms": ${CONNECT_TIMEOUT_MS:-2000}},
-  "seccomp": ${SECCOMP:-false},
+  "seccomp": ${SECCOMP:-true},
   "allowed_uids": [$(id -u)],
   "log_level": "debug"
 }
