@@ -9,6 +9,13 @@ SECCOMP=${SECCOMP:-true} # this test also runs the shim confined (SPEC 9)
 start_agent
 start_shim
 export VMSHIM_ADDRESS="unix://$T/shim.sock"
+# Confined once it answers (start-up loads the filter before serving), unless built without it.
+if grep -q '^#define ENABLE_SECCOMP 1' "$top_builddir/config.h"; then
+	sc=$(sed -n 's/^Seccomp:[[:space:]]*//p' "/proc/$SHIM_PID/status")
+	[ "$sc" = 2 ] && pass "the shim is confined: Seccomp: $sc" || fail "shim Seccomp: $sc, want 2"
+	grep -q 'seccomp on (allow-list' "$T/shim.log" && pass "the log says the filter is on" ||
+		fail "no 'seccomp on' log line"
+fi
 
 # expect_ctl WHAT STATUS PATTERN ARGS...: vmshimctl's exit status and output must match.
 expect_ctl() {
