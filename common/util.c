@@ -344,28 +344,7 @@ time_mono_ms(void)
 int
 fd_wait(int fd, short events, int64_t deadline_ms)
 {
-	struct pollfd pfd = {.fd = fd, .events = events};
-	int64_t left;
-	int r;
-
-	for (;;) {
-		if (deadline_ms < 0) {
-			left = -1;
-		} else {
-			left = deadline_ms - time_mono_ms();
-			if (left < 0)
-				left = 0;
-			if (left > INT_MAX)
-				left = INT_MAX;
-		}
-		r = poll(&pfd, 1, (int)left);
-		if (r > 0)
-			return 1;
-		if (r == 0)
-			return 0;
-		if (errno != EINTR)
-			return -errno;
-	}
+	return util_wait_wake(fd, events, -1, deadline_ms);
 }
 
 void
