@@ -102,6 +102,8 @@ void stream_close_input(struct stream *s);
 bool stream_detach_output(struct stream *s);
 /* Output: the pipe is open but not read because the socket is full (a slow reader). */
 bool stream_output_paused(const struct stream *s);
+/* Terminal under the oci runner: the pty master arrived (fd, a dup, passes in). */
+void stream_set_pty(struct stream *s, int fd);
 /* The process forgets the stream (deleted); the stream finishes on its own. */
 void stream_orphan(struct stream *s);
 void stream_close_all(void);
@@ -134,8 +136,11 @@ struct proc {
 	int parent_fd[STDIO_N];
 	/* The process's ends until the runner hands them over (-1 after). */
 	int child_fd[STDIO_N];
-	int pty_master; /* terminal: kept for ResizePty */
+	int pty_master; /* terminal: kept for ResizePty (oci: -1 until runc sent it) */
 	int pty_slave;
+	int pty_eof_pending; /* VEOFs owed to a master that has not arrived yet */
+	bool ws_pending;     /* a ResizePty waits for the master */
+	unsigned short ws_rows, ws_cols;
 
 	struct stream *streams[STDIO_N];
 	bool out_done[STDIO_N];
@@ -214,6 +219,12 @@ void proc_stream_activated(struct proc *p, enum stdio_kind k);
 void proc_grace_update(struct proc *p);
 /* Terminal: make the reader of the pty see end of input (VEOF; twice after a partial line). */
 void proc_pty_eof(struct proc *p, int master_fd, bool mid_line);
+/* The runner obtained the terminal's master (oci: from runc); ownership passes in. */
+void proc_set_pty_master(struct proc *p, int fd);
+/* ResizePty: set the window size now, or once the master arrives. */
+int proc_resize_pty(struct proc *p, uint32_t cols, uint32_t rows, struct status *st);
+/* A stdin that ended before the master arrived: VEOF (twice after a partial line) follows it. */
+void proc_pty_eof_later(struct proc *p, bool mid_line);
 /* An output stream finished (all bytes and EOF flushed, or failed and drained). */
 void proc_output_done(struct proc *p, enum stdio_kind k);
 /* The stream object goes away. */

@@ -637,7 +637,6 @@ control_close_stdin(struct rpc_conn *conn, uint32_t sid, uint8_t flags, json_t *
 static void
 control_resize(struct rpc_conn *conn, uint32_t sid, uint8_t flags, json_t *payload)
 {
-	struct winsize ws = {0};
 	uint32_t w = 0, h = 0;
 	struct container *c;
 	struct proc *p;
@@ -647,17 +646,14 @@ control_resize(struct rpc_conn *conn, uint32_t sid, uint8_t flags, json_t *paylo
 	    msg_get_u32(payload, "payload", "width", true, &w, &st) < 0 ||
 	    msg_get_u32(payload, "payload", "height", true, &h, &st) < 0)
 		goto fail;
-	if (!p->terminal || p->pty_master < 0) {
+	if (!p->terminal) {
 		status_set(&st, ST_FAILED_PRECONDITION, "container %s exec %s: no terminal", c->id,
 		    p->exec_id);
 		goto fail;
 	}
-	ws.ws_col = w > 65535 ? 65535 : (unsigned short)w;
-	ws.ws_row = h > 65535 ? 65535 : (unsigned short)h;
-	if (ioctl(p->pty_master, TIOCSWINSZ, &ws) < 0) {
-		status_errno(&st, ST_INTERNAL, errno, "TIOCSWINSZ");
+	/* Before the oci runner received the master, the size is applied on its arrival. */
+	if (proc_resize_pty(p, w, h, &st) < 0)
 		goto fail;
-	}
 	rpc_conn_respond(conn, sid, ST_OK, "", NULL);
 	return;
 fail:

@@ -31,6 +31,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
 #include <sys/wait.h>
@@ -258,7 +259,10 @@ proc_new(struct container *c, const char *exec_id, json_t *process, bool termina
 		p->parent_fd[k] = p->child_fd[k] = -1;
 		p->declared[k] = declared[k];
 	}
-	if (terminal) {
+	if (terminal && agent.runner == &runner_oci_ops) {
+		/* runc allocates the pty in the container: proc_set_pty_master() brings it. */
+		p->declared[STDIO_ERR] = false;
+	} else if (terminal) {
 		/* The pty merges stdout and stderr: there is no stderr stream. */
 		p->declared[STDIO_ERR] = false;
 		if (proc_open_pty(p, st) < 0)
@@ -421,7 +425,10 @@ proc_set_pid(struct proc *p, pid_t pid)
 	}
 }
 
-/* Hand a stream its end of the process's stdio (a dup of the pty master). */
+/*
+ * Hand a stream its end of the process's stdio (a dup of the pty master). A terminal whose
+ * master has not arrived yet (oci) gives -1: the stream waits for stream_set_pty().
+ */
 int
 proc_stream_attach(struct proc *p, enum stdio_kind k, struct stream *s, int *fd, struct status *st)
 {
@@ -430,6 +437,10 @@ proc_stream_attach(struct proc *p, enum stdio_kind k, struct stream *s, int *fd,
 		return status_set(st, ST_FAILED_PRECONDITION, "stream %d was not declared", k);
 	if (p->streams[k] != NULL || p->out_done[k])
 		return status_set(st, ST_ALREADY_EXISTS, "stream attached twice");
+	if (p->terminal && p->pty_master < 0) {
+		p->streams[k] = s;
+		return 0;
+	}
 	if (p->terminal) {
 		*fd = fcntl(p->pty_master, F_DUPFD_CLOEXEC, 3);
 		if (*fd < 0)
@@ -506,6 +517,61 @@ proc_stream_gone(struct proc *p, enum stdio_kind k, struct stream *s)
 }
 
 void
+proc_set_pty_master(struct proc *p, int fd)
+{
+	struct winsize ws = {0};
+	int k, d;
+
+	if (p->pty_master >= 0)
+		close(p->pty_master);
+	p->pty_master = fd;
+	fd_set_nonblock(fd, true);
+	if (p->ws_pending) {
+		p->ws_pending = false;
+		ws.ws_row = p->ws_rows;
+		ws.ws_col = p->ws_cols;
+		if (ioctl(fd, TIOCSWINSZ, &ws) < 0)
+			log_warn_id(p->c->id, p->exec_id, "pty: TIOCSWINSZ: %s", strerror(errno));
+	}
+	for (k = 0; k < STDIO_N; k++) {
+		if (p->streams[k] == NULL)
+			continue;
+		d = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+		if (d < 0)
+			log_warn_id(p->c->id, p->exec_id, "pty: dup: %s", strerror(errno));
+		stream_set_pty(p->streams[k], d);
+	}
+	if (p->pty_eof_pending > 0)
+		proc_pty_eof(p, fd, p->pty_eof_pending > 1);
+	p->pty_eof_pending = 0;
+}
+
+int
+proc_resize_pty(struct proc *p, uint32_t cols, uint32_t rows, struct status *st)
+{
+	struct winsize ws = {0};
+
+	ws.ws_col = cols > 65535 ? 65535 : (unsigned short)cols;
+	ws.ws_row = rows > 65535 ? 65535 : (unsigned short)rows;
+	if (p->pty_master < 0) {
+		p->ws_pending = true;
+		p->ws_rows = ws.ws_row;
+		p->ws_cols = ws.ws_col;
+		return 0;
+	}
+	if (ioctl(p->pty_master, TIOCSWINSZ, &ws) < 0)
+		return status_errno(st, ST_INTERNAL, errno, "TIOCSWINSZ");
+	return 0;
+}
+
+void
+proc_pty_eof_later(struct proc *p, bool mid_line)
+{
+	if (p->pty_eof_pending == 0)
+		p->pty_eof_pending = mid_line ? 2 : 1;
+}
+
+void
 proc_pty_eof(struct proc *p, int master_fd, bool mid_line)
 {
 	struct termios t;
@@ -533,9 +599,13 @@ proc_close_stdin(struct proc *p)
 	 * A pty has no stdin of its own to close: its reader learns of the end from VEOF. With a
 	 * declared stdin, the stream writes it when it closes its end (stream_close_pipe).
 	 */
-	if (p->terminal && !again && !p->declared[STDIO_IN] && p->pty_master >= 0 &&
-	    (proc_is_live(p) || p->state == PROC_CREATED))
-		proc_pty_eof(p, p->pty_master, false);
+	if (p->terminal && !again && !p->declared[STDIO_IN] &&
+	    (proc_is_live(p) || p->state == PROC_CREATED)) {
+		if (p->pty_master >= 0)
+			proc_pty_eof(p, p->pty_master, false);
+		else
+			proc_pty_eof_later(p, false);
+	}
 }
 
 void

@@ -14,8 +14,15 @@
  * read still reaches it. The agent is a child subreaper, so the container's processes are
  * reaped by proc.c like any other child.
  *
- * Not implemented: terminal mode (it needs --console-socket and receiving the pty master);
- * CreateContainer / ExecProcess with terminal:true fail with UNIMPLEMENTED.
+ * Terminal mode: runc allocates the pty inside the container and sends its master over a Unix
+ * socket (--console-socket STATE_DIR/<id>/console-N.sock) as one SCM_RIGHTS message. The
+ * listener is registered in the loop while `runc create` / `runc exec --detach --tty` runs:
+ * one connection is accepted (the listener is closed and its path removed then), one bounded
+ * message read with MSG_CMSG_CLOEXEC. When runc exits the socket is polled once more (what runc
+ * sent before exiting is queued there), and only a successful command hands the master to the
+ * process (proc_set_pty_master), where it serves exactly as the process runner's own pty
+ * master. The struct ro_call owns the listener, the accepted connection and the received fd
+ * until then; ro_call_free() closes whatever is left, on every path.
  */
 #include "config.h"
 
@@ -26,6 +33,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "agent.h"
@@ -53,9 +62,19 @@ struct ro_call {
 	char *log;	/* this command's own log file (removed when done) */
 	bool want_json; /* pass stdout as parsed JSON */
 	bool claim;	/* p is under a pid claim until the command is done */
+
+	/* --console-socket: listener, then the accepted connection, then the master. */
+	char *con_path;	      /* the listener's path (NULL once removed) */
+	int con_listen;	      /* -1 once closed */
+	int con_conn;	      /* the accepted connection (-1: none) */
+	struct event *con_ev; /* on con_listen, then on con_conn */
+	int con_master;	      /* the received pty master (-1: none yet) */
+	char con_err[256];    /* why no master came (a bad message), "" if none */
 };
 
 static unsigned ro_log_seq;
+
+static void ro_console_cb(evutil_socket_t fd, short what, void *arg);
 
 /* The runtime's --root: STATE_DIR/runc (caller frees). */
 static char *
@@ -109,10 +128,139 @@ ro_error(struct ro_call *k, int wstatus, const char *output, struct status *st)
 	    proc_wait_status(wstatus), msg);
 }
 
+/* Close the console listener (and remove its path) and the accepted connection. */
+static void
+ro_console_close(struct ro_call *k)
+{
+	if (k->con_ev != NULL)
+		event_free(k->con_ev);
+	k->con_ev = NULL;
+	if (k->con_listen >= 0)
+		close(k->con_listen);
+	k->con_listen = -1;
+	if (k->con_path != NULL)
+		unlink(k->con_path);
+	free(k->con_path);
+	k->con_path = NULL;
+	if (k->con_conn >= 0)
+		close(k->con_conn);
+	k->con_conn = -1;
+}
+
+/* Read runc's one message: exactly one SCM_RIGHTS fd. 0 when finished, 1 to wait for more. */
+static int
+ro_console_recv(struct ro_call *k)
+{
+	union {
+		struct cmsghdr h;
+		char buf[CMSG_SPACE(4 * sizeof(int))];
+	} ctl;
+	char data[512]; /* runc sends the pty's name as the payload */
+	struct iovec iov = {data, sizeof data};
+	struct msghdr m = {0};
+	struct cmsghdr *cm;
+	int fds[16], nfds = 0, i, n1;
+	ssize_t n;
+
+	m.msg_iov = &iov;
+	m.msg_iovlen = 1;
+	m.msg_control = ctl.buf;
+	m.msg_controllen = sizeof ctl.buf;
+	do {
+		n = recvmsg(k->con_conn, &m, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
+	} while (n < 0 && errno == EINTR);
+	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+		return 1;
+	if (n < 0) {
+		snprintf(
+		    k->con_err, sizeof k->con_err, "console socket: recvmsg: %s", strerror(errno));
+		return 0;
+	}
+	for (cm = CMSG_FIRSTHDR(&m); cm != NULL; cm = CMSG_NXTHDR(&m, cm)) {
+		if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS)
+			continue;
+		n1 = (int)((cm->cmsg_len - CMSG_LEN(0)) / sizeof(int));
+		for (i = 0; i < n1 && nfds < (int)ARRAY_SIZE(fds); i++)
+			memcpy(&fds[nfds++], CMSG_DATA(cm) + i * sizeof(int), sizeof(int));
+	}
+	if (nfds == 1 && !(m.msg_flags & MSG_CTRUNC)) {
+		k->con_master = fds[0];
+		return 0;
+	}
+	for (i = 0; i < nfds; i++)
+		close(fds[i]);
+	if (n == 0 && nfds == 0)
+		snprintf(k->con_err, sizeof k->con_err,
+		    "console socket: closed without sending the terminal");
+	else
+		snprintf(k->con_err, sizeof k->con_err,
+		    "console socket: a message with %d descriptor(s)%s, expected exactly 1", nfds,
+		    (m.msg_flags & MSG_CTRUNC) ? " (truncated)" : "");
+	return 0;
+}
+
+/*
+ * Make progress on the console socket without blocking: accept runc's connection (then the
+ * listener goes), read its message (then the connection goes). Returns 1 while still waiting.
+ */
+static int
+ro_console_step(struct ro_call *k)
+{
+	int fd;
+
+	if (k->con_conn < 0) {
+		if (k->con_listen < 0)
+			return 0;
+		fd = accept4(k->con_listen, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+		if (fd < 0)
+			return 1; /* EAGAIN (or a connection that went away): keep listening */
+		ro_console_close(k);
+		k->con_conn = fd;
+		k->con_ev = event_new(agent.base, fd, EV_READ | EV_PERSIST, ro_console_cb, k);
+		event_add(k->con_ev, NULL);
+	}
+	if (ro_console_recv(k) != 0)
+		return 1;
+	ro_console_close(k);
+	return 0;
+}
+
+/* The console listener or connection is readable. */
+static void
+ro_console_cb(evutil_socket_t fd, short what, void *arg)
+{
+	ro_console_step(arg);
+}
+
+/* Listen on a fresh console socket for this command; -1 with *st. */
+static int
+ro_console_open(struct ro_call *k, const char *dir, struct status *st)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+
+	xasprintf(&k->con_path, "%s/console-%u.sock", dir, ro_log_seq);
+	if (strlen(k->con_path) >= sizeof sa.sun_path)
+		return status_set(st, ST_INTERNAL, "console socket path too long: %s", k->con_path);
+	memcpy(sa.sun_path, k->con_path, strlen(k->con_path) + 1);
+	unlink(k->con_path);
+	k->con_listen = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (k->con_listen < 0)
+		return status_errno(st, ST_INTERNAL, errno, "console socket");
+	if (bind(k->con_listen, (struct sockaddr *)&sa, sizeof sa) < 0 ||
+	    listen(k->con_listen, 1) < 0)
+		return status_errno(st, ST_INTERNAL, errno, "console socket %s", k->con_path);
+	k->con_ev = event_new(agent.base, k->con_listen, EV_READ | EV_PERSIST, ro_console_cb, k);
+	event_add(k->con_ev, NULL);
+	return 0;
+}
+
 /* Free a finished command: its claim ends, its log goes. */
 static void
 ro_call_free(struct ro_call *k)
 {
+	ro_console_close(k);
+	if (k->con_master >= 0)
+		close(k->con_master);
 	if (k->p != NULL) {
 		if (k->claim)
 			proc_claim_end(k->p);
@@ -143,6 +291,18 @@ ro_call_done(int wstatus, const char *output, size_t len, void *arg)
 		goto out;
 	}
 	status_clear(&st);
+	/* runc has exited: whatever it sent is queued on the socket by now. */
+	if (k->con_path != NULL || k->con_conn >= 0 || k->con_listen >= 0) {
+		if (ro_console_step(k) != 0 && k->con_master < 0)
+			snprintf(k->con_err, sizeof k->con_err,
+			    "no terminal descriptor arrived on the console socket before "
+			    "it exited");
+		ro_console_close(k);
+	}
+	if (k->con_err[0] != '\0') {
+		status_set(&st, ST_INTERNAL, "%s %s: %s", agent.runtime, k->what, k->con_err);
+		goto out;
+	}
 	if (k->pid_file != NULL) {
 		fd = open(k->pid_file, O_RDONLY | O_CLOEXEC);
 		n = fd >= 0 ? read(fd, buf, sizeof buf - 1) : -1;
@@ -155,6 +315,8 @@ ro_call_done(int wstatus, const char *output, size_t len, void *arg)
 			    k->pid_file);
 			goto out;
 		}
+		if (k->p != NULL && k->con_master >= 0)
+			proc_set_pty_master(k->p, steal_fd(&k->con_master));
 		if (k->p != NULL)
 			proc_set_pid(k->p, (pid_t)pid);
 	}
@@ -172,10 +334,13 @@ out:
 	ro_call_free(k);
 }
 
-/* Run `runtime --root R --log L --log-format json args...` with stdio fds (or NULL). */
+/*
+ * Run `runtime --root R --log L --log-format json args...` with stdio fds (or NULL); with
+ * console, `--console-socket PATH` follows args[0] (the subcommand) and the master is received.
+ */
 static void
 ro_run(struct container *c, struct proc *p, const char *what, const char *const *args,
-    const int fds[3], char *pid_file, bool want_json, runner_cb done, void *arg)
+    const int fds[3], char *pid_file, bool want_json, bool console, runner_cb done, void *arg)
 {
 	struct ro_container *rc = c->runner_data;
 	cleanup_free char *root = ro_root();
@@ -195,8 +360,14 @@ ro_run(struct container *c, struct proc *p, const char *what, const char *const 
 	k->arg = arg;
 	k->pid_file = pid_file;
 	k->want_json = want_json;
+	k->con_listen = k->con_conn = k->con_master = -1;
 	xasprintf(&k->log, "%s/log-%u.json", rc->dir, ++ro_log_seq);
 	unlink(k->log);
+	if (console && ro_console_open(k, rc->dir, &st) < 0) {
+		done(&st, NULL, arg);
+		ro_call_free(k);
+		return;
+	}
 	/* The process's pid arrives in the pid file: an early exit is kept for it meanwhile. */
 	if (p != NULL && pid_file != NULL) {
 		k->claim = true;
@@ -209,6 +380,11 @@ ro_run(struct container *c, struct proc *p, const char *what, const char *const 
 	argv[n++] = k->log;
 	argv[n++] = "--log-format";
 	argv[n++] = "json";
+	if (console) {
+		argv[n++] = *args++;
+		argv[n++] = "--console-socket";
+		argv[n++] = k->con_path;
+	}
 	while (*args != NULL && n < ARRAY_SIZE(argv) - 1)
 		argv[n++] = *args++;
 	argv[n] = NULL;
@@ -245,12 +421,6 @@ ro_create(struct container *c, json_t *spec, runner_cb done, void *arg)
 	c->runner_data = rc;
 	xasprintf(&rc->dir, "%s/%s", agent.state_dir, c->id);
 	xasprintf(&rc->bundle, "%s/bundle", rc->dir);
-	if (p->terminal) {
-		runner_fail(done, arg, ST_UNIMPLEMENTED,
-		    "terminal is not implemented by the oci "
-		    "runner");
-		return;
-	}
 	nftw(rc->dir, ro_rm_cb, 16, FTW_DEPTH | FTW_PHYS);
 	if (mkdir_p(rc->bundle, 0700) < 0) {
 		runner_fail(done, arg, ST_INTERNAL, "mkdir %s: %s", rc->bundle, strerror(errno));
@@ -258,7 +428,7 @@ ro_create(struct container *c, json_t *spec, runner_cb done, void *arg)
 	}
 	copy = json_deep_copy(spec);
 	process = json_object_get(copy, "process");
-	json_object_set_new(process, "terminal", json_false());
+	json_object_set_new(process, "terminal", json_boolean(p->terminal));
 	root = json_object_get(copy, "root");
 	if (!json_is_object(root)) {
 		root = json_object();
@@ -291,7 +461,8 @@ ro_create(struct container *c, json_t *spec, runner_cb done, void *arg)
 	args[4] = pid_file;
 	args[5] = c->id;
 	args[6] = NULL;
-	ro_run(c, p, "create", args, p->child_fd, pid_file, false, done, arg);
+	ro_run(c, p, "create", args, p->terminal ? NULL : p->child_fd, pid_file, false, p->terminal,
+	    done, arg);
 	/* runc (and then the container) holds the child ends now. */
 	proc_close_child_fds(p);
 }
@@ -307,24 +478,19 @@ ro_start(struct proc *p, runner_cb done, void *arg)
 	char *pid_file;
 	struct status st;
 	json_t *process;
+	size_t n;
 
 	if (p == c->init) {
 		args[0] = "start";
 		args[1] = c->id;
 		args[2] = NULL;
-		ro_run(c, p, "start", args, NULL, NULL, false, done, arg);
-		return;
-	}
-	if (p->terminal) {
-		runner_fail(done, arg, ST_UNIMPLEMENTED,
-		    "terminal is not implemented by the oci "
-		    "runner");
+		ro_run(c, p, "start", args, NULL, NULL, false, false, done, arg);
 		return;
 	}
 	xasprintf(&pfile, "%s/exec-%s.json", rc->dir, p->exec_id);
 	xasprintf(&pid_file, "%s/exec-%s.pid", rc->dir, p->exec_id);
 	process = json_deep_copy(p->process);
-	json_object_set_new(process, "terminal", json_false());
+	json_object_set_new(process, "terminal", json_boolean(p->terminal));
 	if (ro_write_json(pfile, process, &st) < 0) {
 		json_decref(process);
 		free(pid_file);
@@ -332,15 +498,19 @@ ro_start(struct proc *p, runner_cb done, void *arg)
 		return;
 	}
 	json_decref(process);
-	args[0] = "exec";
-	args[1] = "--detach";
-	args[2] = "--pid-file";
-	args[3] = pid_file;
-	args[4] = "--process";
-	args[5] = pfile;
-	args[6] = c->id;
-	args[7] = NULL;
-	ro_run(c, p, "exec", args, p->child_fd, pid_file, false, done, arg);
+	n = 0;
+	args[n++] = "exec";
+	args[n++] = "--detach";
+	if (p->terminal)
+		args[n++] = "--tty";
+	args[n++] = "--pid-file";
+	args[n++] = pid_file;
+	args[n++] = "--process";
+	args[n++] = pfile;
+	args[n++] = c->id;
+	args[n] = NULL;
+	ro_run(c, p, "exec", args, p->terminal ? NULL : p->child_fd, pid_file, false, p->terminal,
+	    done, arg);
 	proc_close_child_fds(p);
 }
 
@@ -366,7 +536,7 @@ ro_signal(struct proc *p, int sig, bool all, runner_cb done, void *arg)
 	args[2] = p->c->id;
 	args[3] = signame;
 	args[4] = NULL;
-	ro_run(p->c, p, "kill", args, NULL, NULL, false, done, arg);
+	ro_run(p->c, p, "kill", args, NULL, NULL, false, false, done, arg);
 }
 
 static void
@@ -374,7 +544,7 @@ ro_pause(struct container *c, bool pause, runner_cb done, void *arg)
 {
 	const char *args[3] = {pause ? "pause" : "resume", c->id, NULL};
 
-	ro_run(c, NULL, args[0], args, NULL, NULL, false, done, arg);
+	ro_run(c, NULL, args[0], args, NULL, NULL, false, false, done, arg);
 }
 
 /* `update --resources FILE`. */
@@ -396,7 +566,7 @@ ro_update(struct container *c, json_t *resources, runner_cb done, void *arg)
 	args[2] = file;
 	args[3] = c->id;
 	args[4] = NULL;
-	ro_run(c, NULL, "update", args, NULL, NULL, false, done, arg);
+	ro_run(c, NULL, "update", args, NULL, NULL, false, false, done, arg);
 }
 
 static void
@@ -404,7 +574,7 @@ ro_pids(struct container *c, runner_cb done, void *arg)
 {
 	const char *args[5] = {"ps", "--format", "json", c->id, NULL};
 
-	ro_run(c, NULL, "ps", args, NULL, NULL, true, done, arg);
+	ro_run(c, NULL, "ps", args, NULL, NULL, true, false, done, arg);
 }
 
 /* `runc delete --force` finished: a failure is logged, the container goes anyway. */
@@ -441,7 +611,7 @@ ro_remove(struct container *c, runner_cb done, void *arg)
 	container_ref(c);
 	k->done = done;
 	k->arg = arg;
-	ro_run(c, NULL, "delete", args, NULL, NULL, false, ro_remove_done, k);
+	ro_run(c, NULL, "delete", args, NULL, NULL, false, false, ro_remove_done, k);
 }
 
 /* Free the per-container paths. */

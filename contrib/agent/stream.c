@@ -77,6 +77,7 @@ struct stream {
 	bool input_close;	  /* stdin: close the pipe once pending drained */
 	bool discard;		  /* stdin: the process closed its stdin; drop data */
 	int last_in;		  /* stdin: the last byte given to the pipe (-1: none) */
+	bool pty_wait; /* terminal (oci): no pty master yet, stream_set_pty() brings it */
 
 	bool eof_sent; /* our EOF frame is queued */
 	bool eof_recv;
@@ -160,6 +161,14 @@ stream_close_pipe(struct stream *s)
 	if (s->pipe_closed)
 		return;
 	s->pipe_closed = true;
+	if (s->pty_wait) {
+		/* No master yet: the process owes the VEOF to the master when it arrives. */
+		s->pty_wait = false;
+		if (s->phase == STREAM_ACTIVE && s->kind == STDIO_IN && !s->orphaned &&
+		    !s->discard && (proc_is_live(s->p) || s->p->state == PROC_CREATED))
+			proc_pty_eof_later(s->p, s->last_in >= 0 && s->last_in != '\n');
+		return;
+	}
 	if (s->phase == STREAM_ACTIVE && s->kind == STDIO_IN && !s->orphaned && s->p->terminal &&
 	    !s->discard && s->pipe_fd >= 0 && (proc_is_live(s->p) || s->p->state == PROC_CREATED))
 		proc_pty_eof(s->p, s->pipe_fd, s->last_in >= 0 && s->last_in != '\n');
@@ -371,6 +380,12 @@ stream_pipe_write(struct stream *s, const uint8_t *data, size_t len)
 		return true;
 	if (len > 0)
 		s->last_in = data[len - 1];
+	if (s->pty_wait) {
+		/* Parked until the master arrives (the socket stops being read meanwhile). */
+		if (len > 0)
+			evbuffer_add(s->pending, data, len);
+		return len == 0;
+	}
 	while (len > 0 && evbuffer_get_length(s->pending) == 0) {
 		n = write(s->pipe_fd, data, len);
 		if (n > 0) {
@@ -530,14 +545,17 @@ stream_hello(struct stream *s)
 	s->exec_id = xstrdup(exec_id);
 	s->pipe_fd = fd;
 	s->phase = STREAM_ACTIVE;
+	s->pty_wait = fd < 0 && p->terminal;
 	evtimer_del(s->timer);
-	log_debug_id(s->id, s->exec_id, "%s stream attached", name);
+	log_debug_id(s->id, s->exec_id, "%s stream attached%s", name,
+	    s->pty_wait ? " (waiting for the pty)" : "");
 	if (k == STDIO_IN) {
 		s->pending = evbuffer_new();
-		s->pipe_ev =
-		    event_new(agent.base, fd, EV_WRITE | EV_PERSIST, stream_pipe_write_cb, s);
+		if (!s->pty_wait)
+			s->pipe_ev = event_new(
+			    agent.base, fd, EV_WRITE | EV_PERSIST, stream_pipe_write_cb, s);
 		bufferevent_setwatermark(s->bev, EV_READ, 0, AGENT_STREAM_PENDING);
-	} else {
+	} else if (!s->pty_wait) {
 		s->pipe_ev =
 		    event_new(agent.base, fd, EV_READ | EV_PERSIST, stream_pipe_read_cb, s);
 		event_add(s->pipe_ev, NULL);
@@ -665,11 +683,48 @@ stream_detach_output(struct stream *s)
 	if (s->kind == STDIO_IN || s->pipe_closed)
 		return false;
 	/* Bytes already in the pipe are output too: take them before closing it. */
-	stream_pipe_pump(s, false);
+	if (!s->pty_wait)
+		stream_pipe_pump(s, false);
 	stream_close_pipe(s);
 	stream_send_eof(s);
 	stream_check(s);
 	return true;
+}
+
+/*
+ * The pty master arrived: a waiting stream starts using it (stdin flushes what it parked);
+ * a stream that finished meanwhile, or no fd (-1: the dup failed), ends the pipe side.
+ */
+void
+stream_set_pty(struct stream *s, int fd)
+{
+	if (!s->pty_wait || s->pipe_closed) {
+		if (fd >= 0)
+			close(fd);
+		return;
+	}
+	s->pty_wait = false;
+	if (fd < 0) {
+		s->discard = true;
+		if (s->pending != NULL)
+			evbuffer_drain(s->pending, evbuffer_get_length(s->pending));
+		s->pipe_closed = true;
+		stream_send_eof(s);
+		stream_check(s);
+		return;
+	}
+	s->pipe_fd = fd;
+	if (s->kind == STDIO_IN) {
+		s->pipe_ev =
+		    event_new(agent.base, fd, EV_WRITE | EV_PERSIST, stream_pipe_write_cb, s);
+		if (evbuffer_get_length(s->pending) > 0)
+			event_add(s->pipe_ev, NULL);
+		else
+			stream_input_maybe_close(s);
+		return;
+	}
+	s->pipe_ev = event_new(agent.base, fd, EV_READ | EV_PERSIST, stream_pipe_read_cb, s);
+	event_add(s->pipe_ev, NULL);
 }
 
 /* The process was removed: the stream finishes on its own. */
@@ -677,8 +732,17 @@ void
 stream_orphan(struct stream *s)
 {
 	s->orphaned = true;
-	if (s->kind == STDIO_IN)
+	if (s->kind == STDIO_IN) {
+		/* Parked input for a master that will never come goes nowhere. */
+		if (s->pty_wait && s->pending != NULL)
+			evbuffer_drain(s->pending, evbuffer_get_length(s->pending));
 		stream_close_input(s);
+	} else if (s->pty_wait) {
+		/* The master never came: there is no output to wait for. */
+		stream_close_pipe(s);
+		stream_send_eof(s);
+		stream_check(s);
+	}
 }
 
 /* Shutdown: close every stream at once. */

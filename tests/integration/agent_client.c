@@ -14,6 +14,8 @@
  *   many SOCK N               N concurrent processes on one control connection
  *   bigframe SOCK             a stdin frame of 10 MiB + 1 fails the stream; the agent lives
  *   oci SOCK BUNDLE           runc bundle: create, start, exec, pids, stats, kill, delete
+ *   ociterm SOCK BUNDLE       runc bundle with terminals: init and exec see the ResizePty size
+ *                             and their stdin, CloseStdin ends the init's terminal input
  *   overlap SOCK 0|1          MountDisk/CreateContainer spans; 1: the agent runs with
  *                             --test-bringup-overlap and must drop the connection
  *
@@ -829,6 +831,11 @@ cmd_oci(const char *bundle)
 		die("CreateContainer: no pid");
 	json_decref(resp);
 	printf("ok   create: pid %lld\n", (long long)pid);
+	if (cl_call_code(c, "ResizePty",
+		json_pack("{s:s, s:i, s:i}", "id", "oci1", "width", 80, "height", 24),
+		&st) != ST_FAILED_PRECONDITION)
+		die("ResizePty without a terminal: not FAILED_PRECONDITION");
+	printf("ok   ResizePty without a terminal: FAILED_PRECONDITION (%s)\n", st.msg);
 	if (pipe2(fds, O_CLOEXEC) < 0)
 		die("pipe");
 	oj.sock = cl_stream("oci1", "", "stdout");
@@ -893,6 +900,119 @@ cmd_oci(const char *bundle)
 	printf("ok   kill: exit status 137\n");
 	json_decref(cl_call(c, "DeleteProcess", json_pack("{s:s}", "id", "oci1")));
 	printf("ok   delete\n");
+	rpc_client_free(c);
+	return 0;
+}
+
+/* Read the pipe into buf (NUL-terminated) until it holds want; die after timeout_s. */
+static void
+oci_read_until(int fd, char *buf, size_t size, const char *want, int timeout_s)
+{
+	int64_t deadline = time_mono_ms() + timeout_s * 1000;
+	size_t len = strlen(buf);
+	struct pollfd pfd = {fd, POLLIN, 0};
+	ssize_t n;
+
+	while (strstr(buf, want) == NULL) {
+		if (time_mono_ms() > deadline || len + 1 >= size)
+			die("terminal output has no \"%s\": \"%s\"", want, buf);
+		if (poll(&pfd, 1, 100) <= 0)
+			continue;
+		n = read(fd, buf + len, size - 1 - len);
+		if (n <= 0)
+			die("terminal output ended without \"%s\": \"%s\"", want, buf);
+		len += (size_t)n;
+		buf[len] = '\0';
+	}
+}
+
+/*
+ * Terminals under runc: the init (sized by ResizePty after create) and an exec (sized, and
+ * fed its line, before its start: both wait for the master runc sends) print `stty size` and
+ * the line they read; CloseStdin then ends the init's `read` with VEOF.
+ */
+static int
+cmd_ociterm(const char *bundle)
+{
+	struct rpc_client *c = cl_control(true);
+	char *args[] = {"sh", "-c", "read x; stty size; echo got:$x"};
+	struct out_job oj = {0}, ej = {0};
+	char out[8192] = "", eout[8192] = "";
+	int fds[2], efds[2], in, ein;
+	pthread_t t, te;
+	json_t *resp, *spec;
+	struct status st;
+	int64_t pid = 0;
+
+	spec = oci_spec(bundle, "stty size; read x; echo got:$x; read y; echo end");
+	json_object_set_new(json_object_get(spec, "process"), "terminal", json_true());
+	resp = cl_call(c, "CreateContainer",
+	    json_pack("{s:s, s:s, s:o, s:b, s:b, s:b}", "id", "ocit", "bundle", bundle, "spec",
+		spec, "terminal", 1, "stdin", 1, "stdout", 1));
+	if (msg_get_i64(resp, "response", "pid", true, &pid, &st) < 0 || pid <= 0)
+		die("CreateContainer (terminal): no pid");
+	json_decref(resp);
+	if (pipe2(fds, O_CLOEXEC) < 0 || pipe2(efds, O_CLOEXEC) < 0)
+		die("pipe");
+	oj.sock = cl_stream("ocit", "", "stdout");
+	oj.cid = oj.id = "ocit";
+	oj.out_fd = fds[1];
+	pthread_create(&t, NULL, cl_out_thread, &oj);
+	in = cl_stream("ocit", "", "stdin");
+	json_decref(cl_call(c, "ResizePty",
+	    json_pack("{s:s, s:i, s:i}", "id", "ocit", "width", 100, "height", 40)));
+	json_decref(cl_call(c, "StartProcess", json_pack("{s:s}", "id", "ocit")));
+	oci_read_until(fds[0], out, sizeof out, "40 100", 10);
+	if (stream_write_frames(in, "hello\n", 6) < 0)
+		die("stdin: %s", strerror(errno));
+	oci_read_until(fds[0], out, sizeof out, "got:hello", 10);
+	printf("ok   terminal init: stty size 40 100, read \"hello\"\n");
+
+	json_decref(cl_call(c, "ExecProcess",
+	    json_pack("{s:s, s:s, s:o, s:b, s:b, s:b}", "id", "ocit", "exec_id", "t1", "process",
+		cl_process(args, 3), "terminal", 1, "stdin", 1, "stdout", 1)));
+	ej.sock = cl_stream("ocit", "t1", "stdout");
+	ej.cid = "ocit";
+	ej.id = "t1";
+	ej.out_fd = efds[1];
+	pthread_create(&te, NULL, cl_out_thread, &ej);
+	ein = cl_stream("ocit", "t1", "stdin");
+	json_decref(cl_call(c, "ResizePty",
+	    json_pack(
+		"{s:s, s:s, s:i, s:i}", "id", "ocit", "exec_id", "t1", "width", 90, "height", 30)));
+	if (stream_write_frames(ein, "hi2\n", 4) < 0)
+		die("exec stdin: %s", strerror(errno));
+	json_decref(
+	    cl_call(c, "StartProcess", json_pack("{s:s, s:s}", "id", "ocit", "exec_id", "t1")));
+	if (cl_wait_exit("ocit", "t1", 30) != 0)
+		die("terminal exec: exit status");
+	pthread_join(te, NULL);
+	oci_read_until(efds[0], eout, sizeof eout, "30 90", 5);
+	oci_read_until(efds[0], eout, sizeof eout, "got:hi2", 5);
+	if (stream_write_frames(ein, NULL, 0) < 0)
+		die("exec stdin EOF: %s", strerror(errno));
+	close(ein);
+	close(ej.sock);
+	json_decref(
+	    cl_call(c, "DeleteProcess", json_pack("{s:s, s:s}", "id", "ocit", "exec_id", "t1")));
+	printf(
+	    "ok   terminal exec: sized and fed before its start: stty size 30 90, read \"hi2\"\n");
+
+	json_decref(cl_call(c, "CloseStdin", json_pack("{s:s}", "id", "ocit")));
+	if (cl_wait_exit("ocit", "ocit", 30) != 0)
+		die("terminal init: exit status after CloseStdin");
+	pthread_join(t, NULL);
+	oci_read_until(fds[0], out, sizeof out, "end", 5);
+	printf("ok   terminal init: CloseStdin ended its read, exit status 0\n");
+	if (stream_write_frames(in, NULL, 0) < 0)
+		die("stdin EOF: %s", strerror(errno));
+	close(in);
+	close(oj.sock);
+	json_decref(cl_call(c, "DeleteProcess", json_pack("{s:s}", "id", "ocit")));
+	close(fds[0]);
+	close(fds[1]);
+	close(efds[0]);
+	close(efds[1]);
 	rpc_client_free(c);
 	return 0;
 }
@@ -1527,7 +1647,8 @@ main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	if (argc < 3) {
 		fprintf(stderr,
-		    "usage: agent_client (handshake|ping|run|many|bigframe|oci|overlap|slowread|"
+		    "usage: agent_client "
+		    "(handshake|ping|run|many|bigframe|oci|ociterm|overlap|slowread|"
 		    "slowkill|pidreuse|lifecycle|closingsub|ptyeof|usercheck) SOCK ...\n");
 		return 2;
 	}
@@ -1554,6 +1675,8 @@ main(int argc, char **argv)
 		return cmd_overlap(strcmp(argv[3], "1") == 0);
 	if (strcmp(argv[1], "oci") == 0 && argc > 3)
 		return cmd_oci(argv[3]);
+	if (strcmp(argv[1], "ociterm") == 0 && argc > 3)
+		return cmd_ociterm(argv[3]);
 	if (strcmp(argv[1], "slowread") == 0 && argc > 4)
 		return cmd_slowread(atol(argv[3]), atoi(argv[4]));
 	if (strcmp(argv[1], "slowkill") == 0 && argc > 3)

@@ -1,6 +1,6 @@
 #!/bin/sh
 # agent_oci.sh: the oci runner with runc on a busybox bundle: create, start, exec, pids, stats,
-# kill, delete.
+# kill, delete; terminals (--console-socket): stty size after ResizePty, stdin, CloseStdin.
 . "$(dirname "$0")/agent_lib.sh"
 
 RUNC=$(command -v runc || true)
@@ -15,7 +15,7 @@ file -L "$BUSYBOX" 2>/dev/null | grep -q 'statically linked' || \
 B="$TMP/bundle"
 mkdir -p "$B/rootfs/bin"
 cp "$BUSYBOX" "$B/rootfs/bin/busybox"
-for a in sh echo cat sleep true ls; do ln -s busybox "$B/rootfs/bin/$a"; done
+for a in sh echo cat sleep true ls stty; do ln -s busybox "$B/rootfs/bin/$a"; done
 (cd "$B" && "$RUNC" spec)
 # Can runc run a container in this sandbox at all? (a probe bundle sharing the rootfs)
 P="$TMP/probe"
@@ -30,6 +30,13 @@ fi
 
 agent_start --runtime "$RUNC" --state-dir "$TMP/state"
 check "$CLIENT" oci "$SOCK" "$B"
+check "$CLIENT" ociterm "$SOCK" "$B"
+# Every terminal is deleted: no pty master and no console socket is left in the agent.
+ptys=$(ls -l "/proc/$AGENT_PID/fd" | grep -c ptmx || true)
+[ "$ptys" = 0 ] || { echo "FAIL: the agent still holds $ptys pty master(s)"; exit 1; }
+socks=$(find "$TMP/state" -name 'console-*.sock' | wc -l)
+[ "$socks" = 0 ] || { echo "FAIL: $socks console socket(s) left in the state dir"; exit 1; }
+echo "ok   no pty master or console socket left behind"
 z=$(agent_zombies)
 [ -z "$z" ] || { echo "FAIL: zombie children of the agent: $z"; exit 1; }
 agent_stop
