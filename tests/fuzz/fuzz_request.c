@@ -8,7 +8,8 @@
  * bytes decoding to the same envelope. Then, since the handlers read their fields through
  * the typed accessors, the payload is walked with each Task method's field table below,
  * whatever method the request names: one input thus covers every method's field decoding.
- * The tables mirror SPEC 4's payload column and the types the shim's handlers ask for.
+ * The tables mirror SPEC 4's payload column and the types the shim's handlers ask for; the
+ * guest agent's methods (docs/PROTOCOL.md) get their own tables, walked the same way.
  * The decoded envelope is owned here and cleared before returning.
  */
 #include "config.h"
@@ -156,6 +157,73 @@ static const struct {
     {"Shutdown", shutdown_fields},
 };
 
+/*
+ * The guest agent's methods (service vmshim.agent.v1.Agent, docs/PROTOCOL.md section 2): the
+ * same envelope and accessors carry them, so they are walked the same way. The types are the
+ * ones contrib/agent/control.c and runner-process.c ask for.
+ */
+static const struct fuzz_field agent_create_fields[] = {
+    {"id", FF_STRING, true, NULL},
+    {"bundle", FF_STRING, false, NULL},
+    {"spec", FF_OBJECT, true, NULL},
+    {"rootfs_mount", FF_STRING, false, NULL},
+    {"terminal", FF_BOOL, false, NULL},
+    {"stdin", FF_BOOL, false, NULL},
+    {"stdout", FF_BOOL, false, NULL},
+    {"stderr", FF_BOOL, false, NULL},
+    {NULL, 0, false, NULL},
+};
+static const struct fuzz_field agent_exec_fields[] = {
+    {"id", FF_STRING, true, NULL},
+    {"exec_id", FF_STRING, true, NULL},
+    {"process", FF_TABLE, true, process_fields},
+    {"terminal", FF_BOOL, false, NULL},
+    {"stdin", FF_BOOL, false, NULL},
+    {"stdout", FF_BOOL, false, NULL},
+    {"stderr", FF_BOOL, false, NULL},
+    {NULL, 0, false, NULL},
+};
+static const struct fuzz_field agent_update_fields[] = {
+    {"id", FF_STRING, true, NULL},
+    {"resources", FF_OBJECT, true, NULL},
+    {NULL, 0, false, NULL},
+};
+static const struct fuzz_field agent_mount_fields[] = {
+    {"id", FF_STRING, true, NULL},
+    {"serial", FF_STRING, true, NULL},
+    {"target", FF_STRING, true, NULL},
+    {"fstype", FF_STRING, false, NULL},
+    {"options", FF_STRINGS, false, NULL},
+    {NULL, 0, false, NULL},
+};
+static const struct fuzz_field agent_unmount_fields[] = {
+    {"id", FF_STRING, true, NULL},
+    {"target", FF_STRING, true, NULL},
+    {NULL, 0, false, NULL},
+};
+
+static const struct {
+	const char *method;
+	const struct fuzz_field *fields;
+} agent_methods[] = {
+    {"Ping", connect_fields},
+    {"CreateContainer", agent_create_fields},
+    {"StartProcess", id_exec_fields},
+    {"ExecProcess", agent_exec_fields},
+    {"SignalProcess", kill_fields},
+    {"CloseStdin", id_exec_fields},
+    {"ResizePty", resize_fields},
+    {"PauseContainer", id_fields},
+    {"ResumeContainer", id_fields},
+    {"UpdateContainer", agent_update_fields},
+    {"Stats", id_fields},
+    {"Pids", id_fields},
+    {"DeleteProcess", id_exec_fields},
+    {"ProcessState", id_exec_fields},
+    {"MountDisk", agent_mount_fields},
+    {"UnmountDisk", agent_unmount_fields},
+};
+
 /* The decoded request must re-encode to bytes that decode to the same request. */
 static void
 request_check_roundtrip(const struct msg_request *r)
@@ -200,6 +268,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	request_check_roundtrip(&r);
 	for (i = 0; i < ARRAY_SIZE(request_methods); i++)
 		fuzz_fields_walk(r.payload, "payload", request_methods[i].fields);
+	for (i = 0; i < ARRAY_SIZE(agent_methods); i++)
+		fuzz_fields_walk(r.payload, "payload", agent_methods[i].fields);
 	msg_request_clear(&r);
 	fuzz_check(r.root == NULL, "clear left the tree");
 	return 0;
