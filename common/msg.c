@@ -10,12 +10,15 @@
  * so a newer peer can add fields. Every decode error is INVALID_ARGUMENT with a message naming
  * the field ("request.method: expected string").
  *
- * Encoding builds a temporary tree (the caller's payload is borrowed: we take our own
- * reference and drop it with the tree) and dumps it compact, in insertion order, into a
- * malloc'd, NUL-terminated buffer the caller frees; keys come out in SPEC 4's order and a
- * request always carries "metadata":{} as in its example. Encoders never fail: text that can carry
- * bytes from elsewhere (a status message truncated mid-character by status_set) is repaired to
- * valid UTF-8 with U+FFFD, and arguments that break the envelope contract (a NULL service, a
+ * Encoding writes compact JSON text, in insertion order, into one malloc'd, NUL-terminated
+ * buffer the caller frees (msg_buf_*, below: the same bytes json_dumps would give, several
+ * times cheaper). Requests and events build a small envelope tree around the borrowed payload
+ * (we take our own reference and drop it with the tree); responses write their envelope
+ * directly around the payload tree, or around a flat msg_field list with no tree at all
+ * (State's hot path). Keys come out in SPEC 4's order and a request always carries
+ * "metadata":{} as in its example. Encoders never fail: text that can carry bytes from
+ * elsewhere (a status message truncated mid-character by status_set) is repaired to valid
+ * UTF-8 with U+FFFD, and arguments that break the envelope contract (a NULL service, a
  * non-object payload, a status code outside 0..16, a negative timeout) are programming errors.
  *
  * No state and no locks: safe from any thread as long as one json_t tree is not shared between
@@ -454,27 +457,209 @@ msg_payload_ref(json_t *payload, const char *fn)
 	return json_incref(payload);
 }
 
+/*
+ * The encoder writes JSON text itself into one growing buffer (jansson's json_dump_callback
+ * calls back per token and formats a pointer with snprintf for every object it visits: most of
+ * a small response's cost). Output is byte for byte what json_dumps(JSON_COMPACT) gives
+ * (tests/unit/test_msg.c compares them on generated trees): insertion order, UTF-8 as is, the
+ * same escapes. Reals, which no envelope field uses, go through jansson to keep its formatting.
+ */
 struct msg_buf {
 	char *data;
 	size_t len;
 	size_t cap;
 };
 
-/* json_dump_callback sink: append to a growing malloc'd buffer, keeping room for a NUL. */
-static int
-msg_buf_append(const char *chunk, size_t size, void *data)
+/* Room for `more` bytes and a NUL. */
+static void
+msg_buf_reserve(struct msg_buf *b, size_t more)
 {
-	struct msg_buf *b = data;
+	if (b->len + more + 1 <= b->cap)
+		return;
+	if (b->cap == 0)
+		b->cap = 256;
+	while (b->len + more + 1 > b->cap)
+		b->cap *= 2;
+	b->data = xrealloc(b->data, b->cap);
+}
 
-	if (b->len + size + 1 > b->cap) {
-		while (b->len + size + 1 > b->cap)
-			b->cap = b->cap ? b->cap * 2 : 256;
-		b->data = xrealloc(b->data, b->cap);
+static void
+msg_buf_put(struct msg_buf *b, const char *s, size_t n)
+{
+	msg_buf_reserve(b, n);
+	memcpy(b->data + b->len, s, n);
+	b->len += n;
+}
+
+#define msg_buf_lit(b, lit) msg_buf_put((b), (lit), sizeof(lit) - 1)
+
+/* A JSON string: quoted, with jansson's escapes; `s` is valid UTF-8 of n bytes. */
+static void
+msg_buf_string(struct msg_buf *b, const char *s, size_t n)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	const char *run = s, *end = s + n;
+	char esc[6];
+
+	msg_buf_reserve(b, n + 2);
+	b->data[b->len++] = '"';
+	for (; s < end; s++) {
+		unsigned char c = (unsigned char)*s;
+		size_t elen = 2;
+
+		if (c >= 0x20 && c != '"' && c != '\\')
+			continue;
+		msg_buf_put(b, run, (size_t)(s - run));
+		run = s + 1;
+		esc[0] = '\\';
+		switch (c) {
+		case '"':
+		case '\\':
+			esc[1] = (char)c;
+			break;
+		case '\b':
+			esc[1] = 'b';
+			break;
+		case '\f':
+			esc[1] = 'f';
+			break;
+		case '\n':
+			esc[1] = 'n';
+			break;
+		case '\r':
+			esc[1] = 'r';
+			break;
+		case '\t':
+			esc[1] = 't';
+			break;
+		default:
+			memcpy(esc + 1, "u00", 3);
+			esc[4] = hex[c >> 4];
+			esc[5] = hex[c & 0xf];
+			elen = 6;
+		}
+		msg_buf_put(b, esc, elen);
 	}
-	memcpy(b->data + b->len, chunk, size);
-	b->len += size;
+	msg_buf_put(b, run, (size_t)(end - run));
+	msg_buf_lit(b, "\"");
+}
+
+static void
+msg_buf_int(struct msg_buf *b, json_int_t v)
+{
+	char digits[24], *p = digits + sizeof digits;
+	/* Negate in unsigned arithmetic: -INT64_MIN does not fit. */
+	unsigned long long u = v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v;
+
+	do {
+		*--p = (char)('0' + u % 10);
+		u /= 10;
+	} while (u != 0);
+	if (v < 0)
+		*--p = '-';
+	msg_buf_put(b, p, (size_t)(digits + sizeof digits - p));
+}
+
+/* Deeper than any tree the decoder accepts (jansson's parser stops at 2048). */
+#define MSG_DUMP_MAX_DEPTH 4096
+
+/* Append v as compact JSON. Trees are ours, so a cycle (endless depth) is a programming error. */
+static void
+msg_buf_value(struct msg_buf *b, json_t *v, unsigned depth)
+{
+	const char *key;
+	json_t *item;
+	size_t i, n;
+	char *text;
+
+	if (depth > MSG_DUMP_MAX_DEPTH)
+		fatalx("cannot encode a message: nested deeper than %d (circular payload?)",
+		    MSG_DUMP_MAX_DEPTH);
+	switch (json_typeof(v)) {
+	case JSON_OBJECT:
+		msg_buf_lit(b, "{");
+		n = 0;
+		json_object_foreach(v, key, item)
+		{
+			if (n++ > 0)
+				msg_buf_lit(b, ",");
+			msg_buf_string(b, key, strlen(key));
+			msg_buf_lit(b, ":");
+			msg_buf_value(b, item, depth + 1);
+		}
+		msg_buf_lit(b, "}");
+		break;
+	case JSON_ARRAY:
+		msg_buf_lit(b, "[");
+		n = json_array_size(v);
+		for (i = 0; i < n; i++) {
+			if (i > 0)
+				msg_buf_lit(b, ",");
+			msg_buf_value(b, json_array_get(v, i), depth + 1);
+		}
+		msg_buf_lit(b, "]");
+		break;
+	case JSON_STRING:
+		msg_buf_string(b, json_string_value(v), json_string_length(v));
+		break;
+	case JSON_INTEGER:
+		msg_buf_int(b, json_integer_value(v));
+		break;
+	case JSON_TRUE:
+		msg_buf_lit(b, "true");
+		break;
+	case JSON_FALSE:
+		msg_buf_lit(b, "false");
+		break;
+	case JSON_NULL:
+		msg_buf_lit(b, "null");
+		break;
+	case JSON_REAL:
+		if ((text = json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT)) == NULL)
+			fatalx("out of memory encoding a number");
+		msg_buf_put(b, text, strlen(text));
+		free(text);
+		break;
+	}
+}
+
+static bool
+msg_utf8_valid(const char *s)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	size_t n;
+
+	for (; *p != '\0'; p += n) {
+		if (*p < 0x80)
+			n = 1;
+		else if ((n = msg_utf8_seq(p)) == 0)
+			return false;
+	}
+	return true;
+}
+
+/* A C string as a JSON string; bytes that are not UTF-8 become U+FFFD (msg_json_text). */
+static void
+msg_buf_text(struct msg_buf *b, const char *s)
+{
+	cleanup_json json_t *fixed = NULL;
+
+	if (msg_utf8_valid(s)) {
+		msg_buf_string(b, s, strlen(s));
+		return;
+	}
+	fixed = msg_json_text(s);
+	msg_buf_value(b, fixed, 0);
+}
+
+/* The buffer handed to the caller: malloc'd, NUL-terminated past *len. */
+static char *
+msg_buf_finish(struct msg_buf *b, size_t *len)
+{
+	msg_buf_reserve(b, 0);
 	b->data[b->len] = '\0';
-	return 0;
+	*len = b->len;
+	return b->data;
 }
 
 /* Dump root compact in one pass; the result is malloc'd and NUL-terminated past *len. */
@@ -483,12 +668,16 @@ msg_dump(json_t *root, size_t *len)
 {
 	struct msg_buf b = {NULL, 0, 0};
 
-	if (json_dump_callback(root, msg_buf_append, &b, JSON_COMPACT) < 0)
-		fatalx("cannot encode a message (circular payload?)");
-	if (b.data == NULL)
-		b.data = xstrdup("");
-	*len = b.len;
-	return b.data;
+	msg_buf_value(&b, root, 0);
+	return msg_buf_finish(&b, len);
+}
+
+char *
+msg_dump_json(json_t *value, size_t *len)
+{
+	if (value == NULL)
+		fatalx("msg_dump_json: NULL value");
+	return msg_dump(value, len);
 }
 
 char *
@@ -511,21 +700,70 @@ msg_request_encode(
 	return msg_dump(root, len);
 }
 
+/* {"status":{"code":N,"message":"..."},"payload": -- the response up to its payload. */
+static void
+msg_response_head(struct msg_buf *b, int code, const char *message, const char *fn)
+{
+	if (code < 0 || code > MSG_CODE_MAX)
+		fatalx("%s: status code %d outside 0..%d", fn, code, MSG_CODE_MAX);
+	msg_buf_lit(b, "{\"status\":{\"code\":");
+	msg_buf_int(b, code);
+	msg_buf_lit(b, ",\"message\":");
+	msg_buf_text(b, message != NULL ? message : "");
+	msg_buf_lit(b, "},\"payload\":");
+}
+
 char *
 msg_response_encode(int code, const char *message, json_t *payload, size_t *len)
 {
-	cleanup_json json_t *root = NULL;
-	json_t *status;
+	struct msg_buf b = {NULL, 0, 0};
 
-	if (code < 0 || code > MSG_CODE_MAX)
-		fatalx("msg_response_encode: status code %d outside 0..%d", code, MSG_CODE_MAX);
-	if ((root = json_object()) == NULL || (status = json_object()) == NULL)
-		fatalx("out of memory building a response");
-	msg_set(root, "status", status);
-	msg_set(status, "code", json_integer(code));
-	msg_set(status, "message", msg_json_text(message ? message : ""));
-	msg_set(root, "payload", msg_payload_ref(payload, __func__));
-	return msg_dump(root, len);
+	if (payload != NULL && !json_is_object(payload))
+		fatalx("%s: payload is not a JSON object", __func__);
+	msg_response_head(&b, code, message, __func__);
+	if (payload != NULL)
+		msg_buf_value(&b, payload, 0);
+	else
+		msg_buf_lit(&b, "{}");
+	msg_buf_lit(&b, "}");
+	return msg_buf_finish(&b, len);
+}
+
+char *
+msg_response_encode_fields(
+    int code, const char *message, const struct msg_field *fields, size_t nfields, size_t *len)
+{
+	struct msg_buf b = {NULL, 0, 0};
+	size_t i;
+
+	msg_response_head(&b, code, message, __func__);
+	msg_buf_lit(&b, "{");
+	for (i = 0; i < nfields; i++) {
+		const struct msg_field *f = &fields[i];
+
+		if (i > 0)
+			msg_buf_lit(&b, ",");
+		msg_buf_string(&b, f->key, strlen(f->key));
+		msg_buf_lit(&b, ":");
+		switch (f->type) {
+		case MSG_FIELD_STRING:
+			msg_buf_text(&b, f->str != NULL ? f->str : "");
+			break;
+		case MSG_FIELD_INT:
+			msg_buf_int(&b, f->num);
+			break;
+		case MSG_FIELD_BOOL:
+			if (f->flag)
+				msg_buf_lit(&b, "true");
+			else
+				msg_buf_lit(&b, "false");
+			break;
+		default:
+			fatalx("%s: field %s has unknown type %d", __func__, f->key, (int)f->type);
+		}
+	}
+	msg_buf_lit(&b, "}}");
+	return msg_buf_finish(&b, len);
 }
 
 char *

@@ -66,6 +66,29 @@ char *msg_response_encode(int code, const char *message, json_t *payload, size_t
 char *msg_event_encode(const char *topic, const char *timestamp, json_t *event, size_t *len);
 
 /*
+ * A flat response payload described in plain C, for hot methods (State) that skip building a
+ * json_t tree: each field is a key and a string, integer or boolean, encoded in array order.
+ * Codec-neutral: another codec maps the same keys to its own field numbers.
+ */
+enum msg_field_type { MSG_FIELD_STRING, MSG_FIELD_INT, MSG_FIELD_BOOL };
+struct msg_field {
+	const char *key;
+	enum msg_field_type type;
+	const char *str; /* MSG_FIELD_STRING; NULL is "" */
+	int64_t num;	 /* MSG_FIELD_INT */
+	bool flag;	 /* MSG_FIELD_BOOL */
+};
+/* clang-format off */
+#define MSG_STR(k, v) {.key = (k), .type = MSG_FIELD_STRING, .str = (v)}
+#define MSG_INT(k, v) {.key = (k), .type = MSG_FIELD_INT, .num = (v)}
+#define MSG_BOOL(k, v) {.key = (k), .type = MSG_FIELD_BOOL, .flag = (v)}
+/* clang-format on */
+char *msg_response_encode_fields(
+    int code, const char *message, const struct msg_field *fields, size_t nfields, size_t *len);
+/* Any JSON value as compact text, as json_dumps(JSON_COMPACT) would write it (malloc'd). */
+char *msg_dump_json(json_t *value, size_t *len);
+
+/*
  * Typed field accessors on a JSON object. `where` names the object for messages ("payload",
  * "payload.rootfs[0]"). A missing field: with `required` an error "<where>.<key>: missing",
  * otherwise *out is left untouched and 0 is returned. A JSON null counts as missing.

@@ -362,19 +362,44 @@ rpc_conn_send_response(
 	rpc_conn_queue(c, stream_id, FRAME_TYPE_RESPONSE, 0, buf, len);
 }
 
-/* Answer a request the handler was given; unknown ids are a handler bug and are dropped. */
+/*
+ * A handler answers stream_id: true when the answer should go out (the request was in flight
+ * and the conn is open). Unknown ids are a handler bug: logged and dropped.
+ */
+static bool
+rpc_conn_answering(struct rpc_conn *c, uint32_t stream_id)
+{
+	if (c->closing)
+		return false;
+	if (!rpc_inflight_remove(c, stream_id)) {
+		log_warn("fd %d: response to stream %u which is not in flight, dropped", c->fd,
+		    stream_id);
+		return false;
+	}
+	return true;
+}
+
+/* Answer a request the handler was given. */
 void
 rpc_conn_respond(
     struct rpc_conn *c, uint32_t stream_id, int code, const char *message, json_t *payload)
 {
-	if (c->closing)
+	if (rpc_conn_answering(c, stream_id))
+		rpc_conn_send_response(c, stream_id, code, message, payload);
+}
+
+/* Answer with a flat payload (msg.h's msg_field list), encoded without a json_t tree. */
+void
+rpc_conn_respond_fields(struct rpc_conn *c, uint32_t stream_id, int code, const char *message,
+    const struct msg_field *fields, size_t nfields)
+{
+	cleanup_free char *buf = NULL;
+	size_t len;
+
+	if (!rpc_conn_answering(c, stream_id))
 		return;
-	if (!rpc_inflight_remove(c, stream_id)) {
-		log_warn("fd %d: response to stream %u which is not in flight, dropped", c->fd,
-		    stream_id);
-		return;
-	}
-	rpc_conn_send_response(c, stream_id, code, message, payload);
+	buf = msg_response_encode_fields(code, message, fields, nfields, &len);
+	rpc_conn_queue(c, stream_id, FRAME_TYPE_RESPONSE, 0, buf, len);
 }
 
 void

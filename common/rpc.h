@@ -71,6 +71,9 @@ int rpc_conn_fd(const struct rpc_conn *c);
 void rpc_conn_respond(
     struct rpc_conn *c, uint32_t stream_id, int code, const char *message, json_t *payload);
 void rpc_conn_respond_status(struct rpc_conn *c, uint32_t stream_id, const struct status *st);
+/* Answer with a flat payload described by fields (msg.h), without building a json_t tree. */
+void rpc_conn_respond_fields(struct rpc_conn *c, uint32_t stream_id, int code, const char *message,
+    const struct msg_field *fields, size_t nfields);
 /*
  * Send a data frame (type 3) on an open stream. Returns -1 without queueing when the peer's
  * unread output already exceeds `limit` bytes (the caller drops that subscriber), else 0.

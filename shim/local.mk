@@ -18,7 +18,17 @@ shim_vmshim_SOURCES = \
 	$(shim_vm_files)
 shim_vmshim_CFLAGS = $(AM_CFLAGS)
 # common/seccomp.mk's SECCOMP_CONF_LIBS carries $(SECCOMP_LIBS) (SPEC 9 self-confinement).
+shim_vmshim_LDFLAGS = $(AM_LDFLAGS) $(LINKAGE_LDFLAGS)
 shim_vmshim_LDADD = $(SECCOMP_CONF_LIBS) $(COMMON_LIBS) $(SECCOMP_LIBS)
+
+# The same daemon linked dynamically, for valgrind.sh only: memcheck replaces malloc through
+# the dynamic loader, which a static vmshim does not use.
+if STATIC_LINKAGE
+check_PROGRAMS += tests/integration/vmshim-dynamic
+tests_integration_vmshim_dynamic_SOURCES = $(shim_vmshim_SOURCES)
+tests_integration_vmshim_dynamic_CFLAGS = $(AM_CFLAGS)
+tests_integration_vmshim_dynamic_LDADD = $(shim_vmshim_LDADD)
+endif
 
 # Integration tests of the daemon: real binaries on a private runtime directory.
 SHIM_ITESTS = \

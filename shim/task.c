@@ -127,6 +127,13 @@ task_call_finish(struct task_call *call, int code, const char *msg, json_t *payl
 }
 
 void
+task_call_finish_fields(struct task_call *call, const struct msg_field *fields, size_t nfields)
+{
+	rpc_conn_respond_fields(call->conn, call->stream_id, ST_OK, "", fields, nfields);
+	task_call_free(call);
+}
+
+void
 task_call_finish_status(struct task_call *call, const struct status *st)
 {
 	task_call_finish(call, st->code, st->msg, NULL);

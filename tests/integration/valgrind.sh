@@ -11,6 +11,10 @@ sanitized && skip "a sanitizer build: valgrind cannot run a sanitized binary (th
 setup
 SECCOMP=false
 write_config '"workers": 2, "request_timeout_ms": 20000,'
+# Memcheck replaces malloc through the dynamic loader: with a static vmshim (the default
+# --with-linkage), run the build's dynamically linked copy of the same daemon.
+[ -x "$B/tests/integration/vmshim-dynamic" ] && SHIM=$B/tests/integration/vmshim-dynamic
+readelf -l "$SHIM" | grep -q INTERP || skip "$SHIM is statically linked: memcheck cannot follow its heap"
 VMSHIM_WRAPPER="valgrind --leak-check=full --errors-for-leak-kinds=definite --error-exitcode=99 --track-fds=yes --log-file=$T/valgrind.log"
 start_agent
 start_shim
@@ -73,6 +77,11 @@ done
 SHIM_PID=
 [ "$rc" = 0 ] && pass "the shim exited 0 under valgrind" || fail "the shim exited $rc (99: valgrind errors)"
 grep -E 'definitely lost:|ERROR SUMMARY:|Open file descriptor|FILE DESCRIPTORS' "$T/valgrind.log" | sed 's/^==[0-9]*== */valgrind: /'
+# Memcheck saw the shim's allocations (its malloc was replaced): otherwise the leak check
+# below would have nothing to check.
+allocs=$(sed -n 's/.*total heap usage: \([0-9,]*\) allocs.*/\1/p' "$T/valgrind.log" | tr -d ,)
+[ "${allocs:-0}" -gt 1000 ] && pass "memcheck tracked the shim's heap ($allocs allocations)" ||
+	fail "memcheck did not track the shim's heap (${allocs:-no} allocations): malloc not replaced"
 if grep -q 'definitely lost:' "$T/valgrind.log"; then
 	grep -q 'definitely lost: 0 bytes' "$T/valgrind.log" && pass "no definite leak" || fail "definite leaks: $(grep 'definitely lost' "$T/valgrind.log")"
 else

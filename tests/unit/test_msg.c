@@ -10,6 +10,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -770,6 +771,161 @@ test_status_format(void)
 	}
 }
 
+/* A deterministic pseudo-random generator (xorshift), so a failing tree can be replayed. */
+static uint64_t gen_state = 0x9e3779b97f4a7c15ULL;
+
+static uint32_t
+gen_next(uint32_t bound)
+{
+	gen_state ^= gen_state << 13;
+	gen_state ^= gen_state >> 7;
+	gen_state ^= gen_state << 17;
+	return (uint32_t)(gen_state % bound);
+}
+
+/* Text mixing plain ASCII, every escape class, control bytes, DEL and multi-byte UTF-8. */
+static void
+gen_text(char *out, size_t cap)
+{
+	static const char *const pieces[] = {"a", "Z", "0", " ", "\"", "\\", "/", "\b", "\f", "\n",
+	    "\r", "\t", "\x01", "\x1f", "\x7f", "\xc3\xa9", "\xe2\x80\xa8", "\xf0\x9f\x98\x80",
+	    "path/to/x", "{}[],:"};
+	size_t n = gen_next(12), used = 0, k;
+
+	out[0] = '\0';
+	while (n-- > 0) {
+		const char *pc = pieces[gen_next(sizeof pieces / sizeof pieces[0])];
+
+		k = strlen(pc);
+		if (used + k + 1 > cap)
+			break;
+		memcpy(out + used, pc, k + 1);
+		used += k;
+	}
+}
+
+/* A random tree of every JSON type but real, up to `depth` levels of containers. */
+static json_t *
+gen_tree(int depth)
+{
+	static const json_int_t ints[] = {
+	    0, 1, -1, 9, 10, -10, 123456789, INT32_MIN, INT32_MAX, INT64_MIN, INT64_MAX};
+	char text[128];
+	json_t *v;
+	uint32_t i, n;
+
+	switch (gen_next(depth > 0 ? 8 : 6)) {
+	case 0:
+		gen_text(text, sizeof text);
+		return json_string(text);
+	case 1:
+		return json_integer(ints[gen_next(sizeof ints / sizeof ints[0])]);
+	case 2:
+		return json_true();
+	case 3:
+		return json_false();
+	case 4:
+		return json_null();
+	case 5:
+		/* A string with embedded NUL bytes (json_stringn keeps them). */
+		return json_stringn("a\0b", 3);
+	case 6:
+		v = json_object();
+		n = gen_next(5);
+		for (i = 0; i < n; i++) {
+			gen_text(text, sizeof text);
+			json_object_set_new(v, text, gen_tree(depth - 1));
+		}
+		return v;
+	default:
+		v = json_array();
+		n = gen_next(5);
+		for (i = 0; i < n; i++)
+			json_array_append_new(v, gen_tree(depth - 1));
+		return v;
+	}
+}
+
+/* The encoder writes exactly what jansson's json_dumps(JSON_COMPACT) writes, on 2,000 trees. */
+static void
+test_dump_matches_jansson(void)
+{
+	unsigned i, mismatches = 0;
+
+	for (i = 0; i < 2000; i++) {
+		cleanup_json json_t *tree = gen_tree(4);
+		char *ours, *theirs;
+		size_t len;
+
+		ours = msg_dump_json(tree, &len);
+		theirs = json_dumps(tree, JSON_COMPACT | JSON_ENCODE_ANY);
+		CU_ASSERT_PTR_NOT_NULL_FATAL(theirs);
+		if (len != strlen(theirs) || memcmp(ours, theirs, len) != 0) {
+			if (mismatches++ == 0)
+				fprintf(stderr, "\n  tree %u:\n  ours   %s\n  jansson %s\n", i,
+				    ours, theirs);
+		}
+		CU_ASSERT_EQUAL(ours[len], '\0');
+		free(ours);
+		free(theirs);
+	}
+	CU_ASSERT_EQUAL(mismatches, 0);
+
+	/* Reals keep jansson's own formatting. */
+	{
+		cleanup_json json_t *r = json_pack("[f,f,f]", 0.5, 1.0, -2.5e300);
+		char *ours, *theirs;
+		size_t len;
+
+		ours = msg_dump_json(r, &len);
+		theirs = json_dumps(r, JSON_COMPACT);
+		CU_ASSERT_STRING_EQUAL(ours, theirs);
+		free(ours);
+		free(theirs);
+	}
+}
+
+/* A response built from fields is the response built from the same tree, byte for byte. */
+static void
+test_response_fields(void)
+{
+	const struct msg_field flat[] = {
+	    MSG_STR("id", "c1"),
+	    MSG_STR("bundle", "/run/b \"q\"\\\n"),
+	    MSG_INT("pid", 4242),
+	    MSG_BOOL("terminal", true),
+	    MSG_BOOL("paused", false),
+	    MSG_INT("exit_status", -1),
+	    MSG_STR("none", NULL),
+	    MSG_STR("bad", "a\x80z"),
+	};
+	cleanup_json json_t *tree = json_pack("{s:s,s:s,s:i,s:b,s:b,s:i,s:s,s:s}", "id", "c1",
+	    "bundle", "/run/b \"q\"\\\n", "pid", 4242, "terminal", 1, "paused", 0, "exit_status",
+	    -1, "none", "", "bad", "a\xef\xbf\xbdz");
+	struct msg_response r;
+	struct status st;
+	char *a, *b;
+	size_t alen, blen;
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(tree);
+	a = msg_response_encode_fields(ST_OK, "", flat, sizeof flat / sizeof flat[0], &alen);
+	b = msg_response_encode(ST_OK, "", tree, &blen);
+	CU_ASSERT_EQUAL(alen, blen);
+	CU_ASSERT_STRING_EQUAL(a, b);
+	/* And it decodes back to the same values. */
+	CU_ASSERT_EQUAL_FATAL(msg_response_decode(a, alen, &r, &st), 0);
+	CU_ASSERT_TRUE(json_equal(r.payload, tree));
+	msg_response_clear(&r);
+	free(a);
+	free(b);
+
+	a = msg_response_encode_fields(ST_NOT_FOUND, "no \xff", NULL, 0, &alen);
+	CU_ASSERT_STRING_EQUAL(
+	    a, "{\"status\":{\"code\":5,\"message\":\"no \xef\xbf\xbd\"},\"payload\":{}}");
+	CU_ASSERT_EQUAL(alen, strlen(a));
+	free(a);
+}
+
 static const struct unit_case cases[] = {
     {"request round trip", test_request_round_trip},
     {"request defaults", test_request_defaults},
@@ -777,6 +933,8 @@ static const struct unit_case cases[] = {
     {"response bad UTF-8 message", test_response_bad_utf8_message},
     {"event round trip", test_event_round_trip},
     {"encode exact bytes", test_encode_exact_bytes},
+    {"encoder matches json_dumps", test_dump_matches_jansson},
+    {"response from fields", test_response_fields},
     {"malformed JSON", test_malformed_json},
     {"top level not an object", test_not_an_object},
     {"request envelope types", test_request_envelope_types},
