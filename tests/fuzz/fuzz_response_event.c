@@ -7,7 +7,9 @@
  * payload; a non-empty topic, a timestamp, an object event) and re-encode to bytes that
  * decode to the same envelope. Response payloads are then walked with the fields of SPEC 4's
  * response column, and event bodies with the fields of the task events, through the same
- * typed accessors the readers use. Decoded envelopes are owned here and cleared.
+ * typed accessors the readers use. Each decoded payload is also dumped by msg.c's own JSON
+ * writer and by jansson's json_dumps, which must agree byte for byte (the writer is only
+ * fast, never different). Decoded envelopes are owned here and cleared.
  */
 #include "config.h"
 
@@ -66,7 +68,7 @@ response_check(const uint8_t *data, size_t size)
 	struct msg_response r, again;
 	struct status st;
 	size_t len;
-	char *enc;
+	char *enc, *ref;
 
 	status_clear(&st);
 	if (msg_response_decode(data, size, &r, &st) < 0) {
@@ -84,6 +86,13 @@ response_check(const uint8_t *data, size_t size)
 		       json_equal(again.payload, r.payload),
 	    "response changed through encode/decode");
 	msg_response_clear(&again);
+	free(enc);
+	/* Differential: msg.c's own writer gives exactly jansson's compact text. */
+	enc = msg_dump_json(r.payload, &len);
+	ref = json_dumps(r.payload, JSON_COMPACT);
+	fuzz_check(ref != NULL && strlen(ref) == len && memcmp(enc, ref, len) == 0,
+	    "msg_dump_json and json_dumps disagree:\n%s\n%s", enc, ref ? ref : "(null)");
+	free(ref);
 	free(enc);
 	fuzz_fields_walk(r.payload, "payload", response_fields);
 	msg_response_clear(&r);
