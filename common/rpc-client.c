@@ -22,10 +22,13 @@
  * whole client before giving up the turn, so no other frame follows the torn one: that call
  * gets DEADLINE_EXCEEDED, every other UNAVAILABLE. Bytes come in on
  * one feeding thread at a time: the reader thread (rpc_client_start_reader) or whoever calls
- * rpc_client_feed; that thread owns the frame decoder, matches responses to pending entries by
- * stream id and runs the subscriptions' on_data callbacks (without holding `lock`, so on_data
- * may not block on this client's own calls). rpc_client_fail may come from any thread; it fails
- * every pending and later call and ends every subscription with on_data(arg, NULL, 0), once.
+ * rpc_client_feed; that thread owns the frame decoder and the start time of an unfinished
+ * frame (stamped once per frame, only when a feed ends inside one; rpc_client_partial_frame
+ * reports it so a feeder with a loop can bound how long one frame may take: this file has no
+ * timer of its own), matches responses to pending entries by stream id and runs the subscriptions'
+ * on_data callbacks (without holding `lock`, so on_data may not block on this client's own calls).
+ * rpc_client_fail may come from any thread; it fails every pending and later call and ends every
+ * subscription with on_data(arg, NULL, 0), once.
  *
  * Rule for rpc_client_free: no call may be in progress and no other thread may be feeding;
  * it checks the first (fatalx) since a waiter freed under its own feet is a silent corruption.
@@ -95,6 +98,13 @@ struct rpc_client {
 	pthread_mutex_t deliver_lock;
 
 	struct frame_decoder dec; /* the feeding thread's */
+	/*
+	 * The feeding thread's: when the frame the decoder is in the middle of started (the time
+	 * after the feed that brought its first byte), -1 between frames. Read only at the end of
+	 * a feed that leaves a frame unfinished, so a frame that arrives within one feed costs no
+	 * clock read.
+	 */
+	int64_t frame_started_ms;
 
 	bool has_reader;
 	pthread_t reader;
@@ -157,6 +167,7 @@ rpc_client_new(int fd, size_t max_message)
 		fatalx("pthread_mutex_init: %s", strerror(r));
 	rpc_client_cond_init(&c->write_cond);
 	frame_decoder_init(&c->dec, max_message);
+	c->frame_started_ms = -1;
 	return c;
 }
 
@@ -170,6 +181,21 @@ int
 rpc_client_fd(const struct rpc_client *c)
 {
 	return conn_fd(c->conn);
+}
+
+bool
+rpc_client_partial_frame(const struct rpc_client *c, struct rpc_partial_frame *pf)
+{
+	const struct frame_decoder *d = &c->dec;
+
+	if (frame_decoder_idle(d) || c->frame_started_ms < 0)
+		return false;
+	pf->started_ms = c->frame_started_ms;
+	pf->received = d->hdr_have + d->payload_have;
+	pf->total =
+	    d->hdr_have == FRAME_HEADER_SIZE ? FRAME_HEADER_SIZE + (size_t)d->cur.length : 0;
+	pf->stream_id = d->hdr_have == FRAME_HEADER_SIZE ? d->cur.stream_id : 0;
+	return true;
 }
 
 /* ---- pending table (under lock) ---- */
@@ -356,7 +382,10 @@ rpc_client_on_data(struct rpc_client *c, uint32_t id, const uint8_t *buf, size_t
 	rpc_client_unlock(&c->deliver_lock);
 }
 
-/* Decode frames from buf and dispatch them; a protocol error fails the whole client. */
+/*
+ * Decode frames from buf and dispatch them; a protocol error fails the whole client. A frame
+ * left unfinished gets its start time stamped (frame_started_ms) for rpc_client_partial_frame.
+ */
 int
 rpc_client_feed(struct rpc_client *c, const uint8_t *buf, size_t len)
 {
@@ -372,8 +401,12 @@ rpc_client_feed(struct rpc_client *c, const uint8_t *buf, size_t len)
 		r = frame_decoder_feed(&c->dec, buf, len, &used, &h, &payload);
 		buf += used;
 		len -= used;
-		if (r == FRAME_MORE)
+		if (r == FRAME_MORE) {
+			if (c->frame_started_ms < 0 && !frame_decoder_idle(&c->dec))
+				c->frame_started_ms = time_mono_ms();
 			break;
+		}
+		c->frame_started_ms = -1; /* a frame ended (whole, or too big and failing us) */
 		if (r == FRAME_TOO_BIG) {
 			snprintf(msg, sizeof msg,
 			    "protocol error: frame of %u bytes on stream %u exceeds %zu", h.length,

@@ -105,6 +105,20 @@ bool rpc_client_failed(const struct rpc_client *c);
 int rpc_client_fd(const struct rpc_client *c);
 
 /*
+ * The frame the peer has started and not finished, for a feeder that bounds how long one frame
+ * may take (the shim's guest link: a peer that trickles a frame forever would otherwise hold
+ * every later response behind it). Feeding thread only, like rpc_client_feed.
+ */
+struct rpc_partial_frame {
+	int64_t started_ms; /* time_mono_ms() after the feed that brought its first byte */
+	size_t received;    /* bytes of it fed so far, header included */
+	size_t total;	    /* header + announced payload; 0 while the header is incomplete */
+	uint32_t stream_id; /* when total != 0 */
+};
+/* False between frames; true mid-frame, with *pf filled. Costs no clock read. */
+bool rpc_client_partial_frame(const struct rpc_client *c, struct rpc_partial_frame *pf);
+
+/*
  * Blocking call, safe from any thread. timeout_ms <= 0 waits forever (until a response or
  * rpc_client_fail); otherwise it bounds the whole call, sending included. On success returns
  * 0 and *resp_payload (caller decrefs; may pass NULL to ignore). A non-OK status from the peer

@@ -14,6 +14,23 @@
  * the loop fails the rpc_client (in-flight calls turn UNAVAILABLE), unpublishes the link and
  * schedules a reconnect with exponential back-off. gs.lock guards `cur` and `stopping`;
  * everything else here is loop-thread only.
+ *
+ * A frame from the agent that has started must finish within guest_frame_bound_ms()
+ * (request_timeout_ms, at least GUEST_FRAME_MIN_MS): no call waits longer than that for a
+ * whole response, and the decoder cannot deliver any later frame before this one ends, so an
+ * agent that trickles a frame forever would otherwise time out every later call on the link.
+ * The check is a per-link libevent timer (`stall`) on the loop thread: after each read, if the
+ * rpc_client reports an unfinished frame (rpc_client_partial_frame, which stamps the frame's
+ * start once, only when a read ends inside one) and the timer is not armed, it is armed for
+ * the rest of that frame's bound; when a read leaves no frame unfinished it is cleared. So a
+ * response that arrives within one read costs nothing, and a large one a timer per frame, not
+ * per byte; a large frame arriving steadily is never cut, only one still unfinished after the
+ * bound. When the timer fires on a frame still unfinished past its bound (it re-arms for a
+ * newer frame that started meanwhile), that is a protocol failure of the link: guest_link_down
+ * logs it once at warning with the figures, fails in-flight calls UNAVAILABLE, drops the
+ * loop's and the published references (the conn owner closes the fd once, at the last one)
+ * and reconnects as after any agent loss. The timer is freed with the read event, in
+ * guest_link_down; a link going down during shutdown is logged at info, not as a fault.
  */
 #include "config.h"
 
@@ -25,6 +42,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "frame.h"
 #include "shim.h"
 #include "util.h"
 
@@ -32,11 +50,14 @@
 #define GUEST_RETRY_MIN_MS   50
 #define GUEST_RETRY_MAX_MS   1000
 #define GUEST_ATTEMPT_MAX_MS 200
+#define GUEST_FRAME_MIN_MS   1000 /* floor of the bound on one agent frame (a tiny timeout) */
 
 struct guest {
 	atomic_uint refs;
 	struct rpc_client *client;
-	struct event *ev; /* loop thread; holds one reference while set */
+	struct event *ev;    /* loop thread; holds one reference while set */
+	struct event *stall; /* loop thread; the unfinished-frame timer, freed with ev */
+	bool stall_armed;    /* loop thread */
 };
 
 static struct {
@@ -149,20 +170,28 @@ guest_call(const char *method, json_t *payload, int timeout_ms, bool wait, json_
 static void
 guest_link_down(struct guest *g, int code, const char *why)
 {
-	bool was_cur = false;
+	bool was_cur = false, stopping;
 
 	if (g->ev == NULL)
 		return;
-	log_warn("agent link lost: %s", why);
 	event_free(g->ev);
 	g->ev = NULL;
+	event_free(g->stall);
+	g->stall = NULL;
+	g->stall_armed = false;
 	rpc_client_fail(g->client, code, why);
 	pthread_mutex_lock(&gs.lock);
 	if (gs.cur == g) {
 		gs.cur = NULL;
 		was_cur = true;
 	}
+	stopping = gs.stopping;
 	pthread_mutex_unlock(&gs.lock);
+	/* A shutdown is not a fault. */
+	if (stopping)
+		log_info("agent link closed: %s", why);
+	else
+		log_warn("agent link lost: %s", why);
 	/* The read event's reference, and the published link's when it was current. */
 	guest_put_n(g, was_cur ? 2 : 1);
 	if (was_cur) {
@@ -173,6 +202,81 @@ guest_link_down(struct guest *g, int code, const char *why)
 	}
 	gs.retry_ms = GUEST_RETRY_MIN_MS;
 	guest_schedule_connect();
+}
+
+/* How long one frame from the agent may take, first byte to last (see the top of the file). */
+static int
+guest_frame_bound_ms(void)
+{
+	uint32_t ms = shim.cfg.request_timeout_ms;
+
+	return ms < GUEST_FRAME_MIN_MS ? GUEST_FRAME_MIN_MS : (int)ms;
+}
+
+/* Loop thread: arm the stall timer for the rest of pf's frame's bound. */
+static void
+guest_stall_arm(struct guest *g, const struct rpc_partial_frame *pf)
+{
+	int64_t left = pf->started_ms + guest_frame_bound_ms() - time_mono_ms();
+	struct timeval tv;
+
+	if (left < 0)
+		left = 0;
+	tv.tv_sec = (time_t)(left / 1000);
+	tv.tv_usec = (suseconds_t)(left % 1000) * 1000;
+	if (evtimer_add(g->stall, &tv) < 0)
+		fatalx("guest: evtimer_add");
+	g->stall_armed = true;
+}
+
+/* Loop thread, after a read: watch an unfinished frame, forget a finished one. */
+static void
+guest_stall_watch(struct guest *g)
+{
+	struct rpc_partial_frame pf;
+
+	if (g->stall == NULL)
+		return; /* the link went down while feeding */
+	if (rpc_client_partial_frame(g->client, &pf)) {
+		if (!g->stall_armed)
+			guest_stall_arm(g, &pf);
+	} else if (g->stall_armed) {
+		evtimer_del(g->stall);
+		g->stall_armed = false;
+	}
+}
+
+/* Loop thread: the stall timer fired; a frame still unfinished past its bound ends the link. */
+static void
+guest_stall_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct guest *g = arg;
+	struct rpc_partial_frame pf;
+	char why[STATUS_MSG_MAX];
+	int64_t took;
+	int bound = guest_frame_bound_ms();
+
+	(void)fd;
+	(void)what;
+	g->stall_armed = false;
+	if (!rpc_client_partial_frame(g->client, &pf))
+		return;
+	took = time_mono_ms() - pf.started_ms;
+	if (took < bound) {
+		guest_stall_arm(g, &pf); /* a newer frame, started after the one we armed for */
+		return;
+	}
+	if (pf.total != 0)
+		snprintf(why, sizeof why,
+		    "protocol error: a frame from the agent did not finish within %d ms "
+		    "(request_timeout_ms): %zu of %zu bytes on stream %u after %lld ms",
+		    bound, pf.received, pf.total, pf.stream_id, (long long)took);
+	else
+		snprintf(why, sizeof why,
+		    "protocol error: a frame from the agent did not finish within %d ms "
+		    "(request_timeout_ms): %zu of a %d-byte header after %lld ms",
+		    bound, pf.received, FRAME_HEADER_SIZE, (long long)took);
+	guest_link_down(g, ST_UNAVAILABLE, why);
 }
 
 /* Loop thread: bytes from the agent go to the rpc_client; EOF or garbage ends the link. */
@@ -189,6 +293,8 @@ guest_read_cb(evutil_socket_t fd, short what, void *arg)
 		guest_ref(g);
 		if (rpc_client_feed(g->client, buf, (size_t)n) < 0)
 			guest_link_down(g, ST_UNAVAILABLE, "agent sent a malformed frame");
+		else
+			guest_stall_watch(g);
 		guest_put(g);
 		return;
 	}
@@ -335,7 +441,8 @@ guest_connect_done(void *arg)
 	atomic_init(&g->refs, 1);
 	g->client = rpc_client_new(j->fd, shim.cfg.max_message_bytes);
 	g->ev = event_new(shim.base, j->fd, EV_READ | EV_PERSIST, guest_read_cb, g);
-	if (g->ev == NULL || event_add(g->ev, NULL) < 0)
+	g->stall = evtimer_new(shim.base, guest_stall_cb, g);
+	if (g->ev == NULL || g->stall == NULL || event_add(g->ev, NULL) < 0)
 		fatalx("guest: event_new");
 	j->fd = -1;
 	j->g = guest_ref(g);

@@ -17,6 +17,11 @@
  *     oversized     a response header announcing max-message + 1 bytes, then 64 KiB of them
  *     unknown-ids   responses and data frames on stream ids nobody asked for, then the answer
  *     trickle       a response header announcing 100 bytes, then one byte every 100 ms, forever
+ *     trickle-once  the first of them (for the whole process) trickles as above, but announcing
+ *                   60000 bytes (so the frame does not end, nor turn into garbage, after 10 s
+ *                   as trickle's does, within any test's time); after it, Pids
+ *                   answers normally and Stats with a 2 MiB payload sent steadily in 64 KiB
+ *                   pieces 25 ms apart (about 0.8 s for the frame: large, slow, legitimate)
  *     request       a request frame (type 1): agents never send those
  *     events        Stats starts a never-ending stream of events on the subscription (Pids
  *                   still answers); the Stats call itself is answered
@@ -56,14 +61,18 @@
 #include "transport.h"
 #include "util.h"
 
-#define FA_CONTROL_PORT 1024
-#define FA_STREAM_PORT	1025
-#define FA_PID		4242
-#define FA_READ_CHUNK	65536
+#define FA_CONTROL_PORT	 1024
+#define FA_STREAM_PORT	 1025
+#define FA_PID		 4242
+#define FA_READ_CHUNK	 65536
+#define FA_STEADY_BYTES	 (2u * 1024 * 1024)
+#define FA_STEADY_PIECE	 65536
+#define FA_STEADY_GAP_MS 25
 
 static struct {
 	const char *mode;
 	size_t max_message;
+	atomic_bool trickled;	 /* trickle-once: the one trickle has begun */
 	pthread_mutex_t ev_lock; /* guards ev_ctl, ev_sid */
 	struct fa_ctl *ev_ctl;	 /* the connection holding the events subscription */
 	uint32_t ev_sid;
@@ -198,6 +207,37 @@ fa_flood_main(void *arg)
 	return NULL;
 }
 
+/* A response of FA_STEADY_BYTES of payload, written in pieces with a pause between them. */
+static void
+fa_steady(struct fa_ctl *c, uint32_t sid)
+{
+	cleanup_free char *blob = xmalloc(FA_STEADY_BYTES + 1);
+	cleanup_free char *body = NULL;
+	cleanup_free uint8_t *frame = NULL;
+	cleanup_json json_t *pl = NULL;
+	size_t len, flen, off, n;
+	int64_t t0 = time_mono_ms();
+	bool ok = true;
+
+	memset(blob, 'a', FA_STEADY_BYTES);
+	blob[FA_STEADY_BYTES] = '\0';
+	pl = json_pack("{s:s}", "blob", blob);
+	body = msg_response_encode(0, "", pl, &len);
+	frame = frame_encode(sid, FRAME_TYPE_RESPONSE, 0, body, len, &flen);
+	pthread_mutex_lock(&c->wlock); /* whole frames only, however slowly */
+	for (off = 0; ok && off < flen; off += n) {
+		n = flen - off < FA_STEADY_PIECE ? flen - off : FA_STEADY_PIECE;
+		if (off > 0)
+			usleep(FA_STEADY_GAP_MS * 1000);
+		ok = !atomic_load(&c->dead) && write_all(c->fd, frame + off, n) == 0;
+	}
+	if (!ok)
+		atomic_store(&c->dead, true);
+	pthread_mutex_unlock(&c->wlock);
+	fa_log("steady: %s a frame of %zu bytes in %lld ms", ok ? "sent" : "failed to send", flen,
+	    (long long)(time_mono_ms() - t0));
+}
+
 /* Misbehave on a hostile method call according to the mode. */
 static void
 fa_hostile(struct fa_ctl *c, uint32_t sid, const char *method)
@@ -233,8 +273,17 @@ fa_hostile(struct fa_ctl *c, uint32_t sid, const char *method)
 		}
 		json_decref(pl);
 		fa_respond(c, sid, 0, "", NULL);
-	} else if (fa_mode("trickle")) {
-		h.length = 100;
+	} else if (fa_mode("trickle-once") && atomic_exchange(&fa.trickled, true)) {
+		if (strcmp(method, "Stats") == 0) {
+			fa_steady(c, sid);
+		} else {
+			cleanup_json json_t *pl =
+			    json_pack("{s:[{s:i}]}", "processes", "pid", FA_PID);
+
+			fa_respond(c, sid, 0, "", pl);
+		}
+	} else if (fa_mode("trickle") || fa_mode("trickle-once")) {
+		h.length = fa_mode("trickle") ? 100 : 60000;
 		frame_header_pack(&h, hdr);
 		fa_write(c, hdr, sizeof hdr);
 		for (int i = 0; i < 100000 && fa_write(c, "x", 1); i++)

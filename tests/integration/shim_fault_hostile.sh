@@ -5,9 +5,11 @@
 #                                   the parked Wait answers UNAVAILABLE, the shim reconnects;
 #   badjson                      -> that call INTERNAL, the link stays;
 #   unknown-ids                  -> strays are discarded, the call itself answers OK;
-#   trickle                      -> DEADLINE_EXCEEDED within request_timeout_ms (the link
-#                                   stays wedged behind the unfinished frame until the agent
-#                                   closes it: see docs/RELIABILITY.md);
+#   trickle                      -> DEADLINE_EXCEEDED (or UNAVAILABLE) within about
+#                                   request_timeout_ms; the link is dropped for the unfinished
+#                                   frame, the parked Wait answers UNAVAILABLE, the shim
+#                                   reconnects and a later agent call (Kill) succeeds
+#                                   (shim_fault_trickle.sh goes further);
 #   events                       -> a never-ending event flood: State latency stays low,
 #                                   agent calls still answer, memory stays flat.
 # In every mode the shim stays up, State/Connect/Delete answer, RSS is printed, the open-fd
@@ -66,10 +68,18 @@ for mode in garbage oversized request badjson unknown-ids trickle events; do
 		expect_call "$mode: Pids after 300 stray frames" Pids "{\"id\":\"c$k\"}" '^OK'
 		;;
 	trickle)
-		expect_call "$mode: Pids" Pids "{\"id\":\"c$k\"}" '^DEADLINE_EXCEEDED'
+		n0=$(grep -c 'connected to agent' "$T/shim.log")
+		expect_call "$mode: Pids" Pids "{\"id\":\"c$k\"}" '^(DEADLINE_EXCEEDED|UNAVAILABLE)'
 		ms=$((($(date +%s%N) - t0) / 1000000))
 		[ $ms -lt $((TIMEOUT_MS + 1500)) ] && pass "$mode: answered in $ms ms (request_timeout_ms $TIMEOUT_MS)" || fail "$mode: took $ms ms"
 		expect_call "$mode: State meanwhile" State "{\"id\":\"c$k\"}" '"status":"CREATED"'
+		wait_log "agent link lost: protocol error: a frame from the agent did not finish" "$T/shim.log" 60 &&
+			pass "$mode: $(grep -o 'agent link lost: protocol error: a frame[^"]*' "$T/shim.log" | tail -1)" ||
+			fail "$mode: the link was not dropped for the unfinished frame"
+		wait "$WAITER"
+		grep -q '^UNAVAILABLE' "$T/wait$k" && pass "$mode: parked Wait: $(cat "$T/wait$k")" || fail "$mode: parked Wait: '$(cat "$T/wait$k")'"
+		wait_connected $((n0 + 1)) && pass "$mode: reconnected" || fail "$mode: no reconnection"
+		expect_call "$mode: a later agent call on the new link (Kill)" Kill "{\"id\":\"c$k\",\"signal\":9}" '^OK'
 		;;
 	events)
 		expect_call "$mode: Stats starts the flood" Stats "{\"id\":\"c$k\"}" '^OK'

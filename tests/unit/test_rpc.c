@@ -773,6 +773,72 @@ test_client_feed(void)
 	close(sv[1]);
 }
 
+/*
+ * rpc_client_partial_frame: nothing between frames; mid-frame, the progress and the time the
+ * frame started, which later feeds of the same frame keep and the next frame replaces.
+ */
+static void
+test_partial_frame(void)
+{
+	int sv[2];
+	struct rpc_client *c;
+	struct rpc_partial_frame pf;
+	uint8_t *a, *b, *ab;
+	size_t alen, blen;
+	int64_t t0, t1, started;
+	char body[] = "{\"status\":{\"code\":0,\"message\":\"\"},\"payload\":{}}";
+
+	CU_ASSERT_EQUAL_FATAL(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+	c = rpc_client_new(sv[0], 1024);
+	CU_ASSERT_FALSE(rpc_client_partial_frame(c, &pf));
+	a = frame_encode(1, FRAME_TYPE_RESPONSE, 0, body, strlen(body), &alen);
+	b = frame_encode(3, FRAME_TYPE_RESPONSE, 0, body, strlen(body), &blen);
+
+	/* A whole frame in one feed leaves nothing unfinished. */
+	CU_ASSERT_EQUAL(rpc_client_feed(c, a, alen), 0);
+	CU_ASSERT_FALSE(rpc_client_partial_frame(c, &pf));
+
+	/* Part of a header: started now, length not known yet. */
+	t0 = time_mono_ms();
+	CU_ASSERT_EQUAL(rpc_client_feed(c, a, 3), 0);
+	CU_ASSERT_TRUE_FATAL(rpc_client_partial_frame(c, &pf));
+	CU_ASSERT_TRUE(pf.started_ms >= t0 && pf.started_ms <= time_mono_ms());
+	CU_ASSERT_EQUAL(pf.received, 3);
+	CU_ASSERT_EQUAL(pf.total, 0);
+	started = pf.started_ms;
+
+	/* More of the same frame, later: same start, header known. */
+	usleep(30 * 1000); /* let the clock move, so a restamp would show */
+	CU_ASSERT_EQUAL(rpc_client_feed(c, a + 3, 12), 0);
+	CU_ASSERT_TRUE_FATAL(rpc_client_partial_frame(c, &pf));
+	CU_ASSERT_EQUAL(pf.started_ms, started);
+	CU_ASSERT_EQUAL(pf.received, 15);
+	CU_ASSERT_EQUAL(pf.total, alen);
+	CU_ASSERT_EQUAL(pf.stream_id, 1);
+
+	/* The rest of it and the start of the next in one feed: the next frame's own start. */
+	ab = xmalloc(alen - 15 + 4);
+	memcpy(ab, a + 15, alen - 15);
+	memcpy(ab + alen - 15, b, 4);
+	t1 = time_mono_ms();
+	CU_ASSERT_TRUE(t1 > started);
+	CU_ASSERT_EQUAL(rpc_client_feed(c, ab, alen - 15 + 4), 0);
+	CU_ASSERT_TRUE_FATAL(rpc_client_partial_frame(c, &pf));
+	CU_ASSERT_TRUE(pf.started_ms >= t1);
+	CU_ASSERT_EQUAL(pf.received, 4);
+	CU_ASSERT_EQUAL(pf.total, 0);
+
+	/* Its end: nothing unfinished again. */
+	CU_ASSERT_EQUAL(rpc_client_feed(c, b + 4, blen - 4), 0);
+	CU_ASSERT_FALSE(rpc_client_partial_frame(c, &pf));
+	CU_ASSERT_FALSE(rpc_client_failed(c));
+	free(ab);
+	free(a);
+	free(b);
+	rpc_client_free(c);
+	close(sv[1]);
+}
+
 /* ---- a peer that stops reading ---- */
 
 #define STALL_BLOB (2u * 1024 * 1024) /* far more than a socketpair buffers */
@@ -999,6 +1065,7 @@ main(void)
 	    {"backpressure", test_backpressure},
 	    {"client protocol errors", test_client_protocol_errors},
 	    {"client feed", test_client_feed},
+	    {"partial frame: progress and start time", test_partial_frame},
 	    {"send bounded by the call's timeout", test_send_timeout},
 	    {"writer's turn bounded, fail wakes senders", test_send_turn_and_fail_wake},
 	    {"fd cycles", test_fd_cycles},
