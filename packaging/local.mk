@@ -80,4 +80,6 @@ EXTRA_DIST += \
 	packaging/debian/rules \
 	packaging/debian/source/format \
 	packaging/debian/vmshim.install \
-	packaging/debian/vmshim-agent.install
+	packaging/debian/vmshim-agent.install \
+	packaging/debian/vmshim.lintian-overrides \
+	packaging/debian/vmshim-agent.lintian-overrides
