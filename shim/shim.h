@@ -234,7 +234,8 @@ void task_dispatch(struct rpc_conn *c, uint32_t stream_id, uint8_t flags, struct
 void task_call_finish(struct task_call *call, int code, const char *msg, json_t *payload);
 void task_call_finish_status(struct task_call *call, const struct status *st);
 /* Answer OK with a flat payload (msg.h's msg_field list): the hot path of State. */
-void task_call_finish_fields(struct task_call *call, const struct msg_field *fields, size_t nfields);
+void task_call_finish_fields(
+    struct task_call *call, const struct msg_field *fields, size_t nfields);
 void task_call_free(struct task_call *call);
 
 /*
