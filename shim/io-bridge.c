@@ -43,6 +43,15 @@
  *    output has half_closed_ms to finish, renewed while the host keeps taking bytes; past it
  *    the unfinished output streams are failed (buffer dropped, descriptors closed once, logged
  *    at warn with the container id), so the exit is published and Delete can proceed.
+ *  - Exit pending: the reference agent publishes the exit only after the output drained, so
+ *    with a host nobody reads it never would; it announces the reaping first
+ *    (io_exit_pending). That starts the same deadline, renewed while the host takes bytes or
+ *    while nothing waits for the host (the guest is slow, e.g. a descendant holding the pipe).
+ *    Past it the host side of every stream the host left bytes in is given up (buffer dropped,
+ *    host fd closed once, logged at warn) while the guest side stays open and is read and
+ *    discarded to its EOF, so the agent's stream drains, it publishes the exit and the stream
+ *    ends cleanly (EOF both ways). The exit (io_exit_seen) then re-arms the deadline once more,
+ *    bounding an agent that reports the exit but never sends the EOF.
  *
  * Stdin EOF design. The FIFO is read-only and non-blocking (io-prepare.c), so read() returns 0
  * whenever no writer is attached, including before the runtime ever opened its end. We only
@@ -123,8 +132,9 @@ struct io_streams {
 	int busy;  /* inside on_output_done */
 	bool dead; /* io_free() ran while busy: free on the way out */
 	int half_closed_ms;
-	struct event *ev_drain; /* io_exit_seen(): the output's drain deadline */
+	struct event *ev_drain; /* io_exit_pending/seen(): the output's drain deadline */
 	bool drain_armed;
+	bool exit_real;	       /* io_exit_seen(), not only io_exit_pending() */
 	uint64_t host_written; /* output bytes the host took, ever */
 	uint64_t drain_mark;   /* host_written when the drain deadline was last armed */
 };
@@ -570,6 +580,43 @@ io_streams_arm_drain(struct io_streams *s)
 }
 
 /*
+ * Only the agent's exit-pending notice so far, and the host took nothing for half_closed_ms.
+ * If nothing waits for the host, the guest is the slow side (a descendant holds the pipe, the
+ * agent has its own grace for that): wait another period. Else give up the host side of each
+ * stream that has bytes the host did not take: drop them and close the host fd, but keep
+ * reading (and discarding) the guest to its EOF, so the agent drains and reports the exit.
+ */
+static void
+io_streams_give_up_host(struct io_streams *s)
+{
+	size_t dropped = 0;
+	int i, n = 0;
+
+	for (i = IO_STDOUT; i < IO_NSTREAMS; i++)
+		if (s->st[i].present && !s->st[i].finished && !s->st[i].host_done)
+			dropped += evbuffer_get_length(s->st[i].buf);
+	if (dropped == 0) {
+		io_streams_arm_drain(s);
+		return;
+	}
+	for (i = IO_STDOUT; i < IO_NSTREAMS; i++) {
+		struct io_stream *st = &s->st[i];
+
+		if (!st->present || st->finished || st->host_done ||
+		    evbuffer_get_length(st->buf) == 0)
+			continue;
+		io_stream_close_host(st);
+		io_stream_update(st);
+		n++;
+	}
+	log_warn_id(s->id, s->exec_id,
+	    "output not drained %d ms after the process exited (the host side takes nothing): "
+	    "dropping %zu buffered byte(s), closing the host side of %d stream(s) and "
+	    "discarding the rest of their output until the guest's EOF",
+	    s->half_closed_ms, dropped, n);
+}
+
+/*
  * The process exited half_closed_ms ago and its output is still not through. A host that
  * took bytes meanwhile is reading: give it another period. One that took nothing (a FIFO
  * nobody reads) would hold the exit forever: fail the output streams (what is buffered is
@@ -588,6 +635,10 @@ io_streams_on_drain(evutil_socket_t fd, short what, void *arg)
 		return;
 	if (s->host_written != s->drain_mark) {
 		io_streams_arm_drain(s);
+		return;
+	}
+	if (!s->exit_real) {
+		io_streams_give_up_host(s);
 		return;
 	}
 	for (i = IO_STDOUT; i < IO_NSTREAMS; i++)
@@ -610,6 +661,19 @@ io_streams_on_drain(evutil_socket_t fd, short what, void *arg)
 
 void
 io_exit_seen(struct io_streams *s)
+{
+	if (s == NULL || s->dead || s->output_done || s->exit_real)
+		return;
+	s->exit_real = true;
+	/* After a give-up nothing is armed: the guest's EOF now gets one deadline too. */
+	if (s->drain_armed && evtimer_pending(s->ev_drain, NULL))
+		return;
+	s->drain_armed = true;
+	io_streams_arm_drain(s);
+}
+
+void
+io_exit_pending(struct io_streams *s)
 {
 	if (s == NULL || s->dead || s->output_done || s->drain_armed)
 		return;

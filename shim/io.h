@@ -64,6 +64,15 @@ bool io_output_done(const struct io_streams *s);
  * runtime that never reads its FIFO cannot hold the exit back forever. Idempotent.
  */
 void io_exit_seen(struct io_streams *s);
+/*
+ * The agent reaped the process but still has output for us (its exit follows that output):
+ * the same deadline starts, renewed while the host takes bytes or nothing waits for it. Past
+ * it the host side of each stream the host left bytes in is closed (those bytes dropped,
+ * logged) and the guest stream is read and discarded to its EOF, so the agent can finish and
+ * report the exit; on_output_done runs at that EOF. io_exit_seen() later arms one more
+ * deadline for the EOF. Idempotent; nothing is published here.
+ */
+void io_exit_pending(struct io_streams *s);
 /* Tear down now (Delete, shutdown): every descriptor closed once; on_output_done not called. */
 void io_free(struct io_streams *s);
 

@@ -27,6 +27,9 @@
 static void task_checkpoint(struct task_call *call);
 static void task_subscribe(struct task_call *call);
 
+/* The agent's notice that a process was reaped with output still draining (PROTOCOL.md). */
+#define TASK_EXIT_PENDING_TOPIC "/agent/exit-pending"
+
 static const struct task_method {
 	const char *service;
 	const char *method;
@@ -384,11 +387,29 @@ task_proc_end_quiet(struct task_proc *p)
 	task_proc_answer_waiters(p, ST_OK, "");
 }
 
+/*
+ * The agent reaped p but has not sent all its output (its /tasks/exit follows that output):
+ * nothing is published, but the output's drain deadline starts now, so a host FIFO nobody
+ * reads cannot hold the exit back forever (io_exit_pending).
+ */
+static void
+task_proc_exit_pending(struct task_proc *p)
+{
+	if (p->io == NULL || p->output_done ||
+	    (p->state != PROC_CREATED && p->state != PROC_RUNNING))
+		return;
+	log_debug_id(p->ctr->id, p->exec_id,
+	    "process %u reaped in the guest, output still draining: drain deadline started",
+	    p->pid);
+	io_exit_pending(p->io);
+}
+
 void
 task_agent_event(const char *topic, json_t *ev)
 {
 	struct task_container *ctr;
 	struct task_proc *p;
+	bool pending;
 	const char *cid = json_string_value(json_object_get(ev, "container_id"));
 	const char *id = json_string_value(json_object_get(ev, "id"));
 	const char *at = json_string_value(json_object_get(ev, "exited_at"));
@@ -402,7 +423,8 @@ task_agent_event(const char *topic, json_t *ev)
 		events_publish("/tasks/oom", json_pack("{s:s}", "container_id", cid));
 		return;
 	}
-	if (strcmp(topic, "/tasks/exit") != 0) {
+	pending = strcmp(topic, TASK_EXIT_PENDING_TOPIC) == 0;
+	if (strcmp(topic, "/tasks/exit") != 0 && !pending) {
 		log_debug("agent event %s ignored", topic);
 		return;
 	}
@@ -413,6 +435,10 @@ task_agent_event(const char *topic, json_t *ev)
 	}
 	if (p->exit_seen)
 		return;
+	if (pending) {
+		task_proc_exit_pending(p);
+		return;
+	}
 	p->exit_seen = true;
 	p->exit_status = (int)json_integer_value(json_object_get(ev, "exit_status"));
 	if (at != NULL)
@@ -556,6 +582,10 @@ task_resync_done(void *arg)
 				    "status is unknown, reporting 255",
 				    p->pid);
 				task_resync_exit(p, 255, NULL);
+			} else if (it->st.code == ST_OK && status != NULL &&
+				   strcmp(status, "exited") == 0) {
+				/* Its exit-pending notice may have been lost with the link. */
+				task_proc_exit_pending(p);
 			} else if (it->st.code != ST_OK) {
 				/* The link dropped again: the next reconnect asks again. */
 				log_warn_id(it->id, it->exec_id, "resync: %s", it->st.msg);

@@ -32,6 +32,8 @@
 #define AGENT_HALF_CLOSED_MS 30000
 #define AGENT_STREAM_PENDING (1u * 1024 * 1024)
 #define AGENT_MOUNT_WAIT_MS  10000
+/* Event: reaped, output still draining; the /tasks/exit event follows (docs/PROTOCOL.md). */
+#define AGENT_EXIT_PENDING_TOPIC "/agent/exit-pending"
 
 /* ---- main.c ---- */
 
@@ -72,6 +74,12 @@ void control_bringup_begin(const char *id);
 void control_bringup_end(const char *id);
 /* Publish a process's exit event (proc.c calls it once output drained). */
 void control_publish_exit(struct proc *p);
+/*
+ * The process was reaped but its output has not drained yet: tell the shim at once
+ * (AGENT_EXIT_PENDING_TOPIC), so that a host side nobody reads cannot hold the exit forever:
+ * the shim starts its own drain deadline and, past it, reads and discards the rest.
+ */
+void control_publish_exit_pending(struct proc *p);
 /* A stream attached to p: a parked StartProcess may go on. */
 void control_streams_changed(struct proc *p);
 /* p is being removed: answer its parked StartProcess, if any. */

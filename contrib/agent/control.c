@@ -333,19 +333,38 @@ control_publish(const char *topic, json_t *event)
 	control_backlog_len++;
 }
 
+/* The body of p's exit events: the same fields for /tasks/exit and the exit-pending notice. */
+static json_t *
+control_exit_event(struct proc *p)
+{
+	char ts[TIME_RFC3339_LEN];
+
+	time_rfc3339(&p->exited_at, ts);
+	return json_pack("{s:s, s:s, s:i, s:i, s:s}", "container_id", p->c->id, "id",
+	    p->exec_id[0] != '\0' ? p->exec_id : p->c->id, "pid", (int)p->pid, "exit_status",
+	    p->exit_status, "exited_at", ts);
+}
+
 void
 control_publish_exit(struct proc *p)
 {
-	char ts[TIME_RFC3339_LEN];
-	json_t *ev;
+	json_t *ev = control_exit_event(p);
 
-	time_rfc3339(&p->exited_at, ts);
-	ev = json_pack("{s:s, s:s, s:i, s:i, s:s}", "container_id", p->c->id, "id",
-	    p->exec_id[0] != '\0' ? p->exec_id : p->c->id, "pid", (int)p->pid, "exit_status",
-	    p->exit_status, "exited_at", ts);
 	log_debug_id(p->c->id, p->exec_id, "exit of pid %d (status %d) published", (int)p->pid,
 	    p->exit_status);
 	control_publish("/tasks/exit", ev);
+	json_decref(ev);
+}
+
+void
+control_publish_exit_pending(struct proc *p)
+{
+	json_t *ev = control_exit_event(p);
+
+	log_debug_id(p->c->id, p->exec_id,
+	    "pid %d reaped (status %d) with output still draining: %s published", (int)p->pid,
+	    p->exit_status, AGENT_EXIT_PENDING_TOPIC);
+	control_publish(AGENT_EXIT_PENDING_TOPIC, ev);
 	json_decref(ev);
 }
 

@@ -18,7 +18,11 @@
  * A descendant may hold the output pipes after the exit: the drain grace (AGENT_DRAIN_GRACE_MS)
  * counts only time in which the pipes gave nothing while the shim had room (it is re-armed
  * when bytes are read and stopped while a stream is paused by a slow reader); when it expires
- * the pipes are read until empty and detached, with a log line.
+ * the pipes are read until empty and detached, with a log line. A process reaped while its
+ * output is still owed is announced at once (control_publish_exit_pending: the
+ * AGENT_EXIT_PENDING_TOPIC event), so the shim can bound how long a host side that nobody
+ * reads may hold the output back: past its deadline the shim discards the rest, our streams
+ * drain and the exit is published.
  *
  * Helper children (runc, mount) are tracked in a list; their stdout/stderr are captured
  * through a pipe read by the loop, and their callback runs once both the exit status and the
@@ -691,6 +695,9 @@ proc_on_exit(struct proc *p, int wstatus)
 		}
 	}
 	proc_check_done(p);
+	/* Output still owed to the shim: say so now, the exit itself waits for it. */
+	if (p->state == PROC_EXITED && !p->deleted)
+		control_publish_exit_pending(p);
 	proc_grace_update(p);
 }
 

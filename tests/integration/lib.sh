@@ -151,6 +151,21 @@ expect_call() {
 	fi
 }
 
+# wait_job PID SECS: wait (bounded) for a background job; 1 (after killing it) if it still
+# runs after SECS seconds, else its exit status.
+wait_job() {
+	i=0
+	while kill -0 "$1" 2>/dev/null && [ $i -lt $(($2 * 20)) ]; do
+		sleep 0.05
+		i=$((i + 1))
+	done
+	if kill -0 "$1" 2>/dev/null; then
+		kill -9 "$1" 2>/dev/null
+		return 1
+	fi
+	wait "$1"
+}
+
 # Sanitizer runtimes (ASan's quarantine, TSan's shadow) make RSS meaningless and valgrind
 # impossible: tests that measure memory or run valgrind ask this first.
 sanitized() {

@@ -27,20 +27,6 @@ setup
 start_agent
 start_shim
 
-# Wait (bounded) for a background job; fail if it is still running after $2 seconds.
-wait_job() {
-	i=0
-	while kill -0 "$1" 2>/dev/null && [ $i -lt $(($2 * 20)) ]; do
-		sleep 0.05
-		i=$((i + 1))
-	done
-	if kill -0 "$1" 2>/dev/null; then
-		kill -9 "$1" 2>/dev/null
-		return 1
-	fi
-	wait "$1"
-}
-
 # 1. 1 GiB of stdout.
 make_bundle big "exec $CLIENT gen 1 $BULK"
 mkfifo "$T/big.out"

@@ -7,6 +7,7 @@ tests_integration_stdio_client_LDADD = $(COMMON_LIBS)
 STDIO_ITESTS = \
 	tests/integration/shim_stdio_bulk.sh \
 	tests/integration/shim_stdio_runs.sh \
-	tests/integration/shim_stdio_edge.sh
+	tests/integration/shim_stdio_edge.sh \
+	tests/integration/shim_stdio_unread.sh
 TESTS += $(STDIO_ITESTS)
 EXTRA_DIST += $(STDIO_ITESTS)
