@@ -462,7 +462,9 @@ msg_payload_ref(json_t *payload, const char *fn)
  * calls back per token and formats a pointer with snprintf for every object it visits: most of
  * a small response's cost). Output is byte for byte what json_dumps(JSON_COMPACT) gives
  * (tests/unit/test_msg.c compares them on generated trees): insertion order, UTF-8 as is, the
- * same escapes. Reals, which no envelope field uses, go through jansson to keep its formatting.
+ * same escapes, keys with NUL bytes included. Strings are taken as valid UTF-8, which jansson
+ * checks when they are made (nothing here uses its _nocheck constructors). Reals, which no
+ * envelope field uses, go through jansson to keep its formatting.
  */
 struct msg_buf {
 	char *data;
@@ -560,6 +562,17 @@ msg_buf_int(struct msg_buf *b, json_int_t v)
 	msg_buf_put(b, p, (size_t)(digits + sizeof digits - p));
 }
 
+/* A key's length; jansson >= 2.14 keeps keys with NUL bytes (json_object_setn). */
+static size_t
+msg_key_len(const char *key)
+{
+#if JANSSON_VERSION_HEX >= 0x020e00
+	return json_object_iter_key_len(json_object_key_to_iter(key));
+#else
+	return strlen(key);
+#endif
+}
+
 /* Deeper than any tree the decoder accepts (jansson's parser stops at 2048). */
 #define MSG_DUMP_MAX_DEPTH 4096
 
@@ -583,7 +596,7 @@ msg_buf_value(struct msg_buf *b, json_t *v, unsigned depth)
 		{
 			if (n++ > 0)
 				msg_buf_lit(b, ",");
-			msg_buf_string(b, key, strlen(key));
+			msg_buf_string(b, key, msg_key_len(key));
 			msg_buf_lit(b, ":");
 			msg_buf_value(b, item, depth + 1);
 		}

@@ -85,7 +85,7 @@ struct msg_field {
 /* clang-format on */
 char *msg_response_encode_fields(
     int code, const char *message, const struct msg_field *fields, size_t nfields, size_t *len);
-/* Any JSON value as compact text, as json_dumps(JSON_COMPACT) would write it (malloc'd). */
+/* Any JSON value as compact text, as json_dumps(JSON_COMPACT | JSON_ENCODE_ANY) writes it. */
 char *msg_dump_json(json_t *value, size_t *len);
 
 /*

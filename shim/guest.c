@@ -40,6 +40,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "frame.h"
@@ -246,6 +247,8 @@ guest_stall_watch(struct guest *g)
 	}
 }
 
+static int guest_read_once(struct guest *g);
+
 /* Loop thread: the stall timer fired; a frame still unfinished past its bound ends the link. */
 static void
 guest_stall_cb(evutil_socket_t fd, short what, void *arg)
@@ -253,12 +256,32 @@ guest_stall_cb(evutil_socket_t fd, short what, void *arg)
 	struct guest *g = arg;
 	struct rpc_partial_frame pf;
 	char why[STATUS_MSG_MAX];
-	int64_t took;
+	int64_t took, judged;
 	int bound = guest_frame_bound_ms();
 
 	(void)fd;
 	(void)what;
 	g->stall_armed = false;
+	if (!rpc_client_partial_frame(g->client, &pf))
+		return;
+	/*
+	 * Bytes of this frame already waiting in the socket (the loop was busy when both the
+	 * timer and the read became due) are not a stall: take them before judging. Bounded by
+	 * the frame's size: the loop ends when this frame completes or the socket is empty.
+	 */
+	judged = pf.started_ms;
+	guest_ref(g);
+	while (rpc_client_partial_frame(g->client, &pf) && pf.started_ms == judged) {
+		int r = guest_read_once(g);
+
+		if (r < 0) {
+			guest_put(g);
+			return; /* the link went down */
+		}
+		if (r == 0)
+			break;
+	}
+	guest_put(g);
 	if (!rpc_client_partial_frame(g->client, &pf))
 		return;
 	took = time_mono_ms() - pf.started_ms;
@@ -279,31 +302,50 @@ guest_stall_cb(evutil_socket_t fd, short what, void *arg)
 	guest_link_down(g, ST_UNAVAILABLE, why);
 }
 
-/* Loop thread: bytes from the agent go to the rpc_client; EOF or garbage ends the link. */
-static void
-guest_read_cb(evutil_socket_t fd, short what, void *arg)
+/*
+ * Loop thread: one read of the agent link, fed to the decoder. 1 when bytes came, 0 when the
+ * socket had none, -1 when the link went down (closed, failed or a malformed frame).
+ */
+static int
+guest_read_once(struct guest *g)
 {
 	static uint8_t buf[GUEST_READ_CHUNK];
-	struct guest *g = arg;
 	ssize_t n;
+	int r = 1;
 
-	n = read(fd, buf, sizeof buf);
+	/*
+	 * MSG_DONTWAIT: the link's fd is blocking (the workers' sends), and the stall timer reads
+	 * without knowing whether anything is there.
+	 */
+	n = recv(event_get_fd(g->ev), buf, sizeof buf, MSG_DONTWAIT);
 	if (n > 0) {
 		/* Hold a reference: on_data may run task code, which must not free g. */
 		guest_ref(g);
-		if (rpc_client_feed(g->client, buf, (size_t)n) < 0)
+		if (rpc_client_feed(g->client, buf, (size_t)n) < 0) {
 			guest_link_down(g, ST_UNAVAILABLE, "agent sent a malformed frame");
-		else
+			r = -1;
+		} else {
 			guest_stall_watch(g);
+		}
 		guest_put(g);
-		return;
+		return r;
 	}
 	if (n < 0 && (errno == EAGAIN || errno == EINTR))
-		return;
+		return 0;
 	if (n == 0)
 		guest_link_down(g, ST_UNAVAILABLE, "agent closed the connection");
 	else
 		guest_link_down(g, ST_UNAVAILABLE, strerror(errno));
+	return -1;
+}
+
+/* Loop thread: bytes from the agent go to the rpc_client; EOF or garbage ends the link. */
+static void
+guest_read_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	guest_read_once(arg);
 }
 
 /* Loop thread (the feeding thread): one event from the agent's SubscribeEvents stream. */

@@ -614,6 +614,11 @@ io_streams_give_up_host(struct io_streams *s)
 	    "dropping %zu buffered byte(s), closing the host side of %d stream(s) and "
 	    "discarding the rest of their output until the guest's EOF",
 	    s->half_closed_ms, dropped, n);
+	/*
+	 * A stream that had nothing buffered now may fill later (a descendant writing): keep
+	 * checking every period until the exit, or that stream would hold the exit forever.
+	 */
+	io_streams_arm_drain(s);
 }
 
 /*
@@ -665,8 +670,8 @@ io_exit_seen(struct io_streams *s)
 	if (s == NULL || s->dead || s->output_done || s->exit_real)
 		return;
 	s->exit_real = true;
-	/* After a give-up nothing is armed: the guest's EOF now gets one deadline too. */
-	if (s->drain_armed && evtimer_pending(s->ev_drain, NULL))
+	/* The exit-pending deadline, when running, goes on; else the output gets one now. */
+	if (evtimer_pending(s->ev_drain, NULL))
 		return;
 	s->drain_armed = true;
 	io_streams_arm_drain(s);

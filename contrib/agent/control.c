@@ -295,9 +295,13 @@ control_send_event(struct control_client *cl, const char *buf, size_t len)
 	return 0;
 }
 
-/* Send an event to every live subscriber; if none took it, keep it in the backlog. */
-void
-control_publish(const char *topic, json_t *event)
+/*
+ * Send an event to every live subscriber; if none took it and `keep`, keep it in the backlog.
+ * Notices that a reconnect makes moot are not kept (the exit-pending one: the shim asks
+ * ProcessState after reconnecting), so they cannot push real exits out of a full backlog.
+ */
+static void
+control_publish_to(const char *topic, json_t *event, bool keep)
 {
 	char ts[TIME_RFC3339_LEN];
 	struct control_client *cl, *next;
@@ -313,7 +317,7 @@ control_publish(const char *topic, json_t *event)
 		if (cl->subscribed && control_send_event(cl, buf, len) == 0)
 			sent = true;
 	}
-	if (sent) {
+	if (sent || !keep) {
 		free(buf);
 		return;
 	}
@@ -331,6 +335,12 @@ control_publish(const char *topic, json_t *event)
 	ev->len = len;
 	TAILQ_INSERT_TAIL(&control_backlog, ev, entry);
 	control_backlog_len++;
+}
+
+void
+control_publish(const char *topic, json_t *event)
+{
+	control_publish_to(topic, event, true);
 }
 
 /* The body of p's exit events: the same fields for /tasks/exit and the exit-pending notice. */
@@ -364,7 +374,7 @@ control_publish_exit_pending(struct proc *p)
 	log_debug_id(p->c->id, p->exec_id,
 	    "pid %d reaped (status %d) with output still draining: %s published", (int)p->pid,
 	    p->exit_status, AGENT_EXIT_PENDING_TOPIC);
-	control_publish(AGENT_EXIT_PENDING_TOPIC, ev);
+	control_publish_to(AGENT_EXIT_PENDING_TOPIC, ev, false);
 	json_decref(ev);
 }
 

@@ -17,6 +17,9 @@
 #   c: a reader that pauses 1 s (2 x the deadline) after the first MiB, then reads it all;
 #   d: a reader taking 64 KiB every 150 ms, so the last ~2 MiB drain over many deadlines
 #      after the agent's exit-pending notice: both get every byte (SHA-256), no give-up.
+#   f: stdout given up at the first deadline, stderr filled by a descendant only 2 s later:
+#      it is given up at a later period and Wait answers (the deadline keeps running after a
+#      give-up until the exit).
 #   Then the shim's open-fd count is back to its idle value.
 #   e: with the default 30 s deadline, a process in the exit-pending state (reaped, output
 #      unread): Delete is refused (still running), and SIGTERM shuts the shim down cleanly
@@ -132,7 +135,19 @@ if grep 'output not drained' "$T/shim.log" | grep -Eq '"id":"[cd]"'; then
 else
 	pass "c/d: no give-up for a runtime that reads"
 fi
-check_fds "after a-d" "$base"
+# f: a stream that stalls only after the first give-up: stdout is given up at the first
+# deadline, stderr fills 2 s later (a descendant starts writing it then); it must be given up
+# at a later period, not hold the exit forever.
+make_bundle f "$CLIENT gen 16 $((4 * 1024 * 1024)) & (sleep 2; $CLIENT gen 17 $((4 * 1024 * 1024)) >&2) & exit 9"
+mkfifo "$T/f.out" "$T/f.err"
+expect_call "f: Create (stderr stalls after stdout's give-up)" Create "{\"id\":\"f\",\"bundle\":\"$T/f\",\"stdout\":\"$T/f.out\",\"stderr\":\"$T/f.err\"}" '^OK'
+expect_call "f: Start" Start '{"id":"f"}' '^OK'
+timed_wait f 9 15
+n=$(grep 'output not drained' "$T/shim.log" | grep -c '"id":"f"')
+[ "$n" -ge 2 ] && pass "f: two give-ups logged (stdout, then stderr)" ||
+	fail "f: $n give-up line(s) for f, want 2 (stdout, then stderr)"
+expect_call "f: Delete" Delete '{"id":"f"}' '^OK.*"exit_status":9'
+check_fds "after a-f" "$base"
 stop_shim
 
 # e: Delete refused and a clean SIGTERM while a process waits in the exit-pending state.

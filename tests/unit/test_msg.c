@@ -871,6 +871,21 @@ test_dump_matches_jansson(void)
 	}
 	CU_ASSERT_EQUAL(mismatches, 0);
 
+	/* A key with a NUL byte in it (json_object_setn) is written whole, as jansson does. */
+	{
+		cleanup_json json_t *o = json_object();
+		char *ours, *theirs;
+		size_t len;
+
+		CU_ASSERT_EQUAL_FATAL(json_object_setn_new(o, "ke\0y", 4, json_true()), 0);
+		ours = msg_dump_json(o, &len);
+		theirs = json_dumps(o, JSON_COMPACT);
+		CU_ASSERT_STRING_EQUAL(ours, "{\"ke\\u0000y\":true}");
+		CU_ASSERT_STRING_EQUAL(ours, theirs);
+		free(ours);
+		free(theirs);
+	}
+
 	/* Reals keep jansson's own formatting. */
 	{
 		cleanup_json json_t *r = json_pack("[f,f,f]", 0.5, 1.0, -2.5e300);
