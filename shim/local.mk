@@ -38,7 +38,8 @@ SHIM_ITESTS = \
 	tests/integration/shim_badinput.sh \
 	tests/integration/shim_agent.sh \
 	tests/integration/shim_load.sh \
-	tests/integration/shim_fault_trickle.sh
+	tests/integration/shim_fault_trickle.sh \
+	tests/integration/shim_fault_busyloop.sh
 TESTS += $(SHIM_ITESTS)
 # The threaded daemon (accept thread, loop, workers) under load, run again under TSan.
 TSAN_TESTS += tests/integration/shim_load.sh tests/integration/shim_tasks.sh \

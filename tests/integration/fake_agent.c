@@ -22,6 +22,9 @@
  *                   as trickle's does, within any test's time); after it, Pids
  *                   answers normally and Stats with a 2 MiB payload sent steadily in 64 KiB
  *                   pieces 25 ms apart (about 0.8 s for the frame: large, slow, legitimate)
+ *     split         Stats answers a frame of FA_SPLIT_BYTES: the header and 16 bytes at once,
+ *                   the rest FA_SPLIT_GAP_MS later in one write (for a shim whose loop is busy,
+ *                   i.e. stopped, while the rest arrives); Pids answers normally
  *     request       a request frame (type 1): agents never send those
  *     events        Stats starts a never-ending stream of events on the subscription (Pids
  *                   still answers); the Stats call itself is answered
@@ -68,6 +71,9 @@
 #define FA_STEADY_BYTES	 (2u * 1024 * 1024)
 #define FA_STEADY_PIECE	 65536
 #define FA_STEADY_GAP_MS 25
+/* Below a Unix socket's default send buffer, so the rest is in the socket in one write. */
+#define FA_SPLIT_BYTES	160000
+#define FA_SPLIT_GAP_MS 1000
 
 static struct {
 	const char *mode;
@@ -207,23 +213,32 @@ fa_flood_main(void *arg)
 	return NULL;
 }
 
+/* An OK response frame on sid whose payload is {"blob":"<size bytes of fill>"} (malloc'd). */
+static uint8_t *
+fa_blob_frame(uint32_t sid, size_t size, char fill, size_t *flen)
+{
+	cleanup_free char *blob = xmalloc(size + 1);
+	cleanup_free char *body = NULL;
+	cleanup_json json_t *pl = NULL;
+	size_t len;
+
+	memset(blob, fill, size);
+	blob[size] = '\0';
+	pl = json_pack("{s:s}", "blob", blob);
+	body = msg_response_encode(0, "", pl, &len);
+	return frame_encode(sid, FRAME_TYPE_RESPONSE, 0, body, len, flen);
+}
+
 /* A response of FA_STEADY_BYTES of payload, written in pieces with a pause between them. */
 static void
 fa_steady(struct fa_ctl *c, uint32_t sid)
 {
-	cleanup_free char *blob = xmalloc(FA_STEADY_BYTES + 1);
-	cleanup_free char *body = NULL;
 	cleanup_free uint8_t *frame = NULL;
-	cleanup_json json_t *pl = NULL;
-	size_t len, flen, off, n;
+	size_t flen, off, n;
 	int64_t t0 = time_mono_ms();
 	bool ok = true;
 
-	memset(blob, 'a', FA_STEADY_BYTES);
-	blob[FA_STEADY_BYTES] = '\0';
-	pl = json_pack("{s:s}", "blob", blob);
-	body = msg_response_encode(0, "", pl, &len);
-	frame = frame_encode(sid, FRAME_TYPE_RESPONSE, 0, body, len, &flen);
+	frame = fa_blob_frame(sid, FA_STEADY_BYTES, 'a', &flen);
 	pthread_mutex_lock(&c->wlock); /* whole frames only, however slowly */
 	for (off = 0; ok && off < flen; off += n) {
 		n = flen - off < FA_STEADY_PIECE ? flen - off : FA_STEADY_PIECE;
@@ -236,6 +251,26 @@ fa_steady(struct fa_ctl *c, uint32_t sid)
 	pthread_mutex_unlock(&c->wlock);
 	fa_log("steady: %s a frame of %zu bytes in %lld ms", ok ? "sent" : "failed to send", flen,
 	    (long long)(time_mono_ms() - t0));
+}
+
+/* A response of FA_SPLIT_BYTES: 16 bytes of it after the header, the rest after a pause. */
+static void
+fa_split(struct fa_ctl *c, uint32_t sid)
+{
+	cleanup_free uint8_t *frame = NULL;
+	size_t flen, first = FRAME_HEADER_SIZE + 16;
+	bool ok;
+
+	frame = fa_blob_frame(sid, FA_SPLIT_BYTES, 'b', &flen);
+	pthread_mutex_lock(&c->wlock); /* whole frames only */
+	ok = write_all(c->fd, frame, first) == 0;
+	fa_log("split: first part sent (%zu of %zu bytes)", first, flen);
+	usleep(FA_SPLIT_GAP_MS * 1000);
+	ok = ok && write_all(c->fd, frame + first, flen - first) == 0;
+	if (!ok)
+		atomic_store(&c->dead, true);
+	pthread_mutex_unlock(&c->wlock);
+	fa_log("split: %s", ok ? "rest sent" : "failed to send the rest");
 }
 
 /* Misbehave on a hostile method call according to the mode. */
@@ -282,6 +317,12 @@ fa_hostile(struct fa_ctl *c, uint32_t sid, const char *method)
 
 			fa_respond(c, sid, 0, "", pl);
 		}
+	} else if (fa_mode("split") && strcmp(method, "Stats") == 0) {
+		fa_split(c, sid);
+	} else if (fa_mode("split")) {
+		cleanup_json json_t *pl = json_pack("{s:[{s:i}]}", "processes", "pid", FA_PID);
+
+		fa_respond(c, sid, 0, "", pl);
 	} else if (fa_mode("trickle") || fa_mode("trickle-once")) {
 		h.length = fa_mode("trickle") ? 100 : 60000;
 		frame_header_pack(&h, hdr);
