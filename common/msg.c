@@ -592,8 +592,7 @@ msg_buf_value(struct msg_buf *b, json_t *v, unsigned depth)
 	case JSON_OBJECT:
 		msg_buf_lit(b, "{");
 		n = 0;
-		json_object_foreach(v, key, item)
-		{
+		json_object_foreach (v, key, item) {
 			if (n++ > 0)
 				msg_buf_lit(b, ",");
 			msg_buf_string(b, key, msg_key_len(key));

@@ -170,10 +170,13 @@ config_set_json(struct shim_config *cfg, const struct config_key *k, json_t *v, 
 		if (n > 256)
 			return status_set(
 			    st, ST_INVALID_ARGUMENT, "%s: %s: more than 256 entries", src, k->name);
-		json_array_foreach(v, i, e) if (!json_is_string(e)) return status_set(
-		    st, ST_INVALID_ARGUMENT, "%s: %s[%zu]: expected a string", src, k->name, i);
+		json_array_foreach (v, i, e)
+			if (!json_is_string(e))
+				return status_set(st, ST_INVALID_ARGUMENT,
+				    "%s: %s[%zu]: expected a string", src, k->name, i);
 		list = xcalloc(n ? n : 1, sizeof *list);
-		json_array_foreach(v, i, e) list[i] = xstrdup(json_string_value(e));
+		json_array_foreach (v, i, e)
+			list[i] = xstrdup(json_string_value(e));
 		config_free_strlist(cfg->hotplug_ports, cfg->n_hotplug_ports);
 		cfg->hotplug_ports = list;
 		cfg->n_hotplug_ports = n;
@@ -189,13 +192,14 @@ config_set_json(struct shim_config *cfg, const struct config_key *k, json_t *v, 
 		if (n > 4096)
 			return status_set(st, ST_INVALID_ARGUMENT, "%s: %s: more than 4096 entries",
 			    src, k->name);
-		json_array_foreach(v, i,
-		    e) if (!json_is_integer(e) || json_integer_value(e) < 0 ||
-			   json_integer_value(e) >= (json_int_t)UINT32_MAX) return status_set(st,
-		    ST_INVALID_ARGUMENT, "%s: %s[%zu]: expected a uid (0..4294967294)", src,
-		    k->name, i);
+		json_array_foreach (v, i, e)
+			if (!json_is_integer(e) || json_integer_value(e) < 0 ||
+			    json_integer_value(e) >= (json_int_t)UINT32_MAX)
+				return status_set(st, ST_INVALID_ARGUMENT,
+				    "%s: %s[%zu]: expected a uid (0..4294967294)", src, k->name, i);
 		uids = xcalloc(n ? n : 1, sizeof *uids);
-		json_array_foreach(v, i, e) uids[i] = (uid_t)json_integer_value(e);
+		json_array_foreach (v, i, e)
+			uids[i] = (uid_t)json_integer_value(e);
 		free(cfg->allowed_uids);
 		cfg->allowed_uids = uids;
 		cfg->n_allowed_uids = n;
@@ -213,8 +217,7 @@ config_walk(
 	const char *key;
 	json_t *v;
 
-	json_object_foreach(obj, key, v)
-	{
+	json_object_foreach (obj, key, v) {
 		cleanup_free char *name = NULL;
 		const struct config_key *k;
 
@@ -342,8 +345,7 @@ config_apply_annotations(struct shim_config *cfg, json_t *annotations, struct st
 		return 0;
 	if (!json_is_object(annotations))
 		return status_set(st, ST_INVALID_ARGUMENT, "annotations: expected an object");
-	json_object_foreach(annotations, key, v)
-	{
+	json_object_foreach (annotations, key, v) {
 		cleanup_free char *src = NULL;
 		cleanup_json json_t *jv = NULL;
 		const struct config_key *k;

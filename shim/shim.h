@@ -227,6 +227,11 @@ struct task_container {
 	struct task_container *next;
 };
 
+/* The process after p in ctr (NULL: the first): its init, when there is one, then its execs. */
+struct task_proc *task_proc_next(struct task_container *ctr, struct task_proc *p);
+#define TASK_FOREACH_PROC(ctr, p)                                                                  \
+	for ((p) = task_proc_next((ctr), NULL); (p) != NULL; (p) = task_proc_next((ctr), (p)))
+
 typedef void (*task_method_fn)(struct task_call *call);
 
 void task_dispatch(struct rpc_conn *c, uint32_t stream_id, uint8_t flags, struct msg_request *req);

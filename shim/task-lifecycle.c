@@ -136,8 +136,7 @@ task_disk_parse(json_t *rootfs, const char *id, struct task_disk *d, struct stat
 	json_t *m, *o;
 
 	memset(d, 0, sizeof *d);
-	json_array_foreach(rootfs, i, m)
-	{
+	json_array_foreach (rootfs, i, m) {
 		const char *type = json_string_value(json_object_get(m, "type"));
 		const char *source = json_string_value(json_object_get(m, "source"));
 		const char *target = json_string_value(json_object_get(m, "target"));
@@ -161,8 +160,7 @@ task_disk_parse(json_t *rootfs, const char *id, struct task_disk *d, struct stat
 		else
 			xasprintf(&d->target, TASK_DISK_TARGET_FMT, id);
 		d->options = json_array();
-		json_array_foreach(json_object_get(m, "options"), k, o)
-		{
+		json_array_foreach (json_object_get(m, "options"), k, o) {
 			const char *w = json_string_value(o);
 
 			if (w == NULL || (strncmp(w, "fstype=", 7) == 0 && w[7] == '\0')) {
@@ -507,8 +505,7 @@ task_create(struct task_call *call)
 	if (shim.exit_when_empty)
 		return task_call_finish(call, ST_FAILED_PRECONDITION,
 		    "shutting down: Shutdown was called, no new container is accepted", NULL);
-	json_array_foreach(rootfs, i, m)
-	{
+	json_array_foreach (rootfs, i, m) {
 		char where[64];
 		const char *s;
 		json_t *opts;

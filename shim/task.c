@@ -448,29 +448,34 @@ task_agent_event(const char *topic, json_t *ev)
 	task_proc_maybe_exit(p);
 }
 
+struct task_proc *
+task_proc_next(struct task_container *ctr, struct task_proc *p)
+{
+	if (p == NULL)
+		return ctr->init != NULL ? ctr->init : ctr->execs;
+	return p == ctr->init ? ctr->execs : p->next;
+}
+
 void
 task_agent_lost(const char *why)
 {
-	for (struct task_container *ctr = task_table; ctr != NULL; ctr = ctr->next) {
-		/* An exit already reported is published once its output drains: keep those. */
-		if (ctr->init != NULL && !ctr->init->exit_seen)
-			task_proc_answer_waiters(ctr->init, ST_UNAVAILABLE, why);
-		for (struct task_proc *p = ctr->execs; p != NULL; p = p->next)
+	struct task_proc *p;
+
+	/* An exit already reported is published once its output drains: keep those waiters. */
+	for (struct task_container *ctr = task_table; ctr != NULL; ctr = ctr->next)
+		TASK_FOREACH_PROC (ctr, p)
 			if (!p->exit_seen)
 				task_proc_answer_waiters(p, ST_UNAVAILABLE, why);
-	}
 }
 
 void
 task_shutdown(void)
 {
 	struct task_container *ctr;
+	struct task_proc *p;
 
 	while ((ctr = task_table) != NULL) {
-		if (ctr->init != NULL)
-			task_proc_answer_waiters(
-			    ctr->init, ST_UNAVAILABLE, "the shim is shutting down");
-		for (struct task_proc *p = ctr->execs; p != NULL; p = p->next)
+		TASK_FOREACH_PROC (ctr, p)
 			task_proc_answer_waiters(p, ST_UNAVAILABLE, "the shim is shutting down");
 		task_container_remove(ctr);
 	}
@@ -499,14 +504,12 @@ task_proc_drop_waiters(struct task_proc *p, struct rpc_conn *c)
 unsigned
 task_conn_closed(struct rpc_conn *c)
 {
+	struct task_proc *p;
 	unsigned n = 0;
 
-	for (struct task_container *ctr = task_table; ctr != NULL; ctr = ctr->next) {
-		if (ctr->init != NULL)
-			n += task_proc_drop_waiters(ctr->init, c);
-		for (struct task_proc *p = ctr->execs; p != NULL; p = p->next)
+	for (struct task_container *ctr = task_table; ctr != NULL; ctr = ctr->next)
+		TASK_FOREACH_PROC (ctr, p)
 			n += task_proc_drop_waiters(p, c);
-	}
 	return n;
 }
 
@@ -614,26 +617,21 @@ void
 task_agent_resync(void)
 {
 	struct task_resync_job *j;
+	struct task_proc *p;
 	struct status st;
 	size_t n = 0;
 
-	for (struct task_container *ctr = task_table; ctr != NULL; ctr = ctr->next) {
-		if (ctr->init != NULL && ctr->init->state == PROC_RUNNING && !ctr->init->exit_seen)
-			n++;
-		for (struct task_proc *p = ctr->execs; p != NULL; p = p->next)
+	for (struct task_container *ctr = task_table; ctr != NULL; ctr = ctr->next)
+		TASK_FOREACH_PROC (ctr, p)
 			if (p->state == PROC_RUNNING && !p->exit_seen)
 				n++;
-	}
 	if (n == 0)
 		return;
 	j = xcalloc(1, sizeof *j);
 	j->items = xcalloc(n, sizeof *j->items);
-	for (struct task_container *ctr = task_table; ctr != NULL; ctr = ctr->next) {
-		if (ctr->init != NULL)
-			task_resync_add(j, ctr->init);
-		for (struct task_proc *p = ctr->execs; p != NULL; p = p->next)
+	for (struct task_container *ctr = task_table; ctr != NULL; ctr = ctr->next)
+		TASK_FOREACH_PROC (ctr, p)
 			task_resync_add(j, p);
-	}
 	log_info("agent link up: asking about %zu running process(es)", j->n);
 	if (worker_submit(task_resync_run, task_resync_done, j, &st) < 0) {
 		/* Nothing asked: the answers stay empty and the job is just freed. */

@@ -239,8 +239,7 @@ control_bringup_begin(const char *id)
 
 	if (!agent.test_bringup_overlap)
 		return;
-	LIST_FOREACH(s, &control_spans, entry)
-	{
+	LIST_FOREACH (s, &control_spans, entry) {
 		if (strcmp(s->id, id) == 0)
 			return;
 	}
@@ -261,8 +260,7 @@ control_bringup_end(const char *id)
 {
 	struct control_span *s;
 
-	LIST_FOREACH(s, &control_spans, entry)
-	{
+	LIST_FOREACH (s, &control_spans, entry) {
 		if (strcmp(s->id, id) == 0) {
 			LIST_REMOVE(s, entry);
 			free(s->id);
@@ -770,7 +768,8 @@ control_pids_done(const struct status *st, json_t *result, void *arg)
 		return;
 	}
 	procs = json_array();
-	json_array_foreach(result, i, v) json_array_append_new(procs, json_pack("{s:O}", "pid", v));
+	json_array_foreach (result, i, v)
+		json_array_append_new(procs, json_pack("{s:O}", "pid", v));
 	res = json_pack("{s:o}", "processes", procs);
 	control_call_done(k, st, res);
 	json_decref(res);
@@ -853,8 +852,7 @@ control_delete(struct rpc_conn *conn, uint32_t sid, uint8_t flags, json_t *paylo
 		json_decref(res);
 		return;
 	}
-	TAILQ_FOREACH(q, &c->procs, entry)
-	{
+	TAILQ_FOREACH (q, &c->procs, entry) {
 		if (q != p && q->state == PROC_STARTING) {
 			status_set(&st, ST_FAILED_PRECONDITION, "container %s: exec %s is starting",
 			    c->id, q->exec_id);
@@ -1135,8 +1133,7 @@ control_subscribe(struct rpc_conn *conn, uint32_t sid, uint8_t flags, json_t *pa
 	struct control_client *cl;
 	struct control_event *ev;
 
-	LIST_FOREACH(cl, &control_clients, entry)
-	{
+	LIST_FOREACH (cl, &control_clients, entry) {
 		if (cl->conn == conn)
 			break;
 	}

@@ -91,8 +91,7 @@ container_find(const char *id)
 {
 	struct container *c;
 
-	TAILQ_FOREACH(c, &proc_containers, entry)
-	{
+	TAILQ_FOREACH (c, &proc_containers, entry) {
 		if (strcmp(c->id, id) == 0)
 			return c;
 	}
@@ -157,8 +156,7 @@ proc_find(struct container *c, const char *exec_id)
 {
 	struct proc *p;
 
-	TAILQ_FOREACH(p, &c->procs, entry)
-	{
+	TAILQ_FOREACH (p, &c->procs, entry) {
 		if (strcmp(p->exec_id, exec_id) == 0)
 			return p;
 	}
@@ -178,10 +176,8 @@ proc_find_pid(pid_t pid)
 	struct container *c;
 	struct proc *p;
 
-	TAILQ_FOREACH(c, &proc_containers, entry)
-	{
-		TAILQ_FOREACH(p, &c->procs, entry)
-		{
+	TAILQ_FOREACH (c, &proc_containers, entry) {
+		TAILQ_FOREACH (p, &c->procs, entry) {
 			if (p->pid == pid && proc_is_live(p))
 				return p;
 		}
@@ -396,10 +392,8 @@ proc_claim_end(struct proc *p)
 		return;
 	p->claiming = false;
 	proc_claims--;
-	TAILQ_FOREACH(c, &proc_containers, entry)
-	{
-		TAILQ_FOREACH(q, &c->procs, entry)
-		{
+	TAILQ_FOREACH (c, &proc_containers, entry) {
+		TAILQ_FOREACH (q, &c->procs, entry) {
 			if (q->claiming && q->claim_seq < oldest)
 				oldest = q->claim_seq;
 		}
@@ -883,8 +877,7 @@ proc_reaped(pid_t pid, int wstatus)
 		proc_unref(p);
 		return;
 	}
-	LIST_FOREACH(h, &proc_helpers, entry)
-	{
+	LIST_FOREACH (h, &proc_helpers, entry) {
 		if (h->pid == pid && !h->reaped) {
 			h->reaped = true;
 			h->wstatus = wstatus;
@@ -963,10 +956,8 @@ proc_kill_all(int timeout_ms)
 	int wstatus;
 	pid_t pid;
 
-	TAILQ_FOREACH(c, &proc_containers, entry)
-	{
-		TAILQ_FOREACH(p, &c->procs, entry)
-		{
+	TAILQ_FOREACH (c, &proc_containers, entry) {
+		TAILQ_FOREACH (p, &c->procs, entry) {
 			if (!proc_is_live(p))
 				continue;
 			if (kill(-p->pid, SIGKILL) < 0)

@@ -602,8 +602,7 @@ ro_remove(struct container *c, runner_cb done, void *arg)
 	struct proc *p;
 
 	/* Exec processes are ours to kill; runc kills the init's pid namespace. */
-	TAILQ_FOREACH(p, &c->procs, entry)
-	{
+	TAILQ_FOREACH (p, &c->procs, entry) {
 		if (p != c->init && proc_is_live(p))
 			kill(p->pid, SIGKILL);
 	}

@@ -337,8 +337,7 @@ rp_pause(struct container *c, bool pause, runner_cb done, void *arg)
 {
 	struct proc *p;
 
-	TAILQ_FOREACH(p, &c->procs, entry)
-	{
+	TAILQ_FOREACH (p, &c->procs, entry) {
 		if (p->pid > 0 && (p->state == PROC_RUNNING || p->state == PROC_CREATED))
 			kill(-p->pid, pause ? SIGSTOP : SIGCONT);
 	}
@@ -359,8 +358,7 @@ rp_pids(struct container *c, runner_cb done, void *arg)
 	json_t *arr = json_array();
 	struct proc *p;
 
-	TAILQ_FOREACH(p, &c->procs, entry)
-	{
+	TAILQ_FOREACH (p, &c->procs, entry) {
 		if (proc_is_live(p))
 			json_array_append_new(arr, json_integer(p->pid));
 	}
@@ -375,8 +373,7 @@ rp_remove(struct container *c, runner_cb done, void *arg)
 	struct rp_proc *r;
 	struct proc *p;
 
-	TAILQ_FOREACH(p, &c->procs, entry)
-	{
+	TAILQ_FOREACH (p, &c->procs, entry) {
 		r = p->runner_data;
 		if (r != NULL && r->start_fd >= 0) {
 			/* Never started: closing the start pipe makes the child exit. */

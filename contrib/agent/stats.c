@@ -177,8 +177,7 @@ stats_collect(struct container *c)
 
 	if (!(agent.runner == &runner_oci_ops && stats_from_cgroup(c->init->pid, &s))) {
 		memset(&s, 0, sizeof s);
-		TAILQ_FOREACH(p, &c->procs, entry)
-		{
+		TAILQ_FOREACH (p, &c->procs, entry) {
 			if (proc_is_live(p))
 				stats_add_proc(p->pid, &s);
 		}

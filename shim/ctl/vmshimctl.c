@@ -438,8 +438,8 @@ ctl_human_ps(json_t *resp, json_t *req)
 
 	(void)req;
 	puts("PID");
-	json_array_foreach(json_object_get(resp, "processes"), i, p)
-	    printf("%lld\n", (long long)ctl_int(p, "pid"));
+	json_array_foreach (json_object_get(resp, "processes"), i, p)
+		printf("%lld\n", (long long)ctl_int(p, "pid"));
 }
 
 static int

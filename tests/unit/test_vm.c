@@ -138,8 +138,7 @@ vm_has_node_prefix(struct vm *vm, const char *part)
 
 	CU_ASSERT_FATAL(
 	    qmp_execute(vm->guest, "query-named-block-nodes", NULL, 5000, &ret, &st) == 0);
-	json_array_foreach(ret, i, e)
-	{
+	json_array_foreach (ret, i, e) {
 		json_t *n = json_object_get(e, "node-name");
 		if (json_is_string(n) && strstr(json_string_value(n), part) != NULL)
 			found = true;
@@ -159,8 +158,7 @@ vm_counts(struct vm *vm, int *nodes, int *devices)
 	*nodes = *devices = 0;
 	CU_ASSERT_FATAL(
 	    qmp_execute(vm->guest, "query-named-block-nodes", NULL, 5000, &ret, &st) == 0);
-	json_array_foreach(ret, i, e)
-	{
+	json_array_foreach (ret, i, e) {
 		json_t *n = json_object_get(e, "node-name");
 		if (json_is_string(n) && strncmp(json_string_value(n), "vmshim-", 7) == 0)
 			(*nodes)++;
@@ -169,8 +167,7 @@ vm_counts(struct vm *vm, int *nodes, int *devices)
 	args = json_pack("{s:s}", "path", "/machine/peripheral");
 	CU_ASSERT_FATAL(qmp_execute(vm->guest, "qom-list", args, 5000, &ret, &st) == 0);
 	json_decref(args);
-	json_array_foreach(ret, i, e)
-	{
+	json_array_foreach (ret, i, e) {
 		json_t *n = json_object_get(e, "name");
 		if (json_is_string(n) && strncmp(json_string_value(n), "vmshim-", 7) == 0 &&
 		    strstr(json_string_value(n), "-dev") != NULL)
@@ -189,8 +186,7 @@ vm_block_has_device(struct vm *vm, const char *dev)
 	bool found = false;
 
 	CU_ASSERT_FATAL(qmp_execute(vm->guest, "query-block", NULL, 5000, &ret, &st) == 0);
-	json_array_foreach(ret, i, e)
-	{
+	json_array_foreach (ret, i, e) {
 		json_t *q = json_object_get(e, "qdev");
 		if (json_is_string(q) && strstr(json_string_value(q), dev) != NULL)
 			found = true;
