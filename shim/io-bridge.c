@@ -25,7 +25,9 @@
  * derives everything else from them after every change:
  *  - the guest fd is closed only once EOF was both sent and received, or the stream failed
  *    (protocol error, hang-up, socket error) or stayed half-closed for the timeout; never
- *    shutdown().
+ *    shutdown(). Stdin after our EOF is not "stuck" while the process lives: the agent echoes
+ *    our EOF only once it wrote every byte into the process, which takes as long as the
+ *    process leaves its stdin unread, so that timeout starts when the process is gone.
  *  - stdin: the FIFO's EOF, io_close_stdin() or the guest's EOF on stdin (the process's stdin
  *    is closed, nothing more would be used) close the FIFO and queue our EOF frame behind the
  *    bytes already read, so it goes out after all of them. io_close_stdin() first reads what
@@ -135,6 +137,7 @@ struct io_streams {
 	struct event *ev_drain; /* io_exit_pending/seen(): the output's drain deadline */
 	bool drain_armed;
 	bool exit_real;	       /* io_exit_seen(), not only io_exit_pending() */
+	bool proc_gone;	       /* io_exit_seen() or io_exit_pending(): the process is gone */
 	uint64_t host_written; /* output bytes the host took, ever */
 	uint64_t drain_mark;   /* host_written when the drain deadline was last armed */
 };
@@ -360,8 +363,16 @@ io_stream_update(struct io_stream *st)
 			event_add(st->ev_gwrite, NULL);
 		else
 			io_event_del(st->ev_gwrite);
-		half =
-		    st->eof_sent != st->eof_received && (st->kind == IO_STDIN || st->eof_received);
+		/*
+		 * Half-closed: one EOF went out, the other has not come. Our stdin EOF comes back
+		 * only once the agent wrote everything into the process, which may rightly take
+		 * as long as the process does not read: that wait counts only once it is gone.
+		 */
+		if (st->kind == IO_STDIN)
+			half = (st->eof_received && !st->eof_sent) ||
+			       (st->eof_sent && !st->eof_received && s->proc_gone);
+		else
+			half = st->eof_received && !st->eof_sent;
 		if (half && !st->timer_armed) {
 			tv.tv_sec = s->half_closed_ms / 1000;
 			tv.tv_usec = (s->half_closed_ms % 1000) * 1000;
@@ -664,10 +675,26 @@ io_streams_on_drain(evutil_socket_t fd, short what, void *arg)
 	}
 }
 
+/* The process is gone: a stdin stream still waiting for the agent's EOF now has a deadline. */
+static void
+io_streams_proc_gone(struct io_streams *s)
+{
+	struct io_stream *in = &s->st[IO_STDIN];
+
+	if (s->proc_gone)
+		return;
+	s->proc_gone = true;
+	if (in->present && !in->guest_done)
+		io_stream_update(in);
+}
+
 void
 io_exit_seen(struct io_streams *s)
 {
-	if (s == NULL || s->dead || s->output_done || s->exit_real)
+	if (s == NULL || s->dead)
+		return;
+	io_streams_proc_gone(s);
+	if (s->output_done || s->exit_real)
 		return;
 	s->exit_real = true;
 	/* The exit-pending deadline, when running, goes on; else the output gets one now. */
@@ -680,7 +707,10 @@ io_exit_seen(struct io_streams *s)
 void
 io_exit_pending(struct io_streams *s)
 {
-	if (s == NULL || s->dead || s->output_done || s->drain_armed)
+	if (s == NULL || s->dead)
+		return;
+	io_streams_proc_gone(s);
+	if (s->output_done || s->drain_armed)
 		return;
 	s->drain_armed = true;
 	io_streams_arm_drain(s);

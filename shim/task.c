@@ -355,12 +355,16 @@ task_proc_maybe_exit(struct task_proc *p)
 {
 	const char *exec_id = p->exec_id;
 
-	/* The exit is known: the output now has a deadline to drain (io_exit_seen). */
-	if (p->exit_seen && p->io != NULL && !p->output_done &&
+	/*
+	 * The exit is known: the output now has a deadline to drain, and a stdin stream still
+	 * waiting for the agent's EOF one to get it (io_exit_seen).
+	 */
+	if (p->exit_seen && p->io != NULL &&
 	    (p->state == PROC_CREATED || p->state == PROC_RUNNING)) {
-		log_debug_id(p->ctr->id, exec_id,
-		    "exit %d reported by the agent; waiting for stdout/stderr to drain",
-		    p->exit_status);
+		if (!p->output_done)
+			log_debug_id(p->ctr->id, exec_id,
+			    "exit %d reported by the agent; waiting for stdout/stderr to drain",
+			    p->exit_status);
 		io_exit_seen(p->io);
 	}
 	if (p->state == PROC_STOPPED || p->state == PROC_DELETING || p->state == PROC_CREATING ||

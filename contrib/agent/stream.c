@@ -620,12 +620,36 @@ stream_read_cb(struct bufferevent *bev, void *arg)
 	stream_input_bulk(s);
 }
 
+/*
+ * Stdin whose EOF we already received: the shim may close the connection (its half-closed
+ * timeout) before we echoed that EOF, because the process has not read everything yet. All
+ * the input is here, so this is not a failure: drop the socket, keep writing what is pending
+ * into the pipe, and close the pipe once it is through (stream_input_maybe_close).
+ */
+static bool
+stream_input_complete_close(struct stream *s)
+{
+	if (s->phase != STREAM_ACTIVE || s->kind != STDIO_IN || !s->eof_recv || s->discard ||
+	    s->pipe_closed)
+		return false;
+	log_debug_id(s->id, s->exec_id,
+	    "stdin: the connection closed after its EOF; %zu byte(s) still go to the process",
+	    evbuffer_get_length(s->pending));
+	stream_close_socket(s);
+	s->eof_sent = true;
+	s->input_close = true;
+	stream_input_maybe_close(s);
+	return true;
+}
+
 /* The socket hit EOF or an error: the stream failed. */
 static void
 stream_event_cb(struct bufferevent *bev, short what, void *arg)
 {
 	struct stream *s = arg;
 
+	if (stream_input_complete_close(s))
+		return;
 	if (what & BEV_EVENT_EOF)
 		stream_fail(s, s->eof_recv ? "peer closed before our EOF was read"
 					   : "peer closed without EOF");
