@@ -29,6 +29,12 @@
 #define AGENT_HELLO_MS	     10000
 #define AGENT_START_WAIT_MS  5000
 #define AGENT_DRAIN_GRACE_MS 5000
+/*
+ * After the reap, output may keep flowing (a descendant writing to the inherited pipe) for at
+ * most this long, not counting time the shim's reader holds the stream paused; then the pipes
+ * are detached so the exit is published (--test-drain-max-ms shortens it for tests).
+ */
+#define AGENT_DRAIN_MAX_MS   30000
 #define AGENT_HALF_CLOSED_MS 30000
 #define AGENT_STREAM_PENDING (1u * 1024 * 1024)
 #define AGENT_MOUNT_WAIT_MS  10000
@@ -44,6 +50,7 @@ struct agent {
 	const char *state_dir; /* runner scratch files (pid files, runc root) */
 	bool local_vm;	       /* --listen-uds: the embedded local VM */
 	bool test_bringup_overlap;
+	int drain_max_ms; /* AGENT_DRAIN_MAX_MS, or --test-drain-max-ms */
 	bool shutting_down;
 	uint32_t control_port;
 	uint32_t stream_port;
@@ -159,6 +166,10 @@ struct proc {
 	uint32_t start_sid;
 	struct event *start_timer;
 	struct event *grace_timer;
+	/* Time spent draining after the reap while not paused (proc_grace_update). */
+	int64_t drain_since_ms; /* start of the current unpaused stretch, -1 while paused */
+	int64_t drain_used_ms;	/* earlier unpaused stretches */
+	bool drain_capped;	/* drain_max_ms reached: detach the pipes */
 
 	/* A runner helper (runc create/exec) will report the pid: see proc_claim_begin(). */
 	bool claiming;

@@ -16,6 +16,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <stdint.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -58,7 +59,9 @@ main_usage(FILE *f)
 	    "  --debug             log at debug level\n"
 	    "  --no-seccomp        do not load the agent's seccomp filter (docs/SECCOMP.md)\n"
 	    "  --test-bringup-overlap  drop every control connection when two container\n"
-	    "                      bring-ups overlap (test switch)\n");
+	    "                      bring-ups overlap (test switch)\n"
+	    "  --test-drain-max-ms N  output drain limit after an exit (default 30000; test\n"
+	    "                      switch)\n");
 }
 
 static void __attribute__((noreturn, format(printf, 1, 2))) main_bad_usage(const char *fmt, ...)
@@ -122,12 +125,14 @@ main(int argc, char **argv)
 	    {"log", required_argument, NULL, 'l'},
 	    {"debug", no_argument, NULL, 'd'},
 	    {"test-bringup-overlap", no_argument, NULL, 'O'},
+	    {"test-drain-max-ms", required_argument, NULL, 'D'},
 	    {"no-seccomp", no_argument, NULL, 'N'},
 	    {"version", no_argument, NULL, 'V'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
 	const char *uds = NULL, *logfile = NULL;
+	uint32_t ms;
 	cleanup_free char *state_dir = NULL;
 	bool vsock = false, debug = false, confine = true;
 	struct event *sigev;
@@ -137,6 +142,7 @@ main(int argc, char **argv)
 
 	agent.control_port = 1024;
 	agent.stream_port = 1025;
+	agent.drain_max_ms = AGENT_DRAIN_MAX_MS;
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, ":", opts, NULL)) != -1) {
 		switch (c) {
@@ -167,6 +173,12 @@ main(int argc, char **argv)
 			break;
 		case 'O':
 			agent.test_bringup_overlap = true;
+			break;
+		case 'D':
+			if (parse_u32(optarg, &ms) < 0 || ms == 0 || ms > INT32_MAX)
+				main_bad_usage("--test-drain-max-ms: expected milliseconds (1..%d)",
+				    INT32_MAX);
+			agent.drain_max_ms = (int)ms;
 			break;
 		case 'N':
 			confine = false;

@@ -612,17 +612,37 @@ proc_grace_update(struct proc *p)
 	struct timeval tv = {AGENT_DRAIN_GRACE_MS / 1000, (AGENT_DRAIN_GRACE_MS % 1000) * 1000};
 	int k;
 
+	static const struct timeval now_tv = {0, 0};
+	int64_t now;
+
 	if (p->state != PROC_EXITED || p->deleted)
 		return;
 	if (p->grace_timer == NULL)
 		p->grace_timer = evtimer_new(agent.base, proc_grace_cb, p);
+	now = time_mono_ms();
 	for (k = STDIO_OUT; k <= STDIO_ERR; k++) {
 		/* A slow reader is not a descendant holding the pipe: do not count this time. */
 		if (p->streams[k] != NULL && !p->out_done[k] &&
 		    stream_output_paused(p->streams[k])) {
+			if (p->drain_since_ms >= 0)
+				p->drain_used_ms += now - p->drain_since_ms;
+			p->drain_since_ms = -1;
 			evtimer_del(p->grace_timer);
 			return;
 		}
+	}
+	if (p->drain_since_ms < 0)
+		p->drain_since_ms = now;
+	/*
+	 * Output still flowing this long after the reap comes from a descendant that keeps
+	 * writing: it would hold the exit for ever. Detach now (from the timer, not from inside
+	 * the stream callback that may have called us).
+	 */
+	if (!p->drain_capped &&
+	    p->drain_used_ms + (now - p->drain_since_ms) >= agent.drain_max_ms) {
+		p->drain_capped = true;
+		evtimer_add(p->grace_timer, &now_tv);
+		return;
 	}
 	evtimer_add(p->grace_timer, &tv);
 }
@@ -648,10 +668,16 @@ proc_grace_cb(evutil_socket_t fd, short what, void *arg)
 		}
 		if (stream_output_paused(p->streams[k]) || !stream_detach_output(p->streams[k]))
 			continue;
-		log_warn_id(p->c->id, p->exec_id,
-		    "pid %d exited but its %s pipe stayed open with no output for %d s (a "
-		    "descendant holds it): detaching",
-		    (int)p->pid, stdio_kind_name(k), AGENT_DRAIN_GRACE_MS / 1000);
+		if (p->drain_capped)
+			log_warn_id(p->c->id, p->exec_id,
+			    "pid %d exited but its %s pipe was still being written %d ms later (a "
+			    "descendant holds it): detaching, the rest of that output is dropped",
+			    (int)p->pid, stdio_kind_name(k), agent.drain_max_ms);
+		else
+			log_warn_id(p->c->id, p->exec_id,
+			    "pid %d exited but its %s pipe stayed open with no output for %d s (a "
+			    "descendant holds it): detaching",
+			    (int)p->pid, stdio_kind_name(k), AGENT_DRAIN_GRACE_MS / 1000);
 	}
 	proc_check_done(p);
 	proc_unref(p);
@@ -674,6 +700,8 @@ proc_on_exit(struct proc *p, int wstatus)
 	int k;
 
 	p->state = PROC_EXITED;
+	p->drain_since_ms = -1;
+	p->drain_used_ms = 0;
 	p->exit_status = proc_wait_status(wstatus);
 	clock_gettime(CLOCK_REALTIME, &p->exited_at);
 	log_debug_id(

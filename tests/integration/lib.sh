@@ -90,7 +90,8 @@ wait_path() {
 
 start_agent() {
 	rm -f "$T/vm.sock"
-	"$AGENT" --listen-uds "$T/vm.sock" >>"$T/agent.log" 2>&1 &
+	# AGENT_OPTS: extra vmshim-agent options (test switches).
+	"$AGENT" --listen-uds "$T/vm.sock" ${AGENT_OPTS:-} >>"$T/agent.log" 2>&1 &
 	AGENT_PID=$!
 	PIDS="$PIDS $AGENT_PID"
 	AGENT_PIDS="$AGENT_PIDS $AGENT_PID"
