@@ -992,7 +992,11 @@ test_half_close(void)
 	CU_ASSERT_EQUAL(fd_count(), before);
 }
 
-/* Our EOF sent, the agent's never comes: the stream is closed after the timeout. */
+/*
+ * Our EOF sent, the agent's never comes: while the process lives that is the agent still
+ * writing into a process that does not read (not stuck: kept open); once the process is gone
+ * (io_exit_seen) the stream is closed after the timeout.
+ */
 static void
 test_half_closed_timeout(void)
 {
@@ -1016,6 +1020,10 @@ test_half_closed_timeout(void)
 	g.fd = fds[0];
 	g.send_eof = false; /* a stuck agent */
 	CU_ASSERT_FATAL(pthread_create(&g.th, NULL, gstdin_main, &g) == 0);
+	run_for(600); /* 3x the timeout, the process alive */
+	CU_ASSERT(!atomic_load(&g.done));
+	CU_ASSERT(!log_has("stdin stream half-closed", "closing"));
+	io_exit_seen(s);
 	CU_ASSERT(run_until(&g.done));
 	pthread_join(g.th, NULL);
 	CU_ASSERT(g.got_eof);
