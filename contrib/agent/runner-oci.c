@@ -21,8 +21,16 @@
  * message read with MSG_CMSG_CLOEXEC. When runc exits the socket is polled once more (what runc
  * sent before exiting is queued there), and only a successful command hands the master to the
  * process (proc_set_pty_master), where it serves exactly as the process runner's own pty
- * master. The struct ro_call owns the listener, the accepted connection and the received fd
- * until then; ro_call_free() closes whatever is left, on every path.
+ * master. The struct ro_call owns the listener, the accepted connection, the received fd and
+ * the console deadline until then; ro_call_free() closes whatever is left, on every path.
+ *
+ * Console failures: a descriptor that is not a terminal is refused like a bad message; a
+ * runtime that has not delivered the master within RO_CONSOLE_TIMEOUT_MS (it never connects,
+ * or connects and never sends) has its process group killed and the call fails
+ * DEADLINE_EXCEEDED. An exec whose runtime succeeded without a terminal has its process
+ * killed. A failed `create` (runtime error or console failure) is undone before it is
+ * answered: `delete --force` (runc may have registered the container and started its init),
+ * then the container's state directory goes, so the id is free and nothing is left behind.
  */
 #include "config.h"
 
@@ -45,6 +53,8 @@
 
 /* How much of a command's log is read for its error message. */
 #define RO_LOG_TAIL (64 * 1024)
+/* How long the runtime has to send the terminal (VMSHIM_TEST_CONSOLE_TIMEOUT_MS replaces it). */
+#define RO_CONSOLE_TIMEOUT_MS 30000
 
 struct ro_container {
 	char *dir;
@@ -64,17 +74,47 @@ struct ro_call {
 	bool claim;	/* p is under a pid claim until the command is done */
 
 	/* --console-socket: listener, then the accepted connection, then the master. */
-	char *con_path;	      /* the listener's path (NULL once removed) */
-	int con_listen;	      /* -1 once closed */
-	int con_conn;	      /* the accepted connection (-1: none) */
-	struct event *con_ev; /* on con_listen, then on con_conn */
-	int con_master;	      /* the received pty master (-1: none yet) */
-	char con_err[256];    /* why no master came (a bad message), "" if none */
+	char *con_path;		 /* the listener's path (NULL once removed) */
+	int con_listen;		 /* -1 once closed */
+	int con_conn;		 /* the accepted connection (-1: none) */
+	struct event *con_ev;	 /* on con_listen, then on con_conn */
+	int con_master;		 /* the received pty master (-1: none yet) */
+	char con_err[256];	 /* why no master came (a bad message), "" if none */
+	struct event *con_timer; /* the console deadline (NULL: none or done) */
+	bool con_timed_out;	 /* the deadline passed: the runtime was killed */
+	pid_t pid;		 /* the runtime command (its process group) */
+};
+
+/* A failed create being undone: `delete --force`, then the answer. */
+struct ro_undo {
+	struct container *c;
+	struct status st; /* the create's own failure, answered at the end */
+	runner_cb done;
+	void *arg;
 };
 
 static unsigned ro_log_seq;
 
 static void ro_console_cb(evutil_socket_t fd, short what, void *arg);
+
+/* The console deadline in ms: RO_CONSOLE_TIMEOUT_MS, or the test knob (warned about once). */
+static int
+ro_console_timeout_ms(void)
+{
+	static int ms = -1;
+	const char *v;
+	uint32_t n;
+
+	if (ms >= 0)
+		return ms;
+	ms = RO_CONSOLE_TIMEOUT_MS;
+	v = getenv("VMSHIM_TEST_CONSOLE_TIMEOUT_MS");
+	if (v != NULL && parse_u32(v, &n) == 0 && n > 0 && n <= RO_CONSOLE_TIMEOUT_MS) {
+		ms = (int)n;
+		log_warn("VMSHIM_TEST_CONSOLE_TIMEOUT_MS: console deadline %d ms (test knob)", ms);
+	}
+	return ms;
+}
 
 /* The runtime's --root: STATE_DIR/runc (caller frees). */
 static char *
@@ -183,8 +223,14 @@ ro_console_recv(struct ro_call *k)
 		for (i = 0; i < n1 && nfds < (int)ARRAY_SIZE(fds); i++)
 			memcpy(&fds[nfds++], CMSG_DATA(cm) + i * sizeof(int), sizeof(int));
 	}
-	if (nfds == 1 && !(m.msg_flags & MSG_CTRUNC)) {
+	if (nfds == 1 && !(m.msg_flags & MSG_CTRUNC) && isatty(fds[0])) {
 		k->con_master = fds[0];
+		return 0;
+	}
+	if (nfds == 1 && !(m.msg_flags & MSG_CTRUNC)) {
+		close(fds[0]);
+		snprintf(k->con_err, sizeof k->con_err,
+		    "console socket: the descriptor received is not a terminal");
 		return 0;
 	}
 	for (i = 0; i < nfds; i++)
@@ -222,6 +268,8 @@ ro_console_step(struct ro_call *k)
 	if (ro_console_recv(k) != 0)
 		return 1;
 	ro_console_close(k);
+	if (k->con_timer != NULL)
+		evtimer_del(k->con_timer);
 	return 0;
 }
 
@@ -230,6 +278,23 @@ static void
 ro_console_cb(evutil_socket_t fd, short what, void *arg)
 {
 	ro_console_step(arg);
+}
+
+/* The console deadline: kill the runtime command's process group; its reaping answers. */
+static void
+ro_console_timeout_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct ro_call *k = arg;
+
+	if (k->con_master >= 0 || k->con_err[0] != '\0')
+		return;
+	snprintf(k->con_err, sizeof k->con_err,
+	    "no terminal descriptor on the console socket within %d ms (runtime killed)",
+	    ro_console_timeout_ms());
+	k->con_timed_out = true;
+	ro_console_close(k);
+	if (k->pid > 0)
+		kill(-k->pid, SIGKILL);
 }
 
 /* Listen on a fresh console socket for this command; -1 with *st. */
@@ -259,6 +324,8 @@ static void
 ro_call_free(struct ro_call *k)
 {
 	ro_console_close(k);
+	if (k->con_timer != NULL)
+		event_free(k->con_timer);
 	if (k->con_master >= 0)
 		close(k->con_master);
 	if (k->p != NULL) {
@@ -274,18 +341,37 @@ ro_call_free(struct ro_call *k)
 	free(k);
 }
 
+/* The pid in this command's pid file; -1 if there is none. */
+static int
+ro_read_pid(struct ro_call *k, uint32_t *pid)
+{
+	char buf[32];
+	ssize_t n;
+	int fd;
+
+	fd = open(k->pid_file, O_RDONLY | O_CLOEXEC);
+	n = fd >= 0 ? read(fd, buf, sizeof buf - 1) : -1;
+	if (fd >= 0)
+		close(fd);
+	buf[n > 0 ? n : 0] = '\0';
+	buf[strcspn(buf, "\n")] = '\0';
+	return n <= 0 || parse_u32(buf, pid) < 0 || *pid == 0 ? -1 : 0;
+}
+
 /* A runtime command finished. */
 static void
 ro_call_done(int wstatus, const char *output, size_t len, void *arg)
 {
 	struct ro_call *k = arg;
-	char buf[32];
 	struct status st;
 	json_t *res = NULL;
 	uint32_t pid;
-	ssize_t n;
-	int fd;
 
+	if (k->con_timed_out) {
+		status_set(
+		    &st, ST_DEADLINE_EXCEEDED, "%s %s: %s", agent.runtime, k->what, k->con_err);
+		goto out;
+	}
 	if (wstatus != 0) {
 		ro_error(k, wstatus, output, &st);
 		goto out;
@@ -301,16 +387,14 @@ ro_call_done(int wstatus, const char *output, size_t len, void *arg)
 	}
 	if (k->con_err[0] != '\0') {
 		status_set(&st, ST_INTERNAL, "%s %s: %s", agent.runtime, k->what, k->con_err);
+		/* An exec runs without its terminal: it goes (a create is undone by delete). */
+		if (k->p != NULL && k->p != k->c->init && k->pid_file != NULL &&
+		    ro_read_pid(k, &pid) == 0)
+			kill((pid_t)pid, SIGKILL);
 		goto out;
 	}
 	if (k->pid_file != NULL) {
-		fd = open(k->pid_file, O_RDONLY | O_CLOEXEC);
-		n = fd >= 0 ? read(fd, buf, sizeof buf - 1) : -1;
-		if (fd >= 0)
-			close(fd);
-		buf[n > 0 ? n : 0] = '\0';
-		buf[strcspn(buf, "\n")] = '\0';
-		if (n <= 0 || parse_u32(buf, &pid) < 0 || pid == 0) {
+		if (ro_read_pid(k, &pid) < 0) {
 			status_set(&st, ST_INTERNAL, "%s %s: no pid in %s", agent.runtime, k->what,
 			    k->pid_file);
 			goto out;
@@ -346,6 +430,7 @@ ro_run(struct container *c, struct proc *p, const char *what, const char *const 
 	cleanup_free char *root = ro_root();
 	struct ro_call *k = xcalloc(1, sizeof *k);
 	const char *argv[32];
+	struct timeval tv;
 	struct status st;
 	size_t n = 0;
 
@@ -389,9 +474,17 @@ ro_run(struct container *c, struct proc *p, const char *what, const char *const 
 		argv[n++] = *args++;
 	argv[n] = NULL;
 	log_debug_id(c->id, p != NULL ? p->exec_id : NULL, "%s %s", agent.runtime, what);
-	if (proc_helper_spawn((char *const *)argv, fds, -1, ro_call_done, k, &st) < 0) {
+	k->pid = proc_helper_spawn((char *const *)argv, fds, -1, ro_call_done, k, &st);
+	if (k->pid < 0) {
 		done(&st, NULL, arg);
 		ro_call_free(k);
+		return;
+	}
+	if (console) {
+		tv.tv_sec = ro_console_timeout_ms() / 1000;
+		tv.tv_usec = (ro_console_timeout_ms() % 1000) * 1000;
+		k->con_timer = evtimer_new(agent.base, ro_console_timeout_cb, k);
+		evtimer_add(k->con_timer, &tv);
 	}
 }
 
@@ -404,6 +497,40 @@ ro_write_json(const char *path, json_t *j, struct status *st)
 	return 0;
 }
 
+/* The undoing `delete --force` of a failed create finished: clean up, answer the failure. */
+static void
+ro_undo_done(const struct status *st, json_t *result, void *arg)
+{
+	struct ro_undo *u = arg;
+	struct ro_container *rc = u->c->runner_data;
+
+	/* "does not exist" is the usual answer when the runtime cleaned up after itself. */
+	if (st->code != ST_OK)
+		log_debug_id(u->c->id, NULL, "undo create: %s", st->msg);
+	if (rc != NULL)
+		nftw(rc->dir, ro_rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+	u->done(&u->st, NULL, u->arg);
+	container_unref(u->c);
+	free(u);
+}
+
+/* `create` finished: pass a success on; undo a failure first (see the top of the file). */
+static void
+ro_create_done(const struct status *st, json_t *result, void *arg)
+{
+	struct ro_undo *u = arg;
+	const char *args[4] = {"delete", "--force", u->c->id, NULL};
+
+	if (st->code == ST_OK) {
+		u->done(st, result, u->arg);
+		container_unref(u->c);
+		free(u);
+		return;
+	}
+	u->st = *st;
+	ro_run(u->c, NULL, "delete", args, NULL, NULL, false, false, ro_undo_done, u);
+}
+
 /* Write the bundle (config.json with an absolute root.path) and run `create`. */
 static void
 ro_create(struct container *c, json_t *spec, runner_cb done, void *arg)
@@ -414,6 +541,7 @@ ro_create(struct container *c, json_t *spec, runner_cb done, void *arg)
 	json_t *root, *process;
 	const char *path = "rootfs";
 	struct proc *p = c->init;
+	struct ro_undo *u;
 	const char *args[8];
 	char *pid_file;
 	struct status st;
@@ -443,6 +571,7 @@ ro_create(struct container *c, json_t *spec, runner_cb done, void *arg)
 	else if (c->bundle[0] == '/')
 		xasprintf(&rootpath, "%s/%s", c->bundle, path);
 	else {
+		nftw(rc->dir, ro_rm_cb, 16, FTW_DEPTH | FTW_PHYS);
 		runner_fail(done, arg, ST_INVALID_ARGUMENT,
 		    "payload.bundle: an absolute path is needed for a relative root.path");
 		return;
@@ -450,10 +579,16 @@ ro_create(struct container *c, json_t *spec, runner_cb done, void *arg)
 	json_object_set_new(root, "path", json_string(rootpath));
 	xasprintf(&cfg, "%s/config.json", rc->bundle);
 	if (ro_write_json(cfg, copy, &st) < 0) {
+		nftw(rc->dir, ro_rm_cb, 16, FTW_DEPTH | FTW_PHYS);
 		done(&st, NULL, arg);
 		return;
 	}
 	xasprintf(&pid_file, "%s/init.pid", rc->dir);
+	u = xcalloc(1, sizeof *u);
+	u->c = c;
+	container_ref(c);
+	u->done = done;
+	u->arg = arg;
 	args[0] = "create";
 	args[1] = "--bundle";
 	args[2] = rc->bundle;
@@ -462,7 +597,7 @@ ro_create(struct container *c, json_t *spec, runner_cb done, void *arg)
 	args[5] = c->id;
 	args[6] = NULL;
 	ro_run(c, p, "create", args, p->terminal ? NULL : p->child_fd, pid_file, false, p->terminal,
-	    done, arg);
+	    ro_create_done, u);
 	/* runc (and then the container) holds the child ends now. */
 	proc_close_child_fds(p);
 }
