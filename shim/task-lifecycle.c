@@ -349,6 +349,16 @@ task_bringup_disks_undo(struct task_bringup *b, struct status *st)
 	b->disk_attached = false;
 }
 
+/*
+ * The stderr path the process really gets: a terminal merges stderr into stdout, so it has no
+ * stderr stream, whatever the runtime passed (the one rule for what is declared and attached).
+ */
+static const char *
+task_bringup_stderr(const struct task_bringup *b)
+{
+	return b->terminal ? "" : b->err;
+}
+
 /* Attach the declared streams; on failure, take the process out of the agent again. */
 static int
 task_bringup_attach(struct task_bringup *b, struct status *st)
@@ -359,7 +369,7 @@ task_bringup_attach(struct task_bringup *b, struct status *st)
 	    .terminal = b->terminal,
 	    .stdin_path = b->in,
 	    .stdout_path = b->out,
-	    .stderr_path = b->terminal ? "" : b->err,
+	    .stderr_path = task_bringup_stderr(b),
 	};
 	cleanup_json json_t *del = NULL;
 	struct status ignored;
@@ -411,7 +421,7 @@ task_create_run(void *arg)
 	req = json_pack("{s:s, s:s, s:O, s:s, s:b, s:b, s:b, s:b}", "id", b->id, "bundle",
 	    b->bundle, "spec", spec, "rootfs_mount", b->disk_mounted ? b->disk.target : "",
 	    "terminal", b->terminal, "stdin", *b->in != '\0', "stdout", *b->out != '\0', "stderr",
-	    !b->terminal && *b->err != '\0');
+	    *task_bringup_stderr(b) != '\0');
 	if (guest_call("CreateContainer", req, b->timeout_ms, true, &resp, &b->st) < 0)
 		goto undo;
 	b->pid = (uint32_t)json_integer_value(json_object_get(resp, "pid"));
@@ -559,7 +569,7 @@ task_exec_run(void *arg)
 		b->terminal = true;
 	req = json_pack("{s:s, s:s, s:O, s:b, s:b, s:b, s:b}", "id", b->id, "exec_id", b->exec_id,
 	    "process", b->process, "terminal", b->terminal, "stdin", *b->in != '\0', "stdout",
-	    *b->out != '\0', "stderr", !b->terminal && *b->err != '\0');
+	    *b->out != '\0', "stderr", *task_bringup_stderr(b) != '\0');
 	if (guest_call("ExecProcess", req, b->timeout_ms, true, &resp, &b->st) == 0)
 		task_bringup_attach(b, &b->st);
 }
