@@ -22,13 +22,19 @@
  * sent before exiting is queued there), and only a successful command hands the master to the
  * process (proc_set_pty_master), where it serves exactly as the process runner's own pty
  * master. The struct ro_call owns the listener, the accepted connection, the received fd and
- * the console deadline until then; ro_call_free() closes whatever is left, on every path.
+ * the deadline timer until then; ro_call_free() closes whatever is left, on every path.
+ *
+ * Deadlines: every runtime command has one timer (k->timer). A command that has not exited
+ * within RO_COMMAND_TIMEOUT_MS has its process group killed (helpers run in their own session)
+ * and the call fails DEADLINE_EXCEEDED "no exit within N ms (killed)". The console deadline is
+ * the same timer armed earlier: while the master is awaited it fires at the sooner of the two
+ * deadlines, and once the console is settled it is re-armed for what is left of the command's.
  *
  * Console failures: a descriptor that is not a terminal is refused like a bad message; a
  * runtime that has not delivered the master within RO_CONSOLE_TIMEOUT_MS (it never connects,
  * or connects and never sends) has its process group killed and the call fails
- * DEADLINE_EXCEEDED. An exec whose runtime succeeded without a terminal has its process
- * killed. A failed `create` (runtime error or console failure) is undone before it is
+ * DEADLINE_EXCEEDED. An exec whose runtime succeeded without a terminal, or timed out, has its
+ * process killed. A failed `create` (runtime error or console failure) is undone before it is
  * answered: `delete --force` (runc may have registered the container and started its init),
  * then the container's state directory goes, so the id is free and nothing is left behind.
  */
@@ -43,6 +49,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "agent.h"
@@ -55,6 +62,8 @@
 #define RO_LOG_TAIL (64 * 1024)
 /* How long the runtime has to send the terminal (VMSHIM_TEST_CONSOLE_TIMEOUT_MS replaces it). */
 #define RO_CONSOLE_TIMEOUT_MS 30000
+/* How long any runtime command may run (VMSHIM_TEST_RUNTIME_TIMEOUT_MS replaces it). */
+#define RO_COMMAND_TIMEOUT_MS 60000
 
 struct ro_container {
 	char *dir;
@@ -74,15 +83,18 @@ struct ro_call {
 	bool claim;	/* p is under a pid claim until the command is done */
 
 	/* --console-socket: listener, then the accepted connection, then the master. */
-	char *con_path;		 /* the listener's path (NULL once removed) */
-	int con_listen;		 /* -1 once closed */
-	int con_conn;		 /* the accepted connection (-1: none) */
-	struct event *con_ev;	 /* on con_listen, then on con_conn */
-	int con_master;		 /* the received pty master (-1: none yet) */
-	char con_err[256];	 /* why no master came (a bad message), "" if none */
-	struct event *con_timer; /* the console deadline (NULL: none or done) */
-	bool con_timed_out;	 /* the deadline passed: the runtime was killed */
-	pid_t pid;		 /* the runtime command (its process group) */
+	char *con_path;	      /* the listener's path (NULL once removed) */
+	int con_listen;	      /* -1 once closed */
+	int con_conn;	      /* the accepted connection (-1: none) */
+	struct event *con_ev; /* on con_listen, then on con_conn */
+	int con_master;	      /* the received pty master (-1: none yet) */
+	char con_err[256];    /* why no master came (a bad message), "" if none */
+	bool console;	      /* the master is still awaited (console deadline applies) */
+
+	struct event *timer;	/* the console / command deadline (NULL: not armed yet) */
+	struct timeval started; /* when the command was spawned (monotonic) */
+	char timeout_msg[256];	/* the deadline passed, the runtime was killed: why */
+	pid_t pid;		/* the runtime command (its process group) */
 };
 
 /* A failed create being undone: `delete --force`, then the answer. */
@@ -97,23 +109,80 @@ static unsigned ro_log_seq;
 
 static void ro_console_cb(evutil_socket_t fd, short what, void *arg);
 
-/* The console deadline in ms: RO_CONSOLE_TIMEOUT_MS, or the test knob (warned about once). */
+/* A deadline in ms: def, or the test knob env when it shortens it (warned about once). */
+static int
+ro_knob_ms(int *cache, const char *env, int def, const char *what)
+{
+	const char *v;
+	uint32_t n;
+
+	if (*cache >= 0)
+		return *cache;
+	*cache = def;
+	v = getenv(env);
+	if (v != NULL && parse_u32(v, &n) == 0 && n > 0 && n <= (uint32_t)def) {
+		*cache = (int)n;
+		log_warn("%s: %s deadline %d ms (test knob)", env, what, *cache);
+	}
+	return *cache;
+}
+
+/* The console deadline in ms: RO_CONSOLE_TIMEOUT_MS, or VMSHIM_TEST_CONSOLE_TIMEOUT_MS. */
 static int
 ro_console_timeout_ms(void)
 {
 	static int ms = -1;
-	const char *v;
-	uint32_t n;
 
-	if (ms >= 0)
-		return ms;
-	ms = RO_CONSOLE_TIMEOUT_MS;
-	v = getenv("VMSHIM_TEST_CONSOLE_TIMEOUT_MS");
-	if (v != NULL && parse_u32(v, &n) == 0 && n > 0 && n <= RO_CONSOLE_TIMEOUT_MS) {
-		ms = (int)n;
-		log_warn("VMSHIM_TEST_CONSOLE_TIMEOUT_MS: console deadline %d ms (test knob)", ms);
-	}
-	return ms;
+	return ro_knob_ms(&ms, "VMSHIM_TEST_CONSOLE_TIMEOUT_MS", RO_CONSOLE_TIMEOUT_MS, "console");
+}
+
+/* The command deadline in ms: RO_COMMAND_TIMEOUT_MS, or VMSHIM_TEST_RUNTIME_TIMEOUT_MS. */
+static int
+ro_command_timeout_ms(void)
+{
+	static int ms = -1;
+
+	return ro_knob_ms(
+	    &ms, "VMSHIM_TEST_RUNTIME_TIMEOUT_MS", RO_COMMAND_TIMEOUT_MS, "runtime command");
+}
+
+/* The monotonic clock as a timeval (deadlines must not follow the wall clock). */
+static void
+ro_now(struct timeval *tv)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	tv->tv_sec = ts.tv_sec;
+	tv->tv_usec = ts.tv_nsec / 1000;
+}
+
+/* Whether the console deadline is the one the timer waits for now. */
+static bool
+ro_console_first(struct ro_call *k)
+{
+	return k->console && ro_console_timeout_ms() <= ro_command_timeout_ms();
+}
+
+/* (Re-)arm the deadline timer for the deadline that comes first now, counted from the spawn. */
+static void
+ro_deadline_arm(struct ro_call *k)
+{
+	struct timeval now, elapsed, tv;
+	int ms;
+
+	if (k->timer == NULL)
+		return;
+	ms = ro_console_first(k) ? ro_console_timeout_ms() : ro_command_timeout_ms();
+	tv.tv_sec = ms / 1000;
+	tv.tv_usec = (ms % 1000) * 1000;
+	ro_now(&now);
+	evutil_timersub(&now, &k->started, &elapsed);
+	if (evutil_timercmp(&elapsed, &tv, <))
+		evutil_timersub(&tv, &elapsed, &tv);
+	else
+		evutil_timerclear(&tv);
+	evtimer_add(k->timer, &tv);
 }
 
 /* The runtime's --root: STATE_DIR/runc (caller frees). */
@@ -268,8 +337,9 @@ ro_console_step(struct ro_call *k)
 	if (ro_console_recv(k) != 0)
 		return 1;
 	ro_console_close(k);
-	if (k->con_timer != NULL)
-		evtimer_del(k->con_timer);
+	/* The console is settled: only the command's own deadline is left. */
+	k->console = false;
+	ro_deadline_arm(k);
 	return 0;
 }
 
@@ -280,21 +350,26 @@ ro_console_cb(evutil_socket_t fd, short what, void *arg)
 	ro_console_step(arg);
 }
 
-/* The console deadline: kill the runtime command's process group; its reaping answers. */
+/* A deadline passed: kill the runtime command's process group; its reaping answers. */
 static void
-ro_console_timeout_cb(evutil_socket_t fd, short what, void *arg)
+ro_timeout_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct ro_call *k = arg;
 
-	if (k->con_master >= 0 || k->con_err[0] != '\0')
-		return;
-	snprintf(k->con_err, sizeof k->con_err,
-	    "no terminal descriptor on the console socket within %d ms (runtime killed)",
-	    ro_console_timeout_ms());
-	k->con_timed_out = true;
+	if (ro_console_first(k))
+		snprintf(k->timeout_msg, sizeof k->timeout_msg,
+		    "no terminal descriptor on the console socket within %d ms (runtime killed)",
+		    ro_console_timeout_ms());
+	else
+		snprintf(k->timeout_msg, sizeof k->timeout_msg, "no exit within %d ms (killed)",
+		    ro_command_timeout_ms());
+	log_warn_id(k->c->id, k->p != NULL ? k->p->exec_id : NULL, "%s %s: %s", agent.runtime,
+	    k->what, k->timeout_msg);
+	k->console = false;
 	ro_console_close(k);
-	if (k->pid > 0)
-		kill(-k->pid, SIGKILL);
+	/* The helper leads its own session: the group reaches whatever it forked there. */
+	if (k->pid > 0 && kill(-k->pid, SIGKILL) < 0)
+		kill(k->pid, SIGKILL);
 }
 
 /* Listen on a fresh console socket for this command; -1 with *st. */
@@ -324,8 +399,8 @@ static void
 ro_call_free(struct ro_call *k)
 {
 	ro_console_close(k);
-	if (k->con_timer != NULL)
-		event_free(k->con_timer);
+	if (k->timer != NULL)
+		event_free(k->timer);
 	if (k->con_master >= 0)
 		close(k->con_master);
 	if (k->p != NULL) {
@@ -358,6 +433,16 @@ ro_read_pid(struct ro_call *k, uint32_t *pid)
 	return n <= 0 || parse_u32(buf, pid) < 0 || *pid == 0 ? -1 : 0;
 }
 
+/* A failed exec may have left its process running: it goes (a create is undone by delete). */
+static void
+ro_kill_exec(struct ro_call *k)
+{
+	uint32_t pid;
+
+	if (k->p != NULL && k->p != k->c->init && k->pid_file != NULL && ro_read_pid(k, &pid) == 0)
+		kill((pid_t)pid, SIGKILL);
+}
+
 /* A runtime command finished. */
 static void
 ro_call_done(int wstatus, const char *output, size_t len, void *arg)
@@ -367,9 +452,10 @@ ro_call_done(int wstatus, const char *output, size_t len, void *arg)
 	json_t *res = NULL;
 	uint32_t pid;
 
-	if (k->con_timed_out) {
+	if (k->timeout_msg[0] != '\0') {
 		status_set(
-		    &st, ST_DEADLINE_EXCEEDED, "%s %s: %s", agent.runtime, k->what, k->con_err);
+		    &st, ST_DEADLINE_EXCEEDED, "%s %s: %s", agent.runtime, k->what, k->timeout_msg);
+		ro_kill_exec(k);
 		goto out;
 	}
 	if (wstatus != 0) {
@@ -387,10 +473,7 @@ ro_call_done(int wstatus, const char *output, size_t len, void *arg)
 	}
 	if (k->con_err[0] != '\0') {
 		status_set(&st, ST_INTERNAL, "%s %s: %s", agent.runtime, k->what, k->con_err);
-		/* An exec runs without its terminal: it goes (a create is undone by delete). */
-		if (k->p != NULL && k->p != k->c->init && k->pid_file != NULL &&
-		    ro_read_pid(k, &pid) == 0)
-			kill((pid_t)pid, SIGKILL);
+		ro_kill_exec(k);
 		goto out;
 	}
 	if (k->pid_file != NULL) {
@@ -430,7 +513,6 @@ ro_run(struct container *c, struct proc *p, const char *what, const char *const 
 	cleanup_free char *root = ro_root();
 	struct ro_call *k = xcalloc(1, sizeof *k);
 	const char *argv[32];
-	struct timeval tv;
 	struct status st;
 	size_t n = 0;
 
@@ -480,12 +562,11 @@ ro_run(struct container *c, struct proc *p, const char *what, const char *const 
 		ro_call_free(k);
 		return;
 	}
-	if (console) {
-		tv.tv_sec = ro_console_timeout_ms() / 1000;
-		tv.tv_usec = (ro_console_timeout_ms() % 1000) * 1000;
-		k->con_timer = evtimer_new(agent.base, ro_console_timeout_cb, k);
-		evtimer_add(k->con_timer, &tv);
-	}
+	/* One deadline for the whole command (the console's comes first while it applies). */
+	k->console = console;
+	ro_now(&k->started);
+	k->timer = evtimer_new(agent.base, ro_timeout_cb, k);
+	ro_deadline_arm(k);
 }
 
 /* Write a JSON object to a file. */

@@ -11,6 +11,12 @@
 #   hold       exits 0 with the connection held open     INTERNAL "no terminal descriptor"
 #   hang       never connects, never exits               DEADLINE_EXCEEDED within the deadline
 #   hangconn   connects, never sends, never exits        DEADLINE_EXCEEDED within the deadline
+# Runtime commands that hang otherwise, under the command deadline (shortened, $RT_MS):
+#   chang      create (no terminal) makes the container, never exits   DEADLINE_EXCEEDED, undone
+#   thang      create sends the pty, never exits                        DEADLINE_EXCEEDED, undone
+#   shang      start never exits                 StartProcess DEADLINE_EXCEEDED; then deleted
+#   dhang      delete removes the state, never exits    DeleteProcess OK (the container goes)
+# each answered within the deadline plus slack (not before it), the runtime process killed;
 # and after each: no runtime state left (`delete --force` ran, --root entry gone), no state
 # directory, no process left under the agent, the agent's descriptor count back to its
 # baseline, and a well-behaved terminal container still created, started and deleted.
@@ -29,6 +35,10 @@ ROOT="$STATE/runc"
 # The console deadline, shortened (test knob): the hang rows wait for it.
 DEADLINE_MS=3000
 export VMSHIM_TEST_CONSOLE_TIMEOUT_MS=$DEADLINE_MS
+# The runtime command deadline, shortened, but later than the console's (the hang rows keep
+# their console message).
+RT_MS=4000
+export VMSHIM_TEST_RUNTIME_TIMEOUT_MS=$RT_MS
 FAILED=0
 
 fail() { echo "FAIL: $*"; FAILED=$((FAILED + 1)); }
@@ -147,6 +157,57 @@ expect hangconn "$(cat "$TMP/hangconn.out")" \
 echo "     hang rows answered after $ms ms"
 check_clean hang
 check_clean hangconn
+
+# Hanging runtime commands, all four at once: each is answered by the command deadline.
+# timed OUT CMD...: run CMD to OUT, its duration in ms to OUT.ms.
+timed() {
+	out=$1; shift
+	t=$(date +%s%N)
+	"$@" >"$out"
+	echo $((($(date +%s%N) - t) / 1000000)) >"$out.ms"
+}
+for id in chang thang shang dhang; do rm -f "$FAKE_RUNC_DIR/$id.mode"; done
+echo create-hang >"$FAKE_RUNC_DIR/chang.mode"
+echo create-hang >"$FAKE_RUNC_DIR/thang.mode"
+echo start-hang >"$FAKE_RUNC_DIR/shang.mode"
+echo delete-hang >"$FAKE_RUNC_DIR/dhang.mode"
+expect "shang: create" "$(create shang)" '^OK'
+expect "dhang: create" "$(create dhang)" '^OK'
+expect "dhang: start" "$(call StartProcess '{"id":"dhang"}')" '^OK'
+kill_wait dhang
+timed "$TMP/chang.out" call CreateContainer "{\"id\":\"chang\",\"terminal\":false,\"spec\":$spec}" &
+j1=$!
+timed "$TMP/thang.out" create thang &
+j2=$!
+timed "$TMP/shang.out" call StartProcess '{"id":"shang"}' &
+j3=$!
+timed "$TMP/dhang.out" call DeleteProcess '{"id":"dhang"}' &
+j4=$!
+wait $j1 $j2 $j3 $j4
+for id in chang thang; do
+	expect "$id: create" "$(cat "$TMP/$id.out")" \
+		"^DEADLINE_EXCEEDED .*create: no exit within $RT_MS ms \(killed\)"
+done
+expect "shang: start" "$(cat "$TMP/shang.out")" \
+	"^DEADLINE_EXCEEDED .*start: no exit within $RT_MS ms \(killed\)"
+expect "dhang: delete" "$(cat "$TMP/dhang.out")" '^OK'
+grep "delete: no exit within $RT_MS ms (killed)" "$LOG" | grep -q '"id":"dhang"' ||
+	fail "dhang: the agent did not log the delete's deadline"
+for id in chang thang shang dhang; do
+	ms=$(cat "$TMP/$id.out.ms")
+	[ "$ms" -ge $RT_MS ] && [ "$ms" -lt $((RT_MS + 3000)) ] ||
+		fail "$id: answered after $ms ms (deadline $RT_MS)"
+	echo "     $id answered after $ms ms"
+done
+# The hung runtime commands themselves are gone (the init of shang is still there).
+[ -z "$(pgrep -P "$AGENT_PID" -f ' (start|delete) [sd]hang$' || true)" ] ||
+	fail "a hung runtime command is left under the agent"
+n=$(grep -c "VMSHIM_TEST_RUNTIME_TIMEOUT_MS: runtime command deadline $RT_MS ms (test knob)" "$LOG" || true)
+[ "$n" = 1 ] || fail "the runtime deadline knob was logged $n times, want once"
+kill_wait shang
+expect "shang: delete" "$(call DeleteProcess '{"id":"shang"}')" '^OK .*"exit_status":137'
+for id in chang thang shang dhang; do check_clean "$id"; done
+check_serves after-runtime-hang
 
 # The container exits right after its pty was sent: created, reaped, deleted, master closed.
 echo exit >"$FAKE_RUNC_DIR/exitnow.mode"

@@ -25,6 +25,10 @@
  *   hang      never connect, never exit (until killed)
  *   hangconn  connect, never send, never exit (until killed)
  *
+ * A mode "CMD-hang" (create-hang, start-hang, delete-hang, ...) makes that one command do its
+ * work as in "ok" (create: the master sent, or the container made without a terminal; delete:
+ * state removed), then never exit (until killed); every other command of the id acts as "ok".
+ *
  * `exec --detach [--tty] --pid-file F --process P ID` acts the same with the mode from
  * $FAKE_RUNC_DIR/ID.execmode, without state of its own. Every `delete` appends a line to
  * $FAKE_RUNC_DIR/ID.deleted. The container process is a child that sleeps in pause() until killed;
@@ -320,13 +324,29 @@ fr_delete(struct fr_args *a)
 	return rmdir(path) < 0 ? 1 : 0;
 }
 
-/* The runtime role: parse runc's command line and act. */
+static int fr_runtime_cmd(struct fr_args *a, int argc, char **argv);
+
+/* A "CMD-hang" mode: true (and the mode becomes "ok") when it names this command. */
+static bool
+fr_hang_mode(struct fr_args *a)
+{
+	size_t n = strlen(a->cmd);
+	bool hang;
+
+	if (strstr(a->mode, "-hang") == NULL)
+		return false;
+	hang = strncmp(a->mode, a->cmd, n) == 0 && strcmp(a->mode + n, "-hang") == 0;
+	snprintf(a->mode, sizeof a->mode, "ok");
+	return hang;
+}
+
+/* The runtime role: parse runc's command line, act, then hang if the mode says so. */
 static int
 fr_runtime(int argc, char **argv)
 {
 	struct fr_args a = {0};
-	pid_t pid;
-	int i = 1;
+	bool hang;
+	int i = 1, rc;
 
 	for (; i + 1 < argc && argv[i][0] == '-'; i += 2) {
 		if (strcmp(argv[i], "--root") == 0)
@@ -356,24 +376,37 @@ fr_runtime(int argc, char **argv)
 	}
 	a.exec = strcmp(a.cmd, "exec") == 0;
 	fr_mode(&a);
-	if ((strcmp(a.cmd, "create") == 0 || a.exec) && a.pid_file != NULL)
-		return fr_create(&a);
-	if (strcmp(a.cmd, "delete") == 0)
-		return fr_delete(&a);
-	pid = fr_state_pid(&a);
+	hang = fr_hang_mode(&a);
+	rc = fr_runtime_cmd(&a, argc, argv);
+	while (hang && rc == 0)
+		pause();
+	return rc;
+}
+
+/* One runtime command, its mode known. */
+static int
+fr_runtime_cmd(struct fr_args *a, int argc, char **argv)
+{
+	pid_t pid;
+
+	if ((strcmp(a->cmd, "create") == 0 || a->exec) && a->pid_file != NULL)
+		return fr_create(a);
+	if (strcmp(a->cmd, "delete") == 0)
+		return fr_delete(a);
+	pid = fr_state_pid(a);
 	if (pid == 0) {
-		fr_log_error(&a, "fake: container does not exist");
+		fr_log_error(a, "fake: container does not exist");
 		return 1;
 	}
-	if (strcmp(a.cmd, "start") == 0)
+	if (strcmp(a->cmd, "start") == 0)
 		return 0;
-	if (strcmp(a.cmd, "state") == 0) {
-		printf("{\"id\":\"%s\",\"status\":\"created\",\"pid\":%d}\n", a.id, (int)pid);
+	if (strcmp(a->cmd, "state") == 0) {
+		printf("{\"id\":\"%s\",\"status\":\"created\",\"pid\":%d}\n", a->id, (int)pid);
 		return 0;
 	}
-	if (strcmp(a.cmd, "kill") == 0)
+	if (strcmp(a->cmd, "kill") == 0)
 		return kill(pid, argc > 0 ? atoi(argv[argc - 1]) : SIGTERM) < 0 ? 1 : 0;
-	fprintf(stderr, "fake_runc: %s not scripted\n", a.cmd);
+	fprintf(stderr, "fake_runc: %s not scripted\n", a->cmd);
 	return 1;
 }
 
