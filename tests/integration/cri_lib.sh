@@ -55,7 +55,10 @@ cri() {
 jget() {
 	"$PY" -c '
 import json, sys
-v = json.load(sys.stdin)
+try:
+    v = json.load(sys.stdin)
+except ValueError:
+    sys.exit(0)
 for k in sys.argv[1].split("."):
     if isinstance(v, list):
         v = v[int(k)] if k.isdigit() and int(k) < len(v) else None
