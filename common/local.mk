@@ -10,4 +10,4 @@ common_libcommon_a_SOURCES = \
 	common/conn.c common/conn.h \
 	common/rpc-server.c common/rpc-client.c common/rpc.h
 
-COMMON_LIBS = common/libcommon.a $(LIBEVENT_LIBS) $(JANSSON_LIBS)
+COMMON_LIBS = common/libcommon.a $(PROTO_LIBS) $(LIBEVENT_LIBS) $(JANSSON_LIBS)
