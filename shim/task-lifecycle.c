@@ -280,8 +280,16 @@ task_read_bundle(const char *bundle, bool *terminal, struct status *st)
 			    jerr.line, jerr.text);
 		return NULL;
 	}
-	if (!json_is_object(spec) ||
-	    msg_get_object(spec, path, "process", true, &process, st) < 0 ||
+	if (!json_is_object(spec)) {
+		status_set(st, ST_INVALID_ARGUMENT, "payload.bundle: %s: not an object", path);
+		return NULL;
+	}
+	/* Only the allow-listed io.vmshim.* keys may come from a bundle (config.c). */
+	if (config_check_annotations(&shim.cfg, json_object_get(spec, "annotations"), st) < 0) {
+		status_wrap(st, "bundle %s", path);
+		return NULL;
+	}
+	if (msg_get_object(spec, path, "process", true, &process, st) < 0 ||
 	    msg_get_array(process, "process", "args", true, &args, st) < 0) {
 		status_wrap(st, "payload.bundle");
 		return NULL;
