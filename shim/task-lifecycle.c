@@ -520,9 +520,6 @@ task_create(struct task_call *call)
 	if (*bundle == '\0')
 		return task_call_finish(
 		    call, ST_INVALID_ARGUMENT, "payload.bundle: must not be empty", NULL);
-	if (shim.exit_when_empty)
-		return task_call_finish(call, ST_FAILED_PRECONDITION,
-		    "shutting down: Shutdown was called, no new container is accepted", NULL);
 	json_array_foreach (rootfs, i, m) {
 		char where[64];
 		const char *s;
@@ -632,9 +629,6 @@ task_exec(struct task_call *call)
 	if (json_array_size(args) == 0)
 		return task_call_finish(
 		    call, ST_INVALID_ARGUMENT, "payload.spec.args: must not be empty", NULL);
-	if (shim.exit_when_empty)
-		return task_call_finish(call, ST_FAILED_PRECONDITION,
-		    "shutting down: Shutdown was called, no new process is accepted", NULL);
 	ctr = task_find(id);
 	if (ctr == NULL || ctr->init == NULL || ctr->init->state == PROC_CREATING)
 		return task_call_finish(call, ST_NOT_FOUND, "container not found", NULL);
