@@ -117,6 +117,25 @@ int containerd_options_config_path(const uint8_t *buf, size_t len, char **out, s
 size_t containerd_delete_response(
     uint32_t pid, uint32_t exit_status, const struct timespec *at, uint8_t **out);
 
+/* guest-reply.c */
+
+/*
+ * Fields of an agent reply or event (resp may be NULL: every field is then missing). A
+ * missing required field or a wrong type is INTERNAL "malformed reply from the agent:
+ * METHOD.KEY: ...". Optional fields left absent leave *out untouched (strings: NULL).
+ */
+int guest_reply_u32(json_t *resp, const char *method, const char *key, bool required, uint32_t *out,
+    struct status *st);
+/* exit_status: required, 0..65535. */
+int guest_reply_exit_status(json_t *resp, const char *method, int *out, struct status *st);
+int guest_reply_string(json_t *resp, const char *method, const char *key, bool required,
+    const char **out, struct status *st);
+/* An optional RFC 3339 time string; *out NULL when absent. */
+int guest_reply_time(
+    json_t *resp, const char *method, const char *key, const char **out, struct status *st);
+int guest_reply_bool(
+    json_t *resp, const char *method, const char *key, bool required, bool *out, struct status *st);
+
 /* vm-local.c */
 
 /*
