@@ -6,6 +6,7 @@ common_libcommon_a_SOURCES = \
 	common/log.c common/log.h \
 	common/frame.c common/frame.h \
 	common/msg.c common/msg.h \
+	common/msg-pb.c common/msg-pb.h \
 	common/transport.c common/transport.h \
 	common/conn.c common/conn.h \
 	common/rpc-server.c common/rpc-client.c common/rpc.h

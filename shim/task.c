@@ -93,6 +93,13 @@ task_dispatch(struct rpc_conn *c, uint32_t stream_id, uint8_t flags, struct msg_
 		msg_request_clear(req);
 		return;
 	}
+	if (m->fn == task_subscribe && req->codec != MSG_CODEC_JSON) {
+		/* containerd takes events through Events/Forward on its own socket (forward.c). */
+		rpc_conn_respond(c, stream_id, ST_UNIMPLEMENTED,
+		    "Subscribe streams JSON events: send it as a JSON request", NULL);
+		msg_request_clear(req);
+		return;
+	}
 	if (m->fn == task_subscribe && !(flags & FRAME_FLAG_REMOTE_OPEN)) {
 		rpc_conn_respond(c, stream_id, ST_INVALID_ARGUMENT,
 		    "Subscribe must be sent with flag 0x02 (remote open)", NULL);
