@@ -9,17 +9,6 @@
 #   (runc, which does not know it, runs the container).
 . "$(dirname "$0")/containerd_lib.sh"
 
-# Shim daemons of our namespace (not transient `start`s), one per line.
-shim_pids() {
-	for d in /proc/[0-9]*; do
-		c=$({ tr '\0' ' ' <"$d/cmdline"; } 2>/dev/null) || continue
-		case $c in
-		*containerd-shim-"$1"-v2*"-namespace $NS "*start*) ;;
-		*containerd-shim-"$1"-v2*"-namespace $NS "*) echo "${d#/proc/}" ;;
-		esac
-	done
-}
-
 ctd_setup
 for rt in $RUNTIMES; do
 	n=$(rt_name "$rt")
@@ -34,7 +23,7 @@ for rt in $RUNTIMES; do
 			fail "$n: run -d $c: $(cat "$T/err")"
 		wait_status "$c-$n" RUNNING || fail "$n: $c-$n is not RUNNING"
 	done
-	shims=$(shim_pids "$n" | wc -l)
+	shims=$(shim_pids "$n" "" | wc -l)
 	[ "$shims" = 1 ] && pass "$n: two containers of group $g share one shim" ||
 		fail "$n: $shims shims for group $g"
 	if [ "$n" = vmshim ]; then
@@ -54,12 +43,12 @@ for rt in $RUNTIMES; do
 	ctr_ task rm "b-$n" >/dev/null 2>&1 || fail "$n: task rm b-$n"
 	ctr_ container rm "b-$n" 2>/dev/null
 	i=0
-	while [ -n "$(shim_pids "$n")" ] && [ $i -lt 200 ]; do
+	while [ -n "$(shim_pids "$n" "")" ] && [ $i -lt 200 ]; do
 		i=$((i + 1))
 		sleep 0.05
 	done
-	[ -z "$(shim_pids "$n")" ] && pass "$n: the group's shim exited after its last task" ||
-		fail "$n: the group's shim still runs: $(shim_pids "$n" | tr '\n' ' ')"
+	[ -z "$(shim_pids "$n" "")" ] && pass "$n: the group's shim exited after its last task" ||
+		fail "$n: the group's shim still runs: $(shim_pids "$n" "" | tr '\n' ' ')"
 	[ "$n" = vmshim ] && [ -n "$(pgrep -f "vmshim-agent --listen-uds /run/vmshim/$NS/")" ] &&
 		fail "$n: the group's agent still runs"
 

@@ -163,6 +163,25 @@ wait_status() {
 	done
 }
 
+# shim_pids runc|vmshim [ID]: the shim daemons of our namespace (of ID's group), one pid per
+# line; not the transient `start`s (vmshim's daemon keeps start's command line, so its pid
+# files say).
+shim_pids() {
+	if [ "$1" = vmshim ]; then
+		for f in /run/vmshim/"$NS"/${2:-*}.pid; do
+			[ -f "$f" ] && p=$(cat "$f") && kill -0 "$p" 2>/dev/null && echo "$p"
+		done
+		return 0
+	fi
+	for d in /proc/[0-9]*; do
+		c=$({ tr '\0' ' ' <"$d/cmdline"; } 2>/dev/null) || continue
+		case $c in
+		*containerd-shim-"$1"-v2*"-namespace $NS "*start*) ;;
+		*containerd-shim-"$1"-v2*"-namespace $NS "*"-id $2"*) echo "${d#/proc/}" ;;
+		esac
+	done
+}
+
 ctd_finish() {
 	if [ "$FAILS" -gt 0 ]; then
 		echo "$FAILS failure(s)"

@@ -5,17 +5,6 @@
 # the container's processes nor the local VM's agent).
 . "$(dirname "$0")/containerd_lib.sh"
 
-# The shim daemon serving container c (not a transient `start`).
-shim_pid() {
-	for d in /proc/[0-9]*; do
-		c=$({ tr '\0' ' ' <"$d/cmdline"; } 2>/dev/null) || continue
-		case $c in
-		*containerd-shim-*"-namespace $NS "*"-id $1 "*start*) ;;
-		*containerd-shim-*"-namespace $NS "*"-id $1 "*) echo "${d#/proc/}" ;;
-		esac
-	done
-}
-
 # Is pid gone (or a zombie)?
 gone() {
 	! kill -0 "$1" 2>/dev/null && return 0
@@ -40,7 +29,7 @@ for rt in $RUNTIMES; do
 	wait_status "$c" RUNNING || fail "$n: not RUNNING"
 	pid=$(task_pid "$c")
 	child=$(pgrep -P "$pid" | head -n 1)
-	spid=$(shim_pid "$c")
+	spid=$(shim_pids "$n" "$c")
 	[ -n "$spid" ] && [ -n "$pid" ] && [ -n "$child" ] || {
 		fail "$n: shim pid \"$spid\", task pid \"$pid\", child \"$child\""
 		continue
