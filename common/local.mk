@@ -6,8 +6,9 @@ common_libcommon_a_SOURCES = \
 	common/log.c common/log.h \
 	common/frame.c common/frame.h \
 	common/msg.c common/msg.h \
+	common/msg-pb.c common/msg-pb.h \
 	common/transport.c common/transport.h \
 	common/conn.c common/conn.h \
 	common/rpc-server.c common/rpc-client.c common/rpc.h
 
-COMMON_LIBS = common/libcommon.a $(LIBEVENT_LIBS) $(JANSSON_LIBS)
+COMMON_LIBS = common/libcommon.a $(PROTO_LIBS) $(LIBEVENT_LIBS) $(JANSSON_LIBS)

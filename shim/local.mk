@@ -14,6 +14,9 @@ shim_vmshim_SOURCES = \
 	shim/task-lifecycle.c \
 	shim/task-control.c \
 	shim/task-query.c \
+	shim/containerd.c \
+	shim/vm-local.c \
+	shim/guest-reply.c \
 	$(shim_io_files) \
 	$(shim_vm_files)
 shim_vmshim_CFLAGS = $(AM_CFLAGS)

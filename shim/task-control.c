@@ -263,6 +263,10 @@ task_shutdown_method(struct task_call *call)
 		log_info("Shutdown%s: exiting", now ? " (now)" : "");
 		loop_request_exit();
 	} else {
+		/*
+		 * containerd asks Shutdown after deleting each task; the group's other containers
+		 * (and new ones joining it) keep being served until the last task is deleted.
+		 */
 		log_info("Shutdown: exiting once the last task is deleted");
 		shim.exit_when_empty = true;
 	}

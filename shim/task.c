@@ -93,6 +93,13 @@ task_dispatch(struct rpc_conn *c, uint32_t stream_id, uint8_t flags, struct msg_
 		msg_request_clear(req);
 		return;
 	}
+	if (m->fn == task_subscribe && req->codec != MSG_CODEC_JSON) {
+		/* containerd takes events through Events/Forward on its own socket (forward.c). */
+		rpc_conn_respond(c, stream_id, ST_UNIMPLEMENTED,
+		    "Subscribe streams JSON events: send it as a JSON request", NULL);
+		msg_request_clear(req);
+		return;
+	}
 	if (m->fn == task_subscribe && !(flags & FRAME_FLAG_REMOTE_OPEN)) {
 		rpc_conn_respond(c, stream_id, ST_INVALID_ARGUMENT,
 		    "Subscribe must be sent with flag 0x02 (remote open)", NULL);
@@ -414,11 +421,16 @@ task_agent_event(const char *topic, json_t *ev)
 	struct task_container *ctr;
 	struct task_proc *p;
 	bool pending;
-	const char *cid = json_string_value(json_object_get(ev, "container_id"));
-	const char *id = json_string_value(json_object_get(ev, "id"));
-	const char *at = json_string_value(json_object_get(ev, "exited_at"));
+	const char *cid = NULL, *id = NULL, *at = NULL;
+	struct status st;
+	int status = 255;
 
-	if (cid == NULL || (ctr = task_find(cid)) == NULL) {
+	if (guest_reply_string(ev, topic, "container_id", true, &cid, &st) < 0 ||
+	    guest_reply_string(ev, topic, "id", false, &id, &st) < 0) {
+		log_error("agent event dropped: %s", st.msg);
+		return;
+	}
+	if ((ctr = task_find(cid)) == NULL) {
 		log_debug("agent event %s for unknown container %s", topic, cid ?: "?");
 		return;
 	}
@@ -443,8 +455,15 @@ task_agent_event(const char *topic, json_t *ev)
 		task_proc_exit_pending(p);
 		return;
 	}
+	/* A malformed exit still ends the process (or its Waits would never answer): 255. */
+	if (guest_reply_exit_status(ev, topic, &status, &st) < 0 ||
+	    guest_reply_time(ev, topic, "exited_at", &at, &st) < 0) {
+		log_error_id(cid, p->exec_id, "%s: reporting exit status 255", st.msg);
+		status = 255;
+		at = NULL;
+	}
 	p->exit_seen = true;
-	p->exit_status = (int)json_integer_value(json_object_get(ev, "exit_status"));
+	p->exit_status = status;
 	if (at != NULL)
 		snprintf(p->exited_at, sizeof p->exited_at, "%s", at);
 	else
@@ -573,16 +592,27 @@ task_resync_done(void *arg)
 		const char *status;
 
 		if (p != NULL && p->state == PROC_RUNNING && !p->exit_seen) {
-			status = json_string_value(json_object_get(it->resp, "status"));
-			if (it->st.code == ST_OK && status != NULL &&
-			    strcmp(status, "stopped") == 0) {
+			const char *at = NULL;
+			int code = 255;
+
+			status = NULL;
+			if (it->st.code == ST_OK && guest_reply_string(it->resp, "ProcessState",
+							"status", true, &status, &it->st) < 0)
+				log_error_id(it->id, it->exec_id, "resync: %s", it->st.msg);
+			if (it->st.code == ST_OK && strcmp(status, "stopped") == 0) {
+				if (guest_reply_exit_status(
+					it->resp, "ProcessState", &code, &it->st) < 0 ||
+				    guest_reply_time(
+					it->resp, "ProcessState", "exited_at", &at, &it->st) < 0) {
+					log_error_id(it->id, it->exec_id,
+					    "resync: %s: reporting exit status 255", it->st.msg);
+					code = 255;
+					at = NULL;
+				}
 				log_warn_id(it->id, it->exec_id,
 				    "exit missed while the agent link was down: recovered from "
 				    "ProcessState");
-				task_resync_exit(p,
-				    (int)json_integer_value(
-					json_object_get(it->resp, "exit_status")),
-				    json_string_value(json_object_get(it->resp, "exited_at")));
+				task_resync_exit(p, code, at);
 			} else if (it->st.code == ST_NOT_FOUND) {
 				log_warn_id(it->id, it->exec_id,
 				    "the agent does not know process %u (it restarted?): its exit "

@@ -9,7 +9,8 @@ FAULT_ITESTS = \
 	tests/integration/valgrind.sh \
 	tests/integration/shim_review_drain.sh \
 	tests/integration/shim_review_shutdown.sh \
-	tests/integration/shim_review_cli.sh
+	tests/integration/shim_review_cli.sh \
+	tests/integration/shim_fault_reply.sh
 TESTS += $(FAULT_ITESTS)
 EXTRA_DIST += $(FAULT_ITESTS) tests/integration/shim_fault_lib.sh
 check_PROGRAMS += tests/integration/fake_agent tests/integration/shim_fault_client

@@ -6,6 +6,7 @@ UNIT_TESTS = \
 	tests/unit/test_util \
 	tests/unit/test_frame \
 	tests/unit/test_msg \
+	tests/unit/test_msg_pb \
 	tests/unit/test_transport \
 	tests/unit/test_conn \
 	tests/unit/test_log \
@@ -24,6 +25,9 @@ tests_unit_test_frame_LDADD = $(UNIT_LDADD)
 tests_unit_test_msg_SOURCES = tests/unit/test_msg.c
 tests_unit_test_msg_CFLAGS = $(UNIT_CFLAGS)
 tests_unit_test_msg_LDADD = $(UNIT_LDADD)
+tests_unit_test_msg_pb_SOURCES = tests/unit/test_msg_pb.c
+tests_unit_test_msg_pb_CFLAGS = $(UNIT_CFLAGS)
+tests_unit_test_msg_pb_LDADD = $(UNIT_LDADD)
 tests_unit_test_transport_SOURCES = tests/unit/test_transport.c
 tests_unit_test_transport_CFLAGS = $(UNIT_CFLAGS)
 tests_unit_test_transport_LDADD = $(UNIT_LDADD)
