@@ -7,7 +7,9 @@
 #           the test itself works on this machine;
 #   vmshim  io.containerd.vmshim.v2, the built vmshim, found by containerd as
 #           containerd-shim-vmshim-v2 in $T/bin (first on its PATH), with the runtime option
-#           ConfigPath naming $T/vmshim.json; pod annotations io.vmshim.* are passed through.
+#           ConfigPath naming $T/vmshim.json; pod annotations io.vmshim.* are passed through;
+#   vmshim-alt  the same runtime with ConfigPath naming $T/vmshim-alt.json, which widens the
+#           annotation allow-list: two vmshim handlers side by side, each with its own file.
 # There is no registry: the pause image (cri_pause, a static program that waits for signals)
 # and a busybox-static image are written as OCI archives by cri_oci_image.py and imported with
 # `ctr -n k8s.io images import`; the plugin's sandbox_image is the local pause image.
@@ -90,6 +92,8 @@ cri_write_vmshim_config() {
 	else
 		printf '{"log_level": "debug"}\n' >"$T/vmshim.json"
 	fi
+	# The second handler's own file: it lets pods set io.vmshim.workers as well.
+	printf '{"log_level": "debug", "allowed_annotations": ["workers"]}\n' >"$T/vmshim-alt.json"
 }
 
 cri_write_containerd_config() {
@@ -120,6 +124,11 @@ state = "$T/state"
       pod_annotations = ["io.vmshim.*"]
       [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.vmshim.options]
         ConfigPath = "$T/vmshim.json"
+    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.vmshim-alt]
+      runtime_type = "io.containerd.vmshim.v2"
+      pod_annotations = ["io.vmshim.*"]
+      [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.vmshim-alt.options]
+        ConfigPath = "$T/vmshim-alt.json"
 TOML
 }
 
@@ -160,9 +169,10 @@ cri_start() {
 	done
 }
 
-# Every process that belongs to this test's containerd: its own descendants, and anything whose
-# command line, environment, root or working directory is in $T (shims that daemonized, the
-# containers they run, which live in rootfs directories under $T).
+# Every process that belongs to this test's containerd: its own descendants; anything whose
+# command line, environment, root or working directory is in $T (shims that daemonized, and
+# what they started); anything in a cgroup under the pods' cgroup parent (the containers, even
+# orphaned); and the descendants of all these.
 cri_procs() {
 	{
 		[ -n "$CTRD_PID" ] && descendants "$CTRD_PID"
@@ -171,9 +181,11 @@ cri_procs() {
 			[ "$pid" = "$$" ] && continue
 			if tr '\0' '\n' <"$p/cmdline" 2>/dev/null | grep -qF -- "$T/" ||
 				tr '\0' '\n' <"$p/environ" 2>/dev/null | grep -qF -- "$T/" ||
+				{ [ -n "$CGROUP_PARENT" ] && grep -qF -- "$CGROUP_PARENT/" "$p/cgroup"; } 2>/dev/null ||
 				case "$(readlink "$p/root" 2>/dev/null)$(readlink "$p/cwd" 2>/dev/null)" in
 				*"$T/"*) true ;; *) false ;; esac; then
 				echo "$pid"
+				descendants "$pid"
 			fi
 		done
 	} 2>/dev/null | sort -un | while read -r pid; do

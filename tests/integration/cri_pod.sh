@@ -12,7 +12,8 @@
 #   - ListContainerStats and ListPodSandboxStats: non-zero memory and cpu;
 #   - UpdateContainerResources: the new memory limit is what the container sees;
 #   - on vmshim, pod annotations: an allow-listed io.vmshim.* key is taken, another fails
-#     RunPodSandbox naming the key;
+#     RunPodSandbox naming the key; the handler's ConfigPath picks the configuration file
+#     (vmshim-alt's file allows io.vmshim.workers, vmshim's does not);
 #   - StopPodSandbox + RemovePodSandbox: no shim, agent or container process, socket, state
 #     directory, mount or container cgroup is left.
 
@@ -195,6 +196,20 @@ if [ "$H" = vmshim ]; then
 		pass "[$H] a pod annotation off the allow-list fails RunPodSandbox naming the key"
 	else
 		fail "[$H] RunPodSandbox with io.vmshim.seccomp=false: $err"
+	fi
+	A='{"io.vmshim.workers":"2"}'
+	mkdir -p "$T/logs/p4"
+	err=$(cri RunPodSandbox "{\"config\":$(pod_config p4 "$A"),\"runtime_handler\":\"vmshim\"}" 2>&1)
+	rc=$?
+	S4=$(run_pod p5 vmshim-alt "$A")
+	if [ $rc -ne 0 ] && printf '%s' "$err" | grep -q 'io.vmshim.workers' && [ -n "$S4" ]; then
+		pass "[$H] ConfigPath per handler: io.vmshim.workers refused on vmshim, taken on vmshim-alt"
+	else
+		fail "[$H] ConfigPath per handler: vmshim said '$err', vmshim-alt gave '$S4'"
+	fi
+	if [ -n "$S4" ]; then
+		cri StopPodSandbox "{\"pod_sandbox_id\":\"$S4\"}" >/dev/null
+		cri RemovePodSandbox "{\"pod_sandbox_id\":\"$S4\"}" >/dev/null
 	fi
 fi
 
