@@ -10,6 +10,7 @@
 #   - a container's stdout and stderr in its CRI log file, in CRI log format;
 #   - ContainerStatus of a container that exits 3: EXITED, exit code 3;
 #   - ListContainerStats and ListPodSandboxStats: non-zero memory and cpu;
+#   - Pids (ctr task ps): the container's process is listed;
 #   - UpdateContainerResources: the new memory limit is what the container sees;
 #   - on vmshim, pod annotations: an allow-listed io.vmshim.* key is taken, another fails
 #     RunPodSandbox naming the key; the handler's ConfigPath picks the configuration file
@@ -166,6 +167,14 @@ if [ "${mem:-0}" -gt 0 ] && [ "${cpu:-0}" -gt 0 ]; then
 	pass "[$H] ListPodSandboxStats: working set $mem bytes, cpu $cpu ns"
 else
 	fail "[$H] ListPodSandboxStats: $st"
+fi
+
+# --- Pids (containerd's task API, as `ctr task ps` asks it) ---
+ps_out=$(ctr -a "$T/containerd.sock" -n "$CRI_NS" task ps "$C2" 2>&1)
+if printf '%s\n' "$ps_out" | awk 'NR > 1 {print $1}' | grep -qx "$P2"; then
+	pass "[$H] Pids: the container's process $P2 is listed"
+else
+	fail "[$H] Pids of c2 (pid $P2): $ps_out"
 fi
 
 # --- UpdateContainerResources ---
