@@ -189,6 +189,8 @@ struct container {
 	char *bundle;
 	char *rootfs;	       /* CreateContainer's rootfs_mount ("" when none) */
 	json_t *rootfs_mounts; /* CreateContainer's rootfs_mounts (rootfs.c), or NULL */
+	char *oom_file;	       /* its cgroup's OOM-kill counter (stats_oom_file), or NULL */
+	uint64_t oom_kills;    /* that count when last looked at */
 	struct proc *init;
 	struct proc_list procs; /* init first */
 	void *runner_data;

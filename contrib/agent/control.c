@@ -18,6 +18,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -353,10 +354,33 @@ control_exit_event(struct proc *p)
 	    p->exit_status, "exited_at", ts);
 }
 
+/*
+ * Before a process's exit is published: if the kernel's OOM killer struck the container since
+ * the last look, say so first (/tasks/oom), as containerd's runc shim does, so the runtime
+ * knows why the process died when the exit arrives.
+ */
+static void
+control_check_oom(struct container *c)
+{
+	uint64_t n;
+	json_t *ev;
+
+	if (c->oom_file == NULL || (n = stats_oom_count(c->oom_file)) <= c->oom_kills)
+		return;
+	c->oom_kills = n;
+	log_warn_id(c->id, NULL, "out of memory: the OOM killer struck (%" PRIu64 " kill(s))", n);
+	ev = json_pack("{s:s}", "container_id", c->id);
+	control_publish("/tasks/oom", ev);
+	json_decref(ev);
+}
+
 void
 control_publish_exit(struct proc *p)
 {
-	json_t *ev = control_exit_event(p);
+	json_t *ev;
+
+	control_check_oom(p->c);
+	ev = control_exit_event(p);
 
 	log_debug_id(p->c->id, p->exec_id, "exit of pid %d (status %d) published", (int)p->pid,
 	    p->exit_status);
@@ -490,6 +514,13 @@ control_create_done(const struct status *st, json_t *result, void *arg)
 	}
 	log_info_id(
 	    k->c->id, NULL, "created, init pid %d", k->c->init != NULL ? (int)k->c->init->pid : 0);
+	/*
+	 * The oci runner gives the container a cgroup of its own: watch its OOM-kill count.
+	 * (The process runner's processes share the agent's cgroup, whose count is not theirs.)
+	 */
+	if (agent.runner == &runner_oci_ops && k->c->init != NULL && k->c->init->pid > 0 &&
+	    (k->c->oom_file = stats_oom_file(k->c->init->pid)) != NULL)
+		k->c->oom_kills = stats_oom_count(k->c->oom_file);
 	res = json_pack("{s:i}", "pid", k->c->init != NULL ? (int)k->c->init->pid : 0);
 	control_call_done(k, st, res);
 	json_decref(res);

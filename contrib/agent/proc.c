@@ -131,6 +131,7 @@ container_unref(struct container *c)
 	free(c->bundle);
 	free(c->rootfs);
 	json_decref(c->rootfs_mounts);
+	free(c->oom_file);
 	free(c);
 }
 

@@ -7,10 +7,12 @@ CRI_ITESTS = \
 	tests/integration/cri_pod_runc.sh \
 	tests/integration/cri_pod_vmshim.sh \
 	tests/integration/cri_concurrent_runc.sh \
-	tests/integration/cri_concurrent_vmshim.sh
+	tests/integration/cri_concurrent_vmshim.sh \
+	tests/integration/cri_oom_runc.sh \
+	tests/integration/cri_oom_vmshim.sh
 TESTS += $(CRI_ITESTS)
 EXTRA_DIST += $(CRI_ITESTS) tests/integration/cri_lib.sh tests/integration/cri_pod.sh \
-	tests/integration/cri_concurrent.sh tests/integration/cri_client.py \
+	tests/integration/cri_concurrent.sh tests/integration/cri_oom.sh tests/integration/cri_client.py \
 	tests/integration/cri_oci_image.py tests/integration/cri_api.proto
 check_PROGRAMS += tests/integration/cri_pause
 tests_integration_cri_pause_SOURCES = tests/integration/cri_pause.c

@@ -284,7 +284,7 @@ cri_cleanup() {
 		umount -l "$m" 2>/dev/null
 	done
 	if [ -n "$CGROUP_PARENT" ]; then
-		for d in /sys/fs/cgroup/*"$CGROUP_PARENT" /sys/fs/cgroup/*/*"$CGROUP_PARENT"; do
+		for d in /sys/fs/cgroup"$CGROUP_PARENT" /sys/fs/cgroup/*"$CGROUP_PARENT"; do
 			[ -d "$d" ] && find "$d" -depth -type d -exec rmdir {} + 2>/dev/null
 		done
 	fi
@@ -293,7 +293,7 @@ cri_cleanup() {
 
 # The cgroup directories left under this test's pod cgroup parent (those of containers).
 cri_cgroups() {
-	for d in /sys/fs/cgroup/*"$CGROUP_PARENT"; do
+	for d in /sys/fs/cgroup"$CGROUP_PARENT" /sys/fs/cgroup/*"$CGROUP_PARENT"; do
 		[ -d "$d" ] && find "$d" -mindepth 1 -type d
 	done
 }

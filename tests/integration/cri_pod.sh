@@ -180,7 +180,8 @@ fi
 # --- UpdateContainerResources ---
 lim=67108864
 if cri UpdateContainerResources "{\"container_id\":\"$C2\",\"linux\":{\"memory_limit_in_bytes\":$lim}}" >/dev/null; then
-	out=$(cri ExecSync "{\"container_id\":\"$C2\",\"cmd\":[\"cat\",\"/sys/fs/cgroup/memory/memory.limit_in_bytes\"],\"timeout\":30}")
+	# cgroup v1 (a memory hierarchy) or v2 (memory.max in the container's own cgroup).
+	out=$(cri ExecSync "{\"container_id\":\"$C2\",\"cmd\":[\"sh\",\"-c\",\"cat /sys/fs/cgroup/memory/memory.limit_in_bytes 2>/dev/null || cat /sys/fs/cgroup/memory.max\"],\"timeout\":30}")
 	[ "$(echo "$out" | jget stdout)" = $lim ] &&
 		pass "[$H] UpdateContainerResources: the container's memory limit is now $lim" ||
 		fail "[$H] after UpdateContainerResources the container sees: $out"
