@@ -424,8 +424,6 @@ task_create_run(void *arg)
 	cleanup_json json_t *spec = NULL, *req = NULL, *resp = NULL;
 	bool terminal = b->terminal;
 	int64_t start;
-	json_t *mounts, *m;
-	size_t i;
 
 	spec = task_read_bundle(b->bundle, &terminal, &b->st);
 	if (spec == NULL)
@@ -445,19 +443,6 @@ task_create_run(void *arg)
 	    b->bundle, "spec", spec, "rootfs_mount", b->disk_mounted ? b->disk.target : "",
 	    "terminal", b->terminal, "stdin", *b->in != '\0', "stdout", *b->out != '\0', "stderr",
 	    *task_bringup_stderr(b) != '\0');
-	/*
-	 * The local VM shares this host's filesystems: the agent mounts containerd's root
-	 * filesystem mounts (types checked by task_create) on the bundle's rootfs itself, since
-	 * this process may not mount. A real VM's guest cannot see host paths: never sent there.
-	 */
-	if (shim.cfg.vm_launch == VM_LAUNCH_LOCAL && json_array_size(b->rootfs) > 0) {
-		mounts = json_array();
-		json_array_foreach (b->rootfs, i, m) {
-			if (strcmp(json_string_value(json_object_get(m, "type")), "block") != 0)
-				json_array_append(mounts, m);
-		}
-		json_object_set_new(req, "rootfs_mounts", mounts);
-	}
 	if (guest_call("CreateContainer", req, b->timeout_ms, true, &resp, &b->st) < 0)
 		goto undo;
 	if (guest_reply_u32(resp, "CreateContainer", "pid", true, &b->pid, &b->st) < 0) {

@@ -187,10 +187,9 @@ struct container {
 	TAILQ_ENTRY(container) entry;
 	char *id;
 	char *bundle;
-	char *rootfs;	       /* CreateContainer's rootfs_mount ("" when none) */
-	json_t *rootfs_mounts; /* CreateContainer's rootfs_mounts (rootfs.c), or NULL */
-	char *oom_file;	       /* its cgroup's OOM-kill counter (stats_oom_file), or NULL */
-	uint64_t oom_kills;    /* that count when last looked at */
+	char *rootfs;	    /* CreateContainer's rootfs_mount ("" when none) */
+	char *oom_file;	    /* its cgroup's OOM-kill counter (stats_oom_file), or NULL */
+	uint64_t oom_kills; /* that count when last looked at */
 	struct proc *init;
 	struct proc_list procs; /* init first */
 	void *runner_data;
@@ -280,14 +279,5 @@ void proc_child_reset_signals(void);
 struct runner_ops;
 extern const struct runner_ops runner_process_ops;
 extern const struct runner_ops runner_oci_ops;
-
-/* rootfs.c */
-/* Check CreateContainer's rootfs_mounts: objects with type, source and string options. */
-int rootfs_check(json_t *mounts, struct status *st);
-/* In a helper child: mount every entry of a checked list on target, in order; on failure
- * undo, write the error to stderr and return -1. */
-int rootfs_mount_all(json_t *mounts, const char *target);
-/* Detach every mount on target (container id for the log). */
-void rootfs_unmount(const char *id, const char *target);
 
 #endif

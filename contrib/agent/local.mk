@@ -10,8 +10,7 @@ contrib_agent_vmshim_agent_SOURCES = \
 	contrib/agent/stats.c \
 	contrib/agent/runner.c \
 	contrib/agent/runner-process.c \
-	contrib/agent/runner-oci.c \
-	contrib/agent/rootfs.c
+	contrib/agent/runner-oci.c
 contrib_agent_vmshim_agent_CFLAGS = $(AM_CFLAGS)
 contrib_agent_vmshim_agent_LDFLAGS = $(AM_LDFLAGS) $(LINKAGE_LDFLAGS)
 contrib_agent_vmshim_agent_LDADD = $(SECCOMP_CONF_LIBS) $(COMMON_LIBS)

@@ -130,7 +130,6 @@ container_unref(struct container *c)
 	free(c->id);
 	free(c->bundle);
 	free(c->rootfs);
-	json_decref(c->rootfs_mounts);
 	free(c->oom_file);
 	free(c);
 }

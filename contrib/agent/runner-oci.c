@@ -14,11 +14,6 @@
  * read still reaches it. The agent is a child subreaper, so the container's processes are
  * reaped by proc.c like any other child.
  *
- * A container created with rootfs_mounts (the embedded local VM under containerd) first has
- * them mounted on its bundle's rootfs directory by a helper child (rootfs.c), and that becomes
- * its root.path; they are detached when the container is deleted or its create is undone, and
- * at the latest when the container is freed.
- *
  * Terminal mode: runc allocates the pty inside the container and sends its master over a Unix
  * socket (--console-socket STATE_DIR/<id>/console-N.sock) as one SCM_RIGHTS message. The
  * listener is registered in the loop while `runc create` / `runc exec --detach --tty` runs:
@@ -73,15 +68,6 @@
 struct ro_container {
 	char *dir;
 	char *bundle;
-	char *rootfs_target; /* where rootfs_mounts are mounted, until unmounted; or NULL */
-};
-
-/* A create waiting for its root filesystem's mounts (a helper child) before `runc create`. */
-struct ro_mounting {
-	struct container *c; /* a reference */
-	json_t *spec;	     /* a reference */
-	runner_cb done;
-	void *arg;
 };
 
 /* One runtime command in flight. */
@@ -592,19 +578,6 @@ ro_write_json(const char *path, json_t *j, struct status *st)
 	return 0;
 }
 
-/* Detach the root filesystem's mounts, if this container has them mounted. */
-static void
-ro_unmount_rootfs(struct container *c)
-{
-	struct ro_container *rc = c->runner_data;
-
-	if (rc == NULL || rc->rootfs_target == NULL)
-		return;
-	rootfs_unmount(c->id, rc->rootfs_target);
-	free(rc->rootfs_target);
-	rc->rootfs_target = NULL;
-}
-
 /* The undoing `delete --force` of a failed create finished: clean up, answer the failure. */
 static void
 ro_undo_done(const struct status *st, json_t *result, void *arg)
@@ -615,7 +588,6 @@ ro_undo_done(const struct status *st, json_t *result, void *arg)
 	/* "does not exist" is the usual answer when the runtime cleaned up after itself. */
 	if (st->code != ST_OK)
 		log_debug_id(u->c->id, NULL, "undo create: %s", st->msg);
-	ro_unmount_rootfs(u->c);
 	if (rc != NULL)
 		nftw(rc->dir, ro_rm_cb, 16, FTW_DEPTH | FTW_PHYS);
 	u->done(&u->st, NULL, u->arg);
@@ -642,9 +614,9 @@ ro_create_done(const struct status *st, json_t *result, void *arg)
 
 /* Write the bundle (config.json with an absolute root.path) and run `create`. */
 static void
-ro_create_bundle(struct container *c, json_t *spec, runner_cb done, void *arg)
+ro_create(struct container *c, json_t *spec, runner_cb done, void *arg)
 {
-	struct ro_container *rc = c->runner_data;
+	struct ro_container *rc = xcalloc(1, sizeof *rc);
 	cleanup_json json_t *copy = NULL;
 	cleanup_free char *cfg = NULL, *rootpath = NULL;
 	json_t *root, *process;
@@ -655,6 +627,7 @@ ro_create_bundle(struct container *c, json_t *spec, runner_cb done, void *arg)
 	char *pid_file;
 	struct status st;
 
+	c->runner_data = rc;
 	xasprintf(&rc->dir, "%s/%s", agent.state_dir, c->id);
 	xasprintf(&rc->bundle, "%s/bundle", rc->dir);
 	nftw(rc->dir, ro_rm_cb, 16, FTW_DEPTH | FTW_PHYS);
@@ -708,79 +681,6 @@ ro_create_bundle(struct container *c, json_t *spec, runner_cb done, void *arg)
 	    ro_create_done, u);
 	/* runc (and then the container) holds the child ends now. */
 	proc_close_child_fds(p);
-}
-
-/* In the mount helper child: mount the root filesystem on the bundle's rootfs. */
-static int
-ro_mount_child(void *arg)
-{
-	struct ro_mounting *m = arg;
-	struct ro_container *rc = m->c->runner_data;
-
-	return rootfs_mount_all(m->c->rootfs_mounts, rc->rootfs_target) < 0 ? 1 : 0;
-}
-
-/* The mount helper finished: go on with `create` on the mounted root, or fail the create. */
-static void
-ro_mount_done(int wstatus, const char *output, size_t len, void *arg)
-{
-	struct ro_mounting *m = arg;
-	struct ro_container *rc = m->c->runner_data;
-	struct status st;
-
-	if (proc_wait_status(wstatus) != 0) {
-		free(rc->rootfs_target);
-		rc->rootfs_target = NULL;
-		status_set(&st, ST_INTERNAL, "container %s: root filesystem: %.*s", m->c->id,
-		    (int)(len > 0 ? len : 16), len > 0 ? output : "mount failed");
-		m->done(&st, NULL, m->arg);
-	} else {
-		log_debug_id(m->c->id, NULL, "root filesystem mounted on %s", rc->rootfs_target);
-		free(m->c->rootfs);
-		m->c->rootfs = xstrdup(rc->rootfs_target);
-		ro_create_bundle(m->c, m->spec, m->done, m->arg);
-	}
-	json_decref(m->spec);
-	container_unref(m->c);
-	free(m);
-}
-
-/*
- * Create: with rootfs_mounts, mount them on the bundle's rootfs directory first (in a helper
- * child), as containerd's own shim does; then write the bundle and run `create`.
- */
-static void
-ro_create(struct container *c, json_t *spec, runner_cb done, void *arg)
-{
-	struct ro_container *rc = xcalloc(1, sizeof *rc);
-	struct ro_mounting *m;
-	struct status st;
-
-	c->runner_data = rc;
-	if (c->rootfs_mounts == NULL) {
-		ro_create_bundle(c, spec, done, arg);
-		return;
-	}
-	if (c->bundle[0] != '/') {
-		runner_fail(done, arg, ST_INVALID_ARGUMENT,
-		    "payload.bundle: an absolute path is needed for rootfs_mounts");
-		return;
-	}
-	xasprintf(&rc->rootfs_target, "%s/rootfs", c->bundle);
-	m = xcalloc(1, sizeof *m);
-	m->c = c;
-	container_ref(c);
-	m->spec = json_incref(spec);
-	m->done = done;
-	m->arg = arg;
-	if (proc_helper_fork(ro_mount_child, m, ro_mount_done, m, &st) < 0) {
-		free(rc->rootfs_target);
-		rc->rootfs_target = NULL;
-		json_decref(m->spec);
-		container_unref(c);
-		free(m);
-		done(&st, NULL, arg);
-	}
 }
 
 /* `start` for the init; `exec --detach` with a process file for an exec. */
@@ -902,7 +802,6 @@ ro_remove_done(const struct status *st, json_t *result, void *arg)
 
 	if (st->code != ST_OK)
 		log_warn_id(k->c->id, NULL, "%s", st->msg);
-	ro_unmount_rootfs(k->c);
 	if (rc != NULL)
 		nftw(rc->dir, ro_rm_cb, 16, FTW_DEPTH | FTW_PHYS);
 	runner_ok(k->done, k->arg, NULL);
@@ -938,7 +837,6 @@ ro_free_container(struct container *c)
 
 	if (rc == NULL)
 		return;
-	ro_unmount_rootfs(c);
 	free(rc->dir);
 	free(rc->bundle);
 	free(rc);
