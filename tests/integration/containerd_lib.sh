@@ -199,6 +199,11 @@ EOF2
 }
 
 ctd_finish() {
+	# The shims' and agents' stderr reach containerd's log through the log FIFOs.
+	if grep -Eq 'ERROR: (Address|Leak|Thread)Sanitizer|runtime error:' "$T/containerd.log"; then
+		grep -E -m 5 'ERROR: (Address|Leak|Thread)Sanitizer|runtime error:' "$T/containerd.log"
+		fail "a sanitizer report in the shims' log (containerd's log)"
+	fi
 	if [ "$FAILS" -gt 0 ]; then
 		echo "$FAILS failure(s)"
 		exit 1
