@@ -30,8 +30,9 @@
 #include "shim.h"
 #include "util.h"
 
-#define START_READY_TIMEOUT_MS 15000
-#define START_OPTIONS_MAX      (64 * 1024)
+#define START_READY_TIMEOUT_MS	 15000
+#define START_OPTIONS_MAX	 (64 * 1024)
+#define START_OPTIONS_TIMEOUT_MS 5000
 
 static int main_pid_fd = -1; /* the pid file, locked while the daemon runs */
 
@@ -497,26 +498,39 @@ answer:
 }
 
 /*
- * start's stdin: containerd's runtime options (a protobuf Any), or nothing. A terminal is not
- * read (a person typing `vmshim start`).
+ * start's stdin: containerd's runtime options (a protobuf Any), or nothing. Only read when
+ * containerd is the caller (it passes -address), never from a terminal, and within
+ * START_OPTIONS_TIMEOUT_MS: containerd writes the options and closes the pipe at once; a
+ * caller that leaves an empty pipe open costs that wait and means no options.
  */
 static void
 main_read_options(struct main_opts *o)
 {
-	cleanup_free uint8_t *buf = xmalloc(START_OPTIONS_MAX + 1);
+	cleanup_free uint8_t *buf = NULL;
+	int64_t deadline = time_mono_ms() + START_OPTIONS_TIMEOUT_MS;
 	struct status st;
 	size_t have = 0;
 	ssize_t n;
+	int r;
 
-	if (isatty(STDIN_FILENO))
+	if (o->address == NULL || isatty(STDIN_FILENO))
 		return;
-	while (have <= START_OPTIONS_MAX &&
-	       (n = read(STDIN_FILENO, buf + have, START_OPTIONS_MAX + 1 - have)) != 0) {
+	buf = xmalloc(START_OPTIONS_MAX + 1);
+	while (have <= START_OPTIONS_MAX) {
+		r = fd_wait(STDIN_FILENO, POLLIN, deadline);
+		if (r == 0 && have == 0)
+			return; /* an empty pipe left open: no options */
+		if (r == 0)
+			main_die(1, "start: no end of the runtime options on stdin within %d ms",
+			    START_OPTIONS_TIMEOUT_MS);
+		if (r < 0)
+			return; /* stdin closed or not pollable: no options */
+		n = read(STDIN_FILENO, buf + have, START_OPTIONS_MAX + 1 - have);
+		if (n == 0)
+			break;
 		if (n < 0) {
-			if (errno == EINTR)
+			if (errno == EINTR || errno == EAGAIN)
 				continue;
-			if (errno == EBADF)
-				return;
 			main_die(1, "start: reading runtime options on stdin: %s", strerror(errno));
 		}
 		have += (size_t)n;
