@@ -446,10 +446,10 @@ main_start(struct main_opts *o)
 /*
  * Clean up after a dead shim. The pid in the pid file is killed only if that very process
  * holds the file's lock (main_write_pidfile): a stale file whose pid now belongs to someone
- * else (pid reuse) kills nothing. A group's shim that still answers serves other containers
- * of the group and is left alone. Then the local VM's leftovers go (vm_local_cleanup: the
- * agent, the containers it ran, the state directory), and the DeleteResponse is printed:
- * protobuf (what containerd reads) or, with -json, JSON.
+ * else (pid reuse) kills nothing. The shim of a group other than the container's own id that
+ * still answers serves the group's other containers and is left alone. Then the local VM's
+ * leftovers go (vm_local_cleanup: the agent, the containers it ran, the state directory), and the
+ * DeleteResponse is printed: protobuf (what containerd reads) or, with -json, JSON.
  */
 static int
 main_delete(const struct main_opts *o, const char *sock, const char *pidf, const char *state)
@@ -463,10 +463,12 @@ main_delete(const struct main_opts *o, const char *sock, const char *pidf, const
 	size_t len;
 	long pid;
 
-	if (main_socket_answers(sock)) {
+	/* Another container's shim (a group's) that still answers serves the others: keep it. */
+	if (o->group != NULL && o->id != NULL && strcmp(o->group, o->id) != 0 &&
+	    main_socket_answers(sock)) {
 		fprintf(stderr,
 		    "vmshim: delete: the shim of group %s still answers on %s: left running\n",
-		    o->group ? o->group : "?", sock);
+		    o->group, sock);
 		goto answer;
 	}
 	fd = open(pidf, O_RDONLY | O_CLOEXEC);
