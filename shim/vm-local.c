@@ -87,7 +87,7 @@ vm_local_which(const char *name, bool system_dirs)
 	return NULL;
 }
 
-/* vm.agent, else the vmshim-agent beside our own binary, else on PATH. */
+/* vm.agent, else the vmshim-agent beside our own binary (or in ../sbin), else on PATH. */
 static char *
 vm_local_agent_path(const struct shim_config *cfg, struct status *st)
 {
@@ -104,13 +104,19 @@ vm_local_agent_path(const struct shim_config *cfg, struct status *st)
 			*slash = '\0';
 			if (vm_local_find_in(*self ? self : "/", "vmshim-agent", &out))
 				return out;
+			/* make install and the packages: vmshim in bin, the agent in sbin. */
+			if (strlen(self) > 4 && strcmp(self + strlen(self) - 4, "/bin") == 0) {
+				strcpy(self + strlen(self) - 3, "sbin");
+				if (vm_local_find_in(self, "vmshim-agent", &out))
+					return out;
+			}
 		}
 	}
 	out = vm_local_which("vmshim-agent", false);
 	if (out == NULL)
 		status_set(st, ST_FAILED_PRECONDITION,
-		    "vm.launch local: vmshim-agent not found beside %s nor on PATH (set vm.agent)",
-		    n > 0 ? self : "vmshim");
+		    "vm.launch local: vmshim-agent not found beside vmshim, in ../sbin from it, "
+		    "nor on PATH (set vm.agent)");
 	return out;
 }
 
