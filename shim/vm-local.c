@@ -94,8 +94,14 @@ vm_local_agent_path(const struct shim_config *cfg, struct status *st)
 	char self[PATH_MAX], *slash, *out = NULL;
 	ssize_t n;
 
-	if (cfg->vm_agent[0] != '\0')
+	if (cfg->vm_agent[0] != '\0') {
+		if (access(cfg->vm_agent, X_OK) < 0) {
+			status_errno(st, ST_FAILED_PRECONDITION, errno,
+			    "vm.launch local: vm.agent %s", cfg->vm_agent);
+			return NULL;
+		}
 		return xstrdup(cfg->vm_agent);
+	}
 	n = readlink("/proc/self/exe", self, sizeof self - 1);
 	if (n > 0) {
 		self[n] = '\0';

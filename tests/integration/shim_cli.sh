@@ -95,6 +95,42 @@ case $hex in
 *) fail "delete: not the expected protobuf DeleteResponse: $hex" ;;
 esac
 
+# The local VM (no vm.vsock): an agent that cannot be run, or exits before it answers, fails
+# start with one line naming the step, and nothing is left running.
+echo '{"vm": {"agent": "/nonexistent/vmshim-agent"}}' >"$T/local-missing.json"
+expect_exit "local VM: agent missing" 1 '^vmshim: vm.launch local: vm.agent /nonexistent/vmshim-agent: No such file' \
+	"$SHIM" -config "$T/local-missing.json" -socket "$T/lm.sock" start
+printf '#!/bin/sh\necho agent says no >&2\nexit 3\n' >"$T/bad-agent"
+chmod +x "$T/bad-agent"
+echo "{\"vm\": {\"agent\": \"$T/bad-agent\"}}" >"$T/local-bad.json"
+expect_exit "local VM: agent exits at once" 1 '^vmshim: vm.launch local: the agent exited with status 3 before it answered' \
+	"$SHIM" -config "$T/local-bad.json" -socket "$T/lb.sock" -log "$T/lb.log" start
+[ ! -e "$T/lb.sock" ] && [ ! -e "$T/lb.pid" ] && [ ! -e "$T/lb.d" ] &&
+	pass "local VM failure: no socket, pid file or state left" || fail "local VM failure left: $(ls "$T")"
+pgrep -f "vmshim .*-socket $T/lb.sock" >/dev/null && fail "local VM failure: a shim still runs" ||
+	pass "local VM failure: no shim left running"
+printf '#!/bin/sh\necho $$ >"%s"\nexec sleep 1000\n' "$T/mute.pid" >"$T/mute-agent"
+chmod +x "$T/mute-agent"
+echo "{\"vm\": {\"agent\": \"$T/mute-agent\", \"boot_timeout_ms\": 300}}" >"$T/local-mute.json"
+expect_exit "local VM: agent never answers" 1 '^vmshim: vm.launch local: the agent did not answer within vm.boot_timeout_ms' \
+	"$SHIM" -config "$T/local-mute.json" -socket "$T/lm2.sock" -log "$T/lm2.log" start
+mpid=$(cat "$T/mute.pid" 2>/dev/null)
+[ -n "$mpid" ] && ! kill -0 "$mpid" 2>/dev/null && pass "local VM: the agent that never answered ($mpid) was stopped" ||
+	fail "local VM: the mute agent \"$mpid\" is left"
+# A working one: zero configuration (the agent found on PATH), and the agent goes with the shim.
+echo "{}" >"$T/empty.json"
+PATH="$(dirname "$AGENT"):$PATH" expect_exit "local VM: start" 0 "^unix://$T/lv.sock\$" \
+	"$SHIM" -config "$T/empty.json" -socket "$T/lv.sock" -log "$T/lv.log" start
+lvpid=$(cat "$T/lv.pid")
+apid=$(cat "$T/lv.d/agent.pid")
+PIDS="$PIDS $lvpid $apid"
+grep -q "agent.sock" "/proc/$apid/cmdline" && pass "local VM: agent $apid runs" || fail "local VM: no agent"
+kill -TERM "$lvpid"
+for i in $(seq 200); do kill -0 "$apid" 2>/dev/null || break; sleep 0.05; done
+kill -0 "$apid" 2>/dev/null && fail "local VM: the agent outlived the shim" ||
+	pass "local VM: the agent stopped with the shim"
+[ ! -e "$T/lv.d" ] && pass "local VM: state directory removed" || fail "local VM: $T/lv.d left"
+
 # The default socket path for a non-root user.
 if [ "$(id -u)" != 0 ]; then
 	expect_exit "start (XDG_RUNTIME_DIR)" 0 "^unix://$T/xdg/vmshim/ns1/g2.sock\$" \
