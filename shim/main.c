@@ -30,8 +30,9 @@
 #include "shim.h"
 #include "util.h"
 
-#define START_READY_TIMEOUT_MS 15000
-#define START_OPTIONS_MAX      (64 * 1024)
+#define START_READY_TIMEOUT_MS	 15000
+#define START_OPTIONS_MAX	 (64 * 1024)
+#define START_OPTIONS_TIMEOUT_MS 5000
 
 static int main_pid_fd = -1; /* the pid file, locked while the daemon runs */
 
@@ -445,10 +446,10 @@ main_start(struct main_opts *o)
 /*
  * Clean up after a dead shim. The pid in the pid file is killed only if that very process
  * holds the file's lock (main_write_pidfile): a stale file whose pid now belongs to someone
- * else (pid reuse) kills nothing. A group's shim that still answers serves other containers
- * of the group and is left alone. Then the local VM's leftovers go (vm_local_cleanup: the
- * agent, the containers it ran, the state directory), and the DeleteResponse is printed:
- * protobuf (what containerd reads) or, with -json, JSON.
+ * else (pid reuse) kills nothing. The shim of a group other than the container's own id that
+ * still answers serves the group's other containers and is left alone. Then the local VM's
+ * leftovers go (vm_local_cleanup: the agent, the containers it ran, the state directory), and the
+ * DeleteResponse is printed: protobuf (what containerd reads) or, with -json, JSON.
  */
 static int
 main_delete(const struct main_opts *o, const char *sock, const char *pidf, const char *state)
@@ -462,10 +463,12 @@ main_delete(const struct main_opts *o, const char *sock, const char *pidf, const
 	size_t len;
 	long pid;
 
-	if (main_socket_answers(sock)) {
+	/* Another container's shim (a group's) that still answers serves the others: keep it. */
+	if (o->group != NULL && o->id != NULL && strcmp(o->group, o->id) != 0 &&
+	    main_socket_answers(sock)) {
 		fprintf(stderr,
 		    "vmshim: delete: the shim of group %s still answers on %s: left running\n",
-		    o->group ? o->group : "?", sock);
+		    o->group, sock);
 		goto answer;
 	}
 	fd = open(pidf, O_RDONLY | O_CLOEXEC);
@@ -497,26 +500,39 @@ answer:
 }
 
 /*
- * start's stdin: containerd's runtime options (a protobuf Any), or nothing. A terminal is not
- * read (a person typing `vmshim start`).
+ * start's stdin: containerd's runtime options (a protobuf Any), or nothing. Only read when
+ * containerd is the caller (it passes -address), never from a terminal, and within
+ * START_OPTIONS_TIMEOUT_MS: containerd writes the options and closes the pipe at once; a
+ * caller that leaves an empty pipe open costs that wait and means no options.
  */
 static void
 main_read_options(struct main_opts *o)
 {
-	cleanup_free uint8_t *buf = xmalloc(START_OPTIONS_MAX + 1);
+	cleanup_free uint8_t *buf = NULL;
+	int64_t deadline = time_mono_ms() + START_OPTIONS_TIMEOUT_MS;
 	struct status st;
 	size_t have = 0;
 	ssize_t n;
+	int r;
 
-	if (isatty(STDIN_FILENO))
+	if (o->address == NULL || isatty(STDIN_FILENO))
 		return;
-	while (have <= START_OPTIONS_MAX &&
-	       (n = read(STDIN_FILENO, buf + have, START_OPTIONS_MAX + 1 - have)) != 0) {
+	buf = xmalloc(START_OPTIONS_MAX + 1);
+	while (have <= START_OPTIONS_MAX) {
+		r = fd_wait(STDIN_FILENO, POLLIN, deadline);
+		if (r == 0 && have == 0)
+			return; /* an empty pipe left open: no options */
+		if (r == 0)
+			main_die(1, "start: no end of the runtime options on stdin within %d ms",
+			    START_OPTIONS_TIMEOUT_MS);
+		if (r < 0)
+			return; /* stdin closed or not pollable: no options */
+		n = read(STDIN_FILENO, buf + have, START_OPTIONS_MAX + 1 - have);
+		if (n == 0)
+			break;
 		if (n < 0) {
-			if (errno == EINTR)
+			if (errno == EINTR || errno == EAGAIN)
 				continue;
-			if (errno == EBADF)
-				return;
 			main_die(1, "start: reading runtime options on stdin: %s", strerror(errno));
 		}
 		have += (size_t)n;

@@ -416,6 +416,34 @@ task_bringup_stopping(struct task_bringup *b)
 	return true;
 }
 
+/*
+ * The runtime's own root filesystem mounts (every rootfs[] entry but a block disk: an
+ * overlay of image snapshots, a bind mount) go to the agent as rootfs_mounts; the local VM's
+ * agent, on this host, mounts them as the container's root (a VM's agent refuses them).
+ */
+static void
+task_bringup_host_mounts(struct task_bringup *b, json_t *req)
+{
+	json_t *mounts = json_array(), *m;
+	size_t i;
+
+	if (b->disk.source == NULL) {
+		json_array_foreach (b->rootfs, i, m) {
+			json_t *opts = json_object_get(m, "options");
+
+			json_array_append_new(mounts,
+			    json_pack("{s:s, s:s, s:o}", "type",
+				json_string_value(json_object_get(m, "type")), "source",
+				json_string_value(json_object_get(m, "source")) ?: "", "options",
+				opts != NULL ? json_incref(opts) : json_array()));
+		}
+	}
+	if (json_array_size(mounts) > 0)
+		json_object_set_new(req, "rootfs_mounts", mounts);
+	else
+		json_decref(mounts);
+}
+
 /* Worker (a bring-up job): bundle, then under the bring-up span disk, CreateContainer, streams. */
 static void
 task_create_run(void *arg)
@@ -443,6 +471,7 @@ task_create_run(void *arg)
 	    b->bundle, "spec", spec, "rootfs_mount", b->disk_mounted ? b->disk.target : "",
 	    "terminal", b->terminal, "stdin", *b->in != '\0', "stdout", *b->out != '\0', "stderr",
 	    *task_bringup_stderr(b) != '\0');
+	task_bringup_host_mounts(b, req);
 	if (guest_call("CreateContainer", req, b->timeout_ms, true, &resp, &b->st) < 0)
 		goto undo;
 	if (guest_reply_u32(resp, "CreateContainer", "pid", true, &b->pid, &b->st) < 0) {

@@ -21,7 +21,9 @@
  * process) finishes the job: it stops the agent named by STATE/agent.pid if that process is
  * still the agent of this state directory (its command line names the socket, so a reused
  * pid is left alone), force-deletes every container runc still knows under STATE/agent/runc,
- * and removes the state directory.
+ * unmounts the root filesystems the agent mounted, and removes the state directory, never
+ * crossing into another filesystem (FTW_MOUNT), so an image's files under a mount that is
+ * still there are never deleted.
  */
 #include "config.h"
 
@@ -33,6 +35,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -84,15 +87,21 @@ vm_local_which(const char *name, bool system_dirs)
 	return NULL;
 }
 
-/* vm.agent, else the vmshim-agent beside our own binary, else on PATH. */
+/* vm.agent, else the vmshim-agent beside our own binary (or in ../sbin), else on PATH. */
 static char *
 vm_local_agent_path(const struct shim_config *cfg, struct status *st)
 {
 	char self[PATH_MAX], *slash, *out = NULL;
 	ssize_t n;
 
-	if (cfg->vm_agent[0] != '\0')
+	if (cfg->vm_agent[0] != '\0') {
+		if (access(cfg->vm_agent, X_OK) < 0) {
+			status_errno(st, ST_FAILED_PRECONDITION, errno,
+			    "vm.launch local: vm.agent %s", cfg->vm_agent);
+			return NULL;
+		}
 		return xstrdup(cfg->vm_agent);
+	}
 	n = readlink("/proc/self/exe", self, sizeof self - 1);
 	if (n > 0) {
 		self[n] = '\0';
@@ -101,13 +110,19 @@ vm_local_agent_path(const struct shim_config *cfg, struct status *st)
 			*slash = '\0';
 			if (vm_local_find_in(*self ? self : "/", "vmshim-agent", &out))
 				return out;
+			/* make install and the packages: vmshim in bin, the agent in sbin. */
+			if (strlen(self) > 4 && strcmp(self + strlen(self) - 4, "/bin") == 0) {
+				strcpy(self + strlen(self) - 3, "sbin");
+				if (vm_local_find_in(self, "vmshim-agent", &out))
+					return out;
+			}
 		}
 	}
 	out = vm_local_which("vmshim-agent", false);
 	if (out == NULL)
 		status_set(st, ST_FAILED_PRECONDITION,
-		    "vm.launch local: vmshim-agent not found beside %s nor on PATH (set vm.agent)",
-		    n > 0 ? self : "vmshim");
+		    "vm.launch local: vmshim-agent not found beside vmshim, in ../sbin from it, "
+		    "nor on PATH (set vm.agent)");
 	return out;
 }
 
@@ -264,7 +279,7 @@ vm_local_stop(void)
 	vm_local_child = -1;
 out:
 	if (vm_local_dir != NULL)
-		nftw(vm_local_dir, vm_local_rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+		nftw(vm_local_dir, vm_local_rm_cb, 16, FTW_DEPTH | FTW_PHYS | FTW_MOUNT);
 	free(vm_local_dir);
 	vm_local_dir = NULL;
 }
@@ -391,6 +406,31 @@ vm_local_rm_cb(const char *path, const struct stat *sb, int type, struct FTW *ft
 	return 0;
 }
 
+/* Unmount the root filesystems a dead agent left mounted (STATE/agent/<id>.rootfs). */
+static void
+vm_local_cleanup_mounts(const char *state_dir)
+{
+	cleanup_free char *dir = NULL;
+	struct dirent *e;
+	DIR *d;
+
+	xasprintf(&dir, "%s/agent", state_dir);
+	d = opendir(dir);
+	if (d == NULL)
+		return;
+	while ((e = readdir(d)) != NULL) {
+		cleanup_free char *p = NULL;
+		size_t n = strlen(e->d_name);
+
+		if (n <= 7 || strcmp(e->d_name + n - 7, ".rootfs") != 0)
+			continue;
+		xasprintf(&p, "%s/%s", dir, e->d_name);
+		while (umount2(p, MNT_DETACH) == 0)
+			;
+	}
+	closedir(d);
+}
+
 void
 vm_local_cleanup(const char *state_dir)
 {
@@ -398,5 +438,6 @@ vm_local_cleanup(const char *state_dir)
 		return;
 	vm_local_cleanup_agent(state_dir);
 	vm_local_cleanup_runc(state_dir);
-	nftw(state_dir, vm_local_rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+	vm_local_cleanup_mounts(state_dir);
+	nftw(state_dir, vm_local_rm_cb, 16, FTW_DEPTH | FTW_PHYS | FTW_MOUNT);
 }

@@ -531,7 +531,7 @@ static void
 control_create(struct rpc_conn *conn, uint32_t sid, uint8_t flags, json_t *payload)
 {
 	const char *id = NULL, *bundle = "", *rootfs = "";
-	json_t *spec = NULL, *process = NULL;
+	json_t *spec = NULL, *process = NULL, *mounts = NULL;
 	bool declared[STDIO_N], terminal;
 	struct control_call *k;
 	struct container *c;
@@ -541,6 +541,7 @@ control_create(struct rpc_conn *conn, uint32_t sid, uint8_t flags, json_t *paylo
 	    control_check_id("id", id, false, &st) < 0 ||
 	    msg_get_string(payload, "payload", "bundle", false, &bundle, &st) < 0 ||
 	    msg_get_string(payload, "payload", "rootfs_mount", false, &rootfs, &st) < 0 ||
+	    msg_get_array(payload, "payload", "rootfs_mounts", false, &mounts, &st) < 0 ||
 	    msg_get_object(payload, "payload", "spec", true, &spec, &st) < 0 ||
 	    msg_get_object(spec, "payload.spec", "process", true, &process, &st) < 0 ||
 	    control_check_process(process, "payload.spec.process", &st) < 0 ||
@@ -557,9 +558,14 @@ control_create(struct rpc_conn *conn, uint32_t sid, uint8_t flags, json_t *paylo
 		container_remove(c);
 		goto fail;
 	}
-	k = control_call_new(conn, sid, "CreateContainer", c, NULL);
 	free(c->rootfs);
 	c->rootfs = xstrdup(rootfs);
+	if (rootfs_mount(c, mounts, &st) < 0) {
+		control_bringup_end(id);
+		container_remove(c);
+		goto fail;
+	}
+	k = control_call_new(conn, sid, "CreateContainer", c, NULL);
 	/* Until control_create_done, Start/Exec/Delete would race the runner: refused. */
 	c->creating = true;
 	agent.runner->create(c, spec, control_create_done, k);

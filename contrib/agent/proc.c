@@ -127,6 +127,7 @@ container_unref(struct container *c)
 		return;
 	if (agent.runner->free_container != NULL)
 		agent.runner->free_container(c);
+	rootfs_unmount(c);
 	free(c->id);
 	free(c->bundle);
 	free(c->rootfs);

@@ -6,7 +6,9 @@
 #   once both are removed the shim exits. The control is containerd's runc shim with its own
 #   group annotation (io.containerd.runc.v2.group), vmshim uses io.vmshim.group.
 # - A bundle annotation io.vmshim.seccomp=false fails the run with a message naming the key
-#   (runc, which does not know it, runs the container).
+#   (runc, which does not know it, runs the container); with `ctr run --runtime-config-path`
+#   naming a configuration whose allowed_annotations lists seccomp, it runs (the path reaches
+#   `start` on stdin as a runtimeoptions.v1.Options), and a path that does not exist fails.
 . "$(dirname "$0")/containerd_lib.sh"
 
 ctd_setup
@@ -67,5 +69,23 @@ for rt in $RUNTIMES; do
 		;;
 	esac
 	ctr_ container rm "sec-$n" 2>/dev/null
+
+	echo '{"allowed_annotations": ["seccomp"]}' >"$T/allow.json"
+	out=$(ctr_ run --rm --env PATH=/bin --runtime "$rt" --runtime-config-path "$T/allow.json" \
+		--annotation io.vmshim.seccomp=false --rootfs "$T/rootfs" "allow-$n" echo ran </dev/null 2>&1)
+	rc=$?
+	[ $rc = 0 ] && [ "$out" = ran ] &&
+		pass "$n: runtime option config_path with allowed_annotations: the run goes" ||
+		fail "$n: runtime option config_path: exit $rc: $out"
+	ctr_ container rm "allow-$n" 2>/dev/null
+	if [ "$n" = vmshim ]; then
+		out=$(ctr_ run --rm --env PATH=/bin --runtime "$rt" --runtime-config-path /nonexistent/vmshim.json \
+			--rootfs "$T/rootfs" "noconf-$n" echo ran </dev/null 2>&1)
+		rc=$?
+		[ $rc != 0 ] && echo "$out" | grep -q 'config /nonexistent/vmshim.json' &&
+			pass "$n: a config_path that does not exist fails: $out" ||
+			fail "$n: missing config_path: exit $rc: $out"
+		ctr_ container rm "noconf-$n" 2>/dev/null
+	fi
 done
 ctd_finish

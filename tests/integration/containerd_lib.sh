@@ -182,7 +182,28 @@ shim_pids() {
 	done
 }
 
+# Import $T/rootfs as the image vmshim.test/busybox:latest (a docker-archive tar built here:
+# one layer, PATH=/bin), so `ctr run IMAGE` gets containerd's snapshot mounts in Create.
+ctd_import_image() {
+	d=$T/image
+	mkdir -p "$d"
+	tar -C "$T/rootfs" -cf "$d/layer.tar" .
+	diff=$(sha256sum <"$d/layer.tar" | cut -d' ' -f1)
+	cat >"$d/config.json" <<EOF2
+{"architecture": "amd64", "os": "linux", "config": {"Env": ["PATH=/bin"], "Cmd": ["sh"]},
+ "rootfs": {"type": "layers", "diff_ids": ["sha256:$diff"]}}
+EOF2
+	echo '[{"Config": "config.json", "RepoTags": ["vmshim.test/busybox:latest"], "Layers": ["layer.tar"]}]' >"$d/manifest.json"
+	tar -C "$d" -cf "$T/image.tar" manifest.json config.json layer.tar
+	ctr_ image import "$T/image.tar" >/dev/null 2>"$T/err" || die "image import: $(cat "$T/err")"
+}
+
 ctd_finish() {
+	# The shims' and agents' stderr reach containerd's log through the log FIFOs.
+	if grep -Eq 'ERROR: (Address|Leak|Thread)Sanitizer|runtime error:' "$T/containerd.log"; then
+		grep -E -m 5 'ERROR: (Address|Leak|Thread)Sanitizer|runtime error:' "$T/containerd.log"
+		fail "a sanitizer report in the shims' log (containerd's log)"
+	fi
 	if [ "$FAILS" -gt 0 ]; then
 		echo "$FAILS failure(s)"
 		exit 1

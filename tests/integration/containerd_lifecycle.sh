@@ -3,7 +3,9 @@
 # vmshim and for containerd's runc shim as the control: `run -d`, `task exec` (its output and
 # exit code), `task kill -s SIGKILL`, `task ls` showing STOPPED, `task rm`; `ctr events` shows
 # /tasks/create, /tasks/start, /tasks/exec-added, /tasks/exec-started, /tasks/exit and
-# /tasks/delete for the container, in that order.
+# /tasks/delete for the container, in that order. The shim's log lines reach containerd's log
+# through the bundle's `log` FIFO (vmshim: its "serving on" line; runc: "starting signal
+# loop").
 . "$(dirname "$0")/containerd_lib.sh"
 
 ctd_setup
@@ -33,6 +35,12 @@ for rt in $RUNTIMES; do
 	[ -z "$(task_status "$c")" ] && pass "$n: task rm: the task is gone" ||
 		fail "$n: task rm: the task is still listed ($(task_status "$c"))"
 	ctr_ container rm "$c" 2>"$T/err" || fail "$n: container rm: $(cat "$T/err")"
+	case $n in
+	runc) line="starting signal loop.*$c" ;;
+	*) line="serving on /run/vmshim/$NS/$c.sock" ;;
+	esac
+	grep -q "$line" "$T/containerd.log" && pass "$n: the shim's log reached containerd's" ||
+		fail "$n: no \"$line\" in containerd's log"
 done
 
 # Events: each container's topics must contain the lifecycle in order.

@@ -2,12 +2,15 @@
 # containerd_run.sh: `ctr run --rm` through a private, real containerd, for vmshim and for
 # containerd's own runc shim as the control: the output and exit status 0; a non-zero exit
 # status passed through; 200,000 lines printed just before exit all arrive; 4 MiB of stdin
-# through `cat` come back with the same SHA-256.
+# through `cat` come back with the same SHA-256; a run from an image (containerd's snapshot
+# mounts in Create, mounted by the shim's side) sees the image's files.
 . "$(dirname "$0")/containerd_lib.sh"
 
 ctd_setup
 head -c 4194304 /dev/urandom >"$T/stdin.bin"
 want_hash=$(sha256sum <"$T/stdin.bin" | cut -d' ' -f1)
+ctd_import_image
+echo "from the image" >"$T/rootfs/marker" # after the import: only in the rootfs dir
 
 for rt in $RUNTIMES; do
 	n=$(rt_name "$rt")
@@ -42,5 +45,15 @@ for rt in $RUNTIMES; do
 		cat <"$T/stdin.bin" 2>"$T/err" | sha256sum | cut -d' ' -f1)
 	[ "$got_hash" = "$want_hash" ] && pass "$n: 4 MiB of stdin through cat, SHA-256 equal" ||
 		fail "$n: stdin through cat: hash $got_hash, want $want_hash: $(cat "$T/err")"
+
+	out=$(ctr_ run --rm --runtime "$rt" vmshim.test/busybox:latest "$(cname image "$rt")" \
+		sh -c 'ls /marker 2>&1; echo image root ok' </dev/null 2>"$T/err")
+	rc=$?
+	if [ $rc = 0 ] && echo "$out" | grep -q 'image root ok' &&
+		echo "$out" | grep -q 'No such file'; then
+		pass "$n: run from an image: its snapshot is the root"
+	else
+		fail "$n: run from an image: exit $rc, output \"$out\": $(cat "$T/err")"
+	fi
 done
 ctd_finish
