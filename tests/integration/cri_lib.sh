@@ -172,32 +172,53 @@ cri_start() {
 # Every process that belongs to this test's containerd: its own descendants; anything whose
 # command line, environment, root or working directory is in $T (shims that daemonized, and
 # what they started); anything in a cgroup under the pods' cgroup parent (the containers, even
-# orphaned); and the descendants of all these.
+# orphaned); and the descendants of all these. Not containerd itself, this test's shells and
+# its CRI clients. One pass over /proc in Python: a shell loop over every process of a busy
+# machine would take seconds.
 cri_procs() {
-	{
-		[ -n "$CTRD_PID" ] && descendants "$CTRD_PID"
-		for p in /proc/[0-9]*; do
-			pid=${p#/proc/}
-			[ "$pid" = "$$" ] && continue
-			if tr '\0' '\n' <"$p/cmdline" 2>/dev/null | grep -qF -- "$T/" ||
-				tr '\0' '\n' <"$p/environ" 2>/dev/null | grep -qF -- "$T/" ||
-				{ [ -n "$CGROUP_PARENT" ] && grep -qF -- "$CGROUP_PARENT/" "$p/cgroup"; } 2>/dev/null ||
-				case "$(readlink "$p/root" 2>/dev/null)$(readlink "$p/cwd" 2>/dev/null)" in
-				*"$T/"*) true ;; *) false ;; esac; then
-				echo "$pid"
-				descendants "$pid"
-			fi
-		done
-	} 2>/dev/null | sort -un | while read -r pid; do
-		# Not this shell's own helpers (the pipeline, $(...) subshells).
-		[ "$pid" = "$$" ] && continue
-		[ -d "/proc/$pid" ] || continue
-		case "$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null)" in
-		containerd\ --config*) continue ;;
-		"" | *bash*cri_* | *cri_client.py*) continue ;;
-		esac
-		echo "$pid"
-	done
+	CRI_T=$T/ CRI_CG=${CGROUP_PARENT:+$CGROUP_PARENT/} CRI_CTRD=${CTRD_PID:-0} "$PY" -c '
+import os
+t = os.environ["CRI_T"].encode()
+cg = os.environ["CRI_CG"].encode()
+ctrd = int(os.environ["CRI_CTRD"])
+me = os.getpid()
+def read(pid, name):
+    try:
+        with open("/proc/%d/%s" % (pid, name), "rb") as f:
+            return f.read()
+    except OSError:
+        return b""
+def link(pid, name):
+    try:
+        return os.readlink("/proc/%d/%s" % (pid, name)).encode()
+    except OSError:
+        return b""
+pids = [int(d) for d in os.listdir("/proc") if d.isdigit()]
+parent, cmd, found = {}, {}, set()
+for pid in pids:
+    st = read(pid, "stat")
+    if not st:
+        continue
+    parent[pid] = int(st[st.rindex(b")") + 2:].split()[1])
+    cmd[pid] = read(pid, "cmdline")
+    if (t in cmd[pid] or t in read(pid, "environ") or (cg and cg in read(pid, "cgroup"))
+            or t in link(pid, "root") + link(pid, "cwd")):
+        found.add(pid)
+changed = True
+while changed:
+    changed = False
+    for pid, pp in parent.items():
+        if pid not in found and (pp in found or pp == ctrd):
+            found.add(pid)
+            changed = True
+for pid in sorted(found):
+    c = cmd.get(pid, b"").replace(b"\0", b" ")
+    if pid in (me, ctrd, os.getppid()) or c.startswith(b"containerd --config") or \
+            b"cri_client.py" in c or \
+            (os.path.basename(c.split(b" ")[0]) in (b"sh", b"bash", b"dash") and b"cri_" in c):
+        continue
+    print(pid)
+'
 }
 
 # One line per process of cri_procs: pid, parent, command line.
