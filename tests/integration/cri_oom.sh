@@ -2,7 +2,9 @@
 # on the runtime handler $CRI_HANDLER (sourced by cri_oom_runc.sh, the control, and
 # cri_oom_vmshim.sh). Host-network pods, so no CNI plugin is needed (cri_lib.sh).
 #
-# A container with a 32 MiB memory limit runs `dd bs=256M`, whose buffer the OOM killer takes.
+# A container with a 32 MiB memory limit runs `dd bs=256M`, whose buffer the OOM killer takes,
+# once StartContainer has answered and an exec told it to go: containerd's runc shim watches
+# for OOM kills only from Start on, and an earlier one would go unseen (by the control).
 #   - ContainerStatus: EXITED, exit code 137, reason OOMKilled (the plugin sets that reason
 #     only when the shim sent containerd a /tasks/oom event for the container);
 #   - on vmshim, the shim's own event stream (vmshimctl events on the pod's shim socket) has
@@ -42,11 +44,13 @@ fi
 
 C=$(cri CreateContainer "{\"pod_sandbox_id\":\"$S\",\"sandbox_config\":$(pod_config p1),
 	\"config\":{\"metadata\":{\"name\":\"oom\"},\"image\":{\"image\":\"$BUSYBOX_IMAGE\"},
-	\"command\":[\"dd\",\"if=/dev/zero\",\"of=/dev/null\",\"bs=256M\",\"count=1\"],
+	\"command\":[\"sh\",\"-c\",\"while [ ! -e /tmp/go ]; do sleep 0.05; done; exec dd if=/dev/zero of=/dev/null bs=256M count=1\"],
 	\"log_path\":\"oom.log\",\"linux\":{\"resources\":{\"memory_limit_in_bytes\":33554432}}}}" |
 	jget container_id)
 [ -n "$C" ] || die "[$H] CreateContainer failed"
 cri StartContainer "{\"container_id\":\"$C\"}" >/dev/null || die "[$H] StartContainer failed"
+cri ExecSync "{\"container_id\":\"$C\",\"cmd\":[\"sh\",\"-c\",\": > /tmp/go\"],\"timeout\":30}" >/dev/null ||
+	die "[$H] the exec that starts the allocation failed"
 i=0
 while [ $i -lt 300 ]; do
 	st=$(cri ContainerStatus "{\"container_id\":\"$C\"}")
@@ -60,14 +64,15 @@ done
 
 if [ "$H" = vmshim ]; then
 	i=0
-	while ! grep "/tasks/exit" "$T/events.txt" | grep -q "$C" && [ $i -lt 100 ]; do
+	# The init's exit (its "id" is the container's; the exec that said go exits first).
+	while ! grep "/tasks/exit" "$T/events.txt" | grep -q "\"id\":\"$C\"" && [ $i -lt 100 ]; do
 		sleep 0.1
 		i=$((i + 1))
 	done
 	oom=$(grep -n "/tasks/oom" "$T/events.txt" | grep "$C" | head -n 1 | cut -d: -f1)
-	ex=$(grep -n "/tasks/exit" "$T/events.txt" | grep "$C" | head -n 1 | cut -d: -f1)
+	ex=$(grep -n "/tasks/exit" "$T/events.txt" | grep "\"id\":\"$C\"" | head -n 1 | cut -d: -f1)
 	if [ -n "$oom" ] && [ -n "$ex" ] && [ "$oom" -lt "$ex" ]; then
-		pass "[$H] the shim's event stream: /tasks/oom for the container, before its exit"
+		pass "[$H] the shim's event stream: /tasks/oom for the container, before its init's exit"
 	else
 		fail "[$H] the shim's events: $(grep "$C" "$T/events.txt" | cut -c1-200)"
 	fi
