@@ -9,7 +9,11 @@
  *                                        connection must stay usable; prints PASS/FAIL
  *   encode METHOD JSON                   write the ttrpc Request bytes to stdout (interop checks
  *                                        against Google's protobuf implementation)
- *   decode METHOD                        read a ttrpc Request from stdin, print its payload tree
+ *   encode-response METHOD JSON          write an OK ttrpc Response to METHOD to stdout
+ *   encode-event TOPIC JSON              write the ForwardRequest of an event to stdout
+ *                                        (namespace ns1, a fixed timestamp)
+ *   decode                               read a ttrpc Request from stdin, print
+ *                                        "SERVICE METHOD {payload}" (keys sorted)
  *   events SOCK OUT [HOLD_FILE [CLOSE_FIRST]]
  *                                        a fake containerd Events service: serve Events/Forward
  *                                        on SOCK, append each event it answers to OUT as one
@@ -299,6 +303,29 @@ pc_encode(const char *method, const char *json)
 	return 0;
 }
 
+/* A Task method's response (code 0) or an event's ForwardRequest, as bytes on stdout. */
+static int
+pc_encode_answer(const char *what, const char *name, const char *json)
+{
+	json_t *pl = pc_json(json);
+	struct status st;
+	uint8_t *buf;
+	size_t len;
+
+	if (strcmp(what, "encode-response") == 0) {
+		buf = msg_pb_response_encode(msg_pb_method(TASK, name), 0, "", pl, &len);
+	} else if (msg_pb_event_encode(
+		       name, "2026-11-22T05:50:44.123456789Z", "ns1", pl, &buf, &len, &st) < 0) {
+		fprintf(stderr, "encode: %s\n", st.msg);
+		return 1;
+	}
+	if (write_all(STDOUT_FILENO, buf, len) < 0)
+		fatal("write");
+	free(buf);
+	json_decref(pl);
+	return 0;
+}
+
 static int
 pc_decode(void)
 {
@@ -443,6 +470,9 @@ main(int argc, char **argv)
 		return pc_badinput(argv[2], (size_t)atol(argv[3]));
 	if (argc == 4 && strcmp(argv[1], "encode") == 0)
 		return pc_encode(argv[2], argv[3]);
+	if (argc == 4 &&
+	    (strcmp(argv[1], "encode-response") == 0 || strcmp(argv[1], "encode-event") == 0))
+		return pc_encode_answer(argv[1], argv[2], argv[3]);
 	if (argc == 2 && strcmp(argv[1], "decode") == 0)
 		return pc_decode();
 	if (argc >= 4 && argc <= 6 && strcmp(argv[1], "events") == 0)
