@@ -10,6 +10,7 @@ shim_vmshim_SOURCES = \
 	shim/worker.c \
 	shim/guest.c \
 	shim/events.c \
+	shim/forward.c shim/forward.h \
 	shim/task.c \
 	shim/task-lifecycle.c \
 	shim/task-control.c \

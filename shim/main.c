@@ -26,6 +26,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "forward.h"
 #include "io.h"
 #include "shim.h"
 #include "util.h"
@@ -318,6 +319,8 @@ main_serve(const struct main_opts *o, int ready_fd)
 		unlink(shim.pid_path);
 		goto fail;
 	}
+	/* containerd's own ttrpc socket, where every event is also forwarded (forward.h). */
+	forward_configure(getenv("TTRPC_ADDRESS"), o->ns);
 	/* loop_run reports "R" on ready_fd once start-up fully succeeded (and closes it). */
 	r = loop_run(lfd, ready_fd, &st);
 	close(lfd);

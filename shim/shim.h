@@ -241,8 +241,11 @@ void guest_shutdown(void);
 /* events.c */
 
 void events_subscribe(struct rpc_conn *c, uint32_t stream_id, struct msg_request *req);
-/* Publish an event to every subscriber; steals `event`. */
-void events_publish(const char *topic, json_t *event);
+/*
+ * Publish an event to every subscriber and to containerd (forward.h); steals `event`.
+ * Returns its forwarding sequence number (0: not forwarded), for forward_settled().
+ */
+uint64_t events_publish(const char *topic, json_t *event);
 void events_shutdown(void);
 /* Loop thread: connection c closed; forget its subscriptions now. Returns how many. */
 unsigned events_conn_closed(struct rpc_conn *c);
@@ -291,6 +294,7 @@ struct task_proc {
 	bool output_done;      /* every stdout/stderr byte reached the host */
 	int exit_status;
 	char exited_at[40];
+	uint64_t exit_forward; /* its /tasks/exit's forwarding number: Waits hold until settled */
 	struct task_waiter *waiters;
 	struct task_proc *next; /* in ctr->execs */
 };
@@ -339,6 +343,11 @@ void task_container_remove(struct task_container *ctr);
 bool task_table_empty(void);
 /* The exit and output of p may now both be complete: publish, answer the waiters. */
 void task_proc_maybe_exit(struct task_proc *p);
+/*
+ * Loop thread (forward.c): more forwarded events are settled; answer the Waits held for
+ * their /tasks/exit.
+ */
+void task_forward_progress(void);
 /* A process that never ran is finished (Delete): answer its waiters, publish nothing. */
 void task_proc_end_quiet(struct task_proc *p);
 /* An exit or OOM event from the agent (loop thread). */

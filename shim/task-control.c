@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "forward.h"
 #include "io.h"
 #include "shim.h"
 #include "util.h"
@@ -234,7 +235,9 @@ task_wait(struct task_call *call)
 
 	if ((p = task_call_proc(call, &id, NULL)) == NULL)
 		return;
-	if (p->state == PROC_STOPPED || p->state == PROC_DELETING)
+	/* A stopped process's exit reaches containerd first: until then, Wait holds. */
+	if ((p->state == PROC_STOPPED || p->state == PROC_DELETING) &&
+	    forward_settled(p->exit_forward))
 		return task_call_finish(call, ST_OK, "",
 		    json_pack(
 			"{s:i, s:s}", "exit_status", p->exit_status, "exited_at", p->exited_at));

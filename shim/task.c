@@ -19,8 +19,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "io.h"
+#include "forward.h"
 #include "frame.h"
+#include "io.h"
 #include "shim.h"
 #include "util.h"
 
@@ -384,11 +385,29 @@ task_proc_maybe_exit(struct task_proc *p)
 		p->ctr->paused = false;
 	log_info_id(
 	    p->ctr->id, exec_id, "process %u exited with status %d", p->pid, p->exit_status);
-	events_publish(
+	p->exit_forward = events_publish(
 	    "/tasks/exit", json_pack("{s:s, s:s, s:i, s:i, s:s}", "container_id", p->ctr->id, "id",
 			       *exec_id != '\0' ? exec_id : p->ctr->id, "pid", (int)p->pid,
 			       "exit_status", p->exit_status, "exited_at", p->exited_at));
-	task_proc_answer_waiters(p, ST_OK, "");
+	/* containerd learns of the exit before any Wait does (task_forward_progress). */
+	if (forward_settled(p->exit_forward))
+		task_proc_answer_waiters(p, ST_OK, "");
+}
+
+void
+task_forward_progress(void)
+{
+	struct task_container *ctr;
+	struct task_proc *p;
+
+	for (ctr = task_table; ctr != NULL; ctr = ctr->next) {
+		TASK_FOREACH_PROC (ctr, p) {
+			if (p->waiters != NULL && p->exit_forward != 0 &&
+			    (p->state == PROC_STOPPED || p->state == PROC_DELETING) &&
+			    forward_settled(p->exit_forward))
+				task_proc_answer_waiters(p, ST_OK, "");
+		}
+	}
 }
 
 void
