@@ -41,8 +41,17 @@ for rt in $RUNTIMES; do
 		fail "$n: lines: exit $rc, $count lines, last \"$last\": $(cat "$T/err")"
 	fi
 
-	got_hash=$(ctr_ run --rm --env PATH=/bin --runtime "$rt" --rootfs "$T/rootfs" "$(cname stdin "$rt")" \
-		cat <"$T/stdin.bin" 2>"$T/err" | sha256sum | cut -d' ' -f1)
+	# The runc shim (the control) once lost the end of this under heavy load: it gets three
+	# tries and the misses are printed; vmshim gets one.
+	tries=1
+	[ "$n" = runc ] && tries=3
+	for k in $(seq 1 $tries); do
+		ctr_ run --rm --env PATH=/bin --runtime "$rt" --rootfs "$T/rootfs" "$(cname stdin$k "$rt")" \
+			cat <"$T/stdin.bin" 2>"$T/err" >"$T/stdout.bin"
+		got_hash=$(sha256sum <"$T/stdout.bin" | cut -d' ' -f1)
+		[ "$got_hash" = "$want_hash" ] && break
+		echo "note: $n: try $k of stdin through cat: $(wc -c <"$T/stdout.bin") bytes back"
+	done
 	[ "$got_hash" = "$want_hash" ] && pass "$n: 4 MiB of stdin through cat, SHA-256 equal" ||
 		fail "$n: stdin through cat: hash $got_hash, want $want_hash: $(cat "$T/err")"
 

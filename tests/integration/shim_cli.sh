@@ -126,7 +126,8 @@ apid=$(cat "$T/lv.d/agent.pid")
 PIDS="$PIDS $lvpid $apid"
 grep -q "agent.sock" "/proc/$apid/cmdline" && pass "local VM: agent $apid runs" || fail "local VM: no agent"
 kill -TERM "$lvpid"
-for i in $(seq 200); do kill -0 "$apid" 2>/dev/null || break; sleep 0.05; done
+# The shim removes its state once the agent is reaped, just before it exits: wait for both.
+for i in $(seq 200); do kill -0 "$apid" 2>/dev/null || kill -0 "$lvpid" 2>/dev/null || break; sleep 0.05; done
 kill -0 "$apid" 2>/dev/null && fail "local VM: the agent outlived the shim" ||
 	pass "local VM: the agent stopped with the shim"
 [ ! -e "$T/lv.d" ] && pass "local VM: state directory removed" || fail "local VM: $T/lv.d left"
