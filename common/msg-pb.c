@@ -373,10 +373,14 @@ static int
 msg_pb_wire_check(const ProtobufCMessageDescriptor *d, const uint8_t *p, size_t len,
     const char *where, int depth, struct status *st)
 {
-	const uint8_t *end = p + len;
+	const uint8_t *end;
 	const ProtobufCFieldDescriptor *f;
 	char sub[MSG_PB_WHERE_LEN];
 	uint64_t key, n;
+
+	if (len == 0)
+		return 0; /* p may be NULL: an absent payload */
+	end = p + len;
 
 	if (depth > MSG_PB_MAX_DEPTH)
 		return status_set(st, ST_INVALID_ARGUMENT, "%s: nested too deep", where);
@@ -454,6 +458,16 @@ msg_pb_freep(ProtobufCMessage **m)
 static int msg_pb_to_tree(
     const ProtobufCMessage *m, const char *where, json_t **out, struct status *st);
 
+/* s is valid UTF-8 (what jansson accepts as a string). */
+static bool
+msg_pb_is_utf8(const char *s)
+{
+	json_t *j = json_string(s);
+
+	json_decref(j);
+	return j != NULL;
+}
+
 /* A JSON string from protobuf text; INVALID_ARGUMENT when it is not UTF-8. */
 static int
 msg_pb_json_string(const char *s, const char *where, json_t **out, struct status *st)
@@ -504,7 +518,7 @@ msg_pb_any_to_tree(const ProtobufCMessageDescriptor *parent, const ProtobufCFiel
 	if (any->type_url == NULL || !msg_pb_url_is(any->type_url, r->url)) {
 		if (r->other_urls_ignored)
 			return 0;
-		if (json_string(any->type_url) == NULL)
+		if (!msg_pb_is_utf8(any->type_url))
 			return status_set(
 			    st, ST_INVALID_ARGUMENT, "%s.type_url: invalid UTF-8", where);
 		return status_set(st, ST_INVALID_ARGUMENT, "%s: type URL \"%.80s\" is not %s",
@@ -634,7 +648,7 @@ msg_pb_repeated_to_json(const ProtobufCMessage *m, const ProtobufCFieldDescripto
 			msg_pb_where(sub, where, f->name, (long)j);
 			if (msg_pb_json_string(val != NULL ? val : "", sub, &e, st) < 0)
 				return -1;
-			if (json_string(k != NULL ? k : "") == NULL) {
+			if (!msg_pb_is_utf8(k != NULL ? k : "")) {
 				json_decref(e);
 				return status_set(
 				    st, ST_INVALID_ARGUMENT, "%s: invalid UTF-8", sub);
@@ -1078,7 +1092,7 @@ msg_pb_request_decode(const void *buf, size_t len, struct msg_request *out, stru
 		md = json_object();
 		for (size_t i = 0; i < rq->n_metadata; i++) {
 			const Ttrpc__KeyValue *kv = rq->metadata[i];
-			if (json_string(kv->key) == NULL ||
+			if (!msg_pb_is_utf8(kv->key) ||
 			    msg_pb_json_string(kv->value, "request.metadata", &v, st) < 0)
 				return status_set(
 				    st, ST_INVALID_ARGUMENT, "request.metadata: invalid UTF-8");
