@@ -1250,6 +1250,52 @@ msg_pb_response_decode(
 	return 0;
 }
 
+int
+msg_pb_message_encode(
+    unsigned pb_method, bool response, json_t *tree, uint8_t **out, size_t *len, struct status *st)
+{
+	struct msg_pb_arena a = {.code = ST_INVALID_ARGUMENT};
+	const ProtobufCMessageDescriptor *d;
+	ProtobufCMessage *m;
+
+	if (pb_method == 0 || pb_method >= ARRAY_SIZE(msg_pb_methods))
+		fatalx("msg_pb_message_encode: method %u", pb_method);
+	d = response ? msg_pb_methods[pb_method].resp : msg_pb_methods[pb_method].req;
+	if (msg_pb_from_tree(d, tree, response ? "response" : "request", &a, &m, st) < 0) {
+		msg_pb_arena_free(&a);
+		return -1;
+	}
+	*out = msg_pb_pack(m, NULL, len);
+	msg_pb_arena_free(&a);
+	return 0;
+}
+
+int
+msg_pb_runtime_options_decode(const void *buf, size_t len, char **config_path, struct status *st)
+{
+	cleanup_pb ProtobufCMessage *am = NULL, *om = NULL;
+	const Google__Protobuf__Any *any;
+	const Runtimeoptions__V1__Options *o;
+
+	*config_path = NULL;
+	if (len == 0)
+		return 0;
+	if ((am = msg_pb_unpack(&google__protobuf__any__descriptor, buf, len, "options", st)) ==
+	    NULL)
+		return -1;
+	any = (const void *)am;
+	if (any->type_url == NULL || !msg_pb_url_is(any->type_url, MSG_PB_URL_RUNTIME_OPTIONS))
+		return 0;
+	om = msg_pb_unpack(&runtimeoptions__v1__options__descriptor, any->value.data,
+	    any->value.len, "options.value", st);
+	if (om == NULL)
+		return -1;
+	o = (const void *)om;
+	if (o->config_path != NULL && *o->config_path != '\0')
+		*config_path = xstrdup(o->config_path);
+	return 0;
+}
+
 /* ---- events ---- */
 
 int
