@@ -330,6 +330,7 @@ forward_event(const char *topic, const char *timestamp, json_t *event)
 {
 	struct forward_item *it, *prev, *victim;
 	Ttrpc__Request rq = TTRPC__REQUEST__INIT;
+	Ttrpc__KeyValue kv = TTRPC__KEY_VALUE__INIT, *kvs[1] = {&kv};
 	uint8_t *body = NULL;
 	size_t blen;
 	struct status st;
@@ -345,6 +346,11 @@ forward_event(const char *topic, const char *timestamp, json_t *event)
 	it->topic = xstrdup(topic);
 	rq.service = (char *)MSG_PB_EVENTS_SERVICE;
 	rq.method = (char *)MSG_PB_EVENTS_FORWARD;
+	/* As containerd's own shims send it: the namespace in the ttrpc metadata too. */
+	kv.key = "containerd-namespace-ttrpc";
+	kv.value = fw.ns;
+	rq.n_metadata = 1;
+	rq.metadata = kvs;
 	rq.payload.data = body;
 	rq.payload.len = blen;
 	it->len = ttrpc__request__get_packed_size(&rq);
