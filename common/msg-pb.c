@@ -373,10 +373,14 @@ static int
 msg_pb_wire_check(const ProtobufCMessageDescriptor *d, const uint8_t *p, size_t len,
     const char *where, int depth, struct status *st)
 {
-	const uint8_t *end = p + len;
+	const uint8_t *end;
 	const ProtobufCFieldDescriptor *f;
 	char sub[MSG_PB_WHERE_LEN];
 	uint64_t key, n;
+
+	if (len == 0)
+		return 0; /* p may be NULL: an absent payload */
+	end = p + len;
 
 	if (depth > MSG_PB_MAX_DEPTH)
 		return status_set(st, ST_INVALID_ARGUMENT, "%s: nested too deep", where);
@@ -454,6 +458,16 @@ msg_pb_freep(ProtobufCMessage **m)
 static int msg_pb_to_tree(
     const ProtobufCMessage *m, const char *where, json_t **out, struct status *st);
 
+/* s is valid UTF-8 (what jansson accepts as a string). */
+static bool
+msg_pb_is_utf8(const char *s)
+{
+	json_t *j = json_string(s);
+
+	json_decref(j);
+	return j != NULL;
+}
+
 /* A JSON string from protobuf text; INVALID_ARGUMENT when it is not UTF-8. */
 static int
 msg_pb_json_string(const char *s, const char *where, json_t **out, struct status *st)
@@ -504,7 +518,7 @@ msg_pb_any_to_tree(const ProtobufCMessageDescriptor *parent, const ProtobufCFiel
 	if (any->type_url == NULL || !msg_pb_url_is(any->type_url, r->url)) {
 		if (r->other_urls_ignored)
 			return 0;
-		if (json_string(any->type_url) == NULL)
+		if (!msg_pb_is_utf8(any->type_url))
 			return status_set(
 			    st, ST_INVALID_ARGUMENT, "%s.type_url: invalid UTF-8", where);
 		return status_set(st, ST_INVALID_ARGUMENT, "%s: type URL \"%.80s\" is not %s",
@@ -634,7 +648,7 @@ msg_pb_repeated_to_json(const ProtobufCMessage *m, const ProtobufCFieldDescripto
 			msg_pb_where(sub, where, f->name, (long)j);
 			if (msg_pb_json_string(val != NULL ? val : "", sub, &e, st) < 0)
 				return -1;
-			if (json_string(k != NULL ? k : "") == NULL) {
+			if (!msg_pb_is_utf8(k != NULL ? k : "")) {
 				json_decref(e);
 				return status_set(
 				    st, ST_INVALID_ARGUMENT, "%s: invalid UTF-8", sub);
@@ -1078,7 +1092,7 @@ msg_pb_request_decode(const void *buf, size_t len, struct msg_request *out, stru
 		md = json_object();
 		for (size_t i = 0; i < rq->n_metadata; i++) {
 			const Ttrpc__KeyValue *kv = rq->metadata[i];
-			if (json_string(kv->key) == NULL ||
+			if (!msg_pb_is_utf8(kv->key) ||
 			    msg_pb_json_string(kv->value, "request.metadata", &v, st) < 0)
 				return status_set(
 				    st, ST_INVALID_ARGUMENT, "request.metadata: invalid UTF-8");
@@ -1233,6 +1247,52 @@ msg_pb_response_decode(
 	out->message = json_string_value(json_object_get(root, "message"));
 	out->payload = payload;
 	out->root = steal_ptr(&root);
+	return 0;
+}
+
+int
+msg_pb_message_encode(
+    unsigned pb_method, bool response, json_t *tree, uint8_t **out, size_t *len, struct status *st)
+{
+	struct msg_pb_arena a = {.code = ST_INVALID_ARGUMENT};
+	const ProtobufCMessageDescriptor *d;
+	ProtobufCMessage *m;
+
+	if (pb_method == 0 || pb_method >= ARRAY_SIZE(msg_pb_methods))
+		fatalx("msg_pb_message_encode: method %u", pb_method);
+	d = response ? msg_pb_methods[pb_method].resp : msg_pb_methods[pb_method].req;
+	if (msg_pb_from_tree(d, tree, response ? "response" : "request", &a, &m, st) < 0) {
+		msg_pb_arena_free(&a);
+		return -1;
+	}
+	*out = msg_pb_pack(m, NULL, len);
+	msg_pb_arena_free(&a);
+	return 0;
+}
+
+int
+msg_pb_runtime_options_decode(const void *buf, size_t len, char **config_path, struct status *st)
+{
+	cleanup_pb ProtobufCMessage *am = NULL, *om = NULL;
+	const Google__Protobuf__Any *any;
+	const Runtimeoptions__V1__Options *o;
+
+	*config_path = NULL;
+	if (len == 0)
+		return 0;
+	if ((am = msg_pb_unpack(&google__protobuf__any__descriptor, buf, len, "options", st)) ==
+	    NULL)
+		return -1;
+	any = (const void *)am;
+	if (any->type_url == NULL || !msg_pb_url_is(any->type_url, MSG_PB_URL_RUNTIME_OPTIONS))
+		return 0;
+	om = msg_pb_unpack(&runtimeoptions__v1__options__descriptor, any->value.data,
+	    any->value.len, "options.value", st);
+	if (om == NULL)
+		return -1;
+	o = (const void *)om;
+	if (o->config_path != NULL && *o->config_path != '\0')
+		*config_path = xstrdup(o->config_path);
 	return 0;
 }
 

@@ -93,6 +93,21 @@ int msg_pb_event_encode(const char *topic, const char *timestamp, const char *ns
 int msg_pb_event_decode(const void *buf, size_t len, char **topic, char **timestamp, char **ns,
     json_t **event, struct status *st);
 
+/*
+ * The bare message of method pb_method (its response when `response`, else its request) from
+ * a tree, with no ttrpc envelope: what `vmshim delete` prints (a DeleteResponse). -1 with
+ * INVALID_ARGUMENT when the tree does not fit. The caller frees *out.
+ */
+int msg_pb_message_encode(
+    unsigned pb_method, bool response, json_t *tree, uint8_t **out, size_t *len, struct status *st);
+/*
+ * The runtime options containerd writes on `start`'s stdin: a google.protobuf.Any. When it is
+ * a runtimeoptions.v1.Options, *config_path gets its config_path (malloc'd, NULL when empty);
+ * other option types, and empty input, leave it NULL. -1 with INVALID_ARGUMENT on bad bytes.
+ */
+int msg_pb_runtime_options_decode(
+    const void *buf, size_t len, char **config_path, struct status *st);
+
 /* RFC 3339 text <-> seconds and nanoseconds since the epoch; -1 on malformed text. */
 int msg_pb_time_parse(const char *s, int64_t *sec, int32_t *nsec);
 void msg_pb_time_format(int64_t sec, int32_t nsec, char out[40]);

@@ -6,9 +6,9 @@
  * file), reads the address it prints, and finds the shim again after a restart through the
  * bundle's `address` file. `delete` answers a protobuf containerd.task.v2.DeleteResponse.
  * This file reads the bundle's group (io.vmshim.group, else io.kubernetes.cri.sandbox-id,
- * else the container id: one shim per group), decodes the options, writes the address file
- * and encodes the DeleteResponse. Main thread only, before any other thread exists; every
- * buffer is owned by its caller.
+ * else the container id: one shim per group), decodes the options and encodes the
+ * DeleteResponse through the protobuf codec (common/msg-pb.c), and writes the address file. Main
+ * thread only, before any other thread exists; every buffer is owned by its caller.
  */
 #include "config.h"
 
@@ -19,15 +19,12 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "runtimeoptions.pb-c.h"
+#include "msg-pb.h"
 #include "shim.h"
-#include "shim.pb-c.h"
 #include "util.h"
-#include "wkt.pb-c.h"
 
-#define CONTAINERD_GROUP_MAX	200 /* bytes: a group names the shim's socket file */
-#define CONTAINERD_OPTIONS_TYPE "runtimeoptions.v1.Options"
-#define CONTAINERD_OPTIONS_MAX	(64 * 1024)
+#define CONTAINERD_GROUP_MAX   200 /* bytes: a group names the shim's socket file */
+#define CONTAINERD_OPTIONS_MAX (64 * 1024)
 
 /* A group names files: 1..200 bytes of [A-Za-z0-9_.-], not starting with '.' or '-'. */
 static int
@@ -113,40 +110,13 @@ containerd_write_address(const char *bundle, const char *address, struct status 
 int
 containerd_options_config_path(const uint8_t *buf, size_t len, char **out, struct status *st)
 {
-	Google__Protobuf__Any *any;
-	Runtimeoptions__V1__Options *opts;
-	const char *type, *slash;
-
 	*out = NULL;
-	if (len == 0)
-		return 0;
 	if (len > CONTAINERD_OPTIONS_MAX)
 		return status_set(st, ST_INVALID_ARGUMENT,
 		    "runtime options on stdin: %zu bytes, more than %d", len,
 		    CONTAINERD_OPTIONS_MAX);
-	any = google__protobuf__any__unpack(NULL, len, buf);
-	if (any == NULL)
-		return status_set(st, ST_INVALID_ARGUMENT,
-		    "runtime options on stdin: not a protobuf google.protobuf.Any");
-	/* "type.googleapis.com/runtimeoptions.v1.Options" or containerd's bare name. */
-	type = any->type_url != NULL ? any->type_url : "";
-	slash = strrchr(type, '/');
-	if (slash != NULL)
-		type = slash + 1;
-	if (strcmp(type, CONTAINERD_OPTIONS_TYPE) != 0) {
-		/* Options of another shim's kind (say runc's): nothing for us in them. */
-		log_info("runtime options of type \"%s\" ignored", any->type_url);
-		google__protobuf__any__free_unpacked(any, NULL);
-		return 0;
-	}
-	opts = runtimeoptions__v1__options__unpack(NULL, any->value.len, any->value.data);
-	google__protobuf__any__free_unpacked(any, NULL);
-	if (opts == NULL)
-		return status_set(st, ST_INVALID_ARGUMENT,
-		    "runtime options on stdin: malformed runtimeoptions.v1.Options");
-	if (opts->config_path != NULL && opts->config_path[0] != '\0')
-		*out = xstrdup(opts->config_path);
-	runtimeoptions__v1__options__free_unpacked(opts, NULL);
+	if (msg_pb_runtime_options_decode(buf, len, out, st) < 0)
+		return status_wrap(st, "runtime options on stdin");
 	return 0;
 }
 
@@ -154,16 +124,16 @@ size_t
 containerd_delete_response(
     uint32_t pid, uint32_t exit_status, const struct timespec *at, uint8_t **out)
 {
-	Containerd__Task__V2__DeleteResponse resp = CONTAINERD__TASK__V2__DELETE_RESPONSE__INIT;
-	Google__Protobuf__Timestamp ts = GOOGLE__PROTOBUF__TIMESTAMP__INIT;
-	size_t n;
+	char ts[TIME_RFC3339_LEN];
+	cleanup_json json_t *tree = NULL;
+	struct status st;
+	size_t len = 0;
 
-	ts.seconds = at->tv_sec;
-	ts.nanos = (int32_t)at->tv_nsec;
-	resp.pid = pid;
-	resp.exit_status = exit_status;
-	resp.exited_at = &ts;
-	n = containerd__task__v2__delete_response__get_packed_size(&resp);
-	*out = xmalloc(n ? n : 1);
-	return containerd__task__v2__delete_response__pack(&resp, *out);
+	time_rfc3339(at, ts);
+	tree = json_pack(
+	    "{s:i, s:i, s:s}", "pid", (int)pid, "exit_status", (int)exit_status, "exited_at", ts);
+	if (msg_pb_message_encode(
+		msg_pb_method(SHIM_TASK_SERVICE, "Delete"), true, tree, out, &len, &st) < 0)
+		fatalx("DeleteResponse: %s", st.msg);
+	return len;
 }

@@ -64,6 +64,7 @@ static struct {
 	struct event *notify;
 	pthread_t thread;
 	bool started;
+	size_t queue_max; /* FORWARD_QUEUE_MAX, or a test's VMSHIM_TEST_FORWARD_QUEUE */
 
 	pthread_mutex_t lock; /* guards everything below */
 	pthread_cond_t cond;  /* the queue gained an item, or stopping was set */
@@ -129,6 +130,9 @@ forward_notify_cb(evutil_socket_t fd, short what, void *arg)
 void
 forward_configure(const char *address, const char *ns)
 {
+	const char *v;
+	uint32_t n;
+
 	free(fw.address);
 	free(fw.ns);
 	fw.address = NULL;
@@ -139,6 +143,14 @@ forward_configure(const char *address, const char *ns)
 		address += 7;
 	fw.address = xstrdup(address);
 	fw.ns = xstrdup(ns != NULL ? ns : "default");
+	fw.queue_max = FORWARD_QUEUE_MAX;
+	/* Test-only: a small queue, to see the oldest event dropped (logged when in effect). */
+	if ((v = getenv("VMSHIM_TEST_FORWARD_QUEUE")) != NULL && parse_u32(v, &n) == 0 && n > 0) {
+		fw.queue_max = n;
+		log_warn("test override: events queue for containerd holds %u "
+			 "(VMSHIM_TEST_FORWARD_QUEUE)",
+		    n);
+	}
 }
 
 /* Connect to containerd's socket; -1 when it cannot be reached now. Forwarding thread. */
@@ -330,6 +342,7 @@ forward_event(const char *topic, const char *timestamp, json_t *event)
 {
 	struct forward_item *it, *prev, *victim;
 	Ttrpc__Request rq = TTRPC__REQUEST__INIT;
+	Ttrpc__KeyValue kv = TTRPC__KEY_VALUE__INIT, *kvs[1] = {&kv};
 	uint8_t *body = NULL;
 	size_t blen;
 	struct status st;
@@ -345,6 +358,11 @@ forward_event(const char *topic, const char *timestamp, json_t *event)
 	it->topic = xstrdup(topic);
 	rq.service = (char *)MSG_PB_EVENTS_SERVICE;
 	rq.method = (char *)MSG_PB_EVENTS_FORWARD;
+	/* As containerd's own shims send it: the namespace in the ttrpc metadata too. */
+	kv.key = "containerd-namespace-ttrpc";
+	kv.value = fw.ns;
+	rq.n_metadata = 1;
+	rq.metadata = kvs;
 	rq.payload.data = body;
 	rq.payload.len = blen;
 	it->len = ttrpc__request__get_packed_size(&rq);
@@ -353,7 +371,7 @@ forward_event(const char *topic, const char *timestamp, json_t *event)
 	free(body);
 
 	pthread_mutex_lock(&fw.lock);
-	if (fw.n >= FORWARD_QUEUE_MAX) {
+	if (fw.n >= fw.queue_max) {
 		prev = NULL;
 		victim = fw.head;
 		if (victim != NULL && victim->in_flight) {

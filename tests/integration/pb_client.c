@@ -401,7 +401,22 @@ pc_events_conn(int fd, FILE *out, const char *outpath, const char *hold, int *cl
 			ttrpc__request__free_unpacked(rq, NULL);
 			continue;
 		}
+		/* containerd's shims also put the namespace in the ttrpc metadata. */
+		bool md_ok = false;
+		for (size_t i = 0; i < rq->n_metadata; i++)
+			if (strcmp(rq->metadata[i]->key, "containerd-namespace-ttrpc") == 0 &&
+			    strcmp(rq->metadata[i]->value, ns) == 0)
+				md_ok = true;
 		ttrpc__request__free_unpacked(rq, NULL);
+		if (!md_ok) {
+			fprintf(stderr, "events: no containerd-namespace-ttrpc metadata\n");
+			pc_respond(fd, h.stream_id, 3, "namespace metadata missing");
+			free(topic);
+			free(ts);
+			free(ns);
+			json_decref(ev);
+			continue;
+		}
 		if (*close_first > 0) {
 			(*close_first)--;
 			free(topic);

@@ -95,5 +95,31 @@ esac
 pcall Delete '{"id":"c3"}' >/dev/null
 stop_shim
 
+# 4. A queue of 3 while containerd is away: the 4th event drops the oldest, logged; the rest
+# arrive in order once containerd is back.
+kill "$CTD"; wait "$CTD" 2>/dev/null
+rm -f "$T/ctd.sock" "$T/shim.sock"
+export TTRPC_ADDRESS="$T/ctd.sock" VMSHIM_TEST_FORWARD_QUEUE=3
+start_shim
+unset TTRPC_ADDRESS VMSHIM_TEST_FORWARD_QUEUE
+make_bundle b4 'exit 6'
+pcall Create "{\"id\":\"c4\",\"bundle\":\"$T/b4\"}" >/dev/null
+pcall Start '{"id":"c4"}' >/dev/null
+pcall Wait '{"id":"c4"}' 20000 | grep -q '"exit_status":6' || fail "Wait c4"
+pcall Delete '{"id":"c4"}' >/dev/null
+grep -q 'dropping the oldest (/tasks/' "$T/shim.log" && pass "a full queue drops the oldest event, logged" ||
+	fail "no drop logged with a queue of 3"
+"$PB" events "$T/ctd.sock" "$T/fw4" >>"$T/ctd.log" 2>&1 &
+CTD=$!
+PIDS="$PIDS $CTD"
+for i in $(seq 400); do [ "$(topics "$T/fw4" | wc -w)" -ge 3 ] && break; sleep 0.05; done
+got=$(topics "$T/fw4")
+case "$got" in
+"/tasks/start:c4 /tasks/exit:c4 /tasks/delete:c4" | "/tasks/create:c4 /tasks/exit:c4 /tasks/delete:c4")
+	pass "the 3 queued events arrived in order: $got" ;;
+*) fail "with a queue of 3: '$got'" ;;
+esac
+stop_shim
+
 [ "$FAILS" -eq 0 ] || { echo "FAIL: $FAILS check(s) failed"; exit 1; }
 echo "PASS"

@@ -570,6 +570,41 @@ test_events(void)
 	}
 }
 
+/* What `vmshim delete` prints and what `start` reads on stdin. */
+static void
+test_bare_messages(void)
+{
+	json_t *t = json_parse("{\"pid\":0,\"exit_status\":137,"
+			       "\"exited_at\":\"1970-01-01T00:00:01.000000002Z\"}");
+	/* DeleteResponse{exit_status=2:137, exited_at=3:{seconds=1:1, nanos=2:2}} */
+	static const uint8_t want[] = {0x10, 0x89, 0x01, 0x1a, 4, 0x08, 1, 0x10, 2};
+	/* Any{type_url:"runtimeoptions.v1.Options", value: Options{config_path=2:"/c.json"}} */
+	static const uint8_t opts[] = {0x0a, 25, 'r', 'u', 'n', 't', 'i', 'm', 'e', 'o', 'p', 't',
+	    'i', 'o', 'n', 's', '.', 'v', '1', '.', 'O', 'p', 't', 'i', 'o', 'n', 's', 0x12, 9,
+	    0x12, 7, '/', 'c', '.', 'j', 's', 'o', 'n'};
+	static const uint8_t other[] = {0x0a, 3, 'x', '.', 'y', 0x12, 1, 0x08};
+	struct status st;
+	char *path;
+	uint8_t *buf;
+	size_t len;
+
+	CU_ASSERT_EQUAL_FATAL(
+	    msg_pb_message_encode(msg_pb_method(TASK, "Delete"), true, t, &buf, &len, &st), 0);
+	CU_ASSERT(len == sizeof want && memcmp(buf, want, len) == 0);
+	free(buf);
+	json_decref(t);
+	CU_ASSERT_EQUAL(msg_pb_runtime_options_decode(opts, sizeof opts, &path, &st), 0);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(path);
+	CU_ASSERT_STRING_EQUAL(path, "/c.json");
+	free(path);
+	CU_ASSERT_EQUAL(msg_pb_runtime_options_decode(other, sizeof other, &path, &st), 0);
+	CU_ASSERT_PTR_NULL(path);
+	CU_ASSERT_EQUAL(msg_pb_runtime_options_decode("", 0, &path, &st), 0);
+	CU_ASSERT_PTR_NULL(path);
+	CU_ASSERT_EQUAL(msg_pb_runtime_options_decode(opts, 10, &path, &st), -1);
+	CU_ASSERT_EQUAL(st.code, ST_INVALID_ARGUMENT);
+}
+
 static void
 test_codec_choice(void)
 {
@@ -594,6 +629,7 @@ main(void)
 	    {"bad results are INTERNAL", test_bad_result_is_internal},
 	    {"timestamps", test_time},
 	    {"events", test_events},
+	    {"bare messages (delete, start)", test_bare_messages},
 	    {"codec choice", test_codec_choice},
 	    {NULL, NULL},
 	};
