@@ -1,0 +1,13 @@
+# contrib/vsock/: vmshim-vsock, the vhost-user-vsock device backend for a QEMU guest.
+bin_PROGRAMS += contrib/vsock/vmshim-vsock
+contrib_vsock_vmshim_vsock_SOURCES = \
+	contrib/vsock/vsock.h \
+	contrib/vsock/main.c \
+	contrib/vsock/vhost-user.c \
+	contrib/vsock/virtq.c \
+	contrib/vsock/packet.c \
+	contrib/vsock/conn.c \
+	contrib/vsock/host.c
+contrib_vsock_vmshim_vsock_CFLAGS = $(AM_CFLAGS)
+contrib_vsock_vmshim_vsock_LDFLAGS = $(AM_LDFLAGS) $(LINKAGE_LDFLAGS)
+contrib_vsock_vmshim_vsock_LDADD = $(SECCOMP_CONF_LIBS) $(COMMON_LIBS)
