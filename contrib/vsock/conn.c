@@ -419,7 +419,10 @@ conn_host_flush(struct conn *c)
 			iov[1].iov_len = c->fill - iov[0].iov_len;
 			niov = 2;
 		}
-		n = writev(c->fd, iov, niov);
+		struct msghdr mh = {.msg_iov = iov, .msg_iovlen = (size_t)niov};
+
+		/* No SIGPIPE when the host client is gone: that is EPIPE, and a reset. */
+		n = sendmsg(c->fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0 && errno == EAGAIN)
