@@ -296,6 +296,11 @@ vu_set_vring_fd(struct vsock *vs, uint32_t req, const uint8_t *p, uint32_t size)
 		log_error("vring descriptor message without a descriptor");
 		return -1;
 	}
+	/* The loop must never wait on an eventfd (QEMU makes them non-blocking too). */
+	if (fd >= 0 && fd_set_nonblock(fd, true) < 0) {
+		close(fd);
+		return -1;
+	}
 	if (req == VU_SET_VRING_KICK) {
 		vu_stop_kick(q);
 		q->kick_fd = fd;
@@ -392,6 +397,9 @@ vu_handle(struct vsock *vs, uint32_t req, uint32_t flags, const uint8_t *p, uint
 			q->enabled = num != 0;
 			if (q->enabled && q->kick_ev != NULL)
 				event_active(q->kick_ev, EV_READ, 0);
+			/* Both packet rings up: what waited for the device can go now. */
+			if (vu_running(vs))
+				conn_rx_kick(vs);
 		}
 		break;
 	}

@@ -11,9 +11,10 @@
  * packets it queues are flushed into the rx queue, and the loop runs once more.
  *
  * Invariants checked: every chain taken from a ring is given back (used catches up with
- * avail) unless the ring was found corrupt, and no more than two kicks' worth. The host sockets are socketpairs whose far end is kept open for even ports and
- * closed for odd ones, so both the buffered write path and the reset on EPIPE run. Memory
- * outside the region must never be touched (ASan).
+ * avail) unless the ring was found corrupt, and no more than two kicks' worth. The host sockets are
+ * socketpairs whose far end is kept open for even ports and closed for odd ones, so both the
+ * buffered write path and the reset on EPIPE run. Memory outside the region must never be touched
+ * (ASan).
  */
 #include "config.h"
 

@@ -70,7 +70,7 @@ echo "boot: guest peer listening after $((($(date +%s%N) - t0) / 1000000)) ms (T
 row() {
 	name=$1
 	shift
-	if out=$(timeout 600 "$HOSTC" "$@" 2>&1); then
+	if out=$(timeout 300 "$HOSTC" "$@" 2>&1); then
 		pass "$name: $out"
 	else
 		fail "$name: $out"
@@ -82,7 +82,7 @@ row "32 connections at once" echo "$T/v.sock" 5000 32 1048576
 row "guest-initiated connection" dial "$T/v.sock" 5000 6000
 row "guest connect to a closed host port" dialrefused "$T/v.sock" 5000 6001
 row "host shuts its direction, the guest's flows" halfclose "$T/v.sock" 5000 4194304
-if out=$(timeout 600 "$HOSTC" guestshut "$T/v.sock" 5000 4194304 2>&1); then
+if out=$(timeout 300 "$HOSTC" guestshut "$T/v.sock" 5000 4194304 2>&1); then
 	want=${out#guestshut: }
 	i=0
 	while ! grep -q "peer: after-shutdown $want" "$T/console.log" && [ $i -lt 1200 ]; do

@@ -214,7 +214,8 @@ cmd_echo(const char *uds, unsigned port, unsigned conns, uint64_t bytes)
 					c->sent += (uint64_t)n;
 				}
 			}
-			if ((pfd[i].revents & (POLLIN | POLLHUP | POLLERR)) != 0 && c->got < bytes) {
+			if ((pfd[i].revents & (POLLIN | POLLHUP | POLLERR)) != 0 &&
+			    c->got < bytes) {
 				n = read(c->fd, in, sizeof in);
 				if (n < 0 && errno != EAGAIN)
 					fail("connection %u: read: %s", i, strerror(errno));
@@ -373,7 +374,8 @@ cmd_dial(const char *uds, unsigned port, unsigned hostport, int listening)
 		if (read_line(c, line, sizeof line) < 0 || strcmp(line, "hello") != 0)
 			fail("the guest's connection said \"%s\"", line);
 		write_all(c, "hi from the host\n", 17);
-		if (read_line(fd, line, sizeof line) < 0 || strcmp(line, "ok hi from the host") != 0)
+		if (read_line(fd, line, sizeof line) < 0 ||
+		    strcmp(line, "ok hi from the host") != 0)
 			fail("guest answered \"%s\"", line);
 		close(c);
 		close(l);

@@ -162,7 +162,8 @@ peer_serve(int fd)
 
 		if (c < 0 || connect(c, (struct sockaddr *)&vm, sizeof vm) < 0) {
 			snprintf(out, sizeof out, "err %d\n", errno);
-		} else if (peer_write(c, "hello\n", 6) < 0 || peer_line(c, reply, sizeof reply) < 0) {
+		} else if (peer_write(c, "hello\n", 6) < 0 ||
+			   peer_line(c, reply, sizeof reply) < 0) {
 			snprintf(out, sizeof out, "err io\n");
 		} else {
 			snprintf(out, sizeof out, "ok %s\n", reply);
