@@ -20,5 +20,7 @@ tests_integration_vsock_peer_CFLAGS = -std=gnu11 -O2 $(WARN_CFLAGS)
 tests_integration_vsock_peer_LDFLAGS = -static
 tests_integration_vsock_host_SOURCES = tests/integration/vsock_host.c
 tests_integration_vsock_host_CFLAGS = $(AM_CFLAGS)
-TESTS += tests/integration/vm_vsock.sh
-EXTRA_DIST += tests/integration/vm_vsock.sh
+# vmshim-agent in the real guest (make guest's image): Ping, a process, a hot-added disk
+# found by serial, mounted, read, unmounted and unplugged.
+TESTS += tests/integration/vm_vsock.sh tests/integration/vm_agent.sh
+EXTRA_DIST += tests/integration/vm_vsock.sh tests/integration/vm_agent.sh
