@@ -20,6 +20,8 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/eventfd.h>
+#include <sys/ioctl.h>
+#include <linux/sockios.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -369,6 +371,52 @@ test_host_connect_and_data(void)
 	CU_ASSERT(vs.nconns == 0);
 }
 
+/* Without rx buffers the host socket is not read: its bytes stay in the host's send queue. */
+static void
+test_no_rx_buffers(void)
+{
+	struct sockaddr_un un = {.sun_family = AF_UNIX};
+	uint8_t data[4096], big[1000];
+	struct pkt_hdr h;
+	int fd, queued = -1;
+
+	snprintf(un.sun_path, sizeof un.sun_path, "%s", vs.uds_path);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	CU_ASSERT_FATAL(connect(fd, (struct sockaddr *)&un, sizeof un) == 0);
+	CU_ASSERT(write(fd, "CONNECT 1025\n", 13) == 13);
+	loop_turns(4);
+	CU_ASSERT_FATAL(guest_recv(&h, NULL));
+	CU_ASSERT_FATAL(h.op == PKT_OP_REQUEST);
+	guest_send(PKT_OP_RESPONSE, 1025, h.src_port, NULL, 0, 0, 65536, 0);
+	CU_ASSERT(read(fd, data, 14) == 14);
+	/* Use up the buffers the device still has, a byte each. */
+	while (used_idx(RX_OFF) != rx_avail) {
+		CU_ASSERT_FATAL(write(fd, "b", 1) == 1);
+		loop_turns(3);
+		CU_ASSERT_FATAL(guest_recv(&h, data));
+		CU_ASSERT(h.op == PKT_OP_RW && h.len == 1);
+	}
+	memset(big, 'q', sizeof big);
+	CU_ASSERT(write(fd, big, sizeof big) == (ssize_t)sizeof big);
+	loop_turns(6);
+	/* Unread bytes count with their buffer overhead: at least what was written. */
+	CU_ASSERT(ioctl(fd, SIOCOUTQ, &queued) == 0 && queued >= (int)sizeof big);
+	CU_ASSERT(!guest_recv(&h, NULL));
+	give_rx(1);
+	CU_ASSERT_FATAL(guest_recv(&h, data));
+	CU_ASSERT(h.op == PKT_OP_RW && h.len == sizeof big && data[999] == 'q');
+	CU_ASSERT(ioctl(fd, SIOCOUTQ, &queued) == 0 && queued == 0);
+	close(fd);
+	give_rx(4);
+	loop_turns(4);
+	CU_ASSERT_FATAL(guest_recv(&h, NULL));
+	CU_ASSERT(h.op == PKT_OP_SHUTDOWN && h.flags == PKT_SHUTDOWN_SEND);
+	guest_send(PKT_OP_SHUTDOWN, 1025, h.src_port, NULL, 0, 3, 65536, 0);
+	CU_ASSERT_FATAL(guest_recv(&h, NULL));
+	CU_ASSERT(h.op == PKT_OP_RST);
+	CU_ASSERT(vs.nconns == 0);
+}
+
 static void
 test_corrupt_avail(void)
 {
@@ -439,6 +487,7 @@ main(void)
 	CU_add_test(s, "negotiation, config, memory table, rings", test_negotiate);
 	CU_add_test(s, "REQUEST to a closed host port gets RST", test_rst_closed_port);
 	CU_add_test(s, "host CONNECT, credit both ways, shutdown", test_host_connect_and_data);
+	CU_add_test(s, "no rx buffers: the host socket is not read", test_no_rx_buffers);
 	CU_add_test(s, "a corrupt avail index stops the ring", test_corrupt_avail);
 	CU_add_test(s, "a malformed message ends the session", test_malformed_ends_session);
 	CU_basic_set_mode(CU_BRM_VERBOSE);
