@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 #include "agent.h"
+#include "disk.h"
 #include "log.h"
 #include "msg.h"
 #include "runner.h"
@@ -1044,10 +1045,9 @@ control_mount_poll(evutil_socket_t fd, short what, void *arg)
 {
 	struct control_call *k = arg;
 	struct timeval tv = {0, CONTROL_MOUNT_POLL_MS * 1000};
-	struct stat sb;
 	struct status st;
 
-	if (stat(k->source, &sb) < 0) {
+	if (disk_resolve(&k->source) < 0) {
 		if (time_mono_ms() < k->deadline) {
 			evtimer_add(k->timer, &tv);
 			return;
@@ -1101,7 +1101,7 @@ control_mount(struct rpc_conn *conn, uint32_t sid, uint8_t flags, json_t *payloa
 		return;
 	}
 	k = control_call_new(conn, sid, "MountDisk", container_find(id), NULL);
-	xasprintf(&k->source, "/dev/disk/by-id/virtio-%s", serial);
+	xasprintf(&k->source, "%s%s", DISK_BYID_PREFIX, serial);
 	k->target = xstrdup(target);
 	k->fstype = xstrdup(fstype);
 	k->data = data;

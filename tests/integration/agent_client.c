@@ -18,6 +18,7 @@
  *                             and their stdin, CloseStdin ends the init's terminal input
  *   overlap SOCK 0|1          MountDisk/CreateContainer spans; 1: the agent runs with
  *                             --test-bringup-overlap and must drop the connection
+ *   call SOCK METHOD JSON     one control call; prints "CODE PAYLOAD" (exit 0 either way)
  *
  * Regression scenarios (agent_regress.sh):
  *
@@ -1641,6 +1642,31 @@ cmd_ptyeof(void)
 	return 0;
 }
 
+/* One control call with a JSON payload; prints the status name and the answer. */
+static int
+cmd_call(const char *method, const char *json)
+{
+	struct rpc_client *c = cl_control(false);
+	json_t *payload, *resp = NULL;
+	json_error_t je;
+	struct status st;
+	char *s = NULL;
+
+	if ((payload = json_loads(json, 0, &je)) == NULL)
+		die("call: payload: %s", je.text);
+	if (rpc_client_call(c, SERVICE, method, payload, CALL_MS, &resp, &st) < 0) {
+		printf("%s %s\n", status_code_name(st.code), st.msg);
+	} else {
+		s = json_dumps(resp, JSON_COMPACT);
+		printf("OK %s\n", s != NULL ? s : "null");
+	}
+	free(s);
+	json_decref(payload);
+	json_decref(resp);
+	rpc_client_free(c);
+	return 0;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -1648,7 +1674,7 @@ main(int argc, char **argv)
 	if (argc < 3) {
 		fprintf(stderr,
 		    "usage: agent_client "
-		    "(handshake|ping|run|many|bigframe|oci|ociterm|overlap|slowread|"
+		    "(handshake|ping|call|run|many|bigframe|oci|ociterm|overlap|slowread|"
 		    "slowkill|pidreuse|lifecycle|closingsub|ptyeof|usercheck) SOCK ...\n");
 		return 2;
 	}
@@ -1665,6 +1691,8 @@ main(int argc, char **argv)
 		rpc_client_free(c);
 		return 0;
 	}
+	if (strcmp(argv[1], "call") == 0 && argc > 4)
+		return cmd_call(argv[3], argv[4]);
 	if (strcmp(argv[1], "run") == 0)
 		return cmd_run(argc - 3, argv + 3);
 	if (strcmp(argv[1], "many") == 0 && argc > 3)
