@@ -59,6 +59,10 @@ static const struct config_key config_keys[] = {
     {"vm.cpus", CFG_U32, OFF(vm_cpus), 1, 256, 0},
     {"vm.memory_mib", CFG_U32, OFF(vm_memory_mib), 64, 1048576, 0},
     {"vm.boot_timeout_ms", CFG_U32, OFF(boot_timeout_ms), 1, 3600000, 0},
+    {"vm.qemu", CFG_STRING, OFF(vm_qemu), 0, 0, 0},
+    {"vm.kernel", CFG_STRING, OFF(vm_kernel), 0, 0, 0},
+    {"vm.initrd", CFG_STRING, OFF(vm_initrd), 0, 0, 0},
+    {"vm.accel", CFG_STRING, OFF(vm_accel), 0, 0, 0},
     {"workers", CFG_U32, OFF(workers), 1, 256, 0},
     {"max_connections", CFG_U32, OFF(max_connections), 1, 1000000, 0},
     {"max_message_bytes", CFG_U32, OFF(max_message_bytes), 1024, 1u << 30, 0},
@@ -110,6 +114,10 @@ config_defaults(struct shim_config *cfg)
 	cfg->vm_cpus = 1;
 	cfg->vm_memory_mib = 256;
 	cfg->boot_timeout_ms = 30000;
+	cfg->vm_qemu = xstrdup("qemu-system-x86_64");
+	cfg->vm_kernel = xstrdup("");
+	cfg->vm_initrd = xstrdup("");
+	cfg->vm_accel = xstrdup("auto");
 }
 
 void
@@ -120,6 +128,10 @@ config_free(struct shim_config *cfg)
 	config_free_strlist(cfg->hotplug_ports, cfg->n_hotplug_ports);
 	free(cfg->allowed_uids);
 	free(cfg->vm_agent);
+	free(cfg->vm_qemu);
+	free(cfg->vm_kernel);
+	free(cfg->vm_initrd);
+	free(cfg->vm_accel);
 	config_free_strlist(cfg->allowed_annotations, cfg->n_allowed_annotations);
 	memset(cfg, 0, sizeof *cfg);
 }
@@ -183,9 +195,11 @@ config_set_json(struct shim_config *cfg, const struct config_key *k, json_t *v, 
 			*(enum vm_launch *)field = VM_LAUNCH_NONE;
 		else if (strcmp(l, "local") == 0)
 			*(enum vm_launch *)field = VM_LAUNCH_LOCAL;
+		else if (strcmp(l, "qemu") == 0)
+			*(enum vm_launch *)field = VM_LAUNCH_QEMU;
 		else
 			return status_set(st, ST_INVALID_ARGUMENT,
-			    "%s: %s: \"%s\" is not one of none, local", src, k->name, l);
+			    "%s: %s: \"%s\" is not one of none, local, qemu", src, k->name, l);
 		return 0;
 	}
 	case CFG_LOGLEVEL: {
@@ -487,8 +501,12 @@ config_endpoints(struct shim_config *cfg, const char *src, struct status *st)
 
 	if (cfg->vm_launch == VM_LAUNCH_DEFAULT)
 		cfg->vm_launch = *v != '\0' ? VM_LAUNCH_NONE : VM_LAUNCH_LOCAL;
-	/* The local VM's socket is chosen when it is launched (vm_local_start). */
-	if (cfg->vm_launch == VM_LAUNCH_LOCAL && *v == '\0')
+	if (strcmp(cfg->vm_accel, "auto") != 0 && strcmp(cfg->vm_accel, "kvm") != 0 &&
+	    strcmp(cfg->vm_accel, "tcg") != 0)
+		return status_set(st, ST_INVALID_ARGUMENT,
+		    "%s: vm.accel: \"%s\" is not one of auto, kvm, tcg", src, cfg->vm_accel);
+	/* A launched VM's socket is chosen when it is launched (vm_local_start, vm_qemu_start). */
+	if ((cfg->vm_launch == VM_LAUNCH_LOCAL || cfg->vm_launch == VM_LAUNCH_QEMU) && *v == '\0')
 		return 0;
 	if (*v == '\0')
 		return status_set(st, ST_INVALID_ARGUMENT,

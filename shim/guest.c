@@ -112,6 +112,10 @@ guest_get(int wait_ms, struct status *st)
 	struct guest *g = NULL;
 	struct timespec ts;
 
+	if (atomic_load(&shim.vm_gone)) {
+		status_set(st, ST_UNAVAILABLE, "the group's VM is gone");
+		return NULL;
+	}
 	pthread_mutex_lock(&gs.lock);
 	if (gs.cur == NULL && wait_ms > 0 && !gs.stopping) {
 		clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -522,7 +526,7 @@ guest_schedule_connect(void)
 {
 	struct timeval tv = {gs.retry_ms / 1000, (gs.retry_ms % 1000) * 1000};
 
-	if (shim.shutting_down)
+	if (shim.shutting_down || atomic_load(&shim.vm_gone))
 		return;
 	evtimer_add(gs.retry, &tv);
 }

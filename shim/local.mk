@@ -17,6 +17,7 @@ shim_vmshim_SOURCES = \
 	shim/task-query.c \
 	shim/containerd.c \
 	shim/vm-local.c \
+	shim/vm-qemu.c \
 	shim/guest-reply.c \
 	$(shim_io_files) \
 	$(shim_vm_files)

@@ -58,6 +58,7 @@ struct loop_client {
 static struct {
 	struct event *accept_ev;
 	struct event *sig_term, *sig_int;
+	struct event *sig_chld; /* vm.launch "qemu": QEMU or its vsock backend ended */
 	struct event *grace;
 	struct loop_client *clients;
 	unsigned nclients;
@@ -229,6 +230,32 @@ loop_signal_cb(evutil_socket_t sig, short what, void *arg)
 	loop_request_exit();
 }
 
+/*
+ * SIGCHLD (only QEMU and vmshim-vsock are our children by then): the launched VM is gone.
+ * Tasks are reported exited and the shim keeps serving; a VM without its backend is of no
+ * use, so QEMU is killed too (reaped at its own SIGCHLD).
+ */
+static void
+loop_child_cb(evutil_socket_t sig, short what, void *arg)
+{
+	char why[128];
+
+	(void)sig;
+	(void)what;
+	(void)arg;
+	while (vm_qemu_reap(why, sizeof why)) {
+		if (atomic_load(&shim.vm_gone)) {
+			log_info("microVM: %s", why);
+			continue;
+		}
+		atomic_store(&shim.vm_gone, true);
+		log_error("microVM gone: %s: every task is reported exited (255)", why);
+		vm_qemu_kill_all();
+		if (!lp.exiting)
+			task_vm_lost(why);
+	}
+}
+
 /* Create the VM objects from the configuration (before any worker exists). */
 static void
 loop_vm_new(void)
@@ -277,6 +304,13 @@ loop_run(int listen_fd, int ready_fd, struct status *st)
 	    evsignal_add(lp.sig_term, NULL) < 0 || evsignal_add(lp.sig_int, NULL) < 0)
 		fatalx("loop: cannot set up events");
 
+	if (shim.cfg.vm_launch == VM_LAUNCH_QEMU) {
+		lp.sig_chld = evsignal_new(shim.base, SIGCHLD, loop_child_cb, NULL);
+		if (lp.sig_chld == NULL || evsignal_add(lp.sig_chld, NULL) < 0)
+			fatalx("loop: cannot watch SIGCHLD");
+		/* A child that ended before the handler was in place. */
+		loop_child_cb(SIGCHLD, EV_SIGNAL, NULL);
+	}
 	loop_vm_new();
 	if (worker_init(shim.base, shim.cfg.workers, 64, st) < 0 || guest_init(st) < 0 ||
 	    forward_start(shim.base, st) < 0 || accept_start(listen_fd, &shim.cfg, st) < 0) {
@@ -323,6 +357,8 @@ out:
 	event_free(lp.accept_ev);
 	event_free(lp.sig_term);
 	event_free(lp.sig_int);
+	if (lp.sig_chld != NULL)
+		event_free(lp.sig_chld);
 	event_base_free(shim.base);
 	shim.base = NULL;
 	loop_vm_free();

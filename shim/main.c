@@ -312,8 +312,10 @@ main_serve(const struct main_opts *o, int ready_fd)
 		goto fail;
 	}
 	/* The local VM starts before any thread and before seccomp, and answers before "R". */
-	if (shim.cfg.vm_launch == VM_LAUNCH_LOCAL &&
-	    vm_local_start(&shim.cfg, shim.state_dir, &st) < 0) {
+	if ((shim.cfg.vm_launch == VM_LAUNCH_LOCAL &&
+		vm_local_start(&shim.cfg, shim.state_dir, &st) < 0) ||
+	    (shim.cfg.vm_launch == VM_LAUNCH_QEMU &&
+		vm_qemu_start(&shim.cfg, shim.state_dir, &st) < 0)) {
 		close(lfd);
 		unlink(shim.socket_path);
 		unlink(shim.pid_path);
@@ -326,6 +328,7 @@ main_serve(const struct main_opts *o, int ready_fd)
 	close(lfd);
 	unlink(shim.socket_path);
 	vm_local_stop();
+	vm_qemu_stop();
 	unlink(shim.pid_path);
 	close(main_pid_fd); /* removed first, then unlocked */
 	main_pid_fd = -1;
@@ -401,6 +404,7 @@ main_start(struct main_opts *o)
 {
 	char buf[STATUS_MSG_MAX + 2];
 	int p[2], status;
+	int64_t ready_ms;
 	pid_t child;
 	ssize_t n;
 	size_t have = 0;
@@ -429,9 +433,13 @@ main_start(struct main_opts *o)
 	}
 	close(p[1]);
 	waitpid(child, &status, 0);
-	if (fd_wait(p[0], POLLIN, time_mono_ms() + START_READY_TIMEOUT_MS) <= 0)
+	/* A launched VM has vm.boot_timeout_ms of its own to answer (and then reports why not). */
+	ready_ms = START_READY_TIMEOUT_MS;
+	if (shim.cfg.vm_launch == VM_LAUNCH_LOCAL || shim.cfg.vm_launch == VM_LAUNCH_QEMU)
+		ready_ms += (int64_t)shim.cfg.boot_timeout_ms;
+	if (fd_wait(p[0], POLLIN, time_mono_ms() + ready_ms) <= 0)
 		main_die(
-		    1, "start: the shim did not become ready within %d ms", START_READY_TIMEOUT_MS);
+		    1, "start: the shim did not become ready within %lld ms", (long long)ready_ms);
 	while (have < sizeof buf - 1 && (n = read(p[0], buf + have, sizeof buf - 1 - have)) > 0)
 		have += (size_t)n;
 	buf[have] = '\0';
@@ -484,6 +492,7 @@ main_delete(const struct main_opts *o, const char *sock, const char *pidf, const
 		else if (pid > 1 && fl.l_pid == (pid_t)pid && kill((pid_t)pid, SIGKILL) == 0)
 			fprintf(stderr, "vmshim: delete: killed leftover shim pid %ld\n", pid);
 	}
+	vm_qemu_cleanup(state);
 	vm_local_cleanup(state);
 	if (unlink(sock) < 0 && errno != ENOENT)
 		main_die(1, "delete: %s: %s", sock, strerror(errno));

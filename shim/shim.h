@@ -42,6 +42,7 @@ enum vm_launch {
 	VM_LAUNCH_DEFAULT, /* not set: "none" with vm.vsock, else "local" (config_endpoints) */
 	VM_LAUNCH_NONE,	   /* attach to a VM someone else runs, at vm.vsock */
 	VM_LAUNCH_LOCAL,   /* start vmshim-agent on this host as our child (vm-local.c) */
+	VM_LAUNCH_QEMU,	   /* a real microVM: vmshim-vsock and QEMU as our children (vm-qemu.c) */
 };
 
 struct shim_config {
@@ -51,6 +52,10 @@ struct shim_config {
 	uint32_t vm_cpus;
 	uint32_t vm_memory_mib;
 	uint32_t boot_timeout_ms;
+	char *vm_qemu;	 /* the QEMU binary: a path, or a name on PATH */
+	char *vm_kernel; /* "" : the installed guest image (GUEST_DIR) */
+	char *vm_initrd;
+	char *vm_accel;		    /* "auto", "kvm" or "tcg" */
 	char **allowed_annotations; /* io.vmshim.* keys a bundle may set beyond the built-in */
 	size_t n_allowed_annotations;
 	uint32_t agent_port;
@@ -154,6 +159,27 @@ void vm_local_stop(void);
  */
 void vm_local_cleanup(const char *state_dir);
 
+/* vm-qemu.c */
+
+/*
+ * Launch the group's microVM (vmshim-vsock, then QEMU) in state_dir, point cfg's endpoints
+ * and vm.qmp at it and wait until the agent answers (vm.boot_timeout_ms). Main thread,
+ * before any other thread exists and before seccomp. On failure *st is one line naming the
+ * step and nothing is left running.
+ */
+int vm_qemu_start(struct shim_config *cfg, const char *state_dir, struct status *st);
+/*
+ * Loop thread, on SIGCHLD: reap QEMU or the backend if one ended; true (with what ended in
+ * why) when the VM is gone.
+ */
+bool vm_qemu_reap(char *why, size_t len);
+/* Loop thread, the VM is gone: SIGKILL whichever of the two still runs (reaped later). */
+void vm_qemu_kill_all(void);
+/* Kill and reap QEMU and the backend (if running), remove the state directory. */
+void vm_qemu_stop(void);
+/* `vmshim delete`: kill the QEMU and backend a dead shim left in state_dir. */
+void vm_qemu_cleanup(const char *state_dir);
+
 /* worker.c */
 
 /*
@@ -199,6 +225,7 @@ struct shim {
 	pid_t pid;
 	bool shutting_down;
 	bool exit_when_empty; /* Shutdown without now: exit when the last task is deleted */
+	atomic_bool vm_gone;  /* the launched VM died (loop.c sets it; guest.c reads it anywhere) */
 
 	/*
 	 * The VM itself (vm.h), created by loop_run before the workers and freed after they are
@@ -368,6 +395,12 @@ void task_agent_lost(const char *why);
  * process the shim believes running, and publish the exits it missed during the outage.
  */
 void task_agent_resync(void);
+/*
+ * Loop thread: the VM itself is gone (vm.launch "qemu"): every process not yet exited is
+ * reported exited with status 255 (its /tasks/exit once its stdio has ended), parked Waits
+ * are answered with that.
+ */
+void task_vm_lost(const char *why);
 /* Loop thread: connection c closed; free the Waits it had parked. Returns how many. */
 unsigned task_conn_closed(struct rpc_conn *c);
 const char *task_status_name(const struct task_proc *p);

@@ -503,11 +503,36 @@ task_agent_lost(const char *why)
 {
 	struct task_proc *p;
 
+	/*
+	 * A VM the shim launched tells us itself what became of its processes: either it died
+	 * (SIGCHLD, often just after its transport broke: task_vm_lost answers 255) or its agent
+	 * comes back (the guest's init restarts it) and the resync reports their exits. Waits
+	 * stay parked for that answer.
+	 */
+	if (shim.cfg.vm_launch == VM_LAUNCH_QEMU)
+		return;
 	/* An exit already reported is published once its output drains: keep those waiters. */
 	for (struct task_container *ctr = task_table; ctr != NULL; ctr = ctr->next)
 		TASK_FOREACH_PROC (ctr, p)
 			if (!p->exit_seen)
 				task_proc_answer_waiters(p, ST_UNAVAILABLE, why);
+}
+
+void
+task_vm_lost(const char *why)
+{
+	struct task_proc *p;
+
+	for (struct task_container *ctr = task_table; ctr != NULL; ctr = ctr->next)
+		TASK_FOREACH_PROC (ctr, p) {
+			if (p->exit_seen || (p->state != PROC_CREATED && p->state != PROC_RUNNING))
+				continue;
+			log_warn_id(ctr->id, p->exec_id, "%s: reporting exit status 255", why);
+			p->exit_seen = true;
+			p->exit_status = 255;
+			time_rfc3339_now(p->exited_at);
+			task_proc_maybe_exit(p);
+		}
 }
 
 void

@@ -5,8 +5,9 @@
  * start signal on a CLOEXEC pipe (the init process is forked by CreateContainer so its pid
  * exists before StartProcess; an exec process is forked by StartProcess). In the child: a new
  * session (setsid; with a terminal, the pty slave becomes the controlling tty), stdio dup2'd
- * from the process's pipes, and only after the start byte: chdir, the OCI user (as root:
- * setgroups(additionalGids), setgid, setuid whenever process.user is given; an agent that is
+ * from the process's pipes, and only after the start byte: chroot into the container's root
+ * when it has one in a real guest (the block rootfs the agent mounted), chdir, the OCI user (as
+ * root: setgroups(additionalGids), setgid, setuid whenever process.user is given; an agent that is
  * not root refuses a user it cannot become, except that the local VM maps uid 0 to its own
  * user, as rootless containers do), execvp. A failure in the child after the start is
  * written as {stage, errno} on a CLOEXEC status pipe that the loop watches, so StartProcess
@@ -37,6 +38,7 @@ enum rp_stage {
 	RP_STAGE_CHDIR = 1,
 	RP_STAGE_USER = 2,
 	RP_STAGE_EXEC = 3,
+	RP_STAGE_ROOT = 4,
 };
 
 struct rp_report {
@@ -167,6 +169,10 @@ rp_child(struct proc *p, struct rp_proc *r, int start_rd, int status_wr)
 	if (n != 1)
 		_exit(1); /* deleted before start */
 	close(start_rd);
+	/* In a real guest, a container with a root of its own (a mounted block rootfs) runs in it.
+	 */
+	if (!agent.local_vm && p->c->rootfs[0] != '\0' && chroot(p->c->rootfs) < 0)
+		rp_child_fail(status_wr, RP_STAGE_ROOT, errno);
 	if (chdir(r->cwd) < 0)
 		rp_child_fail(status_wr, RP_STAGE_CHDIR, errno);
 	if (r->set_user) {
@@ -253,7 +259,7 @@ rp_create(struct container *c, json_t *spec, runner_cb done, void *arg)
 static void
 rp_status_cb(evutil_socket_t fd, short what, void *arg)
 {
-	static const char *stages[] = {"", "chdir", "set user", "exec"};
+	static const char *stages[] = {"", "chdir", "set user", "exec", "chroot"};
 	struct proc *p = arg;
 	struct rp_proc *r = p->runner_data;
 	struct rp_report rep;
@@ -272,11 +278,14 @@ rp_status_cb(evutil_socket_t fd, short what, void *arg)
 	r->done = NULL;
 	if (n == (ssize_t)sizeof rep) {
 		name = strerrorname_np(rep.err);
-		log_error_id(p->c->id, p->exec_id, "%s %s: %s", stages[rep.stage % 4],
-		    rep.stage == RP_STAGE_CHDIR ? r->cwd : r->argv[0], strerror(rep.err));
-		runner_fail(done, darg, ST_INTERNAL, "%s %s: %s (%s)", stages[rep.stage % 4],
-		    rep.stage == RP_STAGE_CHDIR ? r->cwd : r->argv[0], name != NULL ? name : "?",
+		const char *subject = rep.stage == RP_STAGE_CHDIR  ? r->cwd
+				      : rep.stage == RP_STAGE_ROOT ? p->c->rootfs
+								   : r->argv[0];
+
+		log_error_id(p->c->id, p->exec_id, "%s %s: %s", stages[rep.stage % 5], subject,
 		    strerror(rep.err));
+		runner_fail(done, darg, ST_INTERNAL, "%s %s: %s (%s)", stages[rep.stage % 5],
+		    subject, name != NULL ? name : "?", strerror(rep.err));
 	} else {
 		runner_ok(done, darg, NULL);
 	}
