@@ -12,6 +12,27 @@ clean-guest:
 .PHONY: clean-guest
 EXTRA_DIST += contrib/guest/build-guest contrib/guest/extract-vmlinux contrib/guest/init
 
+# Installed (and packaged) so the image can be built on the host that runs the VMs, into the
+# place vm.kernel / vm.initrd default to:
+#   $(pkglibexecdir)/build-guest --agent $(sbindir)/vmshim-agent --out $(guestdir)
+guesttoolsdir = $(pkglibexecdir)
+guesttools_SCRIPTS = contrib/guest/build-guest contrib/guest/extract-vmlinux contrib/guest/init
+# make install also installs the image itself when `make guest` built it in this tree.
+install-data-local: install-guest-image
+install-guest-image:
+	@if [ -f guest/vmlinux ] && [ -f guest/initramfs.cpio.gz ]; then \
+		$(MKDIR_P) '$(DESTDIR)$(guestdir)' && \
+		$(INSTALL_DATA) guest/vmlinux guest/initramfs.cpio.gz guest/kernel-version \
+			'$(DESTDIR)$(guestdir)' && \
+		echo "installed the guest image in $(DESTDIR)$(guestdir)"; \
+	else \
+		echo "no guest image built (make guest): not installed in $(guestdir)"; \
+	fi
+uninstall-local:
+	rm -f '$(DESTDIR)$(guestdir)/vmlinux' '$(DESTDIR)$(guestdir)/initramfs.cpio.gz' \
+		'$(DESTDIR)$(guestdir)/kernel-version'
+.PHONY: install-guest-image
+
 # vmshim-vsock against QEMU and the guest kernel: vsock_peer runs in the guest (static, no
 # sanitizers: the guest has no libraries), vsock_host on the host.
 check_PROGRAMS += tests/integration/vsock_peer tests/integration/vsock_host
