@@ -387,7 +387,8 @@ void task_shutdown(void);
 /*
  * The agent link went down: parked Waits are in-flight calls, so they are answered
  * UNAVAILABLE with `why` (SPEC 5.6); the processes stay as they are (the agent may come back
- * and report their exits).
+ * and report their exits). With a VM the shim launched (vm.launch "qemu") the Waits stay
+ * parked: the VM's death (task_vm_lost) or the agent's return answers them.
  */
 void task_agent_lost(const char *why);
 /*
