@@ -428,7 +428,38 @@ test_launch(void)
 	CU_ASSERT_STRING_EQUAL(cfg.vm_agent, "/x/agent");
 	config_free(&cfg);
 	CU_ASSERT_EQUAL(load_text(&cfg, "{\"vm\": {\"launch\": \"cloud\"}}", &st), -1);
-	CU_ASSERT_PTR_NOT_NULL(strstr(st.msg, "vm.launch: \"cloud\" is not one of none, local"));
+	CU_ASSERT_PTR_NOT_NULL(
+	    strstr(st.msg, "vm.launch: \"cloud\" is not one of none, local, qemu"));
+	config_free(&cfg);
+	/* "qemu": its keys and defaults; no vm.vsock needed (the shim makes its own). */
+	config_defaults(&cfg);
+	CU_ASSERT_STRING_EQUAL(cfg.vm_qemu, "qemu-system-x86_64");
+	CU_ASSERT_STRING_EQUAL(cfg.vm_kernel, "");
+	CU_ASSERT_STRING_EQUAL(cfg.vm_initrd, "");
+	CU_ASSERT_STRING_EQUAL(cfg.vm_accel, "auto");
+	config_free(&cfg);
+	CU_ASSERT_EQUAL_FATAL(load_text(&cfg,
+				  "{\"vm\": {\"launch\": \"qemu\", \"qemu\": \"/q\", "
+				  "\"kernel\": \"/k\", \"initrd\": \"/i\", \"accel\": \"tcg\"}}",
+				  &st),
+	    0);
+	CU_ASSERT_EQUAL(config_endpoints(&cfg, "config X", &st), 0);
+	CU_ASSERT_EQUAL(cfg.vm_launch, VM_LAUNCH_QEMU);
+	CU_ASSERT_STRING_EQUAL(cfg.vm_qemu, "/q");
+	CU_ASSERT_STRING_EQUAL(cfg.vm_kernel, "/k");
+	CU_ASSERT_STRING_EQUAL(cfg.vm_initrd, "/i");
+	CU_ASSERT_STRING_EQUAL(cfg.vm_accel, "tcg");
+	config_free(&cfg);
+	CU_ASSERT_EQUAL_FATAL(
+	    load_text(&cfg, "{\"vm\": {\"launch\": \"qemu\", \"accel\": \"hvf\"}}", &st), 0);
+	CU_ASSERT_EQUAL(config_endpoints(&cfg, "config X", &st), -1);
+	CU_ASSERT_PTR_NOT_NULL(
+	    strstr(st.msg, "config X: vm.accel: \"hvf\" is not one of auto, kvm, tcg"));
+	config_free(&cfg);
+	/* A bundle cannot choose the VMM or the guest image. */
+	config_defaults(&cfg);
+	CU_ASSERT_EQUAL(annotate(&cfg, "{\"io.vmshim.vm.kernel\": \"/evil\"}", &st), -1);
+	CU_ASSERT_PTR_NOT_NULL(strstr(st.msg, "may not be set from a bundle"));
 	config_free(&cfg);
 }
 
