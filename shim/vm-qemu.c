@@ -157,7 +157,7 @@ vm_qemu_tail(const char *path, char *buf, size_t len)
 	size_t want = len - 1 < VM_QEMU_TAIL_BYTES ? len - 1 : VM_QEMU_TAIL_BYTES;
 	char *p, *w;
 
-	buf[0] = '\0';
+	snprintf(buf, len, "(empty)");
 	if (fd < 0 || (size = lseek(fd, 0, SEEK_END)) < 0)
 		return buf;
 	if (lseek(fd, size > (off_t)want ? size - (off_t)want : 0, SEEK_SET) < 0 ||
@@ -177,6 +177,8 @@ vm_qemu_tail(const char *path, char *buf, size_t len)
 	while (w > buf && (w[-1] == '|' || w[-1] == ' '))
 		w--;
 	*w = '\0';
+	if (buf[0] == '\0')
+		snprintf(buf, len, "(empty)");
 	return buf;
 }
 
