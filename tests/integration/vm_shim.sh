@@ -134,6 +134,9 @@ shutdown_shim() {
 		fail "still running after Shutdown: $(ps -o pid=,args= -p "$SHIM_PID" $1 | tr '\n' ';')"
 	fi
 	[ ! -e "$STATE" ] || fail "state directory $STATE left behind"
+	# The daemon's stderr is its log: a sanitizer's report lands there.
+	! grep -Eq 'AddressSanitizer|LeakSanitizer|runtime error' "${SOCK%.sock}.log" ||
+		fail "the shim reported: $(grep -E -m 3 'Sanitizer|runtime error' "${SOCK%.sock}.log")"
 }
 
 export VMSHIM_TEST_GUEST_APPEND=vmshim.test_bringup_overlap=1
