@@ -35,7 +35,8 @@ struct config_key {
 	uint32_t min, max; /* CFG_U32 bounds */
 };
 
-#define OFF(f) offsetof(struct shim_config, f)
+#define OFF(f)		  offsetof(struct shim_config, f)
+#define CONFIG_BUNDLE_MAX (4u << 20) /* bytes of a bundle's config.json */
 
 static const struct config_key config_keys[] = {
     {"vm.vsock", CFG_STRING, OFF(vm_vsock), 0, 0},
@@ -374,20 +375,26 @@ config_apply_annotations(struct shim_config *cfg, json_t *annotations, struct st
 int
 config_apply_bundle(struct shim_config *cfg, const char *bundle, struct status *st)
 {
-	cleanup_free char *path = NULL;
+	cleanup_free char *path = NULL, *text = NULL;
 	cleanup_json json_t *root = NULL;
 	json_error_t jerr;
+	size_t len;
+	int r;
 
 	if (bundle == NULL || *bundle == '\0')
 		return 0;
 	xasprintf(&path, "%s/config.json", bundle);
-	root = json_load_file(path, 0, &jerr);
-	if (root == NULL) {
-		if (access(path, F_OK) < 0)
-			return 0;
+	/* Opened so that it cannot block: a FIFO here is refused, not waited on. */
+	r = util_read_regular_file(path, CONFIG_BUNDLE_MAX, &text, &len);
+	if (r == -ENOENT)
+		return 0;
+	if (r < 0)
+		return status_set(
+		    st, ST_INVALID_ARGUMENT, "bundle %s: %s", path, util_file_strerror(r, S_IFREG));
+	root = json_loadb(text, len, 0, &jerr);
+	if (root == NULL)
 		return status_set(
 		    st, ST_INVALID_ARGUMENT, "bundle %s: line %d: %s", path, jerr.line, jerr.text);
-	}
 	if (!json_is_object(root))
 		return 0;
 	if (config_apply_annotations(cfg, json_object_get(root, "annotations"), st) < 0)

@@ -406,7 +406,7 @@ main_delete(const char *sock, const char *pidf)
 {
 	struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET};
 	char buf[64], ts[TIME_RFC3339_LEN];
-	cleanup_close int fd = open(pidf, O_RDONLY | O_CLOEXEC);
+	cleanup_close int fd = util_open_nonblock(pidf, O_RDONLY, S_IFREG, NULL);
 	ssize_t n;
 	long pid;
 

@@ -45,6 +45,7 @@
 #include "util.h"
 
 #define TASK_ID_MAX	     256
+#define TASK_BUNDLE_MAX	     (4u << 20) /* bytes of a bundle's config.json */
 #define TASK_DISK_TARGET_FMT "/run/vmshim/%s/rootfs"
 
 /* Container and exec ids: 1..255 bytes of [A-Za-z0-9_.-], not starting with '.' or '-'. */
@@ -264,13 +265,22 @@ task_bringup_new(
 static json_t *
 task_read_bundle(const char *bundle, bool *terminal, struct status *st)
 {
-	cleanup_free char *path = NULL;
+	cleanup_free char *path = NULL, *text = NULL;
 	cleanup_json json_t *spec = NULL;
 	json_t *process, *args;
 	json_error_t jerr;
+	size_t len;
+	int r;
 
 	xasprintf(&path, "%s/config.json", bundle);
-	spec = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr);
+	/* Never a blocking open: a FIFO here must not hold a worker (and every Create) for ever. */
+	r = util_read_regular_file(path, TASK_BUNDLE_MAX, &text, &len);
+	if (r < 0) {
+		status_set(st, ST_INVALID_ARGUMENT, "payload.bundle: %s: %s", path,
+		    util_file_strerror(r, S_IFREG));
+		return NULL;
+	}
+	spec = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
 	if (spec == NULL) {
 		if (jerr.line <= 0)
 			status_set(
