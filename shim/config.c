@@ -35,8 +35,7 @@ struct config_key {
 	uint32_t min, max; /* CFG_U32 bounds */
 };
 
-#define OFF(f)		  offsetof(struct shim_config, f)
-#define CONFIG_BUNDLE_MAX (4u << 20) /* bytes of a bundle's config.json */
+#define OFF(f) offsetof(struct shim_config, f)
 
 static const struct config_key config_keys[] = {
     {"vm.vsock", CFG_STRING, OFF(vm_vsock), 0, 0},
@@ -371,6 +370,8 @@ config_apply_annotations(struct shim_config *cfg, json_t *annotations, struct st
 	}
 	return 0;
 }
+
+#define CONFIG_BUNDLE_MAX (4u << 20) /* bytes of a bundle's config.json */
 
 int
 config_apply_bundle(struct shim_config *cfg, const char *bundle, struct status *st)
