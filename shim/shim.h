@@ -250,7 +250,10 @@ void task_call_free(struct task_call *call);
 struct task_proc *task_call_proc(struct task_call *call, const char **idp, const char **execp);
 struct task_container *task_find(const char *id);
 struct task_proc *task_find_proc(struct task_container *ctr, const char *exec_id);
-/* Look up id/exec_id for a method; NOT_FOUND otherwise; `creating` are not found either. */
+/*
+ * Look up id/exec_id for a method: NOT_FOUND if absent, FAILED_PRECONDITION "being created"
+ * while its Create (or Exec) is in flight.
+ */
 struct task_proc *task_lookup(const char *id, const char *exec_id, struct status *st);
 struct task_container *task_add(const char *id, const char *bundle);
 struct task_proc *task_proc_new(struct task_container *ctr, const char *exec_id);

@@ -638,8 +638,11 @@ task_exec(struct task_call *call)
 		return task_call_finish(call, ST_FAILED_PRECONDITION,
 		    "shutting down: Shutdown was called, no new process is accepted", NULL);
 	ctr = task_find(id);
-	if (ctr == NULL || ctr->init == NULL || ctr->init->state == PROC_CREATING)
+	if (ctr == NULL || ctr->init == NULL)
 		return task_call_finish(call, ST_NOT_FOUND, "container not found", NULL);
+	if (ctr->init->state == PROC_CREATING)
+		return task_call_finish(
+		    call, ST_FAILED_PRECONDITION, "container is being created", NULL);
 	if (ctr->init->state != PROC_RUNNING)
 		return task_call_finish(
 		    call, ST_FAILED_PRECONDITION, "container is not running", NULL);
@@ -749,6 +752,9 @@ task_start(struct task_call *call)
 
 	if ((p = task_call_proc(call, &id, &exec_id)) == NULL)
 		return;
+	/* Delete won the race: the process is going, so there is nothing to start. */
+	if (p->state == PROC_DELETING)
+		return task_call_finish(call, ST_NOT_FOUND, "process is being deleted", NULL);
 	if (p->state != PROC_CREATED || p->starting)
 		return task_call_finish(call, ST_FAILED_PRECONDITION,
 		    p->starting ? "process is already starting" : "process was already started",

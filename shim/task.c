@@ -207,13 +207,23 @@ task_lookup(const char *id, const char *exec_id, struct status *st)
 	struct task_container *ctr = task_find(id);
 	struct task_proc *p;
 
-	if (ctr == NULL || ctr->init == NULL || ctr->init->state == PROC_CREATING) {
+	if (ctr == NULL || ctr->init == NULL) {
 		status_set(st, ST_NOT_FOUND, "container %s not found", id);
 		return NULL;
 	}
+	/* Its Create has not answered yet: it exists, but no method may act on it. */
+	if (ctr->init->state == PROC_CREATING) {
+		status_set(st, ST_FAILED_PRECONDITION, "container %s is being created", id);
+		return NULL;
+	}
 	p = task_find_proc(ctr, exec_id);
-	if (p == NULL || p->state == PROC_CREATING) {
+	if (p == NULL) {
 		status_set(st, ST_NOT_FOUND, "exec %s of container %s not found", exec_id, id);
+		return NULL;
+	}
+	if (p->state == PROC_CREATING) {
+		status_set(st, ST_FAILED_PRECONDITION, "exec %s of container %s is being created",
+		    exec_id, id);
 		return NULL;
 	}
 	return p;

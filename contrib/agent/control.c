@@ -173,12 +173,13 @@ control_lookup(
 		return -1;
 	*cp = container_find(id);
 	if (*cp == NULL)
-		return status_set(st, ST_NOT_FOUND, "container %s: not found", id);
+		return status_set(st, ST_NOT_FOUND, "container %.*s: not found", LOG_STR_MAX, id);
 	if (!want_proc)
 		return 0;
 	*pp = proc_find(*cp, exec_id);
 	if (*pp == NULL)
-		return status_set(st, ST_NOT_FOUND, "container %s exec %s: not found", id, exec_id);
+		return status_set(st, ST_NOT_FOUND, "container %.*s exec %.*s: not found",
+		    LOG_STR_MAX, id, LOG_STR_MAX, exec_id);
 	return 0;
 }
 
@@ -245,9 +246,9 @@ control_bringup_begin(const char *id)
 	}
 	if (!LIST_EMPTY(&control_spans)) {
 		log_error_id(id, NULL,
-		    "bring-up overlap detected: %s starts while %s is in progress: dropping every "
-		    "control connection",
-		    id, LIST_FIRST(&control_spans)->id);
+		    "bring-up overlap detected: %.*s starts while %.*s is in progress: dropping "
+		    "every control connection",
+		    LOG_STR_MAX, id, LOG_STR_MAX, LIST_FIRST(&control_spans)->id);
 		control_close_all();
 	}
 	s = xcalloc(1, sizeof *s);
@@ -699,6 +700,16 @@ control_pause_resume(struct rpc_conn *conn, uint32_t sid, json_t *payload, bool 
 		rpc_conn_respond_status(conn, sid, &st);
 		return;
 	}
+	/*
+	 * Only a running container is paused: a created one has nothing to freeze yet, and a
+	 * stopped init waiting for its start would never see the start byte (nor, before
+	 * DeleteProcess killed it, the end of its start pipe).
+	 */
+	if (pause && (c->init == NULL || c->init->state != PROC_RUNNING)) {
+		status_set(&st, ST_FAILED_PRECONDITION, "container %s: not running", c->id);
+		rpc_conn_respond_status(conn, sid, &st);
+		return;
+	}
 	agent.runner->pause(c, pause, control_runner_done,
 	    control_call_new(conn, sid, pause ? "PauseContainer" : "ResumeContainer", c, NULL));
 }
@@ -969,12 +980,12 @@ control_mount_child(void *arg)
 	struct control_call *k = arg;
 
 	if (mkdir_p(k->target, 0755) < 0) {
-		dprintf(2, "mkdir %s: %s", k->target, strerror(errno));
+		dprintf(2, "mkdir %.*s: %s", LOG_STR_MAX, k->target, strerror(errno));
 		return 1;
 	}
 	if (mount(k->source, k->target, k->fstype, k->flags, k->data) < 0) {
-		dprintf(
-		    2, "mount %s on %s (%s): %s", k->source, k->target, k->fstype, strerror(errno));
+		dprintf(2, "mount %.*s on %.*s (%.*s): %s", LOG_STR_MAX, k->source, LOG_STR_MAX,
+		    k->target, LOG_STR_MAX, k->fstype, strerror(errno));
 		return 1;
 	}
 	return 0;
@@ -994,7 +1005,7 @@ control_mount_done(int wstatus, const char *output, size_t len, void *arg)
 		control_call_done(k, &st, NULL);
 		return;
 	}
-	log_info("mounted %s on %s", k->source, k->target);
+	log_info("mounted %.*s on %.*s", LOG_STR_MAX, k->source, LOG_STR_MAX, k->target);
 	status_clear(&st);
 	res = json_pack("{s:b, s:s, s:s}", "mounted", 1, "source", k->source, "message", "");
 	control_call_done(k, &st, res);
@@ -1015,8 +1026,8 @@ control_mount_poll(evutil_socket_t fd, short what, void *arg)
 			evtimer_add(k->timer, &tv);
 			return;
 		}
-		status_set(&st, ST_NOT_FOUND, "disk %s did not appear within %d s", k->source,
-		    AGENT_MOUNT_WAIT_MS / 1000);
+		status_set(&st, ST_NOT_FOUND, "disk %.*s did not appear within %d s", LOG_STR_MAX,
+		    k->source, AGENT_MOUNT_WAIT_MS / 1000);
 		control_call_done(k, &st, NULL);
 		return;
 	}
@@ -1054,8 +1065,8 @@ control_mount(struct rpc_conn *conn, uint32_t sid, uint8_t flags, json_t *payloa
 	if (id[0] != '\0')
 		control_bringup_begin(id);
 	if (agent.local_vm) {
-		log_info_id(
-		    id, NULL, "mount skipped: local VM (serial %s, target %s)", serial, target);
+		log_info_id(id, NULL, "mount skipped: local VM (serial %.*s, target %.*s)",
+		    LOG_STR_MAX, serial, LOG_STR_MAX, target);
 		free(data);
 		res = json_pack("{s:b, s:s, s:s}", "mounted", 0, "source", "", "message",
 		    "mount skipped: local VM");

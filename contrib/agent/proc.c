@@ -974,7 +974,10 @@ proc_init(struct status *st)
 	return 0;
 }
 
-/* SIGKILL every live process group and reap until the deadline. */
+/*
+ * SIGKILL every live process group (SIGKILL ends a process stopped by SIGSTOP too) and reap
+ * until the deadline. A reaped leader's group is left alone: its pid may be reused.
+ */
 void
 proc_kill_all(int timeout_ms)
 {

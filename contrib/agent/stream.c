@@ -529,7 +529,8 @@ stream_hello(struct stream *s)
 	c = container_find(id);
 	p = c != NULL ? proc_find(c, exec_id) : NULL;
 	if (p == NULL) {
-		status_set(&st, ST_NOT_FOUND, "unknown container %s exec %s", id, exec_id);
+		status_set(&st, ST_NOT_FOUND, "unknown container %.*s exec %.*s", LOG_STR_MAX, id,
+		    LOG_STR_MAX, exec_id);
 		stream_fail(s, st.msg);
 		return -1;
 	}

@@ -33,6 +33,7 @@
  *                             --test-bringup-overlap to close connections)
  *   ptyeof SOCK               a terminal's stdin ends (CloseStdin, stdin EOF) reach `cat`
  *   usercheck SOCK U:G[:GS] CODE  CreateContainer with that process.user answers CODE
+ *   call SOCK METHOD JSON     one control call; prints "OK PAYLOAD" or "CODE message"
  *
  * Process-global state is only the option values and the exit-event table (guarded by
  * ev_lock). Every descriptor is closed by the function that opened it.
@@ -1641,6 +1642,32 @@ cmd_ptyeof(void)
 	return 0;
 }
 
+/* One control call with a JSON payload from the command line; the answer goes to stdout. */
+static int
+cmd_call(const char *method, const char *text)
+{
+	struct rpc_client *c = cl_control(false);
+	json_t *payload, *resp = NULL;
+	json_error_t jerr;
+	struct status st;
+	char *s;
+
+	payload = json_loads(text, 0, &jerr);
+	if (payload == NULL)
+		die("call: payload: %s", jerr.text);
+	if (rpc_client_call(c, SERVICE, method, payload, CALL_MS, &resp, &st) < 0) {
+		printf("%s %s\n", status_code_name(st.code), st.msg);
+	} else {
+		s = json_dumps(resp, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY);
+		printf("OK %s\n", s != NULL ? s : "null");
+		free(s);
+	}
+	json_decref(payload);
+	json_decref(resp);
+	rpc_client_free(c);
+	return 0;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -1649,7 +1676,7 @@ main(int argc, char **argv)
 		fprintf(stderr,
 		    "usage: agent_client "
 		    "(handshake|ping|run|many|bigframe|oci|ociterm|overlap|slowread|"
-		    "slowkill|pidreuse|lifecycle|closingsub|ptyeof|usercheck) SOCK ...\n");
+		    "slowkill|pidreuse|lifecycle|closingsub|ptyeof|usercheck|call) SOCK ...\n");
 		return 2;
 	}
 	sock_path = argv[2];
@@ -1691,6 +1718,8 @@ main(int argc, char **argv)
 		return cmd_closingsub();
 	if (strcmp(argv[1], "ptyeof") == 0)
 		return cmd_ptyeof();
+	if (strcmp(argv[1], "call") == 0 && argc > 4)
+		return cmd_call(argv[3], argv[4]);
 	fprintf(stderr, "agent_client: unknown command %s\n", argv[1]);
 	return 2;
 }

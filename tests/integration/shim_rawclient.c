@@ -16,6 +16,12 @@
  *   subscribe SOCK N                 subscribe to events, print the first N topics
  *   noread SOCK N                    send N requests and never read the answers, then a
  *                                    fresh client's Connect must be answered; prints latency
+ *   pair SOCK M1 J1 M2 J2            send M1 then M2 back to back on one connection (the shim
+ *                                    dispatches them in that order), print each answer as
+ *                                    it arrives: "M: CODE message"
+ *   dupsid SOCK ID                   park a Wait on ID, send a State on the same stream id:
+ *                                    that answers INVALID_ARGUMENT at once; then Kill ID and
+ *                                    the Wait still answers OK on that id
  */
 #include "config.h"
 
@@ -414,6 +420,73 @@ mode_subscribe(const char *sock, int n)
 	return 0;
 }
 
+/* Two requests back to back on one connection; each answer printed (flushed) on arrival. */
+static int
+mode_pair(const char *sock, char **argv)
+{
+	int fd = rc_connect(sock);
+	int got = 0;
+	uint32_t sid[2];
+
+	sid[0] = rc_send_request(fd, TASK, argv[0], argv[1], 0);
+	sid[1] = rc_send_request(fd, TASK, argv[2], argv[3], 0);
+	while (got < 2) {
+		struct frame_header h;
+		struct msg_response r;
+		struct status st;
+		uint8_t *p = rc_read_frame(fd, &h, 10000);
+		int k = h.stream_id == sid[0] ? 0 : h.stream_id == sid[1] ? 1 : -1;
+
+		if (h.type != FRAME_TYPE_RESPONSE || k < 0) {
+			free(p);
+			continue;
+		}
+		if (msg_response_decode(p, h.length, &r, &st) < 0) {
+			fprintf(stderr, "bad response: %s\n", st.msg);
+			exit(1);
+		}
+		free(p);
+		printf("%s: %s %s\n", argv[2 * k], r.code == 0 ? "OK" : status_code_name(r.code),
+		    r.message);
+		fflush(stdout);
+		msg_response_clear(&r);
+		got++;
+	}
+	close(fd);
+	return 0;
+}
+
+/* A second request on a stream id still in flight is answered, the first one still served. */
+static int
+mode_dupsid(const char *sock, const char *id)
+{
+	int fd = rc_connect(sock), kfd;
+	char json[512], msg[600];
+	uint32_t sid;
+	int code;
+
+	snprintf(json, sizeof json, "{\"id\":\"%s\"}", id);
+	sid = rc_send_request(fd, TASK, "Wait", json, 0);
+	next_id = sid;
+	rc_send_request(fd, TASK, "State", json, 0);
+	code = rc_read_response(fd, sid, NULL, msg, sizeof msg);
+	printf("duplicate: %s %s\n", status_code_name(code), msg);
+	if (code != ST_INVALID_ARGUMENT)
+		return 1;
+	kfd = rc_connect(sock);
+	snprintf(json, sizeof json, "{\"id\":\"%s\",\"signal\":9}", id);
+	code = rc_call(kfd, "Kill", json, NULL, msg, sizeof msg);
+	close(kfd);
+	if (code != 0) {
+		printf("Kill: %s %s\n", status_code_name(code), msg);
+		return 1;
+	}
+	code = rc_read_response(fd, sid, NULL, msg, sizeof msg);
+	printf("first (Wait): %s %s\n", status_code_name(code), msg);
+	close(fd);
+	return code == 0 ? 0 : 1;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -431,8 +504,12 @@ main(int argc, char **argv)
 		return mode_noread(argv[2], atoi(argv[3]));
 	if (argc == 4 && strcmp(argv[1], "subscribe") == 0)
 		return mode_subscribe(argv[2], atoi(argv[3]));
-	fprintf(stderr,
-	    "usage: shim_rawclient call|badinput|cycles|halfheader|noread|waits|subscribe "
-	    "SOCK ...\n");
+	if (argc == 7 && strcmp(argv[1], "pair") == 0)
+		return mode_pair(argv[2], argv + 3);
+	if (argc == 4 && strcmp(argv[1], "dupsid") == 0)
+		return mode_dupsid(argv[2], argv[3]);
+	fprintf(stderr, "usage: shim_rawclient "
+			"call|badinput|cycles|halfheader|noread|waits|subscribe|pair|dupsid "
+			"SOCK ...\n");
 	return 2;
 }
