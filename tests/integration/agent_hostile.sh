@@ -10,6 +10,8 @@
 . "$(dirname "$0")/agent_lib.sh"
 
 call() { "$CLIENT" call "$SOCK" "$@"; }
+FAILS=0
+fail() { echo "FAIL: $*"; FAILS=$((FAILS + 1)); }
 
 # expect WHAT PATTERN METHOD JSON: the answer must match the grep -E pattern.
 expect() {
@@ -19,8 +21,7 @@ expect() {
 	if printf '%s\n' "$out" | grep -Eq -- "$pat"; then
 		echo "ok   $what: $(printf '%s' "$out" | cut -c1-200)"
 	else
-		echo "FAIL: $what: got '$out', want /$pat/"
-		exit 1
+		fail "$what: got '$out', want /$pat/"
 	fi
 }
 
@@ -61,9 +62,8 @@ expect "Delete of a stopped created container" '^OK' DeleteProcess '{"id":"p1"}'
 if wait_state "$p1" ""; then
 	echo "ok   the stopped init $p1 is gone after DeleteProcess"
 else
-	echo "FAIL: pid $p1 outlived DeleteProcess (state $(pstate "$p1"))"
+	fail "pid $p1 outlived DeleteProcess (state $(pstate "$p1"))"
 	kill -KILL "$p1" 2>/dev/null
-	exit 1
 fi
 
 # shutdown: a stopped created init and a paused running container die with the agent.
@@ -87,17 +87,18 @@ for p in "$p2" "$p3"; do
 	if wait_state "$p" ""; then
 		echo "ok   pid $p is gone after the agent's shutdown"
 	else
-		echo "FAIL: pid $p outlived the agent (state $(pstate "$p"))"
+		fail "pid $p outlived the agent (state $(pstate "$p"))"
 		kill -KILL "$p" 2>/dev/null
-		exit 1
 	fi
 done
 
-grep -q 'mount skipped' "$LOG" || { echo "FAIL: no 'mount skipped' line in the log"; exit 1; }
-if grep -Eq 'x{256}' "$LOG"; then
-	echo "FAIL: a peer string of more than 255 bytes reached the log:"
-	grep -E 'x{256}' "$LOG" | cut -c1-300
-	exit 1
-fi
+grep -q 'mount skipped' "$LOG" || fail "no 'mount skipped' line in the log"
 max=$(awk '{ if (length($0) > m) m = length($0) } END { print m }' "$LOG")
-echo "ok   no peer string over 255 bytes in the log (longest line $max bytes)"
+if grep -Eq 'x{256}' "$LOG"; then
+	fail "a peer string of more than 255 bytes reached the log (longest line $max bytes):"
+	grep -E 'x{256}' "$LOG" | cut -c1-200
+else
+	echo "ok   no peer string over 255 bytes in the log (longest line $max bytes)"
+fi
+[ "$FAILS" -eq 0 ] || { echo "FAIL: $FAILS check(s) failed"; exit 1; }
+echo PASS
