@@ -50,7 +50,8 @@ struct agent {
 	const char *state_dir; /* runner scratch files (pid files, runc root) */
 	bool local_vm;	       /* --listen-uds: the embedded local VM */
 	bool test_bringup_overlap;
-	int drain_max_ms; /* AGENT_DRAIN_MAX_MS, or --test-drain-max-ms */
+	int test_span_hold_ms; /* --test-span-hold-ms: MountDisk holds its span this long */
+	int drain_max_ms;      /* AGENT_DRAIN_MAX_MS, or --test-drain-max-ms */
 	bool shutting_down;
 	uint32_t control_port;
 	uint32_t stream_port;

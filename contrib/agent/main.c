@@ -61,7 +61,9 @@ main_usage(FILE *f)
 	    "  --test-bringup-overlap  drop every control connection when two container\n"
 	    "                      bring-ups overlap (test switch)\n"
 	    "  --test-drain-max-ms N  output drain limit after an exit (default 30000; test\n"
-	    "                      switch)\n");
+	    "                      switch)\n"
+	    "  --test-span-hold-ms N  hold each MountDisk N ms before it goes on, so two\n"
+	    "                      bring-ups that may overlap certainly do (test switch)\n");
 }
 
 static void __attribute__((noreturn, format(printf, 1, 2))) main_bad_usage(const char *fmt, ...)
@@ -126,6 +128,7 @@ main(int argc, char **argv)
 	    {"debug", no_argument, NULL, 'd'},
 	    {"test-bringup-overlap", no_argument, NULL, 'O'},
 	    {"test-drain-max-ms", required_argument, NULL, 'D'},
+	    {"test-span-hold-ms", required_argument, NULL, 'H'},
 	    {"no-seccomp", no_argument, NULL, 'N'},
 	    {"version", no_argument, NULL, 'V'},
 	    {"help", no_argument, NULL, 'h'},
@@ -179,6 +182,12 @@ main(int argc, char **argv)
 				main_bad_usage("--test-drain-max-ms: expected milliseconds (1..%d)",
 				    INT32_MAX);
 			agent.drain_max_ms = (int)ms;
+			break;
+		case 'H':
+			if (parse_u32(optarg, &ms) < 0 || ms > 60000)
+				main_bad_usage(
+				    "--test-span-hold-ms: expected milliseconds (0..60000)");
+			agent.test_span_hold_ms = (int)ms;
 			break;
 		case 'N':
 			confine = false;
