@@ -390,9 +390,9 @@ guest_subscribe_run(void *arg)
 		status_wrap(&j->st, "Ping");
 		return;
 	}
-	log_info("connected to agent %s: version %s, pid %lld, runner %s", shim.cfg.vm_vsock,
-	    json_string_value(json_object_get(pong, "version")) ?: "?",
-	    (long long)json_integer_value(json_object_get(pong, "pid")),
+	log_info("connected to agent %s: version %.*s, pid %lld, runner %.*s", shim.cfg.vm_vsock,
+	    LOG_STR_MAX, json_string_value(json_object_get(pong, "version")) ?: "?",
+	    (long long)json_integer_value(json_object_get(pong, "pid")), LOG_STR_MAX,
 	    json_string_value(json_object_get(pong, "runner")) ?: "?");
 	status_clear(&j->st);
 }

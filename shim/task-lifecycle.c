@@ -265,7 +265,7 @@ task_bringup_new(
 static json_t *
 task_read_bundle(const char *bundle, bool *terminal, struct status *st)
 {
-	cleanup_free char *path = NULL, *text = NULL;
+	cleanup_free char *path = NULL, *text = NULL, *shown = NULL;
 	cleanup_json json_t *spec = NULL;
 	json_t *process, *args;
 	json_error_t jerr;
@@ -273,10 +273,12 @@ task_read_bundle(const char *bundle, bool *terminal, struct status *st)
 	int r;
 
 	xasprintf(&path, "%s/config.json", bundle);
+	/* The client's path in answers and logs, cut as every peer string is. */
+	xasprintf(&shown, "%.*s", LOG_STR_MAX, path);
 	/* Never a blocking open: a FIFO here must not hold a worker (and every Create) for ever. */
 	r = util_read_regular_file(path, TASK_BUNDLE_MAX, &text, &len);
 	if (r < 0) {
-		status_set(st, ST_INVALID_ARGUMENT, "payload.bundle: %s: %s", path,
+		status_set(st, ST_INVALID_ARGUMENT, "payload.bundle: %s: %s", shown,
 		    util_file_strerror(r, S_IFREG));
 		return NULL;
 	}
@@ -284,21 +286,21 @@ task_read_bundle(const char *bundle, bool *terminal, struct status *st)
 	if (spec == NULL) {
 		if (jerr.line <= 0)
 			status_set(
-			    st, ST_INVALID_ARGUMENT, "payload.bundle: %s: %s", path, jerr.text);
+			    st, ST_INVALID_ARGUMENT, "payload.bundle: %s: %s", shown, jerr.text);
 		else
-			status_set(st, ST_INVALID_ARGUMENT, "payload.bundle: %s: line %d: %s", path,
-			    jerr.line, jerr.text);
+			status_set(st, ST_INVALID_ARGUMENT, "payload.bundle: %s: line %d: %s",
+			    shown, jerr.line, jerr.text);
 		return NULL;
 	}
 	if (!json_is_object(spec) ||
-	    msg_get_object(spec, path, "process", true, &process, st) < 0 ||
+	    msg_get_object(spec, shown, "process", true, &process, st) < 0 ||
 	    msg_get_array(process, "process", "args", true, &args, st) < 0) {
 		status_wrap(st, "payload.bundle");
 		return NULL;
 	}
 	if (json_array_size(args) == 0) {
 		status_set(st, ST_INVALID_ARGUMENT,
-		    "payload.bundle: %s: process.args: must not be empty", path);
+		    "payload.bundle: %s: process.args: must not be empty", shown);
 		return NULL;
 	}
 	if (json_is_true(json_object_get(process, "terminal")))
@@ -335,13 +337,13 @@ task_bringup_disks(struct task_bringup *b, struct status *st)
 	b->disk_mounted = json_is_true(json_object_get(resp, "mounted"));
 	msg = json_string_value(json_object_get(resp, "message"));
 	if (b->disk_mounted)
-		log_info_id(b->id, "", "agent mounted serial %s at %s (%s)", b->serial,
-		    b->disk.target, b->disk.fstype);
+		log_info_id(b->id, "", "agent mounted serial %s at %.*s (%.*s)", b->serial,
+		    LOG_STR_MAX, b->disk.target, LOG_STR_MAX, b->disk.fstype);
 	else
 		log_info_id(b->id, "",
-		    "agent did not mount serial %s: %s; the container keeps "
+		    "agent did not mount serial %s: %.*s; the container keeps "
 		    "its bundle's root",
-		    b->serial, msg != NULL ? msg : "no reason given");
+		    b->serial, LOG_STR_MAX, msg != NULL ? msg : "no reason given");
 	return 0;
 }
 

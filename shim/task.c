@@ -208,7 +208,7 @@ task_lookup(const char *id, const char *exec_id, struct status *st)
 	struct task_proc *p;
 
 	if (ctr == NULL || ctr->init == NULL) {
-		status_set(st, ST_NOT_FOUND, "container %s not found", id);
+		status_set(st, ST_NOT_FOUND, "container %.*s not found", LOG_STR_MAX, id);
 		return NULL;
 	}
 	/* Its Create has not answered yet: it exists, but no method may act on it. */
@@ -218,7 +218,8 @@ task_lookup(const char *id, const char *exec_id, struct status *st)
 	}
 	p = task_find_proc(ctr, exec_id);
 	if (p == NULL) {
-		status_set(st, ST_NOT_FOUND, "exec %s of container %s not found", exec_id, id);
+		status_set(st, ST_NOT_FOUND, "exec %.*s of container %s not found", LOG_STR_MAX,
+		    exec_id, id);
 		return NULL;
 	}
 	if (p->state == PROC_CREATING) {
@@ -429,7 +430,8 @@ task_agent_event(const char *topic, json_t *ev)
 	const char *at = json_string_value(json_object_get(ev, "exited_at"));
 
 	if (cid == NULL || (ctr = task_find(cid)) == NULL) {
-		log_debug("agent event %s for unknown container %s", topic, cid ?: "?");
+		log_debug("agent event %.*s for unknown container %.*s", LOG_STR_MAX, topic,
+		    LOG_STR_MAX, cid ?: "?");
 		return;
 	}
 	if (strcmp(topic, "/tasks/oom") == 0) {

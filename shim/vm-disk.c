@@ -234,8 +234,8 @@ vm_disk_attach(struct vm_disks *d, const char *id, const char *source, bool read
 	}
 	memcpy(serial, s->serial, sizeof s->serial);
 	vm_disk_release(d, s, VM_SLOT_USED);
-	log_info_id(
-	    id, "", "hot-added %s on %s as %s (serial %s)", source, s->port, s->dev_id, s->serial);
+	log_info_id(id, "", "hot-added %.*s on %s as %s (serial %s)", LOG_STR_MAX, source, s->port,
+	    s->dev_id, s->serial);
 	return 0;
 
 del_fmt:

@@ -6,6 +6,8 @@
 #            NOT_FOUND, never "already started"
 #   kill     a Kill dispatched while the container's Create is in flight answers
 #            FAILED_PRECONDITION "being created"; the Create then succeeds
+#   logs     3000-byte ids, paths and exec ids in requests: no log line of the shim (or of
+#            the local VM's agent) carries more than 255 bytes of any of them
 # The races are made certain, not likely: both requests go back to back on one connection
 # (the shim dispatches them in order) while the agent is stopped (SIGSTOP), so the first one
 # is still in flight when the second is dispatched.
@@ -63,4 +65,20 @@ else
 fi
 expect_call "State k after its Create" State '{"id":"k"}' '"status":"CREATED"'
 expect_call "Delete k" Delete '{"id":"k"}' '^OK'
+
+# Peer strings in log lines are cut.
+long=$(printf '%3000s' '' | tr ' ' x)
+mkdir -p "$T/$long" 2>/dev/null || true
+expect_call "Create with a 3000-byte id" Create "{\"id\":\"$long\",\"bundle\":\"$T/sleeper\"}" '^INVALID_ARGUMENT'
+expect_call "Create with a 3000-byte bundle" Create "{\"id\":\"lb\",\"bundle\":\"/$long/$long\",\"stdout\":\"/$long\"}" '^INVALID_ARGUMENT'
+expect_call "State of a 3000-byte id" State "{\"id\":\"$long\"}" '^(NOT_FOUND|INVALID_ARGUMENT)'
+expect_call "Kill of a 3000-byte exec id" Kill "{\"id\":\"w\",\"exec_id\":\"$long\",\"signal\":9}" '^(NOT_FOUND|INVALID_ARGUMENT)'
+for f in "$T/shim.log" "$T/agent.log"; do
+	max=$(awk '{ if (length($0) > m) m = length($0) } END { print m + 0 }' "$f")
+	if grep -Eq 'x{256}' "$f"; then
+		fail "$(basename "$f"): a peer string of more than 255 bytes in a log line (longest line $max bytes)"
+	else
+		pass "$(basename "$f"): no peer string over 255 bytes (longest line $max bytes)"
+	fi
+done
 finish
