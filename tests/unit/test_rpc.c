@@ -499,12 +499,18 @@ test_server_protocol_errors(void)
 	msg_response_clear(&r);
 
 	/*
-	 * A stream id already in flight: the duplicate is ignored, never answered (an answer on
-	 * id 5 would be taken for the Park's); the Park's own answer is the first frame back.
+	 * A stream id already in flight: the duplicate is answered INVALID_ARGUMENT at once and
+	 * not run (a client awaiting it must not hang); the Park is still served on id 5.
 	 */
 	raw_request(fd, 5, "Park", "{\"key\":\"raw\",\"n\":1}");
 	wait_parked(base + 1);
 	raw_request(fd, 5, "Echo", "{\"dup\":true}");
+	CU_ASSERT_EQUAL_FATAL(raw_recv(fd, &h, &r), 0);
+	CU_ASSERT_EQUAL(h.stream_id, 5);
+	CU_ASSERT_EQUAL(r.code, ST_INVALID_ARGUMENT);
+	CU_ASSERT_STRING_EQUAL(r.message, "stream id 5: a request on it is still in flight");
+	CU_ASSERT_PTR_NULL(r.payload != NULL ? json_object_get(r.payload, "dup") : NULL);
+	msg_response_clear(&r);
 	raw_request(fd, 7, "Release", "{\"key\":\"raw\"}");
 	CU_ASSERT_EQUAL_FATAL(raw_recv(fd, &h, &r), 0);
 	CU_ASSERT_EQUAL(h.stream_id, 5);
