@@ -5,7 +5,9 @@
  * Unix socket, single-threaded: every mode opens its own connections, checks what comes back
  * and exits 0 when everything was as expected, 1 otherwise (printing why). Modes:
  *
- *   call SOCK METHOD JSON            one Task call; prints "CODE PAYLOAD" (code as a name)
+ *   call SOCK METHOD JSON            one Task call; prints "CODE PAYLOAD" (code as a name);
+ *                                    the answer is awaited 10 s, a Wait's 120 s (it lasts as
+ *                                    long as the process, however loaded the machine)
  *   badinput SOCK MAXMSG             SPEC 5.5's bad-input table on one connection, each case
  *                                    followed by a Connect that must still succeed
  *   cycles SOCK N                    N x (connect, Connect call, disconnect)
@@ -41,6 +43,7 @@
 #define TASK "containerd.task.v2.Task"
 
 static uint32_t next_id = 1;
+static int response_ms = 10000; /* how long rc_read_response waits for the answer */
 
 static int
 rc_connect(const char *path)
@@ -127,7 +130,7 @@ rc_read_response(int fd, uint32_t sid, json_t **out, char *msgbuf, size_t msglen
 	int code;
 
 	for (;;) {
-		p = rc_read_frame(fd, &h, 10000);
+		p = rc_read_frame(fd, &h, response_ms);
 		if (h.type == FRAME_TYPE_RESPONSE)
 			break;
 		free(p);
@@ -165,7 +168,11 @@ mode_call(const char *sock, const char *method, const char *json)
 	char msg[600];
 	json_t *out = NULL;
 	char *s;
-	int code = rc_call(fd, method, json, &out, msg, sizeof msg);
+	int code;
+
+	if (strcmp(method, "Wait") == 0)
+		response_ms = 120000;
+	code = rc_call(fd, method, json, &out, msg, sizeof msg);
 
 	s = json_dumps(out, JSON_COMPACT | JSON_SORT_KEYS);
 	if (code == 0)
