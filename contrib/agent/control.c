@@ -705,9 +705,9 @@ control_pause_resume(struct rpc_conn *conn, uint32_t sid, json_t *payload, bool 
 		return;
 	}
 	/*
-	 * Only a running container is paused: a created one has nothing to freeze yet, and a
-	 * stopped init waiting for its start would never see the start byte (nor, before
-	 * DeleteProcess killed it, the end of its start pipe).
+	 * Only a running container is paused: a created one has nothing to freeze, and its
+	 * init, stopped while it waits for its start byte, would not even see its start pipe
+	 * close on DeleteProcess (the shim refuses this too; the agent does not rely on it).
 	 */
 	if (pause && (c->init == NULL || c->init->state != PROC_RUNNING)) {
 		status_set(&st, ST_FAILED_PRECONDITION, "container %s: not running", c->id);
