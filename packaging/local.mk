@@ -14,6 +14,7 @@ dist_man_MANS = \
 	contrib/man/vmshim.8 \
 	contrib/man/vmshimctl.1 \
 	contrib/man/vmshim-agent.8 \
+	contrib/man/vmshim-vsock.8 \
 	contrib/man/vmshim.json.5
 
 vmshimconfdir = $(sysconfdir)/vmshim

@@ -27,6 +27,7 @@
 #include <unistd.h>
 
 #include "agent.h"
+#include "disk.h"
 #include "log.h"
 #include "msg.h"
 #include "runner.h"
@@ -37,7 +38,6 @@
 #define CONTROL_SUB_LIMIT     (8u * 1024 * 1024)
 #define CONTROL_ID_MAX	      128
 #define CONTROL_MOUNT_POLL_MS 100
-#define CONTROL_DISK_PREFIX   "/dev/disk/by-id/virtio-"
 
 struct control_client {
 	LIST_ENTRY(control_client) entry;
@@ -1023,7 +1023,6 @@ control_mount_poll(evutil_socket_t fd, short what, void *arg)
 	struct control_call *k = arg;
 	struct timeval tv = {0, CONTROL_MOUNT_POLL_MS * 1000};
 	int64_t now = time_mono_ms();
-	struct stat sb;
 	struct status st;
 	json_t *res;
 
@@ -1035,7 +1034,7 @@ control_mount_poll(evutil_socket_t fd, short what, void *arg)
 	}
 	if (agent.local_vm) {
 		log_info_id(k->id, NULL, "mount skipped: local VM (serial %.*s, target %.*s)",
-		    LOG_STR_MAX, k->source + strlen(CONTROL_DISK_PREFIX), LOG_STR_MAX, k->target);
+		    LOG_STR_MAX, k->source + strlen(DISK_BYID_PREFIX), LOG_STR_MAX, k->target);
 		status_clear(&st);
 		res = json_pack("{s:b, s:s, s:s}", "mounted", 0, "source", "", "message",
 		    "mount skipped: local VM");
@@ -1043,7 +1042,7 @@ control_mount_poll(evutil_socket_t fd, short what, void *arg)
 		json_decref(res);
 		return;
 	}
-	if (stat(k->source, &sb) < 0) {
+	if (disk_resolve(&k->source) < 0) {
 		if (time_mono_ms() < k->deadline) {
 			evtimer_add(k->timer, &tv);
 			return;
@@ -1098,7 +1097,7 @@ control_mount(struct rpc_conn *conn, uint32_t sid, uint8_t flags, json_t *payloa
 	}
 	k = control_call_new(conn, sid, "MountDisk", container_find(id), NULL);
 	k->id = xstrdup(id);
-	xasprintf(&k->source, "%s%s", CONTROL_DISK_PREFIX, serial);
+	xasprintf(&k->source, "%s%s", DISK_BYID_PREFIX, serial);
 	k->target = xstrdup(target);
 	k->fstype = xstrdup(fstype);
 	k->data = data;

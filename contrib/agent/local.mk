@@ -8,6 +8,7 @@ contrib_agent_vmshim_agent_SOURCES = \
 	contrib/agent/stream.c \
 	contrib/agent/proc.c \
 	contrib/agent/stats.c \
+	contrib/agent/disk.c contrib/agent/disk.h \
 	contrib/agent/runner.c \
 	contrib/agent/runner-process.c \
 	contrib/agent/runner-oci.c

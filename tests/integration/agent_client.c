@@ -18,6 +18,7 @@
  *                             and their stdin, CloseStdin ends the init's terminal input
  *   overlap SOCK 0|1          MountDisk/CreateContainer spans; 1: the agent runs with
  *                             --test-bringup-overlap and must drop the connection
+ *   call SOCK METHOD JSON     one control call; prints "CODE PAYLOAD" (exit 0 either way)
  *
  * Regression scenarios (agent_regress.sh):
  *
@@ -1692,6 +1693,8 @@ main(int argc, char **argv)
 		rpc_client_free(c);
 		return 0;
 	}
+	if (strcmp(argv[1], "call") == 0 && argc > 4)
+		return cmd_call(argv[3], argv[4]);
 	if (strcmp(argv[1], "run") == 0)
 		return cmd_run(argc - 3, argv + 3);
 	if (strcmp(argv[1], "many") == 0 && argc > 3)
@@ -1718,8 +1721,6 @@ main(int argc, char **argv)
 		return cmd_closingsub();
 	if (strcmp(argv[1], "ptyeof") == 0)
 		return cmd_ptyeof();
-	if (strcmp(argv[1], "call") == 0 && argc > 4)
-		return cmd_call(argv[3], argv[4]);
 	fprintf(stderr, "agent_client: unknown command %s\n", argv[1]);
 	return 2;
 }
