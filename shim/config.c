@@ -70,8 +70,8 @@ config_defaults(struct shim_config *cfg)
 {
 	memset(cfg, 0, sizeof *cfg);
 	cfg->vm_vsock = xstrdup("");
-	cfg->agent_port = 1024;
-	cfg->stream_port = 1025;
+	cfg->agent_port = PROTOCOL_AGENT_PORT;
+	cfg->stream_port = PROTOCOL_STREAM_PORT;
 	cfg->vm_qmp = xstrdup("");
 	cfg->unplug_timeout_ms = 10000;
 	cfg->confidential = false;

@@ -160,7 +160,8 @@ guest_call(const char *method, json_t *payload, int timeout_ms, bool wait, json_
 	g = guest_get(wait_ms, st);
 	if (g == NULL)
 		return -1;
-	r = rpc_client_call(g->client, SHIM_AGENT_SERVICE, method, payload, timeout_ms, resp, st);
+	r = rpc_client_call(
+	    g->client, PROTOCOL_AGENT_SERVICE, method, payload, timeout_ms, resp, st);
 	guest_put(g);
 	if (r < 0)
 		status_wrap(st, "agent %s", method);
@@ -380,13 +381,13 @@ guest_subscribe_run(void *arg)
 	cleanup_json json_t *pong = NULL;
 	int timeout = (int)shim.cfg.connect_timeout_ms;
 
-	if (rpc_client_subscribe(j->g->client, SHIM_AGENT_SERVICE, "SubscribeEvents", req, timeout,
-		guest_on_event, NULL, &j->st) < 0) {
+	if (rpc_client_subscribe(j->g->client, PROTOCOL_AGENT_SERVICE, "SubscribeEvents", req,
+		timeout, guest_on_event, NULL, &j->st) < 0) {
 		status_wrap(&j->st, "SubscribeEvents");
 		return;
 	}
-	if (rpc_client_call(j->g->client, SHIM_AGENT_SERVICE, "Ping", req, timeout, &pong, &j->st) <
-	    0) {
+	if (rpc_client_call(
+		j->g->client, PROTOCOL_AGENT_SERVICE, "Ping", req, timeout, &pong, &j->st) < 0) {
 		status_wrap(&j->st, "Ping");
 		return;
 	}

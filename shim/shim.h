@@ -22,14 +22,11 @@
 
 #include "log.h"
 #include "msg.h"
+#include "protocol.h"
 #include "rpc.h"
 #include "status.h"
 #include "transport.h"
 #include "vm.h"
-
-#define SHIM_TASK_SERVICE   "containerd.task.v2.Task"
-#define SHIM_EVENTS_SERVICE "containerd.events.v1.Events"
-#define SHIM_AGENT_SERVICE  "vmshim.agent.v1.Agent"
 
 /* config.c */
 

@@ -44,36 +44,7 @@
 #include "shim.h"
 #include "util.h"
 
-#define TASK_ID_MAX	     256
 #define TASK_DISK_TARGET_FMT "/run/vmshim/%s/rootfs"
-
-/* Container and exec ids: 1..255 bytes of [A-Za-z0-9_.-], not starting with '.' or '-'. */
-static int
-task_check_id(const char *field, const char *id, bool allow_empty, struct status *st)
-{
-	size_t n = strlen(id);
-
-	if (n == 0) {
-		if (allow_empty)
-			return 0;
-		return status_set(st, ST_INVALID_ARGUMENT, "payload.%s: must not be empty", field);
-	}
-	if (n >= TASK_ID_MAX)
-		return status_set(st, ST_INVALID_ARGUMENT, "payload.%s: longer than %d bytes",
-		    field, TASK_ID_MAX - 1);
-	if (id[0] == '.' || id[0] == '-')
-		return status_set(
-		    st, ST_INVALID_ARGUMENT, "payload.%s: must not start with '.' or '-'", field);
-	for (size_t i = 0; i < n; i++) {
-		char ch = id[i];
-
-		if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
-			(ch >= '0' && ch <= '9') || ch == '_' || ch == '.' || ch == '-'))
-			return status_set(st, ST_INVALID_ARGUMENT,
-			    "payload.%s: invalid character 0x%02x", field, (unsigned char)ch);
-	}
-	return 0;
-}
 
 /* The stdio fields shared by Create and Exec. */
 struct task_stdio {
@@ -504,7 +475,7 @@ task_create(struct task_call *call)
 	size_t i;
 
 	if (msg_get_string(pl, "payload", "id", true, &id, &st) < 0 ||
-	    task_check_id("id", id, false, &st) < 0 ||
+	    protocol_check_id("id", id, false, &st) < 0 ||
 	    msg_get_string(pl, "payload", "bundle", true, &bundle, &st) < 0 ||
 	    msg_get_array(pl, "payload", "rootfs", false, &rootfs, &st) < 0 ||
 	    task_get_stdio(pl, &sio, &st) < 0)
@@ -616,7 +587,7 @@ task_exec(struct task_call *call)
 
 	if (msg_get_string(pl, "payload", "id", true, &id, &st) < 0 ||
 	    msg_get_string(pl, "payload", "exec_id", true, &exec_id, &st) < 0 ||
-	    task_check_id("exec_id", exec_id, false, &st) < 0 ||
+	    protocol_check_id("exec_id", exec_id, false, &st) < 0 ||
 	    task_get_stdio(pl, &sio, &st) < 0 ||
 	    msg_get_object(pl, "payload", "spec", true, &spec, &st) < 0 ||
 	    msg_get_array(spec, "payload.spec", "args", true, &args, &st) < 0)

@@ -140,8 +140,8 @@ main(int argc, char **argv)
 	sigset_t set;
 	int c, sigfd;
 
-	agent.control_port = 1024;
-	agent.stream_port = 1025;
+	agent.control_port = PROTOCOL_AGENT_PORT;
+	agent.stream_port = PROTOCOL_STREAM_PORT;
 	agent.drain_max_ms = AGENT_DRAIN_MAX_MS;
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, ":", opts, NULL)) != -1) {

@@ -93,14 +93,6 @@ static void stream_input(struct stream *s);
 static void stream_input_bulk(struct stream *s);
 static void stream_event_cb(struct bufferevent *bev, short what, void *arg);
 
-const char *
-stdio_kind_name(enum stdio_kind k)
-{
-	static const char *const names[] = {"stdin", "stdout", "stderr"};
-
-	return k >= 0 && k < STDIO_N ? names[k] : "?";
-}
-
 /* Free the stream once both its socket and its pipe are closed. */
 static void
 stream_free(struct stream *s)

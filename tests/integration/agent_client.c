@@ -56,11 +56,11 @@
 
 #include "frame.h"
 #include "msg.h"
+#include "protocol.h"
 #include "rpc.h"
 #include "transport.h"
 #include "util.h"
 
-#define SERVICE "vmshim.agent.v1.Agent"
 #define CALL_MS 30000
 
 static const char *sock_path;
@@ -201,8 +201,8 @@ cl_control(bool subscribe)
 
 	if (rpc_client_start_reader(c, &st) < 0)
 		die("reader: %s", st.msg);
-	if (subscribe && rpc_client_subscribe(c, SERVICE, "SubscribeEvents", NULL, CALL_MS,
-			     cl_on_event, NULL, &st) < 0)
+	if (subscribe && rpc_client_subscribe(c, PROTOCOL_AGENT_SERVICE, "SubscribeEvents", NULL,
+			     CALL_MS, cl_on_event, NULL, &st) < 0)
 		die("SubscribeEvents: %s", st.msg);
 	return c;
 }
@@ -214,7 +214,7 @@ cl_call(struct rpc_client *c, const char *method, json_t *payload)
 	json_t *resp = NULL;
 	struct status st;
 
-	if (rpc_client_call(c, SERVICE, method, payload, CALL_MS, &resp, &st) < 0)
+	if (rpc_client_call(c, PROTOCOL_AGENT_SERVICE, method, payload, CALL_MS, &resp, &st) < 0)
 		die("%s: %s: %s", method, status_code_name(st.code), st.msg);
 	json_decref(payload);
 	return resp;
@@ -227,7 +227,7 @@ cl_call_code(struct rpc_client *c, const char *method, json_t *payload, struct s
 	json_t *resp = NULL;
 	int r;
 
-	r = rpc_client_call(c, SERVICE, method, payload, CALL_MS, &resp, st);
+	r = rpc_client_call(c, PROTOCOL_AGENT_SERVICE, method, payload, CALL_MS, &resp, st);
 	json_decref(payload);
 	json_decref(resp);
 	return r < 0 ? st->code : 0;
@@ -758,7 +758,7 @@ cmd_handshake(void)
 	close(silent);
 
 	/* A Ping frame in the same write as the CONNECT line reaches the service intact. */
-	req = msg_request_encode(SERVICE, "Ping", NULL, 0, &rlen);
+	req = msg_request_encode(PROTOCOL_AGENT_SERVICE, "Ping", NULL, 0, &rlen);
 	frame = frame_encode(1, FRAME_TYPE_REQUEST, 0, req, rlen, &flen);
 	free(req);
 	fd = hs_raw();
@@ -1029,7 +1029,7 @@ hs_mount(struct rpc_client *c, const char *id, struct status *st)
 
 	req = json_pack("{s:s, s:s, s:s, s:s, s:[s]}", "id", id, "serial", id, "target",
 	    "/mnt/vmshim-test", "fstype", "ext4", "options", "ro");
-	r = rpc_client_call(c, SERVICE, "MountDisk", req, CALL_MS, &resp, st);
+	r = rpc_client_call(c, PROTOCOL_AGENT_SERVICE, "MountDisk", req, CALL_MS, &resp, st);
 	json_decref(req);
 	if (r < 0)
 		return -1;
@@ -1524,8 +1524,8 @@ cmd_closingsub(void)
 	/* A subscriber that never reads: its answers pile up in the agent. */
 	a = cl_dial(1024);
 	for (i = 0; i < 30000; i++) {
-		req =
-		    msg_request_encode(SERVICE, i == 0 ? "SubscribeEvents" : "Ping", NULL, 0, &len);
+		req = msg_request_encode(
+		    PROTOCOL_AGENT_SERVICE, i == 0 ? "SubscribeEvents" : "Ping", NULL, 0, &len);
 		frame = frame_encode((uint32_t)(2 * i + 1), FRAME_TYPE_REQUEST,
 		    i == 0 ? FRAME_FLAG_REMOTE_OPEN : 0, req, len, &flen);
 		if (total + flen > cap)
@@ -1573,8 +1573,8 @@ cmd_closingsub(void)
 	}
 	free(status);
 	/* Published while the only subscriber was closing: the next one gets it. */
-	if (rpc_client_subscribe(
-		c, SERVICE, "SubscribeEvents", NULL, CALL_MS, cl_on_event, NULL, &st) < 0)
+	if (rpc_client_subscribe(c, PROTOCOL_AGENT_SERVICE, "SubscribeEvents", NULL, CALL_MS,
+		cl_on_event, NULL, &st) < 0)
 		die("SubscribeEvents: %s", st.msg);
 	if (cl_wait_exit("ev1", "ev1", 3) != 137)
 		die("closingsub: exit status");

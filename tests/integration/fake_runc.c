@@ -57,6 +57,7 @@
 #include <unistd.h>
 
 #include "msg.h"
+#include "protocol.h"
 #include "rpc.h"
 #include "transport.h"
 #include "util.h"
@@ -439,7 +440,7 @@ fr_call(const char *sock, const char *method, const char *payload)
 		rpc_client_free(c);
 		return 1;
 	}
-	if (rpc_client_call(c, "vmshim.agent.v1.Agent", method, req, 60000, &resp, &st) < 0) {
+	if (rpc_client_call(c, PROTOCOL_AGENT_SERVICE, method, req, 60000, &resp, &st) < 0) {
 		printf("%s %s\n", status_code_name(st.code), st.msg);
 	} else {
 		s = json_dumps(resp, JSON_COMPACT);

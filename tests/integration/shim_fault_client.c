@@ -27,9 +27,8 @@
 
 #include "frame.h"
 #include "msg.h"
+#include "protocol.h"
 #include "util.h"
-
-#define TASK "containerd.task.v2.Task"
 
 static int
 fc_connect(const char *path)
@@ -53,7 +52,7 @@ fc_send(int fd, uint32_t sid, const char *method, const char *json)
 {
 	json_t *pl = json_loads(json, 0, NULL);
 	size_t len, flen;
-	char *body = msg_request_encode(TASK, method, pl, 0, &len);
+	char *body = msg_request_encode(PROTOCOL_TASK_SERVICE, method, pl, 0, &len);
 	uint8_t *frame = frame_encode(sid, FRAME_TYPE_REQUEST, 0, body, len, &flen);
 
 	if (write_all(fd, frame, flen) < 0)

@@ -36,11 +36,10 @@
 
 #include "frame.h"
 #include "msg.h"
+#include "protocol.h"
 #include "rpc.h"
 #include "transport.h"
 #include "util.h"
-
-#define TASK "containerd.task.v2.Task"
 
 static uint32_t next_id = 1;
 static int fails;
@@ -96,7 +95,7 @@ lc_send_request(int fd, const char *method, json_t *payload)
 	size_t len;
 
 	next_id += 2;
-	buf = msg_request_encode(TASK, method, payload, 0, &len);
+	buf = msg_request_encode(PROTOCOL_TASK_SERVICE, method, payload, 0, &len);
 	if (lc_send_frame(fd, sid, FRAME_TYPE_REQUEST, buf, len) < 0)
 		return 0;
 	return sid;
@@ -182,7 +181,7 @@ mode_handshake(const char *sock, int ms)
 		return 1;
 	}
 	write_all(halff, half, sizeof half);
-	req = msg_request_encode(TASK, "Connect", NULL, 0, &len);
+	req = msg_request_encode(PROTOCOL_TASK_SERVICE, "Connect", NULL, 0, &len);
 	lc_send_frame(even, 2, FRAME_TYPE_REQUEST, req, len);
 	code = lc_read_response(even, 2000, NULL);
 	check(code == ST_INVALID_ARGUMENT, "even stream id answered INVALID_ARGUMENT (%d)", code);
@@ -402,7 +401,7 @@ mode_agentcall(const char *sock, const char *method, const char *json)
 		rpc_client_free(c);
 		return 1;
 	}
-	if (rpc_client_call(c, "vmshim.agent.v1.Agent", method, pl, 5000, &resp, &st) < 0) {
+	if (rpc_client_call(c, PROTOCOL_AGENT_SERVICE, method, pl, 5000, &resp, &st) < 0) {
 		printf("%s %s\n", status_code_name(st.code), st.msg);
 	} else {
 		out = json_dumps(resp, JSON_COMPACT | JSON_SORT_KEYS);

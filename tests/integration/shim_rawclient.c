@@ -30,9 +30,8 @@
 
 #include "frame.h"
 #include "msg.h"
+#include "protocol.h"
 #include "util.h"
-
-#define TASK "containerd.task.v2.Task"
 
 static uint32_t next_id = 1;
 
@@ -147,7 +146,7 @@ rc_read_response(int fd, uint32_t sid, json_t **out, char *msgbuf, size_t msglen
 static int
 rc_call(int fd, const char *method, const char *json, json_t **out, char *msg, size_t len)
 {
-	uint32_t sid = rc_send_request(fd, TASK, method, json, 0);
+	uint32_t sid = rc_send_request(fd, PROTOCOL_TASK_SERVICE, method, json, 0);
 
 	return rc_read_response(fd, sid, out, msg, len);
 }
@@ -214,19 +213,21 @@ mode_badinput(const char *sock, size_t maxmsg)
 	rc_send_frame(fd, sid, FRAME_TYPE_REQUEST, 0, malformed, sizeof malformed - 1);
 	fails += rc_expect(fd, sid, 3, "malformed JSON");
 
-	sid = rc_send_request(fd, TASK, "NoSuchMethod", "{}", 0);
+	sid = rc_send_request(fd, PROTOCOL_TASK_SERVICE, "NoSuchMethod", "{}", 0);
 	fails += rc_expect(fd, sid, 12, "unknown method");
 	sid = rc_send_request(fd, "no.such.Service", "State", "{}", 0);
 	fails += rc_expect(fd, sid, 12, "unknown service");
-	sid = rc_send_request(fd, TASK, "Checkpoint", "{\"id\":\"c\"}", 0);
+	sid = rc_send_request(fd, PROTOCOL_TASK_SERVICE, "Checkpoint", "{\"id\":\"c\"}", 0);
 	fails += rc_expect(fd, sid, 12, "Checkpoint");
-	sid = rc_send_request(fd, TASK, "State", "{}", 0);
+	sid = rc_send_request(fd, PROTOCOL_TASK_SERVICE, "State", "{}", 0);
 	fails += rc_expect(fd, sid, 3, "missing field (State without id)");
-	sid = rc_send_request(fd, TASK, "State", "{\"id\":42}", 0);
+	sid = rc_send_request(fd, PROTOCOL_TASK_SERVICE, "State", "{\"id\":42}", 0);
 	fails += rc_expect(fd, sid, 3, "wrong type (id: 42)");
-	sid = rc_send_request(fd, TASK, "Create", "{\"id\":\"a/b\",\"bundle\":\"/x\"}", 0);
+	sid = rc_send_request(
+	    fd, PROTOCOL_TASK_SERVICE, "Create", "{\"id\":\"a/b\",\"bundle\":\"/x\"}", 0);
 	fails += rc_expect(fd, sid, 3, "bad id (a/b)");
-	sid = rc_send_request(fd, TASK, "Kill", "{\"id\":\"nope\",\"signal\":9}", 0);
+	sid =
+	    rc_send_request(fd, PROTOCOL_TASK_SERVICE, "Kill", "{\"id\":\"nope\",\"signal\":9}", 0);
 	fails += rc_expect(fd, sid, 5, "unknown container");
 
 	/* Oversized: max_message_bytes + 1 of payload, a JSON string that would be valid. */
@@ -244,7 +245,7 @@ mode_badinput(const char *sock, size_t maxmsg)
 	/* Even stream id: a client must use odd ids. */
 	{
 		size_t len;
-		char *req = msg_request_encode(TASK, "Connect", NULL, 0, &len);
+		char *req = msg_request_encode(PROTOCOL_TASK_SERVICE, "Connect", NULL, 0, &len);
 
 		rc_send_frame(fd, 2, FRAME_TYPE_REQUEST, 0, req, len);
 		free(req);
@@ -309,7 +310,7 @@ mode_noread(const char *sock, int n)
 	fd_set_nonblock(hog, true);
 	for (int i = 0; i < n; i++) {
 		size_t len, flen;
-		char *req = msg_request_encode(TASK, "Connect", NULL, 0, &len);
+		char *req = msg_request_encode(PROTOCOL_TASK_SERVICE, "Connect", NULL, 0, &len);
 		uint8_t *buf = frame_encode(next_id, FRAME_TYPE_REQUEST, 0, req, len, &flen);
 		ssize_t w = write(hog, buf, flen);
 
@@ -345,11 +346,11 @@ mode_waits(const char *sock, int n, const char *id)
 
 	snprintf(json, sizeof json, "{\"id\":\"%s\"}", id);
 	for (int i = 0; i < n; i++)
-		rc_send_request(fd, TASK, "Wait", json, 0);
+		rc_send_request(fd, PROTOCOL_TASK_SERVICE, "Wait", json, 0);
 	/* State keeps flowing on the same connection while the Waits are parked. */
 	for (int i = 0; i < 50; i++) {
 		t0 = time_mono_ms();
-		sid = rc_send_request(fd, TASK, "State", json, 0);
+		sid = rc_send_request(fd, PROTOCOL_TASK_SERVICE, "State", json, 0);
 		if (rc_read_response(fd, sid, NULL, NULL, 0) != 0) {
 			printf("FAIL State %d\n", i);
 			return 1;
@@ -361,7 +362,7 @@ mode_waits(const char *sock, int n, const char *id)
 	printf("%d States answered while %d Waits parked (slowest %lld ms)\n", states, n,
 	    (long long)worst);
 	snprintf(json, sizeof json, "{\"id\":\"%s\",\"signal\":9}", id);
-	sid = rc_send_request(fd, TASK, "Kill", json, 0);
+	sid = rc_send_request(fd, PROTOCOL_TASK_SERVICE, "Kill", json, 0);
 	while (got < n) {
 		p = rc_read_frame(fd, &h, 10000);
 		if (h.type == FRAME_TYPE_RESPONSE && h.stream_id >= first &&
@@ -387,8 +388,8 @@ static int
 mode_subscribe(const char *sock, int n)
 {
 	int fd = rc_connect(sock);
-	uint32_t sid = rc_send_request(
-	    fd, "containerd.events.v1.Events", "Subscribe", "{}", FRAME_FLAG_REMOTE_OPEN);
+	uint32_t sid =
+	    rc_send_request(fd, PROTOCOL_EVENTS_SERVICE, "Subscribe", "{}", FRAME_FLAG_REMOTE_OPEN);
 	struct frame_header h;
 	struct msg_event ev;
 	struct status st;

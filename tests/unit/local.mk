@@ -9,6 +9,7 @@ UNIT_TESTS = \
 	tests/unit/test_transport \
 	tests/unit/test_conn \
 	tests/unit/test_log \
+	tests/unit/test_protocol \
 	tests/unit/test_rpc
 check_PROGRAMS += $(UNIT_TESTS)
 TESTS += $(UNIT_TESTS)
@@ -33,6 +34,9 @@ tests_unit_test_conn_LDADD = $(UNIT_LDADD)
 tests_unit_test_log_SOURCES = tests/unit/test_log.c
 tests_unit_test_log_CFLAGS = $(UNIT_CFLAGS)
 tests_unit_test_log_LDADD = $(UNIT_LDADD)
+tests_unit_test_protocol_SOURCES = tests/unit/test_protocol.c
+tests_unit_test_protocol_CFLAGS = $(UNIT_CFLAGS)
+tests_unit_test_protocol_LDADD = $(UNIT_LDADD)
 tests_unit_test_rpc_SOURCES = tests/unit/test_rpc.c
 tests_unit_test_rpc_CFLAGS = $(UNIT_CFLAGS)
 tests_unit_test_rpc_LDADD = $(UNIT_LDADD)
