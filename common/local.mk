@@ -8,7 +8,6 @@ common_libcommon_a_SOURCES = \
 	common/protocol.c common/protocol.h \
 	common/msg.c common/msg.h \
 	common/transport.c common/transport.h \
-	common/conn.c common/conn.h \
 	common/rpc-server.c common/rpc-client.c common/rpc.h
 
 COMMON_LIBS = common/libcommon.a $(LIBEVENT_LIBS) $(JANSSON_LIBS)

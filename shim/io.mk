@@ -4,5 +4,5 @@ shim_io_files = shim/io.h shim/io-int.h shim/io-prepare.c shim/io-bridge.c
 check_PROGRAMS += tests/unit/test_io
 TESTS += tests/unit/test_io
 tests_unit_test_io_SOURCES = tests/unit/test_io.c $(shim_io_files)
-tests_unit_test_io_CFLAGS = $(AM_CFLAGS) $(CUNIT_CFLAGS) -I$(top_srcdir)/shim
-tests_unit_test_io_LDADD = $(COMMON_LIBS) $(CUNIT_LIBS)
+tests_unit_test_io_CFLAGS = $(UNIT_CFLAGS) -I$(top_srcdir)/shim
+tests_unit_test_io_LDADD = $(UNIT_LDADD)

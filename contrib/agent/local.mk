@@ -23,8 +23,8 @@ tests_integration_agent_client_LDADD = $(COMMON_LIBS)
 # A fake runc (and raw agent client) for the console-socket error paths: agent_console.sh.
 check_PROGRAMS += tests/integration/fake_runc
 tests_integration_fake_runc_SOURCES = tests/integration/fake_runc.c
-tests_integration_fake_runc_CFLAGS = $(AM_CFLAGS)
-tests_integration_fake_runc_LDADD = $(COMMON_LIBS)
+tests_integration_fake_runc_CFLAGS = $(AM_CFLAGS) $(TESTLIB_CFLAGS)
+tests_integration_fake_runc_LDADD = $(TESTLIB_LIBS) $(COMMON_LIBS)
 TESTS += \
 	tests/integration/agent_handshake.sh \
 	tests/integration/agent_process.sh \

@@ -17,5 +17,5 @@ tests_integration_fake_agent_SOURCES = tests/integration/fake_agent.c
 tests_integration_fake_agent_CFLAGS = $(AM_CFLAGS)
 tests_integration_fake_agent_LDADD = $(COMMON_LIBS)
 tests_integration_shim_fault_client_SOURCES = tests/integration/shim_fault_client.c
-tests_integration_shim_fault_client_CFLAGS = $(AM_CFLAGS)
-tests_integration_shim_fault_client_LDADD = $(COMMON_LIBS)
+tests_integration_shim_fault_client_CFLAGS = $(AM_CFLAGS) $(TESTLIB_CFLAGS)
+tests_integration_shim_fault_client_LDADD = $(TESTLIB_LIBS) $(COMMON_LIBS)

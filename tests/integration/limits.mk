@@ -9,8 +9,8 @@ TESTS += $(LIMITS_ITESTS) tests/unit/test_config
 EXTRA_DIST += $(LIMITS_ITESTS)
 check_PROGRAMS += tests/integration/shim_limits_client tests/unit/test_config
 tests_integration_shim_limits_client_SOURCES = tests/integration/shim_limits_client.c
-tests_integration_shim_limits_client_CFLAGS = $(AM_CFLAGS)
-tests_integration_shim_limits_client_LDADD = $(COMMON_LIBS)
+tests_integration_shim_limits_client_CFLAGS = $(AM_CFLAGS) $(TESTLIB_CFLAGS)
+tests_integration_shim_limits_client_LDADD = $(TESTLIB_LIBS) $(COMMON_LIBS)
 
 # CUnit test of shim/config.c alone (it needs only libcommon).
 tests_unit_test_config_SOURCES = tests/unit/test_config.c shim/config.c

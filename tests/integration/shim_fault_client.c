@@ -28,23 +28,8 @@
 #include "frame.h"
 #include "msg.h"
 #include "protocol.h"
+#include "testlib.h"
 #include "util.h"
-
-static int
-fc_connect(const char *path)
-{
-	struct sockaddr_un un = {.sun_family = AF_UNIX};
-	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-
-	if (fd < 0)
-		fatal("socket");
-	snprintf(un.sun_path, sizeof un.sun_path, "%s", path);
-	if (connect(fd, (struct sockaddr *)&un, sizeof un) < 0) {
-		printf("FAIL connect %s: %s\n", path, strerror(errno));
-		exit(1);
-	}
-	return fd;
-}
 
 /* Send one request frame on stream sid. */
 static void
@@ -99,7 +84,7 @@ fc_response(int fd, uint32_t sid)
 static int
 fc_abandon(const char *sock, const char *id, int n)
 {
-	int fd = fc_connect(sock);
+	int fd = testlib_connect_or_exit(sock);
 	char json[300];
 	uint32_t sid = 1;
 
@@ -141,7 +126,7 @@ fc_idle(const char *sock, int n, int calls, const char *id)
 	struct pollfd pfd;
 
 	for (int i = 0; i < n; i++) {
-		fds[i] = fc_connect(sock);
+		fds[i] = testlib_connect_or_exit(sock);
 		fc_send(fds[i], 1, "Connect", "{\"id\":\"x\"}");
 		if (fc_response(fds[i], 1) != 0) {
 			printf("FAIL idle connection %d: its Connect failed\n", i);
@@ -150,7 +135,7 @@ fc_idle(const char *sock, int n, int calls, const char *id)
 	}
 	printf("%d idle connections open\n", n);
 	snprintf(json, sizeof json, "{\"id\":\"%s\"}", id);
-	fd = fc_connect(sock);
+	fd = testlib_connect_or_exit(sock);
 	for (int i = 0; i < calls; i++, sid += 2) {
 		t0 = fc_now_us();
 		fc_send(fd, sid, "State", json);

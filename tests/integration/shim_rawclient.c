@@ -31,25 +31,10 @@
 #include "frame.h"
 #include "msg.h"
 #include "protocol.h"
+#include "testlib.h"
 #include "util.h"
 
 static uint32_t next_id = 1;
-
-static int
-rc_connect(const char *path)
-{
-	struct sockaddr_un un = {.sun_family = AF_UNIX};
-	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-
-	if (fd < 0)
-		fatal("socket");
-	snprintf(un.sun_path, sizeof un.sun_path, "%s", path);
-	if (connect(fd, (struct sockaddr *)&un, sizeof un) < 0) {
-		fprintf(stderr, "connect %s: %s\n", path, strerror(errno));
-		exit(1);
-	}
-	return fd;
-}
 
 static void
 rc_send_frame(int fd, uint32_t sid, uint8_t type, uint8_t flags, const void *p, size_t len)
@@ -154,7 +139,7 @@ rc_call(int fd, const char *method, const char *json, json_t **out, char *msg, s
 static int
 mode_call(const char *sock, const char *method, const char *json)
 {
-	int fd = rc_connect(sock);
+	int fd = testlib_connect_or_exit(sock);
 	char msg[600];
 	json_t *out = NULL;
 	char *s;
@@ -203,7 +188,7 @@ static int
 mode_badinput(const char *sock, size_t maxmsg)
 {
 	static const char malformed[] = "{\"service\":\"containerd.task.v2.Task\",\"method\":";
-	int fd = rc_connect(sock), fails = 0;
+	int fd = testlib_connect_or_exit(sock), fails = 0;
 	uint32_t sid;
 	char *big;
 	size_t n;
@@ -260,7 +245,7 @@ static int
 mode_cycles(const char *sock, int n)
 {
 	for (int i = 0; i < n; i++) {
-		int fd = rc_connect(sock);
+		int fd = testlib_connect_or_exit(sock);
 
 		if (rc_call(fd, "Connect", "{\"id\":\"x\"}", NULL, NULL, 0) != 0) {
 			printf("FAIL cycle %d\n", i);
@@ -281,12 +266,12 @@ mode_halfheader(const char *sock, int n)
 	int fd, code;
 
 	for (int i = 0; i < n; i++) {
-		fds[i] = rc_connect(sock);
+		fds[i] = testlib_connect_or_exit(sock);
 		if (write_all(fds[i], half, sizeof half) < 0)
 			fatal("write");
 	}
 	t0 = time_mono_ms();
-	fd = rc_connect(sock);
+	fd = testlib_connect_or_exit(sock);
 	code = rc_call(fd, "Connect", "{\"id\":\"x\"}", NULL, NULL, 0);
 	t1 = time_mono_ms();
 	printf("%s: with %d stalled half-header clients, a new client was answered (%s) in "
@@ -303,7 +288,7 @@ mode_halfheader(const char *sock, int n)
 static int
 mode_noread(const char *sock, int n)
 {
-	int hog = rc_connect(sock), fd, code;
+	int hog = testlib_connect_or_exit(sock), fd, code;
 	int64_t t0, t1;
 
 	/* Non-blocking: once the shim stops reading from us, stop writing instead of hanging. */
@@ -323,7 +308,7 @@ mode_noread(const char *sock, int n)
 		}
 	}
 	t0 = time_mono_ms();
-	fd = rc_connect(sock);
+	fd = testlib_connect_or_exit(sock);
 	code = rc_call(fd, "Connect", "{\"id\":\"x\"}", NULL, NULL, 0);
 	t1 = time_mono_ms();
 	printf("%s: beside a client that never reads, a new client was answered (%s) in %lld ms\n",
@@ -337,7 +322,7 @@ mode_noread(const char *sock, int n)
 static int
 mode_waits(const char *sock, int n, const char *id)
 {
-	int fd = rc_connect(sock), got = 0, states = 0;
+	int fd = testlib_connect_or_exit(sock), got = 0, states = 0;
 	char json[300];
 	uint32_t first = next_id, sid;
 	int64_t t0, worst = 0;
@@ -387,7 +372,7 @@ mode_waits(const char *sock, int n, const char *id)
 static int
 mode_subscribe(const char *sock, int n)
 {
-	int fd = rc_connect(sock);
+	int fd = testlib_connect_or_exit(sock);
 	uint32_t sid =
 	    rc_send_request(fd, PROTOCOL_EVENTS_SERVICE, "Subscribe", "{}", FRAME_FLAG_REMOTE_OPEN);
 	struct frame_header h;
