@@ -478,39 +478,53 @@ task_create(struct task_call *call)
 	    protocol_check_id("id", id, false, &st) < 0 ||
 	    msg_get_string(pl, "payload", "bundle", true, &bundle, &st) < 0 ||
 	    msg_get_array(pl, "payload", "rootfs", false, &rootfs, &st) < 0 ||
-	    task_get_stdio(pl, &sio, &st) < 0)
-		return task_call_finish_status(call, &st);
-	if (*bundle == '\0')
-		return task_call_finish(
+	    task_get_stdio(pl, &sio, &st) < 0) {
+		task_call_finish_status(call, &st);
+		return;
+	}
+	if (*bundle == '\0') {
+		task_call_finish(
 		    call, ST_INVALID_ARGUMENT, "payload.bundle: must not be empty", NULL);
-	if (shim.exit_when_empty)
-		return task_call_finish(call, ST_FAILED_PRECONDITION,
+		return;
+	}
+	if (shim.exit_when_empty) {
+		task_call_finish(call, ST_FAILED_PRECONDITION,
 		    "shutting down: Shutdown was called, no new container is accepted", NULL);
+		return;
+	}
 	json_array_foreach (rootfs, i, m) {
 		char where[64];
 		const char *s;
 		json_t *opts;
 
 		snprintf(where, sizeof where, "payload.rootfs[%zu]", i);
-		if (!json_is_object(m))
-			return task_call_finish(call, ST_INVALID_ARGUMENT,
+		if (!json_is_object(m)) {
+			task_call_finish(call, ST_INVALID_ARGUMENT,
 			    "payload.rootfs: expected an array of objects", NULL);
+			return;
+		}
 		if (msg_get_string(m, where, "type", true, &s, &st) < 0 ||
 		    msg_get_string(m, where, "source", false, &s, &st) < 0 ||
 		    msg_get_string(m, where, "target", false, &s, &st) < 0 ||
-		    msg_get_array(m, where, "options", false, &opts, &st) < 0)
-			return task_call_finish_status(call, &st);
+		    msg_get_array(m, where, "options", false, &opts, &st) < 0) {
+			task_call_finish_status(call, &st);
+			return;
+		}
 	}
-	if (task_disk_parse(rootfs, id, &disk, &st) < 0)
-		return task_call_finish_status(call, &st);
+	if (task_disk_parse(rootfs, id, &disk, &st) < 0) {
+		task_call_finish_status(call, &st);
+		return;
+	}
 	if (disk.source != NULL && shim.disks == NULL) {
 		task_disk_clear(&disk);
-		return task_call_finish(call, ST_FAILED_PRECONDITION,
+		task_call_finish(call, ST_FAILED_PRECONDITION,
 		    "vm.qmp is not configured: this VM takes no hot-added disks", NULL);
+		return;
 	}
 	if (task_find(id) != NULL) {
 		task_disk_clear(&disk);
-		return task_call_finish(call, ST_ALREADY_EXISTS, "container already exists", NULL);
+		task_call_finish(call, ST_ALREADY_EXISTS, "container already exists", NULL);
+		return;
 	}
 
 	ctr = task_add(id, bundle);
@@ -524,7 +538,7 @@ task_create(struct task_call *call)
 		b->call = NULL;
 		task_bringup_free(b);
 		task_container_remove(ctr);
-		return task_call_finish_status(call, &st);
+		task_call_finish_status(call, &st);
 	}
 }
 
@@ -590,22 +604,33 @@ task_exec(struct task_call *call)
 	    protocol_check_id("exec_id", exec_id, false, &st) < 0 ||
 	    task_get_stdio(pl, &sio, &st) < 0 ||
 	    msg_get_object(pl, "payload", "spec", true, &spec, &st) < 0 ||
-	    msg_get_array(spec, "payload.spec", "args", true, &args, &st) < 0)
-		return task_call_finish_status(call, &st);
-	if (json_array_size(args) == 0)
-		return task_call_finish(
+	    msg_get_array(spec, "payload.spec", "args", true, &args, &st) < 0) {
+		task_call_finish_status(call, &st);
+		return;
+	}
+	if (json_array_size(args) == 0) {
+		task_call_finish(
 		    call, ST_INVALID_ARGUMENT, "payload.spec.args: must not be empty", NULL);
-	if (shim.exit_when_empty)
-		return task_call_finish(call, ST_FAILED_PRECONDITION,
+		return;
+	}
+	if (shim.exit_when_empty) {
+		task_call_finish(call, ST_FAILED_PRECONDITION,
 		    "shutting down: Shutdown was called, no new process is accepted", NULL);
+		return;
+	}
 	ctr = task_find(id);
-	if (ctr == NULL || ctr->init == NULL || ctr->init->state == PROC_CREATING)
-		return task_call_finish(call, ST_NOT_FOUND, "container not found", NULL);
-	if (ctr->init->state != PROC_RUNNING)
-		return task_call_finish(
-		    call, ST_FAILED_PRECONDITION, "container is not running", NULL);
-	if (task_find_proc(ctr, exec_id) != NULL)
-		return task_call_finish(call, ST_ALREADY_EXISTS, "exec id already exists", NULL);
+	if (ctr == NULL || ctr->init == NULL || ctr->init->state == PROC_CREATING) {
+		task_call_finish(call, ST_NOT_FOUND, "container not found", NULL);
+		return;
+	}
+	if (ctr->init->state != PROC_RUNNING) {
+		task_call_finish(call, ST_FAILED_PRECONDITION, "container is not running", NULL);
+		return;
+	}
+	if (task_find_proc(ctr, exec_id) != NULL) {
+		task_call_finish(call, ST_ALREADY_EXISTS, "exec id already exists", NULL);
+		return;
+	}
 
 	task_proc_set_stdio(task_proc_new(ctr, exec_id), &sio);
 	b = task_bringup_new(call, id, exec_id, &sio);
@@ -614,7 +639,7 @@ task_exec(struct task_call *call)
 		b->call = NULL;
 		task_bringup_free(b);
 		task_proc_remove(task_find_proc(ctr, exec_id));
-		return task_call_finish_status(call, &st);
+		task_call_finish_status(call, &st);
 	}
 }
 
@@ -710,15 +735,18 @@ task_start(struct task_call *call)
 
 	if ((p = task_call_proc(call, &id, &exec_id)) == NULL)
 		return;
-	if (p->state != PROC_CREATED || p->starting)
-		return task_call_finish(call, ST_FAILED_PRECONDITION,
+	if (p->state != PROC_CREATED || p->starting) {
+		task_call_finish(call, ST_FAILED_PRECONDITION,
 		    p->starting ? "process is already starting" : "process was already started",
 		    NULL);
+		return;
+	}
 	j = task_simple_job_new(call, id, exec_id);
 	if (worker_submit(task_start_run, task_start_done, j, &st) < 0) {
 		j->call = NULL;
 		task_simple_job_free(j);
-		return task_call_finish_status(call, &st);
+		task_call_finish_status(call, &st);
+		return;
 	}
 	p->starting = true;
 }
@@ -842,18 +870,24 @@ task_delete(struct task_call *call)
 
 	if ((p = task_call_proc(call, &id, &exec_id)) == NULL)
 		return;
-	if (p->state == PROC_DELETING)
-		return task_call_finish(
+	if (p->state == PROC_DELETING) {
+		task_call_finish(
 		    call, ST_FAILED_PRECONDITION, "process is already being deleted", NULL);
-	if (p->starting || (p->state == PROC_RUNNING && !p->exit_seen))
-		return task_call_finish(call, ST_FAILED_PRECONDITION,
+		return;
+	}
+	if (p->starting || (p->state == PROC_RUNNING && !p->exit_seen)) {
+		task_call_finish(call, ST_FAILED_PRECONDITION,
 		    "process is running: kill it before deleting it", NULL);
+		return;
+	}
 	if (p == p->ctr->init)
 		for (struct task_proc *e = p->ctr->execs; e != NULL; e = e->next)
 			if ((e->state == PROC_RUNNING && !e->exit_seen) || e->starting ||
-			    e->state == PROC_CREATING || e->state == PROC_DELETING)
-				return task_call_finish(call, ST_FAILED_PRECONDITION,
+			    e->state == PROC_CREATING || e->state == PROC_DELETING) {
+				task_call_finish(call, ST_FAILED_PRECONDITION,
 				    "an exec of this container is still running or busy", NULL);
+				return;
+			}
 	task_delete_abandon_output(p);
 	if (p == p->ctr->init)
 		for (struct task_proc *e = p->ctr->execs; e != NULL; e = e->next)
@@ -874,7 +908,8 @@ task_delete(struct task_call *call)
 		task_delete_run, task_delete_done, j, &st) < 0) {
 		j->call = NULL;
 		task_simple_job_free(j);
-		return task_call_finish_status(call, &st);
+		task_call_finish_status(call, &st);
+		return;
 	}
 	p->state = PROC_DELETING;
 }

@@ -98,8 +98,10 @@ task_connect(struct task_call *call)
 	struct status st;
 	uint32_t task_pid = 0;
 
-	if (msg_get_string(call->req.payload, "payload", "id", false, &id, &st) < 0)
-		return task_call_finish_status(call, &st);
+	if (msg_get_string(call->req.payload, "payload", "id", false, &id, &st) < 0) {
+		task_call_finish_status(call, &st);
+		return;
+	}
 	ctr = task_find(id);
 	if (ctr != NULL && ctr->init != NULL)
 		task_pid = ctr->init->pid;
