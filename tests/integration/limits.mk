@@ -13,6 +13,6 @@ tests_integration_shim_limits_client_CFLAGS = $(AM_CFLAGS) $(TESTLIB_CFLAGS)
 tests_integration_shim_limits_client_LDADD = $(TESTLIB_LIBS) $(COMMON_LIBS)
 
 # CUnit test of shim/config.c alone (it needs only libcommon).
-tests_unit_test_config_SOURCES = tests/unit/test_config.c shim/config.c
+tests_unit_test_config_SOURCES = tests/unit/test_config.c
 tests_unit_test_config_CFLAGS = $(AM_CFLAGS) $(CUNIT_CFLAGS) -I$(top_srcdir)/shim
 tests_unit_test_config_LDADD = $(COMMON_LIBS) $(CUNIT_LIBS)
