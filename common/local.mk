@@ -11,3 +11,10 @@ common_libcommon_a_SOURCES = \
 	common/rpc-server.c common/rpc-client.c common/rpc.h
 
 COMMON_LIBS = common/libcommon.a $(LIBEVENT_LIBS) $(JANSSON_LIBS)
+
+# The daemons' seccomp self-confinement (docs/SECCOMP.md): a library of its own, because only
+# vmshim and vmshim-agent link libseccomp.
+noinst_LIBRARIES += common/libconfine.a
+common_libconfine_a_SOURCES = common/confine.c common/confine.h
+CONFINE_LIBS = common/libconfine.a $(SECCOMP_LIBS)
+EXTRA_DIST += docs/SECCOMP.md

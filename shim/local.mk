@@ -17,9 +17,9 @@ shim_vmshim_SOURCES = \
 	$(shim_io_files) \
 	$(shim_vm_files)
 shim_vmshim_CFLAGS = $(AM_CFLAGS)
-# common/seccomp.mk's SECCOMP_CONF_LIBS carries $(SECCOMP_LIBS) (SPEC 9 self-confinement).
+# CONFINE_LIBS (common/local.mk) carries libseccomp for the self-confinement.
 shim_vmshim_LDFLAGS = $(AM_LDFLAGS) $(LINKAGE_LDFLAGS)
-shim_vmshim_LDADD = $(SECCOMP_CONF_LIBS) $(COMMON_LIBS) $(SECCOMP_LIBS)
+shim_vmshim_LDADD = $(CONFINE_LIBS) $(COMMON_LIBS)
 
 # The same daemon linked dynamically, for valgrind.sh only: memcheck replaces malloc through
 # the dynamic loader, which a static vmshim does not use.

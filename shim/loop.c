@@ -37,7 +37,7 @@
 
 #include <event2/thread.h>
 
-#include "seccomp.h"
+#include "confine.h"
 #include "shim.h"
 #include "util.h"
 
@@ -281,13 +281,13 @@ loop_run(int listen_fd, int ready_fd, struct status *st)
 		goto out;
 	}
 	/* Every thread exists now: confine them all (TSYNC) before serving anyone. */
-	if (shim.cfg.seccomp && seccomp_confine(SECCOMP_PROFILE_SHIM, st) < 0) {
+	if (shim.cfg.seccomp && confine_apply(CONFINE_PROFILE_SHIM, st) < 0) {
 		r = -1;
 		goto out;
 	}
 	log_info("vmshim %s serving on %s (pid %ld, agent %s, %u workers, seccomp %s)",
 	    SHIM_VERSION, shim.socket_path, (long)shim.pid, shim.cfg.vm_vsock, shim.cfg.workers,
-	    seccomp_state());
+	    confine_state());
 	/* Start-up fully succeeded: only now may `start` print the address (main.c). */
 	if (ready_fd >= 0) {
 		if (write_all(ready_fd, "R", 1) < 0) {

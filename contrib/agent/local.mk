@@ -13,7 +13,7 @@ contrib_agent_vmshim_agent_SOURCES = \
 	contrib/agent/runner-oci.c
 contrib_agent_vmshim_agent_CFLAGS = $(AM_CFLAGS)
 contrib_agent_vmshim_agent_LDFLAGS = $(AM_LDFLAGS) $(LINKAGE_LDFLAGS)
-contrib_agent_vmshim_agent_LDADD = $(SECCOMP_CONF_LIBS) $(COMMON_LIBS)
+contrib_agent_vmshim_agent_LDADD = $(CONFINE_LIBS) $(COMMON_LIBS)
 
 # Integration tests: the real agent on a private runtime directory.
 check_PROGRAMS += tests/integration/agent_client

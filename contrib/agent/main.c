@@ -30,7 +30,7 @@
 #include <event2/thread.h>
 
 #include "agent.h"
-#include "seccomp.h"
+#include "confine.h"
 #include "log.h"
 #include "runner.h"
 #include "util.h"
@@ -257,13 +257,13 @@ main(int argc, char **argv)
 	 * Confine once the listeners exist. The agent's profile is a deny-list (docs/SECCOMP.md):
 	 * the filter is inherited by runc and every workload, which need execve, mount and more.
 	 */
-	if (confine && seccomp_confine(SECCOMP_PROFILE_AGENT, &st) < 0) {
+	if (confine && confine_apply(CONFINE_PROFILE_AGENT, &st) < 0) {
 		log_error("%s", st.msg);
 		fprintf(stderr, "vmshim-agent: %s\n", st.msg);
 		return 1;
 	}
 	log_info("vmshim-agent %s started (runner %s, pid %d, seccomp %s)", AGENT_VERSION,
-	    agent.runner->name, (int)getpid(), confine ? seccomp_state() : "off (--no-seccomp)");
+	    agent.runner->name, (int)getpid(), confine ? confine_state() : "off (--no-seccomp)");
 
 	event_base_dispatch(agent.base);
 

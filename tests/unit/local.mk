@@ -36,3 +36,12 @@ tests_unit_test_protocol_LDADD = $(UNIT_LDADD)
 tests_unit_test_rpc_SOURCES = tests/unit/test_rpc.c
 tests_unit_test_rpc_CFLAGS = $(UNIT_CFLAGS)
 tests_unit_test_rpc_LDADD = $(UNIT_LDADD)
+
+# Forks confined children and checks what the kernel refuses and what still works. The filter
+# must also let the TSan runtime work, so it runs under TSan too.
+check_PROGRAMS += tests/unit/test_confine
+TESTS += tests/unit/test_confine
+TSAN_TESTS += tests/unit/test_confine
+tests_unit_test_confine_SOURCES = tests/unit/test_confine.c
+tests_unit_test_confine_CFLAGS = $(UNIT_CFLAGS)
+tests_unit_test_confine_LDADD = $(CONFINE_LIBS) $(UNIT_LDADD)
