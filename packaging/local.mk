@@ -61,13 +61,6 @@ uninstall-hook:
 	echo " rm -f '$(DESTDIR)$(bindir)/$$link' '$(DESTDIR)$(man8dir)/$$link.8'"; \
 	rm -f "$(DESTDIR)$(bindir)/$$link" "$(DESTDIR)$(man8dir)/$$link.8"
 
-# Only the unit tests: what the packages run at build time (the integration tests drive real
-# processes and may need root or runc, which a package build does not have).
-check-unit:
-	@tests=`for t in $(TESTS); do case $$t in tests/unit/*) printf '%s ' $$t;; esac; done`; \
-	echo "check-unit: $$tests"; \
-	$(MAKE) $(AM_MAKEFLAGS) check TESTS="$$tests"
-.PHONY: check-unit
 
 EXTRA_DIST += \
 	LICENSE \

@@ -15,10 +15,3 @@ tests_integration_qmp_cmd_LDADD = $(COMMON_LIBS)
 tests_integration_qmp_proxy_SOURCES = tests/integration/qmp_proxy.c
 tests_integration_qmp_proxy_CFLAGS = $(AM_CFLAGS)
 tests_integration_qmp_proxy_LDADD = $(COMMON_LIBS)
-# The worker pool's bring-up limit (shim/worker.c), which keeps one worker free.
-check_PROGRAMS += tests/unit/test_worker
-TESTS += tests/unit/test_worker
-TSAN_TESTS += tests/unit/test_worker
-tests_unit_test_worker_SOURCES = tests/unit/test_worker.c shim/worker.c
-tests_unit_test_worker_CFLAGS = $(AM_CFLAGS) $(CUNIT_CFLAGS) -I$(top_srcdir)/shim
-tests_unit_test_worker_LDADD = $(COMMON_LIBS) $(CUNIT_LIBS)

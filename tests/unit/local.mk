@@ -45,3 +45,35 @@ TSAN_TESTS += tests/unit/test_confine
 tests_unit_test_confine_SOURCES = tests/unit/test_confine.c
 tests_unit_test_confine_CFLAGS = $(UNIT_CFLAGS)
 tests_unit_test_confine_LDADD = $(CONFINE_LIBS) $(UNIT_LDADD)
+
+# Modules of the shim, tested alone: the stdio data plane, the VM (QMP, hot-add, bring-up
+# lock), the worker pool's bring-up limit, and the configuration (test_config.c includes
+# shim/config.c itself, to reach its key table).
+UNIT_SHIM_TESTS = \
+	tests/unit/test_io \
+	tests/unit/test_vm \
+	tests/unit/test_worker \
+	tests/unit/test_config
+check_PROGRAMS += $(UNIT_SHIM_TESTS)
+TESTS += $(UNIT_SHIM_TESTS)
+TSAN_TESTS += tests/unit/test_vm tests/unit/test_worker
+tests_unit_test_io_SOURCES = tests/unit/test_io.c $(shim_io_files)
+tests_unit_test_io_CFLAGS = $(UNIT_CFLAGS) -I$(top_srcdir)/shim
+tests_unit_test_io_LDADD = $(UNIT_LDADD)
+tests_unit_test_vm_SOURCES = tests/unit/test_vm.c $(shim_vm_files)
+tests_unit_test_vm_CFLAGS = $(UNIT_CFLAGS) -I$(top_srcdir)/shim
+tests_unit_test_vm_LDADD = $(UNIT_LDADD)
+tests_unit_test_worker_SOURCES = tests/unit/test_worker.c shim/worker.c
+tests_unit_test_worker_CFLAGS = $(UNIT_CFLAGS) -I$(top_srcdir)/shim
+tests_unit_test_worker_LDADD = $(UNIT_LDADD)
+tests_unit_test_config_SOURCES = tests/unit/test_config.c
+tests_unit_test_config_CFLAGS = $(UNIT_CFLAGS) -I$(top_srcdir)/shim
+tests_unit_test_config_LDADD = $(UNIT_LDADD)
+
+# Only the unit tests: what the packages run at build time (the integration tests drive real
+# processes and may need root or runc, which a package build does not have).
+check-unit:
+	@tests=`for t in $(TESTS); do case $$t in tests/unit/*) printf '%s ' $$t;; esac; done`; \
+	echo "check-unit: $$tests"; \
+	$(MAKE) $(AM_MAKEFLAGS) check TESTS="$$tests"
+.PHONY: check-unit
