@@ -32,7 +32,7 @@
 /*
  * After the reap, output may keep flowing (a descendant writing to the inherited pipe) for at
  * most this long, not counting time the shim's reader holds the stream paused; then the pipes
- * are detached so the exit is published (--test-drain-max-ms shortens it for tests).
+ * are detached so the exit is published (VMSHIM_TEST_DRAIN_MAX_MS shortens it for tests).
  */
 #define AGENT_DRAIN_MAX_MS   30000
 #define AGENT_HALF_CLOSED_MS 30000
@@ -48,7 +48,7 @@ struct agent {
 	const char *state_dir; /* runner scratch files (pid files, runc root) */
 	bool local_vm;	       /* --listen-uds: the embedded local VM */
 	bool test_bringup_overlap;
-	int drain_max_ms; /* AGENT_DRAIN_MAX_MS, or --test-drain-max-ms */
+	int drain_max_ms; /* AGENT_DRAIN_MAX_MS, or VMSHIM_TEST_DRAIN_MAX_MS */
 	bool shutting_down;
 	uint32_t control_port;
 	uint32_t stream_port;

@@ -10,7 +10,7 @@
  * container and the process) to the runner, whose callback answers and frees it. A parked
  * StartProcess (waiting for its streams) keeps a connection reference in the struct proc.
  *
- * The bring-up overlap switch (--test-bringup-overlap) tracks, per container, the span from
+ * The bring-up overlap switch (VMSHIM_TEST_BRINGUP_OVERLAP=1) tracks, per container, the span from
  * MountDisk (or CreateContainer) to the end of CreateContainer; a span opening while another is
  * open is logged and drops every control connection, loudly, so a test sees it.
  */

@@ -43,7 +43,7 @@ main_usage(FILE *f)
 	fprintf(f,
 	    "usage: vmshim-agent (--vsock-port N | --listen-uds PATH) [--stream-port N]\n"
 	    "                    [--runtime PATH] [--state-dir DIR] [--log FILE] [--debug]\n"
-	    "                    [--no-seccomp] [--test-bringup-overlap] [--version] [--help]\n"
+	    "                    [--no-seccomp] [--version] [--help]\n"
 	    "\n"
 	    "  --vsock-port N      listen on AF_VSOCK: control port N (default 1024) and the\n"
 	    "                      stream port\n"
@@ -57,11 +57,7 @@ main_usage(FILE *f)
 	    "                      PATH.state with --listen-uds)\n"
 	    "  --log FILE          log JSON lines to FILE (default stderr)\n"
 	    "  --debug             log at debug level\n"
-	    "  --no-seccomp        do not load the agent's seccomp filter (docs/SECCOMP.md)\n"
-	    "  --test-bringup-overlap  drop every control connection when two container\n"
-	    "                      bring-ups overlap (test switch)\n"
-	    "  --test-drain-max-ms N  output drain limit after an exit (default 30000; test\n"
-	    "                      switch)\n");
+	    "  --no-seccomp        do not load the agent's seccomp filter (docs/SECCOMP.md)\n");
 }
 
 static void __attribute__((noreturn, format(printf, 1, 2))) main_bad_usage(const char *fmt, ...)
@@ -112,6 +108,34 @@ main_std_fds(void)
 		close(fd);
 }
 
+/*
+ * Test-only knobs, which for vmshim and vmshim-agent alike are VMSHIM_TEST_* environment
+ * variables (docs/RELIABILITY.md, "Test-only knobs"), each logged when in effect:
+ * VMSHIM_TEST_BRINGUP_OVERLAP=1 drops every control connection when two container bring-ups
+ * overlap (control.c); VMSHIM_TEST_DRAIN_MAX_MS shortens AGENT_DRAIN_MAX_MS.
+ */
+static void
+main_test_knobs(void)
+{
+	const char *v = getenv("VMSHIM_TEST_BRINGUP_OVERLAP");
+	uint32_t ms;
+
+	if (v != NULL && strcmp(v, "1") == 0) {
+		agent.test_bringup_overlap = true;
+		log_warn("VMSHIM_TEST_BRINGUP_OVERLAP: control connections dropped when bring-ups "
+			 "overlap (test knob)");
+	}
+	v = getenv("VMSHIM_TEST_DRAIN_MAX_MS");
+	if (v == NULL)
+		return;
+	if (parse_u32(v, &ms) < 0 || ms == 0 || ms > INT32_MAX) {
+		log_warn("ignoring VMSHIM_TEST_DRAIN_MAX_MS=%s: not a positive integer", v);
+		return;
+	}
+	agent.drain_max_ms = (int)ms;
+	log_warn("VMSHIM_TEST_DRAIN_MAX_MS: output drain limit %u ms (test knob)", ms);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -124,15 +148,12 @@ main(int argc, char **argv)
 	    {"state-dir", required_argument, NULL, 'S'},
 	    {"log", required_argument, NULL, 'l'},
 	    {"debug", no_argument, NULL, 'd'},
-	    {"test-bringup-overlap", no_argument, NULL, 'O'},
-	    {"test-drain-max-ms", required_argument, NULL, 'D'},
 	    {"no-seccomp", no_argument, NULL, 'N'},
 	    {"version", no_argument, NULL, 'V'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
 	const char *uds = NULL, *logfile = NULL;
-	uint32_t ms;
 	cleanup_free char *state_dir = NULL;
 	bool vsock = false, debug = false, confine = true;
 	struct event *sigev;
@@ -170,15 +191,6 @@ main(int argc, char **argv)
 			break;
 		case 'd':
 			debug = true;
-			break;
-		case 'O':
-			agent.test_bringup_overlap = true;
-			break;
-		case 'D':
-			if (parse_u32(optarg, &ms) < 0 || ms == 0 || ms > INT32_MAX)
-				main_bad_usage("--test-drain-max-ms: expected milliseconds (1..%d)",
-				    INT32_MAX);
-			agent.drain_max_ms = (int)ms;
 			break;
 		case 'N':
 			confine = false;
@@ -219,6 +231,7 @@ main(int argc, char **argv)
 		return 1;
 	}
 	log_set_level(debug ? LOG_DEBUG : LOG_INFO);
+	main_test_knobs();
 
 	/* Before any thread exists, so every thread inherits the mask. */
 	sigemptyset(&set);

@@ -17,7 +17,7 @@
  *   ociterm SOCK BUNDLE       runc bundle with terminals: init and exec see the ResizePty size
  *                             and their stdin, CloseStdin ends the init's terminal input
  *   overlap SOCK 0|1          MountDisk/CreateContainer spans; 1: the agent runs with
- *                             --test-bringup-overlap and must drop the connection
+ *                             VMSHIM_TEST_BRINGUP_OVERLAP=1 and must drop the connection
  *
  * Regression scenarios (agent_regress.sh):
  *
@@ -30,7 +30,7 @@
  *                             runtime error message taken from that command's own log
  *   closingsub SOCK           an event published while the only subscriber's connection is
  *                             closing is kept for the next subscriber (needs
- *                             --test-bringup-overlap to close connections)
+ *                             VMSHIM_TEST_BRINGUP_OVERLAP=1 to close connections)
  *   ptyeof SOCK               a terminal's stdin ends (CloseStdin, stdin EOF) reach `cat`
  *   usercheck SOCK U:G[:GS] CODE  CreateContainer with that process.user answers CODE
  *

@@ -3,7 +3,7 @@
 #
 # Eight concurrent Creates with a block rootfs each (eight root ports, 9 workers so all eight
 # can be in flight: bring-up jobs take at most workers - 1), three ways:
-#   A. vm.confidential, agent --test-bringup-overlap: all succeed, no overlap, at most one
+#   A. vm.confidential, agent with VMSHIM_TEST_BRINGUP_OVERLAP=1: all succeed, no overlap, at most one
 #      bring-up at a time in the shim's log;
 #   B. not confidential, the switch on: the agent detects the overlap (the test can fail);
 #   C. not confidential, no switch: all succeed and the bring-ups overlap (max printed, > 1).
@@ -66,7 +66,7 @@ wave() {
 	fi
 }
 
-wave A true gather --test-bringup-overlap
+VMSHIM_TEST_BRINGUP_OVERLAP=1 wave A true gather
 echo "     A (confidential, overlap switch): $OKS/8 Creates OK in $WAVE_MS ms, max concurrent bring-ups $MAXC"
 [ "$OKS" = 8 ] && pass "A: all 8 Creates succeeded" || fail "A: $(cat "$T"/create.A.*)"
 grep -q 'bring-up overlap detected' "$T/agent.A.log" && fail "A: the agent saw an overlap" ||
@@ -78,7 +78,7 @@ grep -q 'agent link lost' "$T/shim.A.log" && fail "A: the agent dropped the conn
 	pass "A: the lock wait was logged for each Create ($(grep -o 'after waiting [0-9]* ms' "$T/shim.A.log" | cut -d' ' -f3 | tr '\n' ' ')ms)" ||
 	fail "A: lock wait lines: $(grep -c 'bring-up lock taken' "$T/shim.A.log")"
 
-wave B false gather --test-bringup-overlap
+VMSHIM_TEST_BRINGUP_OVERLAP=1 wave B false gather
 echo "     B (not confidential, overlap switch): $OKS/8 Creates OK, max concurrent bring-ups $MAXC"
 grep -q 'bring-up overlap detected' "$T/agent.B.log" &&
 	pass "B: without the lock the agent detected the overlap: $(grep -o 'bring-up overlap detected: [^:]*' "$T/agent.B.log" | head -1)" ||

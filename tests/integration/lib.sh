@@ -90,7 +90,7 @@ wait_path() {
 
 start_agent() {
 	rm -f "$T/vm.sock"
-	# AGENT_OPTS: extra vmshim-agent options (test switches).
+	# AGENT_OPTS: extra vmshim-agent options.
 	"$AGENT" --listen-uds "$T/vm.sock" ${AGENT_OPTS:-} >>"$T/agent.log" 2>&1 &
 	AGENT_PID=$!
 	PIDS="$PIDS $AGENT_PID"
