@@ -1,5 +1,6 @@
 /*
- * frame.c: the ttrpc framing (SPEC 4) and the stream framing (SPEC 7) as byte-level codecs.
+ * frame.c: the ttrpc framing (docs/CONTRACT.md 4) and the stream framing (docs/PROTOCOL.md 3)
+ * as byte-level codecs.
  *
  * Owns nothing beyond what a decoder holds: a frame_decoder owns the partial payload of the
  * frame it is assembling (released by frame_decoder_free) and hands each whole payload to the

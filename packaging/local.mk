@@ -3,7 +3,7 @@
 #   $(bindir)   vmshim, vmshimctl, containerd-shim-vmshim-v2 -> vmshim (containerd looks up
 #               runtime io.containerd.vmshim.v2 by that binary name)
 #   $(sbindir)  vmshim-agent (a system daemon of the guest: see docs/INSTALL.md)
-#   $(sysconfdir)/vmshim/config.json          every key at its default (SPEC 3)
+#   $(sysconfdir)/vmshim/config.json          every key at its default (docs/CONTRACT.md 3)
 #   $(docdir)/examples/local-vm.json          a config for the embedded local VM
 #   $(datadir)/bash-completion/completions/vmshimctl
 #   $(systemdsystemunitdir)/vmshim-agent.service   for guest images

@@ -1,5 +1,5 @@
 /*
- * config.c: the daemon's configuration (SPEC 3).
+ * config.c: the daemon's configuration (docs/CONTRACT.md 3).
  *
  * One table lists every key with its dotted name, type and place in struct shim_config, so
  * the JSON file and the io.vmshim.* annotations of the bundle go through the same checks:
@@ -72,7 +72,7 @@ config_free_strlist(char **list, size_t n)
 	free(list);
 }
 
-/* The defaults of SPEC 3. */
+/* The defaults (docs/CONTRACT.md 3). */
 void
 config_defaults(struct shim_config *cfg)
 {

@@ -1,8 +1,9 @@
 /*
- * guest.c: the link to the guest agent's control port (SPEC 6, 7, docs/PROTOCOL.md).
+ * guest.c: the link to the guest agent's control port (docs/PROTOCOL.md).
  *
  * A struct guest is one connection to the agent: an rpc_client plus the loop's read event on
- * its fd. It is reference counted (seed 002): the loop holds one reference while its read
+ * its fd. It is reference counted (so no thread can use a
+ * descriptor another has closed, or a reused number): the loop holds one reference while its read
  * event exists, the published "current link" holds one, and every worker call holds one
  * between guest_get() and guest_put(). The last reference frees the rpc_client, which closes
  * the fd, so no descriptor is ever closed under a worker that is still writing to it.

@@ -6,7 +6,7 @@
  * events.c all shim state. The accept thread hands it descriptors (accept.c); workers hand
  * it completions (worker.c). A connection that has not sent one complete frame within
  * handshake_timeout_ms is closed, so idle or half-frame clients cost a descriptor for a
- * bounded time and never anyone's latency (seed 004, SPEC 5.4). Any complete frame makes a
+ * bounded time and never anyone's latency (docs/CONTRACT.md 5.4). Any complete frame makes a
  * client active, even one the RPC layer rejects (bad JSON, an even stream id, an oversized
  * payload): it got an answer and may send the next; the timer reads the conn's frame count
  * when it fires, so the request path pays nothing. When a connection closes, the Waits it

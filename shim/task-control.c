@@ -260,7 +260,8 @@ task_wait(struct task_call *call)
 			"{s:i, s:s}", "exit_status", p->exit_status, "exited_at", p->exited_at));
 		return;
 	}
-	/* Nobody could report the exit: answer now rather than park forever (SPEC 5.6). */
+	/* Nobody could report the exit: answer now rather than park forever (docs/CONTRACT.md 5.6).
+	 */
 	if (!p->exit_seen && !guest_connected()) {
 		task_call_finish(call, ST_UNAVAILABLE,
 		    "guest agent is not connected: the exit cannot be observed", NULL);

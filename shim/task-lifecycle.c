@@ -15,7 +15,7 @@
  *
  * A container's bring-up (task_create_run) is a bring-up job (worker_submit_bringup: at most
  * workers - 1 of them run at once) and runs between vm_bringup_begin and vm_bringup_end, which
- * hold the per-VM lock when vm.confidential is set (SPEC 5.3 and 8, seed 003): the block
+ * hold the per-VM lock when vm.confidential is set (docs/CONTRACT.md 5.3): the block
  * rootfs, if any (vm_disk_attach, then the agent's MountDisk: task_bringup_disks), the agent's
  * CreateContainer, the stream attach. Any failure after the hot-add undoes it before the lock
  * is released (UnmountDisk if mounted, vm_disk_detach), so a failed Create leaves nothing
@@ -77,7 +77,8 @@ task_proc_set_stdio(struct task_proc *p, const struct task_stdio *s)
 	p->stderr_path = xstrdup(s->err);
 }
 
-/* A container's block rootfs (SPEC 8), parsed from its rootfs[] entry on the loop thread. */
+/* A container's block rootfs (docs/CONTRACT.md 4, Create), parsed from its rootfs[] entry on the
+ * loop thread. */
 struct task_disk {
 	char *source; /* NULL: the container has no block rootfs */
 	char *target;

@@ -2,7 +2,7 @@
  * task-query.c: State, Pids, Stats and Connect.
  *
  * State and Connect are answered on the loop thread from the shim's own table, so they keep
- * working while the agent is down (SPEC 5.6); Pids and Stats ask the agent through
+ * working while the agent is down (docs/CONTRACT.md 5.6); Pids and Stats ask the agent through
  * task_forward() and reshape its answer on the loop thread.
  */
 #include "config.h"

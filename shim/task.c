@@ -11,8 +11,8 @@
  * thread and touched nowhere else: worker jobs carry copies of what they need and look the
  * process up again by id when they complete, because it may have been deleted meanwhile.
  * A process's exit is published (/tasks/exit, Wait answers) only when the agent has reported
- * it AND its stdout/stderr have been fully written to the host (SPEC 5.1), and never before
- * its /tasks/start event.
+ * it AND its stdout/stderr have been fully written to the host (docs/CONTRACT.md 5.1), and never
+ * before its /tasks/start event.
  */
 #include "config.h"
 

@@ -11,7 +11,7 @@
 #include "rpc.h"
 #include "status.h"
 
-/* Exit statuses (SPEC 2). */
+/* Exit statuses (docs/CONTRACT.md 2). */
 #define CTL_EXIT_OK    0
 #define CTL_EXIT_FAIL  1
 #define CTL_EXIT_USAGE 2

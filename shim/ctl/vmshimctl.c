@@ -1,5 +1,6 @@
 /*
- * vmshimctl.c: the command-line client of vmshim's control API (SPEC 4), for people and scripts.
+ * vmshimctl.c: the command-line client of vmshim's control API (docs/CONTRACT.md 4), for people and
+ * scripts.
  *
  * main() parses the global options, takes the address (-a, else $VMSHIM_ADDRESS) and
  * runs one command from ctl_commands[]: each checks its arguments first (so a usage error

@@ -1,5 +1,6 @@
 #!/bin/sh
-# agent_handshake.sh: the hybrid-vsock handshake of vmshim-agent --listen-uds (seed 004), and
+# agent_handshake.sh: the hybrid-vsock handshake of vmshim-agent --listen-uds (a client that never completes the
+# handshake must not hold up others), and
 # its command line, and the local VM's MountDisk with the bring-up overlap switch.
 . "$(dirname "$0")/agent_lib.sh"
 

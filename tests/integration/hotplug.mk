@@ -1,5 +1,5 @@
 # tests/integration/hotplug: block rootfs hot-add through a real QEMU (qemu-system-x86_64,
-# skipped with 77 when it is not installed) and the per-VM bring-up lock (SPEC 5.3, 8).
+# skipped with 77 when it is not installed) and the per-VM bring-up lock (docs/CONTRACT.md 5.3).
 # qmp_cmd runs one QMP command (the tests' "guest" monitor); qmp_proxy sits between the shim
 # and QEMU to kill QEMU at a chosen command or slow a command down.
 HOTPLUG_ITESTS = \

@@ -1,5 +1,6 @@
 #!/bin/bash
-# hotplug_bringup.sh: the per-VM bring-up lock (SPEC 5.3, 8; seed 003) on a real QEMU.
+# hotplug_bringup.sh: the per-VM bring-up lock (docs/CONTRACT.md 5.3: concurrent bring-ups crash
+# confidential guests) on a real QEMU.
 #
 # Eight concurrent Creates with a block rootfs each (eight root ports, 9 workers so all eight
 # can be in flight: bring-up jobs take at most workers - 1), three ways:

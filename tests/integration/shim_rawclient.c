@@ -6,7 +6,7 @@
  * and exits 0 when everything was as expected, 1 otherwise (printing why). Modes:
  *
  *   call SOCK METHOD JSON            one Task call; prints "CODE PAYLOAD" (code as a name)
- *   badinput SOCK MAXMSG             SPEC 5.5's bad-input table on one connection, each case
+ *   badinput SOCK MAXMSG             docs/CONTRACT.md 5.5's bad input on one connection, each case
  *                                    followed by a Connect that must still succeed
  *   cycles SOCK N                    N x (connect, Connect call, disconnect)
  *   halfheader SOCK N                N connections that send 5 header bytes and stall, then a

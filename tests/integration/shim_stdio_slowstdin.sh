@@ -1,6 +1,6 @@
 #!/bin/bash
 # shim_stdio_slowstdin.sh: stdin that the process reads late is still delivered whole after
-# the runtime's EOF (SPEC 5.2: half-close is not close). The runtime writes 300,000 bytes to
+# the runtime's EOF (docs/CONTRACT.md 5.2: half-close is not close). The runtime writes 300,000 bytes to
 # the stdin FIFO and closes it; the process sleeps 3 s (3x the half-closed timeout, shortened
 # to 1 s with VMSHIM_TEST_HALF_CLOSED_TIMEOUT_MS) before it reads. The agent echoes the shim's
 # stdin EOF only once every byte went into the process, so until then the stream is waiting

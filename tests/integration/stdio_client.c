@@ -354,7 +354,8 @@ run_one(struct rpc_client *c, const char *id, unsigned i, uint64_t size, const c
 			fatal("poll");
 		if (pfd[0].revents != 0)
 			waited = true;
-		/* After Wait: whatever the FIFO holds now is all there may be (SPEC 5.1). */
+		/* After Wait: whatever the FIFO holds now is all there may be
+		 * (docs/CONTRACT.md 5.1). */
 		reader_drain(&ro);
 		if (re.fd >= 0)
 			reader_drain(&re);

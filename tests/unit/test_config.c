@@ -1,5 +1,5 @@
 /*
- * test_config.c: the daemon's configuration (shim/config.c, SPEC 3).
+ * test_config.c: the daemon's configuration (shim/config.c, docs/CONTRACT.md 3).
  *
  * The defaults; every key set from a file in a private mkdtemp directory; unknown keys at the
  * top level and inside "vm"; wrong types; values out of range; the vm.vsock forms (uds:PATH,
