@@ -164,6 +164,8 @@ loop_on_close(struct rpc_conn *c, void *arg)
 	if (lc->next != NULL)
 		lc->next->prev = lc->prev;
 	lp.nclients--;
+	/* Its fd is already closed: tests wait for this line before counting descriptors. */
+	log_debug("connection closed (%u open)", lp.nclients);
 	event_free(lc->handshake);
 	free(lc);
 	accept_conn_closed();

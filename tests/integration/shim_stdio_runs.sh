@@ -40,6 +40,7 @@ else
 	fail "$RUNS x 1 MiB: $(printf '%s' "$out" | tail -8 | tr '\n' ';')"
 fi
 
+wait_clients_closed
 shim_idle=$(open_fds "$SHIM_PID")
 agent_idle=$(open_fds "$AGENT_PID")
 if out=$("$CLIENT" runs "$T/shim.sock" ctr "$CYCLES" 4096 "$T/fifos" "$CLIENT" full 2>&1); then
