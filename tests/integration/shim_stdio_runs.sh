@@ -2,7 +2,8 @@
 # shim_stdio_runs.sh: many short-lived processes through the real vmshim + vmshim-agent.
 #  - 500 exec lifecycles of a process that writes 1 MiB and exits at once: right after each
 #    Wait returns, a non-blocking read of the stdout FIFO (the shim still holding its end) must
-#    complete all 1 MiB, byte-exact (docs/CONTRACT.md 5.1: bytes reach the FIFO before Wait returns);
+#    complete all 1 MiB, byte-exact (docs/CONTRACT.md 5.1: bytes reach the FIFO before Wait
+#    returns);
 #  - 1,000 exec lifecycles with stdin, stdout and stderr FIFOs (create FIFOs, Exec, Start, read
 #    output, Wait, Delete): afterwards the shim's and the agent's open-fd counts equal their
 #    idle counts (docs/CONTRACT.md 5.7).
