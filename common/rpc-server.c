@@ -1,5 +1,5 @@
 /*
- * rpc-server.c: the server end of ttrpc + JSON on a libevent loop (SPEC 4).
+ * rpc-server.c: the server end of ttrpc + JSON on a libevent loop (docs/CONTRACT.md 4).
  *
  * An rpc_conn owns one accepted socket, driven by a bufferevent. The conn, not the bufferevent,
  * closes the fd, once, when it finishes closing: it first detaches the fd from the bufferevent

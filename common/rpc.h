@@ -25,8 +25,8 @@
  * down so its reader sees EOF. Responses are matched by stream id. Bytes come in either from the
  * client's own reader thread (rpc_client_start_reader, for programs without a loop) or from whoever
  * reads the fd and calls rpc_client_feed (the shim's loop carries its guest connection that way).
- * The fd belongs to a refcounted struct conn, so it is closed exactly once, after the last caller
- * lets go.
+ * The client owns the fd and closes it once, in rpc_client_free, when no caller can still use
+ * it.
  */
 #ifndef VMSHIM_RPC_H
 #define VMSHIM_RPC_H

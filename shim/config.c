@@ -1,5 +1,5 @@
 /*
- * config.c: the daemon's configuration (SPEC 3).
+ * config.c: the daemon's configuration (docs/CONTRACT.md 3).
  *
  * One table lists every key with its dotted name, type and place in struct shim_config, so
  * the JSON file and the io.vmshim.* annotations of the bundle go through the same checks:
@@ -37,6 +37,14 @@ struct config_key {
 
 #define OFF(f) offsetof(struct shim_config, f)
 
+/*
+ * A list key's field (CFG_STRLIST, CFG_UIDLIST) is the array's pointer, and its length is the
+ * size_t right after it in struct shim_config: config_list_count() finds it there.
+ */
+#define CONFIG_LIST_PAIR(list, n) _Static_assert(OFF(n) == OFF(list) + sizeof(void *), #n)
+CONFIG_LIST_PAIR(hotplug_ports, n_hotplug_ports);
+CONFIG_LIST_PAIR(allowed_uids, n_allowed_uids);
+
 static const struct config_key config_keys[] = {
     {"vm.vsock", CFG_STRING, OFF(vm_vsock), 0, 0},
     {"vm.agent_port", CFG_U32, OFF(agent_port), 0, UINT32_MAX},
@@ -64,14 +72,14 @@ config_free_strlist(char **list, size_t n)
 	free(list);
 }
 
-/* The defaults of SPEC 3. */
+/* The defaults (docs/CONTRACT.md 3). */
 void
 config_defaults(struct shim_config *cfg)
 {
 	memset(cfg, 0, sizeof *cfg);
 	cfg->vm_vsock = xstrdup("");
-	cfg->agent_port = 1024;
-	cfg->stream_port = 1025;
+	cfg->agent_port = PROTOCOL_AGENT_PORT;
+	cfg->stream_port = PROTOCOL_STREAM_PORT;
 	cfg->vm_qmp = xstrdup("");
 	cfg->unplug_timeout_ms = 10000;
 	cfg->confidential = false;
@@ -105,6 +113,13 @@ config_key_find(const char *name)
 		if (strcmp(config_keys[i].name, name) == 0)
 			return &config_keys[i];
 	return NULL;
+}
+
+/* The length of the list whose pointer is at field. */
+static size_t *
+config_list_count(char *field)
+{
+	return (size_t *)(field + sizeof(void *));
 }
 
 /*
@@ -177,9 +192,9 @@ config_set_json(struct shim_config *cfg, const struct config_key *k, json_t *v, 
 		list = xcalloc(n ? n : 1, sizeof *list);
 		json_array_foreach (v, i, e)
 			list[i] = xstrdup(json_string_value(e));
-		config_free_strlist(cfg->hotplug_ports, cfg->n_hotplug_ports);
-		cfg->hotplug_ports = list;
-		cfg->n_hotplug_ports = n;
+		config_free_strlist(*(char ***)field, *config_list_count(field));
+		*(char ***)field = list;
+		*config_list_count(field) = n;
 		return 0;
 	}
 	case CFG_UIDLIST: {
@@ -200,9 +215,9 @@ config_set_json(struct shim_config *cfg, const struct config_key *k, json_t *v, 
 		uids = xcalloc(n ? n : 1, sizeof *uids);
 		json_array_foreach (v, i, e)
 			uids[i] = (uid_t)json_integer_value(e);
-		free(cfg->allowed_uids);
-		cfg->allowed_uids = uids;
-		cfg->n_allowed_uids = n;
+		free(*(uid_t **)field);
+		*(uid_t **)field = uids;
+		*config_list_count(field) = n;
 		return 0;
 	}
 	}

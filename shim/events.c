@@ -6,7 +6,8 @@
  * every subscriber as a data frame, in publication order, which is the order the task code
  * produces containerd's events in. A subscriber whose unread output exceeds
  * EVENTS_SUBSCRIBER_LIMIT (it stopped reading) is dropped with a log line rather than allowed
- * to grow the shim's memory (SPEC 4); one whose connection closed is dropped silently.
+ * to grow the shim's memory (docs/CONTRACT.md 5.4); one whose connection closed is dropped
+ * silently.
  */
 #include "config.h"
 

@@ -1,5 +1,5 @@
 /*
- * main.c: vmshim's command line (SPEC 2): start, delete, serve.
+ * main.c: vmshim's command line (docs/CONTRACT.md 2): start, delete, serve.
  *
  * Runs on the main thread before any other thread exists. It parses the containerd-style
  * flags (one or two dashes, "-flag value" or "-flag=value"), loads the configuration (so a

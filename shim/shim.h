@@ -5,8 +5,9 @@
  * (task*.c), the event subscribers (events.c) and the guest link's reading side (guest.c);
  * `workers` worker threads (worker.c) run blocking jobs (guest RPC, stdio preparation) whose
  * completions come back to the loop thread; one accept thread (accept.c) accepts and checks
- * peers and hands their descriptors to the loop. Nothing here is shared between threads
- * unless its comment says how it is guarded.
+ * peers and hands their descriptors to the loop; while QEMU is connected, one QMP reader thread
+ * (vm-qmp.c) hands QEMU's replies and events to the workers waiting for them. Nothing here is
+ * shared between threads unless its comment says how it is guarded.
  */
 #ifndef VMSHIM_SHIM_H
 #define VMSHIM_SHIM_H
@@ -22,14 +23,11 @@
 
 #include "log.h"
 #include "msg.h"
+#include "protocol.h"
 #include "rpc.h"
 #include "status.h"
 #include "transport.h"
 #include "vm.h"
-
-#define SHIM_TASK_SERVICE   "containerd.task.v2.Task"
-#define SHIM_EVENTS_SERVICE "containerd.events.v1.Events"
-#define SHIM_AGENT_SERVICE  "vmshim.agent.v1.Agent"
 
 /* config.c */
 
@@ -273,8 +271,8 @@ void task_agent_event(const char *topic, json_t *event);
 void task_shutdown(void);
 /*
  * The agent link went down: parked Waits are in-flight calls, so they are answered
- * UNAVAILABLE with `why` (SPEC 5.6); the processes stay as they are (the agent may come back
- * and report their exits).
+ * UNAVAILABLE with `why` (docs/CONTRACT.md 5.6); the processes stay as they are (the agent may come
+ * back and report their exits).
  */
 void task_agent_lost(const char *why);
 /*

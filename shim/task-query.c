@@ -2,7 +2,7 @@
  * task-query.c: State, Pids, Stats and Connect.
  *
  * State and Connect are answered on the loop thread from the shim's own table, so they keep
- * working while the agent is down (SPEC 5.6); Pids and Stats ask the agent through
+ * working while the agent is down (docs/CONTRACT.md 5.6); Pids and Stats ask the agent through
  * task_forward() and reshape its answer on the loop thread.
  */
 #include "config.h"
@@ -98,8 +98,10 @@ task_connect(struct task_call *call)
 	struct status st;
 	uint32_t task_pid = 0;
 
-	if (msg_get_string(call->req.payload, "payload", "id", false, &id, &st) < 0)
-		return task_call_finish_status(call, &st);
+	if (msg_get_string(call->req.payload, "payload", "id", false, &id, &st) < 0) {
+		task_call_finish_status(call, &st);
+		return;
+	}
 	ctr = task_find(id);
 	if (ctr != NULL && ctr->init != NULL)
 		task_pid = ctr->init->pid;

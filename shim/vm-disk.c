@@ -1,5 +1,6 @@
 /*
- * vm-disk.c: hot-add and removal of a container's block rootfs through QMP (SPEC 8).
+ * vm-disk.c: hot-add and removal of a container's block rootfs through QMP (docs/ARCHITECTURE.md,
+ * "Block devices and the bring-up lock").
  *
  * One struct vm_disks per VM tracks its hot-pluggable root ports (vm.hotplug_ports): each is
  * FREE, USED by one container's disk, or STUCK (a device the guest never released: reported

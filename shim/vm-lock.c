@@ -1,5 +1,6 @@
 /*
- * vm-lock.c: the per-VM bring-up lock (SPEC 5.3, seed 003).
+ * vm-lock.c: the per-VM bring-up lock (docs/CONTRACT.md 5.3: a confidential guest crashes when two
+ * container bring-ups overlap).
  *
  * Concurrent container bring-up (device hot-add, guest mount, guest create) crashes
  * confidential guests, so with vm.confidential one mutex per VM is held across each

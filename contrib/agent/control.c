@@ -10,7 +10,7 @@
  * container and the process) to the runner, whose callback answers and frees it. A parked
  * StartProcess (waiting for its streams) keeps a connection reference in the struct proc.
  *
- * The bring-up overlap switch (--test-bringup-overlap) tracks, per container, the span from
+ * The bring-up overlap switch (VMSHIM_TEST_BRINGUP_OVERLAP=1) tracks, per container, the span from
  * MountDisk (or CreateContainer) to the end of CreateContainer; a span opening while another is
  * open is logged and drops every control connection, loudly, so a test sees it.
  */
@@ -36,7 +36,6 @@
 
 #define CONTROL_BACKLOG_MAX   1024
 #define CONTROL_SUB_LIMIT     (8u * 1024 * 1024)
-#define CONTROL_ID_MAX	      128
 #define CONTROL_MOUNT_POLL_MS 100
 
 struct control_client {
@@ -148,21 +147,6 @@ control_runner_done(const struct status *st, json_t *result, void *arg)
 }
 
 /* ---- field helpers ---- */
-
-/* An id that is safe as a file name: non-empty, no '/', not "." or "..". */
-static int
-control_check_id(const char *where, const char *id, bool allow_empty, struct status *st)
-{
-	size_t n = strlen(id);
-
-	if (n == 0 && allow_empty)
-		return 0;
-	if (n == 0 || n > CONTROL_ID_MAX || strchr(id, '/') != NULL || strcmp(id, ".") == 0 ||
-	    strcmp(id, "..") == 0)
-		return status_set(
-		    st, ST_INVALID_ARGUMENT, "payload.%s: invalid id \"%.64s\"", where, id);
-	return 0;
-}
 
 /* Read payload.id (and payload.exec_id) and find the container (and process). */
 static int
@@ -365,7 +349,7 @@ control_publish_exit(struct proc *p)
 
 	log_debug_id(p->c->id, p->exec_id, "exit of pid %d (status %d) published", (int)p->pid,
 	    p->exit_status);
-	control_publish("/tasks/exit", ev);
+	control_publish(PROTOCOL_TOPIC_EXIT, ev);
 	json_decref(ev);
 }
 
@@ -376,8 +360,8 @@ control_publish_exit_pending(struct proc *p)
 
 	log_debug_id(p->c->id, p->exec_id,
 	    "pid %d reaped (status %d) with output still draining: %s published", (int)p->pid,
-	    p->exit_status, AGENT_EXIT_PENDING_TOPIC);
-	control_publish_to(AGENT_EXIT_PENDING_TOPIC, ev, false);
+	    p->exit_status, PROTOCOL_TOPIC_EXIT_PENDING);
+	control_publish_to(PROTOCOL_TOPIC_EXIT_PENDING, ev, false);
 	json_decref(ev);
 }
 
@@ -512,7 +496,7 @@ control_create(struct rpc_conn *conn, uint32_t sid, uint8_t flags, json_t *paylo
 	struct status st;
 
 	if (msg_get_string(payload, "payload", "id", true, &id, &st) < 0 ||
-	    control_check_id("id", id, false, &st) < 0 ||
+	    protocol_check_id("id", id, false, &st) < 0 ||
 	    msg_get_string(payload, "payload", "bundle", false, &bundle, &st) < 0 ||
 	    msg_get_string(payload, "payload", "rootfs_mount", false, &rootfs, &st) < 0 ||
 	    msg_get_object(payload, "payload", "spec", true, &spec, &st) < 0 ||
@@ -590,7 +574,7 @@ control_exec(struct rpc_conn *conn, uint32_t sid, uint8_t flags, json_t *payload
 
 	if (control_lookup(payload, false, &c, NULL, &st) < 0 ||
 	    msg_get_string(payload, "payload", "exec_id", true, &exec_id, &st) < 0 ||
-	    control_check_id("exec_id", exec_id, false, &st) < 0 ||
+	    protocol_check_id("exec_id", exec_id, false, &st) < 0 ||
 	    msg_get_object(payload, "payload", "process", true, &process, &st) < 0 ||
 	    control_check_process(process, "payload.process", &st) < 0 ||
 	    control_get_stdio(payload, declared, &terminal, &st) < 0 ||
@@ -891,11 +875,11 @@ static void
 control_process_state(struct rpc_conn *conn, uint32_t sid, uint8_t flags, json_t *payload)
 {
 	static const char *const names[] = {
-	    [PROC_CREATED] = "created",
-	    [PROC_STARTING] = "running",
-	    [PROC_RUNNING] = "running",
-	    [PROC_EXITED] = "exited",
-	    [PROC_STOPPED] = "stopped",
+	    [PROC_CREATED] = PROTOCOL_STATE_CREATED,
+	    [PROC_STARTING] = PROTOCOL_STATE_RUNNING,
+	    [PROC_RUNNING] = PROTOCOL_STATE_RUNNING,
+	    [PROC_EXITED] = PROTOCOL_STATE_EXITED,
+	    [PROC_STOPPED] = PROTOCOL_STATE_STOPPED,
 	};
 	char ts[TIME_RFC3339_LEN] = "";
 	struct container *c;
@@ -1068,6 +1052,7 @@ control_mount(struct rpc_conn *conn, uint32_t sid, uint8_t flags, json_t *payloa
 	char *data = NULL;
 
 	if (msg_get_string(payload, "payload", "id", false, &id, &st) < 0 ||
+	    protocol_check_id("id", id, true, &st) < 0 ||
 	    msg_get_string(payload, "payload", "serial", true, &serial, &st) < 0 ||
 	    msg_get_string(payload, "payload", "target", true, &target, &st) < 0 ||
 	    msg_get_string(payload, "payload", "fstype", false, &fstype, &st) < 0 ||
@@ -1103,9 +1088,9 @@ control_mount(struct rpc_conn *conn, uint32_t sid, uint8_t flags, json_t *payloa
 	k->data = data;
 	k->flags = mflags;
 	/*
-	 * Test switch: the span stays open so long that, if the shim lets a second bring-up
-	 * start meanwhile, it certainly meets this one (the spans are too short to meet by
-	 * chance).
+	 * Test knob (VMSHIM_TEST_SPAN_HOLD_MS): the span stays open so long that, if the shim
+	 * lets a second bring-up start meanwhile, it certainly meets this one (the spans are
+	 * too short to meet by chance).
 	 */
 	if (id[0] != '\0')
 		k->hold_until = time_mono_ms() + agent.test_span_hold_ms;
@@ -1228,7 +1213,7 @@ control_on_request(
 {
 	size_t i;
 
-	if (strcmp(req->service, AGENT_SERVICE) != 0) {
+	if (strcmp(req->service, PROTOCOL_AGENT_SERVICE) != 0) {
 		rpc_conn_respond(conn, sid, ST_UNIMPLEMENTED, "unknown service", NULL);
 		goto out;
 	}

@@ -5,8 +5,9 @@
 #   delete   a never-started init that is stopped (SIGSTOP) does not outlive DeleteProcess:
 #            it is SIGKILLed and reaped, not left waiting for a start byte for ever
 #   shutdown the agent's SIGTERM shutdown kills a stopped process and a paused container
-#   logs     a 3000-byte id, serial or target is cut in every log line (no peer string longer
-#            than 255 bytes reaches the log), and the agent keeps answering
+#   logs     a 3000-byte serial or target is cut in every log line, a 3000-byte id is refused
+#            by the id rule (no peer string longer than 255 bytes reaches the log), and the
+#            agent keeps answering
 . "$(dirname "$0")/agent_lib.sh"
 
 call() { "$CLIENT" call "$SOCK" "$@"; }
@@ -77,8 +78,10 @@ wait_state "$p3" T || { echo "FAIL: paused pid $p3 is not stopped"; exit 1; }
 
 # logs: peer strings of 3000 bytes.
 long=$(printf '%3000s' '' | tr ' ' x)
-expect "MountDisk with a long serial" '^OK' MountDisk \
-	"{\"id\":\"$long\",\"serial\":\"$long\",\"target\":\"/$long\"}"
+expect "MountDisk with a long serial and target" '^OK' MountDisk \
+	"{\"id\":\"m1\",\"serial\":\"$long\",\"target\":\"/$long\"}"
+expect "MountDisk with a long id" '^INVALID_ARGUMENT payload.id: ' MountDisk \
+	"{\"id\":\"$long\",\"serial\":\"s1\",\"target\":\"/m2\"}"
 expect "DeleteProcess of a long id" '^NOT_FOUND' DeleteProcess "{\"id\":\"$long\"}"
 expect "the agent still answers" '^OK' Ping '{}'
 

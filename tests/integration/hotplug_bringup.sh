@@ -1,12 +1,13 @@
 #!/bin/bash
-# hotplug_bringup.sh: the per-VM bring-up lock (SPEC 5.3, 8; seed 003) on a real QEMU.
+# hotplug_bringup.sh: the per-VM bring-up lock (docs/CONTRACT.md 5.3: concurrent bring-ups crash
+# confidential guests) on a real QEMU.
 #
 # Eight concurrent Creates with a block rootfs each (eight root ports, 9 workers so all eight
 # can be in flight: bring-up jobs take at most workers - 1), three ways:
-#   A. vm.confidential, agent --test-bringup-overlap: all succeed, no overlap, at most one
-#      bring-up at a time in the shim's log;
+#   A. vm.confidential, agent with VMSHIM_TEST_BRINGUP_OVERLAP=1: all succeed, no overlap, at
+#      most one bring-up at a time in the shim's log;
 #   B. not confidential, the switch on: the agent detects the overlap. The agent holds each
-#      MountDisk 5 s (--test-span-hold-ms) before it goes on, so without the lock a second
+#      MountDisk 5 s (VMSHIM_TEST_SPAN_HOLD_MS) before it goes on, so without the lock a second
 #      span certainly begins while the first is open: the verdict does not hang on timing;
 #   C. not confidential, no switch: all succeed and the bring-ups overlap (max printed, > 1).
 # QEMU completes device_add one at a time in a few ms, far longer than the agent's
@@ -69,7 +70,7 @@ wave() {
 	fi
 }
 
-wave A true gather --test-bringup-overlap
+VMSHIM_TEST_BRINGUP_OVERLAP=1 wave A true gather
 echo "     A (confidential, overlap switch): $OKS/8 Creates OK in $WAVE_MS ms, max concurrent bring-ups $MAXC"
 [ "$OKS" = 8 ] && pass "A: all 8 Creates succeeded" || fail "A: $(cat "$T"/create.A.*)"
 grep -q 'bring-up overlap detected' "$T/agent.A.log" && fail "A: the agent saw an overlap" ||
@@ -81,7 +82,7 @@ grep -q 'agent link lost' "$T/shim.A.log" && fail "A: the agent dropped the conn
 	pass "A: the lock wait was logged for each Create ($(grep -o 'after waiting [0-9]* ms' "$T/shim.A.log" | cut -d' ' -f3 | tr '\n' ' ')ms)" ||
 	fail "A: lock wait lines: $(grep -c 'bring-up lock taken' "$T/shim.A.log")"
 
-wave B false gather --test-bringup-overlap --test-span-hold-ms 5000
+VMSHIM_TEST_BRINGUP_OVERLAP=1 VMSHIM_TEST_SPAN_HOLD_MS=5000 wave B false gather
 echo "     B (not confidential, overlap switch): $OKS/8 Creates OK, max concurrent bring-ups $MAXC"
 grep -q 'bring-up overlap detected' "$T/agent.B.log" &&
 	pass "B: without the lock the agent detected the overlap: $(grep -o 'bring-up overlap detected: [^:]*' "$T/agent.B.log" | head -1)" ||

@@ -1,5 +1,5 @@
 #!/bin/bash
-# shim_limits_xdg.sh: SPEC 2's default socket path for a user that is not root:
+# shim_limits_xdg.sh: the default socket path (docs/CONTRACT.md 2) for a user that is not root:
 # `vmshim start` as uid 65534 with XDG_RUNTIME_DIR set prints unix://$XDG_RUNTIME_DIR/vmshim/
 # NS/ID.sock, the socket is 0600 and its directories 0700, owned by that user, and it answers
 # that user; `vmshim delete` as that user cleans up.

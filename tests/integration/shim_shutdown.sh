@@ -1,5 +1,5 @@
 #!/bin/bash
-# shim_review_shutdown.sh: what the shim takes and runs once shutdown has begun.
+# shim_shutdown.sh: what the shim takes and runs once shutdown has begun.
 #   1. After Shutdown without now (exit once the last task is deleted), Create and Exec are
 #      refused with FAILED_PRECONDITION "shutting down"; deleting the last task ends the shim.
 #   2. SIGTERM with bring-up jobs queued: the queued Create is never run, it is answered; the
