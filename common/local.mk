@@ -7,10 +7,11 @@ common_libcommon_a_SOURCES = \
 	common/frame.c common/frame.h \
 	common/protocol.c common/protocol.h \
 	common/msg.c common/msg.h \
+	common/msg-pb.c common/msg-pb.h \
 	common/transport.c common/transport.h \
 	common/rpc-server.c common/rpc-client.c common/rpc.h
 
-COMMON_LIBS = common/libcommon.a $(LIBEVENT_LIBS) $(JANSSON_LIBS)
+COMMON_LIBS = common/libcommon.a $(PROTO_LIBS) $(LIBEVENT_LIBS) $(JANSSON_LIBS)
 
 # The daemons' seccomp self-confinement (docs/SECCOMP.md): a library of its own, because only
 # vmshim and vmshim-agent link libseccomp.

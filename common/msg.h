@@ -25,8 +25,13 @@
 void msg_json_decrefp(json_t **j);
 #define cleanup_json __attribute__((cleanup(msg_json_decrefp)))
 
+/* The encoding a request came in, and so the one its answer goes out in. */
+enum msg_codec { MSG_CODEC_JSON = 0, MSG_CODEC_PROTOBUF };
+
 struct msg_request {
-	json_t *root;	     /* owns everything below */
+	json_t *root; /* owns everything below */
+	enum msg_codec codec;
+	unsigned pb_method;  /* MSG_CODEC_PROTOBUF: msg-pb.h's method number (0: none known) */
 	const char *service; /* borrowed from root */
 	const char *method;
 	json_t *payload;      /* borrowed; an object ({} when absent) */

@@ -22,6 +22,12 @@
 #define PROTOCOL_TASK_SERVICE	"containerd.task.v2.Task"
 #define PROTOCOL_EVENTS_SERVICE "containerd.events.v1.Events"
 #define PROTOCOL_AGENT_SERVICE	"vmshim.agent.v1.Agent"
+/*
+ * containerd's own Events service, which a shim started by containerd calls (TTRPC_ADDRESS),
+ * and the method that carries one event.
+ */
+#define PROTOCOL_CONTAINERD_EVENTS_SERVICE "containerd.services.events.ttrpc.v1.Events"
+#define PROTOCOL_CONTAINERD_EVENTS_FORWARD "Forward"
 
 /* The agent's default vsock ports: control (ttrpc) and stdio streams. */
 #define PROTOCOL_AGENT_PORT  1024u

@@ -31,6 +31,13 @@
  * peer stops (bytes already read wait in the input buffer); the write watermark wakes us once
  * the output drains below half of it and reading resumes with what was left.
  *
+ * Codecs: a request is decoded by msg.c (JSON: its payload starts with '{') or msg-pb.c
+ * (protobuf, what stock containerd sends), and every answer on its stream id, errors included,
+ * goes out in the same codec: the in-flight set remembers the codec and protobuf method of
+ * each stream. An oversized request is answered once the first byte of its payload shows its
+ * codec (the payload is still skipped, never buffered). Every rejected request is logged at
+ * debug level.
+ *
  * Output path: a frame is written at once with one sendmsg when nothing is queued before it
  * (the usual case: one response per request), so a response costs no EV_WRITE add, loop pass
  * and remove; only what the socket does not take goes to the bufferevent's output buffer,
@@ -50,6 +57,7 @@
 
 #include "frame.h"
 #include "log.h"
+#include "msg-pb.h"
 #include "rpc.h"
 #include "util.h"
 
@@ -74,10 +82,21 @@ struct rpc_conn {
 	bool read_paused; /* output over RPC_OUTPUT_HIGH */
 	uint64_t frames;  /* complete frames (headers, for oversized ones) received */
 
-	/* Stream ids answered by nobody yet: open addressing, linear probing, 0 = empty. */
-	uint32_t *inflight;
+	/* Stream ids answered by nobody yet: open addressing, linear probing, id 0 = empty. */
+	struct rpc_inflight *inflight;
 	size_t inflight_cap;
 	unsigned inflight_n;
+
+	/* An oversized request whose payload's first byte (its codec) has not arrived yet. */
+	bool too_big_pending;
+	struct frame_header too_big;
+};
+
+/* A request in flight: its stream and how its answer is encoded. */
+struct rpc_inflight {
+	uint32_t id;
+	uint8_t codec;	    /* enum msg_codec */
+	uint16_t pb_method; /* msg-pb.h's method number */
 };
 
 static void rpc_conn_read_cb(struct bufferevent *bev, void *arg);
@@ -99,60 +118,65 @@ rpc_inflight_has(const struct rpc_conn *c, uint32_t id)
 {
 	size_t i;
 
-	for (i = rpc_inflight_slot(id, c->inflight_cap); c->inflight[i] != 0;
+	for (i = rpc_inflight_slot(id, c->inflight_cap); c->inflight[i].id != 0;
 	     i = (i + 1) & (c->inflight_cap - 1))
-		if (c->inflight[i] == id)
+		if (c->inflight[i].id == id)
 			return true;
 	return false;
 }
 
 static void
-rpc_inflight_insert_raw(uint32_t *tab, size_t cap, uint32_t id)
+rpc_inflight_insert_raw(struct rpc_inflight *tab, size_t cap, struct rpc_inflight e)
 {
 	size_t i;
 
-	for (i = rpc_inflight_slot(id, cap); tab[i] != 0; i = (i + 1) & (cap - 1))
+	for (i = rpc_inflight_slot(e.id, cap); tab[i].id != 0; i = (i + 1) & (cap - 1))
 		;
-	tab[i] = id;
+	tab[i] = e;
 }
 
-/* Add id (not present, not 0), doubling the table to keep it at most half full. */
+/* Add e (its id not present, not 0), doubling the table to keep it at most half full. */
 static void
-rpc_inflight_add(struct rpc_conn *c, uint32_t id)
+rpc_inflight_add(struct rpc_conn *c, struct rpc_inflight e)
 {
-	uint32_t *tab;
+	struct rpc_inflight *tab;
 	size_t cap, i;
 
 	if ((c->inflight_n + 1) * 2 > c->inflight_cap) {
 		cap = c->inflight_cap * 2;
 		tab = xcalloc(cap, sizeof *tab);
 		for (i = 0; i < c->inflight_cap; i++)
-			if (c->inflight[i] != 0)
+			if (c->inflight[i].id != 0)
 				rpc_inflight_insert_raw(tab, cap, c->inflight[i]);
 		free(c->inflight);
 		c->inflight = tab;
 		c->inflight_cap = cap;
 	}
-	rpc_inflight_insert_raw(c->inflight, c->inflight_cap, id);
+	rpc_inflight_insert_raw(c->inflight, c->inflight_cap, e);
 	c->inflight_n++;
 }
 
-/* Remove id; returns false if it was not in flight. Backward-shift keeps probes unbroken. */
+/*
+ * Remove id into *out; returns false if it was not in flight. Backward-shift keeps probes
+ * unbroken.
+ */
 static bool
-rpc_inflight_remove(struct rpc_conn *c, uint32_t id)
+rpc_inflight_remove(struct rpc_conn *c, uint32_t id, struct rpc_inflight *out)
 {
 	size_t mask = c->inflight_cap - 1, i, j, home;
 
-	for (i = rpc_inflight_slot(id, c->inflight_cap); c->inflight[i] != id; i = (i + 1) & mask)
-		if (c->inflight[i] == 0)
+	for (i = rpc_inflight_slot(id, c->inflight_cap); c->inflight[i].id != id;
+	     i = (i + 1) & mask)
+		if (c->inflight[i].id == 0)
 			return false;
-	c->inflight[i] = 0;
-	for (j = (i + 1) & mask; c->inflight[j] != 0; j = (j + 1) & mask) {
-		home = rpc_inflight_slot(c->inflight[j], c->inflight_cap);
+	*out = c->inflight[i];
+	c->inflight[i].id = 0;
+	for (j = (i + 1) & mask; c->inflight[j].id != 0; j = (j + 1) & mask) {
+		home = rpc_inflight_slot(c->inflight[j].id, c->inflight_cap);
 		/* Move j's entry into the hole at i unless its home lies cyclically in (i, j]. */
 		if (((j - home) & mask) >= ((j - i) & mask)) {
 			c->inflight[i] = c->inflight[j];
-			c->inflight[j] = 0;
+			c->inflight[j].id = 0;
 			i = j;
 		}
 	}
@@ -350,16 +374,32 @@ rpc_conn_queue(struct rpc_conn *c, uint32_t stream_id, uint8_t type, uint8_t fla
 	}
 }
 
-/* Encode and queue a response frame; no in-flight bookkeeping. */
+/* Encode (in the request's codec) and queue a response frame; no in-flight bookkeeping. */
 static void
-rpc_conn_send_response(
-    struct rpc_conn *c, uint32_t stream_id, int code, const char *message, json_t *payload)
+rpc_conn_send_response(struct rpc_conn *c, const struct rpc_inflight *e, int code,
+    const char *message, json_t *payload)
 {
-	cleanup_free char *buf = NULL;
+	cleanup_free void *buf = NULL;
 	size_t len;
 
-	buf = msg_response_encode(code, message != NULL ? message : "", payload, &len);
-	rpc_conn_queue(c, stream_id, FRAME_TYPE_RESPONSE, 0, buf, len);
+	if (e->codec == MSG_CODEC_PROTOBUF)
+		buf = msg_pb_response_encode(
+		    e->pb_method, code, message != NULL ? message : "", payload, &len);
+	else
+		buf = msg_response_encode(code, message != NULL ? message : "", payload, &len);
+	rpc_conn_queue(c, e->id, FRAME_TYPE_RESPONSE, 0, buf, len);
+}
+
+/* Answer a request that never reached a handler (rejected by this layer), and log why. */
+static void
+rpc_conn_reject(
+    struct rpc_conn *c, uint32_t stream_id, enum msg_codec codec, int code, const char *message)
+{
+	struct rpc_inflight e = {.id = stream_id, .codec = (uint8_t)codec};
+
+	log_debug("fd %d: request on stream %u rejected (%s): %s: %s", c->fd, stream_id,
+	    codec == MSG_CODEC_PROTOBUF ? "protobuf" : "JSON", status_code_name(code), message);
+	rpc_conn_send_response(c, &e, code, message, NULL);
 }
 
 /*
@@ -367,11 +407,11 @@ rpc_conn_send_response(
  * and the conn is open). Unknown ids are a handler bug: logged and dropped.
  */
 static bool
-rpc_conn_answering(struct rpc_conn *c, uint32_t stream_id)
+rpc_conn_answering(struct rpc_conn *c, uint32_t stream_id, struct rpc_inflight *e)
 {
 	if (c->closing)
 		return false;
-	if (!rpc_inflight_remove(c, stream_id)) {
+	if (!rpc_inflight_remove(c, stream_id, e)) {
 		log_warn("fd %d: response to stream %u which is not in flight, dropped", c->fd,
 		    stream_id);
 		return false;
@@ -384,8 +424,10 @@ void
 rpc_conn_respond(
     struct rpc_conn *c, uint32_t stream_id, int code, const char *message, json_t *payload)
 {
-	if (rpc_conn_answering(c, stream_id))
-		rpc_conn_send_response(c, stream_id, code, message, payload);
+	struct rpc_inflight e;
+
+	if (rpc_conn_answering(c, stream_id, &e))
+		rpc_conn_send_response(c, &e, code, message, payload);
 }
 
 /* Answer with a flat payload (msg.h's msg_field list), encoded without a json_t tree. */
@@ -393,12 +435,17 @@ void
 rpc_conn_respond_fields(struct rpc_conn *c, uint32_t stream_id, int code, const char *message,
     const struct msg_field *fields, size_t nfields)
 {
-	cleanup_free char *buf = NULL;
+	cleanup_free void *buf = NULL;
+	struct rpc_inflight e;
 	size_t len;
 
-	if (!rpc_conn_answering(c, stream_id))
+	if (!rpc_conn_answering(c, stream_id, &e))
 		return;
-	buf = msg_response_encode_fields(code, message, fields, nfields, &len);
+	if (e.codec == MSG_CODEC_PROTOBUF)
+		buf = msg_pb_response_encode_fields(
+		    e.pb_method, code, message, fields, nfields, &len);
+	else
+		buf = msg_response_encode_fields(code, message, fields, nfields, &len);
 	rpc_conn_queue(c, stream_id, FRAME_TYPE_RESPONSE, 0, buf, len);
 }
 
@@ -427,9 +474,12 @@ rpc_conn_send_data(struct rpc_conn *c, uint32_t stream_id, uint8_t flags, const 
 static void
 rpc_conn_dispatch(struct rpc_conn *c, const struct frame_header *h, const uint8_t *payload)
 {
+	enum msg_codec codec =
+	    msg_pb_payload_is_json(payload, h->length) ? MSG_CODEC_JSON : MSG_CODEC_PROTOBUF;
 	struct msg_request req;
 	struct status st;
 	char msg[96];
+	int r;
 
 	if (h->type != FRAME_TYPE_REQUEST) {
 		/* Responses and data belong to streams the client owns: nothing to answer. */
@@ -439,7 +489,7 @@ rpc_conn_dispatch(struct rpc_conn *c, const struct frame_header *h, const uint8_
 	}
 	if (h->stream_id % 2 == 0) {
 		snprintf(msg, sizeof msg, "stream id %u: client streams must be odd", h->stream_id);
-		rpc_conn_send_response(c, h->stream_id, ST_INVALID_ARGUMENT, msg, NULL);
+		rpc_conn_reject(c, h->stream_id, codec, ST_INVALID_ARGUMENT, msg);
 		return;
 	}
 	if (rpc_inflight_has(c, h->stream_id)) {
@@ -452,21 +502,31 @@ rpc_conn_dispatch(struct rpc_conn *c, const struct frame_header *h, const uint8_
 		    "fd %d: request on stream %u, already in flight: refused", c->fd, h->stream_id);
 		snprintf(msg, sizeof msg, "stream id %u: a request on it is still in flight",
 		    h->stream_id);
-		rpc_conn_send_response(c, h->stream_id, ST_INVALID_ARGUMENT, msg, NULL);
+		rpc_conn_reject(c, h->stream_id, codec, ST_INVALID_ARGUMENT, msg);
 		return;
 	}
-	if (msg_request_decode(payload, h->length, &req, &st) != 0) {
-		rpc_conn_send_response(c, h->stream_id, st.code, st.msg, NULL);
+	if (codec == MSG_CODEC_JSON)
+		r = msg_request_decode(payload, h->length, &req, &st);
+	else
+		r = msg_pb_request_decode(payload, h->length, &req, &st);
+	if (r != 0) {
+		rpc_conn_reject(c, h->stream_id, codec, st.code, st.msg);
 		return;
 	}
-	rpc_inflight_add(c, h->stream_id);
+	rpc_inflight_add(c, (struct rpc_inflight){.id = h->stream_id,
+				.codec = (uint8_t)req.codec,
+				.pb_method = (uint16_t)req.pb_method});
 	c->ops->on_request(c, h->stream_id, h->flags, &req, c->arg);
 }
 
-/* An oversized frame: its payload is being skipped; a request gets RESOURCE_EXHAUSTED. */
+/*
+ * An oversized frame: its payload is being skipped; a request gets RESOURCE_EXHAUSTED, in the
+ * codec its first payload byte shows (first: that byte, -1 when the payload is empty).
+ */
 static void
-rpc_conn_too_big(struct rpc_conn *c, const struct frame_header *h)
+rpc_conn_too_big(struct rpc_conn *c, const struct frame_header *h, int first)
 {
+	uint8_t b = first < 0 ? 0 : (uint8_t)first;
 	char msg[128];
 
 	log_warn("fd %d: frame of %u bytes on stream %u over the %zu byte limit", c->fd, h->length,
@@ -476,7 +536,23 @@ rpc_conn_too_big(struct rpc_conn *c, const struct frame_header *h)
 		return;
 	snprintf(msg, sizeof msg, "message of %u bytes exceeds max_message_bytes %zu", h->length,
 	    c->max_message);
-	rpc_conn_send_response(c, h->stream_id, ST_RESOURCE_EXHAUSTED, msg, NULL);
+	rpc_conn_reject(c, h->stream_id,
+	    msg_pb_payload_is_json(&b, first < 0 ? 0 : 1) ? MSG_CODEC_JSON : MSG_CODEC_PROTOBUF,
+	    ST_RESOURCE_EXHAUSTED, msg);
+}
+
+/* An oversized request waits for its first payload byte; answer it once that is here. */
+static void
+rpc_conn_too_big_first_byte(struct rpc_conn *c, struct evbuffer *in)
+{
+	uint8_t b;
+
+	if (!c->too_big_pending || evbuffer_get_length(in) == 0)
+		return;
+	if (evbuffer_copyout(in, &b, 1) != 1)
+		return;
+	c->too_big_pending = false;
+	rpc_conn_too_big(c, &c->too_big, b);
 }
 
 /* Feed what the input buffer holds to the decoder until it is empty or we must stop. */
@@ -491,6 +567,7 @@ rpc_conn_process(struct rpc_conn *c)
 	size_t used;
 
 	while (!c->closing && !c->read_paused && evbuffer_get_length(in) > 0) {
+		rpc_conn_too_big_first_byte(c, in);
 		if (evbuffer_peek(in, -1, NULL, &vec, 1) < 1)
 			break;
 		r = frame_decoder_feed(&c->dec, vec.iov_base, vec.iov_len, &used, &h, &payload);
@@ -501,7 +578,13 @@ rpc_conn_process(struct rpc_conn *c)
 			free(payload);
 		} else if (r == FRAME_TOO_BIG) {
 			c->frames++;
-			rpc_conn_too_big(c, &h);
+			if (h.length == 0) {
+				rpc_conn_too_big(c, &h, -1);
+			} else {
+				c->too_big = h;
+				c->too_big_pending = true;
+				rpc_conn_too_big_first_byte(c, in);
+			}
 		}
 	}
 }

@@ -5,6 +5,12 @@
  * the JSON file and the io.vmshim.* annotations of the bundle go through the same checks:
  * unknown keys and wrong types are errors naming the key. Runs on the main thread before any
  * other thread exists; struct shim_config owns its strings and arrays (config_free).
+ *
+ * A bundle's annotations are written by whoever writes the pod spec, who is not trusted with
+ * the node: only the keys of config_bundle_keys (VM sizing, confidential, the group) and those
+ * an administrator lists in allowed_annotations may come from a bundle; any other io.vmshim.*
+ * annotation is INVALID_ARGUMENT naming the key. io.vmshim.group is not a configuration key:
+ * it only chooses the shim (bundle.c).
  */
 #include "config.h"
 
@@ -26,6 +32,7 @@ enum config_type {
 	CFG_STRLIST,
 	CFG_UIDLIST,
 	CFG_LOGLEVEL,
+	CFG_LAUNCH,
 };
 
 struct config_key {
@@ -44,6 +51,7 @@ struct config_key {
 #define CONFIG_LIST_PAIR(list, n) _Static_assert(OFF(n) == OFF(list) + sizeof(void *), #n)
 CONFIG_LIST_PAIR(hotplug_ports, n_hotplug_ports);
 CONFIG_LIST_PAIR(allowed_uids, n_allowed_uids);
+CONFIG_LIST_PAIR(allowed_annotations, n_allowed_annotations);
 
 static const struct config_key config_keys[] = {
     {"vm.vsock", CFG_STRING, OFF(vm_vsock), 0, 0},
@@ -54,6 +62,11 @@ static const struct config_key config_keys[] = {
     {"vm.unplug_timeout_ms", CFG_U32, OFF(unplug_timeout_ms), 1, 3600000},
     {"vm.confidential", CFG_BOOL, OFF(confidential), 0, 0},
     {"vm.connect_timeout_ms", CFG_U32, OFF(connect_timeout_ms), 1, 3600000},
+    {"vm.launch", CFG_LAUNCH, OFF(vm_launch), 0, 0},
+    {"vm.agent", CFG_STRING, OFF(vm_agent), 0, 0},
+    {"vm.cpus", CFG_U32, OFF(vm_cpus), 1, 256},
+    {"vm.memory_mib", CFG_U32, OFF(vm_memory_mib), 64, 1048576},
+    {"vm.boot_timeout_ms", CFG_U32, OFF(boot_timeout_ms), 1, 3600000},
     {"workers", CFG_U32, OFF(workers), 1, 256},
     {"max_connections", CFG_U32, OFF(max_connections), 1, 1000000},
     {"max_message_bytes", CFG_U32, OFF(max_message_bytes), 1024, 1u << 30},
@@ -62,7 +75,12 @@ static const struct config_key config_keys[] = {
     {"allowed_uids", CFG_UIDLIST, OFF(allowed_uids), 0, 0},
     {"seccomp", CFG_BOOL, OFF(seccomp), 0, 0},
     {"log_level", CFG_LOGLEVEL, OFF(log_level), 0, 0},
+    {"allowed_annotations", CFG_STRLIST, OFF(allowed_annotations), 0, 0},
 };
+
+/* The io.vmshim.* keys a bundle may always set (allowed_annotations adds to them). */
+static const char *const config_bundle_keys[] = {
+    "vm.cpus", "vm.memory_mib", "vm.confidential", "group"};
 
 static void
 config_free_strlist(char **list, size_t n)
@@ -94,6 +112,11 @@ config_defaults(struct shim_config *cfg)
 	cfg->n_allowed_uids = 1;
 	cfg->seccomp = true;
 	cfg->log_level = LOG_INFO;
+	cfg->vm_launch = VM_LAUNCH_DEFAULT;
+	cfg->vm_agent = xstrdup("");
+	cfg->vm_cpus = 1;
+	cfg->vm_memory_mib = 256;
+	cfg->boot_timeout_ms = 30000;
 }
 
 void
@@ -103,6 +126,8 @@ config_free(struct shim_config *cfg)
 	free(cfg->vm_qmp);
 	config_free_strlist(cfg->hotplug_ports, cfg->n_hotplug_ports);
 	free(cfg->allowed_uids);
+	free(cfg->vm_agent);
+	config_free_strlist(cfg->allowed_annotations, cfg->n_allowed_annotations);
 	memset(cfg, 0, sizeof *cfg);
 }
 
@@ -162,6 +187,21 @@ config_set_json(struct shim_config *cfg, const struct config_key *k, json_t *v, 
 			    src, k->name);
 		*(bool *)field = json_is_true(v);
 		return 0;
+	case CFG_LAUNCH: {
+		const char *l = json_string_value(v);
+
+		if (l == NULL)
+			return status_set(
+			    st, ST_INVALID_ARGUMENT, "%s: %s: expected a string", src, k->name);
+		if (strcmp(l, "none") == 0)
+			*(enum vm_launch *)field = VM_LAUNCH_NONE;
+		else if (strcmp(l, "local") == 0)
+			*(enum vm_launch *)field = VM_LAUNCH_LOCAL;
+		else
+			return status_set(st, ST_INVALID_ARGUMENT,
+			    "%s: %s: \"%s\" is not one of none, local", src, k->name, l);
+		return 0;
+	}
 	case CFG_LOGLEVEL: {
 		enum log_level lv;
 
@@ -309,6 +349,7 @@ config_annotation_value(const struct config_key *k, const char *s)
 	switch (k->type) {
 	case CFG_STRING:
 	case CFG_LOGLEVEL:
+	case CFG_LAUNCH:
 		return json_string(s);
 	case CFG_U32:
 		if (parse_u32(s, &u) < 0)
@@ -349,6 +390,19 @@ config_annotation_value(const struct config_key *k, const char *s)
 	return NULL;
 }
 
+/* May a bundle set io.vmshim.<key>? */
+static bool
+config_annotation_allowed(const struct shim_config *cfg, const char *key)
+{
+	for (size_t i = 0; i < ARRAY_SIZE(config_bundle_keys); i++)
+		if (strcmp(config_bundle_keys[i], key) == 0)
+			return true;
+	for (size_t i = 0; i < cfg->n_allowed_annotations; i++)
+		if (strcmp(cfg->allowed_annotations[i], key) == 0)
+			return true;
+	return false;
+}
+
 int
 config_apply_annotations(struct shim_config *cfg, json_t *annotations, struct status *st)
 {
@@ -364,15 +418,28 @@ config_apply_annotations(struct shim_config *cfg, json_t *annotations, struct st
 		cleanup_free char *src = NULL;
 		cleanup_json json_t *jv = NULL;
 		const struct config_key *k;
+		const char *name = key + sizeof prefix - 1;
 
 		if (strncmp(key, prefix, sizeof prefix - 1) != 0)
 			continue;
 		xasprintf(&src, "annotation %s", key);
-		k = config_key_find(key + sizeof prefix - 1);
-		if (k == NULL)
-			return status_set(st, ST_INVALID_ARGUMENT, "%s: unknown key", src);
+		if (!config_annotation_allowed(cfg, name))
+			return status_set(st, ST_INVALID_ARGUMENT,
+			    "%s: may not be set from a bundle (allowed: io.vmshim.vm.cpus, "
+			    "io.vmshim.vm.memory_mib, io.vmshim.vm.confidential, io.vmshim.group, "
+			    "and the configuration's allowed_annotations)",
+			    src);
 		if (!json_is_string(v))
 			return status_set(st, ST_INVALID_ARGUMENT, "%s: expected a string", src);
+		if (strcmp(name, "group") == 0) {
+			if (json_string_length(v) == 0)
+				return status_set(
+				    st, ST_INVALID_ARGUMENT, "%s: must not be empty", src);
+			continue;
+		}
+		k = config_key_find(name);
+		if (k == NULL || strcmp(name, "allowed_annotations") == 0)
+			return status_set(st, ST_INVALID_ARGUMENT, "%s: unknown key", src);
 		jv = config_annotation_value(k, json_string_value(v));
 		if (jv == NULL)
 			return status_set(st, ST_INVALID_ARGUMENT, "%s: \"%s\" is not a valid %s",
@@ -384,6 +451,22 @@ config_apply_annotations(struct shim_config *cfg, json_t *annotations, struct st
 			return -1;
 	}
 	return 0;
+}
+
+int
+config_check_annotations(const struct shim_config *cfg, json_t *annotations, struct status *st)
+{
+	struct shim_config scratch;
+	int r;
+
+	config_defaults(&scratch);
+	scratch.allowed_annotations = cfg->allowed_annotations;
+	scratch.n_allowed_annotations = cfg->n_allowed_annotations;
+	r = config_apply_annotations(&scratch, annotations, st);
+	scratch.allowed_annotations = NULL;
+	scratch.n_allowed_annotations = 0;
+	config_free(&scratch);
+	return r;
 }
 
 #define CONFIG_BUNDLE_MAX (4u << 20) /* bytes of a bundle's config.json */
@@ -424,6 +507,11 @@ config_endpoints(struct shim_config *cfg, const char *src, struct status *st)
 	cleanup_free char *a = NULL, *s = NULL;
 	const char *v = cfg->vm_vsock;
 
+	if (cfg->vm_launch == VM_LAUNCH_DEFAULT)
+		cfg->vm_launch = *v != '\0' ? VM_LAUNCH_NONE : VM_LAUNCH_LOCAL;
+	/* The local VM's socket is chosen when it is launched (vm_local_start). */
+	if (cfg->vm_launch == VM_LAUNCH_LOCAL && *v == '\0')
+		return 0;
 	if (*v == '\0')
 		return status_set(st, ST_INVALID_ARGUMENT,
 		    "%s: vm.vsock: not set (\"uds:PATH\" or \"vsock:CID\")", src);

@@ -7,13 +7,16 @@
  * produces containerd's events in. A subscriber whose unread output exceeds
  * EVENTS_SUBSCRIBER_LIMIT (it stopped reading) is dropped with a log line rather than allowed
  * to grow the shim's memory (docs/CONTRACT.md 5.4); one whose connection closed is dropped
- * silently.
+ * silently. Each event also goes to containerd when forwarding is on (forward.c);
+ * events_publish returns its forwarding sequence number so the caller can hold what must
+ * follow its delivery.
  */
 #include "config.h"
 
 #include <stdlib.h>
 #include <string.h>
 
+#include "forward.h"
 #include "frame.h"
 #include "shim.h"
 #include "util.h"
@@ -50,17 +53,19 @@ events_sub_free(struct events_sub *s)
 	free(s);
 }
 
-void
+uint64_t
 events_publish(const char *topic, json_t *event)
 {
 	char ts[TIME_RFC3339_LEN];
 	struct events_sub **pp, *s;
 	cleanup_free char *buf = NULL;
 	size_t len;
+	uint64_t seq;
 
 	time_rfc3339_now(ts);
 	buf = msg_event_encode(topic, ts, event, &len);
 	log_debug("event %s", topic);
+	seq = forward_event(topic, ts, event);
 	json_decref(event);
 	for (pp = &events_subs; (s = *pp) != NULL;) {
 		if (rpc_conn_is_closed(s->conn)) {
@@ -79,6 +84,7 @@ events_publish(const char *topic, json_t *event)
 		}
 		pp = &s->next;
 	}
+	return seq;
 }
 
 unsigned

@@ -14,10 +14,14 @@ shim_vmshim_SOURCES = \
 	shim/worker.c \
 	shim/guest.c \
 	shim/events.c \
+	shim/forward.c shim/forward.h \
 	shim/task.c \
 	shim/task-lifecycle.c \
 	shim/task-control.c \
 	shim/task-query.c \
+	shim/containerd.c \
+	shim/vm-local.c \
+	shim/guest-reply.c \
 	$(shim_io_files) \
 	$(shim_vm_files)
 shim_vmshim_CFLAGS = $(AM_CFLAGS)

@@ -38,10 +38,13 @@
 #include <event2/thread.h>
 
 #include "confine.h"
+#include "forward.h"
 #include "shim.h"
 #include "util.h"
 
 #define LOOP_CLOSE_GRACE_MS 1000
+/* How long events still queued for containerd may take to go out at exit. */
+#define LOOP_FORWARD_FLUSH_MS 2000
 
 struct shim shim;
 
@@ -278,7 +281,7 @@ loop_run(int listen_fd, int ready_fd, struct status *st)
 
 	loop_vm_new();
 	if (worker_init(shim.base, shim.cfg.workers, 64, st) < 0 || guest_init(st) < 0 ||
-	    accept_start(listen_fd, &shim.cfg, st) < 0) {
+	    forward_start(shim.base, st) < 0 || accept_start(listen_fd, &shim.cfg, st) < 0) {
 		r = -1;
 		goto out;
 	}
@@ -315,6 +318,8 @@ out:
 		task_shutdown();
 		worker_shutdown();
 	}
+	/* The last events (the deletes of the way out) get a bounded chance to reach containerd. */
+	forward_stop(LOOP_FORWARD_FLUSH_MS);
 	if (lp.grace != NULL)
 		event_free(lp.grace);
 	event_free(lp.accept_ev);

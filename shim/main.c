@@ -26,11 +26,14 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "forward.h"
 #include "io.h"
 #include "shim.h"
 #include "util.h"
 
-#define START_READY_TIMEOUT_MS 15000
+#define START_READY_TIMEOUT_MS	 15000
+#define START_OPTIONS_MAX	 (64 * 1024)
+#define START_OPTIONS_TIMEOUT_MS 5000
 
 static int main_pid_fd = -1; /* the pid file, locked while the daemon runs */
 
@@ -43,7 +46,13 @@ struct main_opts {
 	const char *socket;
 	const char *log;
 	bool debug;
+	bool json; /* delete: print the DeleteResponse as JSON */
 	const char *cmd;
+
+	/* Derived by main(): the bundle (-bundle, or containerd's working directory) and group. */
+	char *bundle_dir;
+	char *group;
+	char *options_config; /* config_path from start's runtime options */
 };
 
 static void
@@ -56,11 +65,13 @@ main_usage(FILE *f)
 	    "\n"
 	    "  start   start (or find) the shim of group ID, print its address unix:///PATH\n"
 	    "  serve   run the shim in the foreground\n"
-	    "  delete  clean up after a dead shim and print a DeleteResponse as JSON\n"
+	    "  delete  clean up after a dead shim and print a protobuf DeleteResponse\n"
+	    "          (-json: as JSON)\n"
 	    "\n"
 	    "  -config FILE  configuration (default " CONFIG_DEFAULT_PATH ")\n"
-	    "  -socket PATH  control socket (default $XDG_RUNTIME_DIR/vmshim/NS/ID.sock,\n"
-	    "                or /run/vmshim/NS/ID.sock as root)\n"
+	    "  -socket PATH  control socket (default $XDG_RUNTIME_DIR/vmshim/NS/GROUP.sock,\n"
+	    "                or /run/vmshim/NS/GROUP.sock as root; GROUP is the bundle's\n"
+	    "                io.vmshim.group or io.kubernetes.cri.sandbox-id annotation, else ID)\n"
 	    "  -log FILE     log file (JSON lines); -debug logs at debug level\n");
 }
 
@@ -113,10 +124,12 @@ main_parse(int argc, char **argv, struct main_opts *o)
 			main_usage(stdout);
 			exit(0);
 		}
-		if (strcmp(name, "debug") == 0) {
+		if (strcmp(name, "debug") == 0 || strcmp(name, "json") == 0) {
+			bool *flag = name[0] == 'd' ? &o->debug : &o->json;
+
 			if (val != NULL && strcmp(val, "true") != 0 && strcmp(val, "false") != 0)
-				main_die(2, "-debug takes no value");
-			o->debug = val == NULL || strcmp(val, "true") == 0;
+				main_die(2, "-%s takes no value", name);
+			*flag = val == NULL || strcmp(val, "true") == 0;
 			continue;
 		}
 		for (size_t k = 0; k < ARRAY_SIZE(valued); k++) {
@@ -144,9 +157,9 @@ main_parse(int argc, char **argv, struct main_opts *o)
 		o->ns = "default";
 }
 
-/* The socket and pid file paths of this NS/ID (or of -socket). */
+/* The socket, pid file and state directory paths of this NS/GROUP (or of -socket). */
 static void
-main_paths(const struct main_opts *o, char **sock, char **pidf)
+main_paths(const struct main_opts *o, char **sock, char **pidf, char **state)
 {
 	const char *dir, *base;
 	size_t n;
@@ -154,10 +167,10 @@ main_paths(const struct main_opts *o, char **sock, char **pidf)
 	if (o->socket != NULL) {
 		*sock = xstrdup(o->socket);
 	} else {
-		if (o->id == NULL || *o->id == '\0')
+		if (o->group == NULL || *o->group == '\0')
 			main_die(2, "%s: -id (or -socket) is required", o->cmd);
-		if (strchr(o->id, '/') != NULL || strchr(o->ns, '/') != NULL ||
-		    strcmp(o->id, "..") == 0 || strcmp(o->ns, "..") == 0)
+		if (strchr(o->group, '/') != NULL || strchr(o->ns, '/') != NULL ||
+		    strcmp(o->group, "..") == 0 || strcmp(o->ns, "..") == 0 || o->ns[0] == '.')
 			main_die(2, "%s: namespace and id must not contain '/'", o->cmd);
 		if (geteuid() == 0) {
 			dir = "/run";
@@ -166,16 +179,19 @@ main_paths(const struct main_opts *o, char **sock, char **pidf)
 			if (dir == NULL || *dir == '\0')
 				main_die(1, "XDG_RUNTIME_DIR is not set: pass -socket PATH");
 		}
-		xasprintf(sock, "%s/vmshim/%s/%s.sock", dir, o->ns, o->id);
+		xasprintf(sock, "%s/vmshim/%s/%s.sock", dir, o->ns, o->group);
 	}
 	if (strlen(*sock) >= sizeof(((struct sockaddr_un *)0)->sun_path))
 		main_die(2, "socket path %s is too long", *sock);
 	base = *sock;
 	n = strlen(base);
 	if (n > 5 && strcmp(base + n - 5, ".sock") == 0)
-		xasprintf(pidf, "%.*s.pid", (int)(n - 5), base);
-	else
-		xasprintf(pidf, "%s.pid", base);
+		n -= 5;
+	xasprintf(pidf, "%.*s.pid", (int)n, base);
+	xasprintf(state, "%.*s.d", (int)n, base);
+	if (strlen(*state) + sizeof "/agent.sock" > sizeof(((struct sockaddr_un *)0)->sun_path))
+		main_die(
+		    2, "socket path %s is too long for the local VM's socket beside it", *sock);
 }
 
 /* Does a server accept connections on path right now? */
@@ -191,22 +207,21 @@ main_socket_answers(const char *path)
 	return connect(fd, (struct sockaddr *)&un, sizeof un) == 0;
 }
 
+/* -config, else the runtime options' config_path, else the default (which may be missing). */
 static void
 main_load_config(const struct main_opts *o)
 {
-	const char *path = o->config ? o->config : CONFIG_DEFAULT_PATH;
-	const char *bundle = o->bundle;
+	const char *path = o->config ? o->config : o->options_config;
+	bool must_exist = path != NULL;
 	cleanup_free char *src = NULL;
-	char cwd[4096];
 	struct status st;
 
-	/* containerd runs `shim start` in the bundle directory without -bundle. */
-	if (bundle == NULL && access("config.json", F_OK) == 0 && getcwd(cwd, sizeof cwd) != NULL)
-		bundle = cwd;
+	if (path == NULL)
+		path = CONFIG_DEFAULT_PATH;
 	xasprintf(&src, "config %s", path);
 	config_defaults(&shim.cfg);
-	if (config_load(&shim.cfg, path, o->config != NULL, &st) < 0 ||
-	    config_apply_bundle(&shim.cfg, bundle, &st) < 0 ||
+	if (config_load(&shim.cfg, path, must_exist, &st) < 0 ||
+	    config_apply_bundle(&shim.cfg, o->bundle_dir, &st) < 0 ||
 	    config_endpoints(&shim.cfg, src, &st) < 0)
 		main_die(1, "%s", st.msg);
 	if (o->debug)
@@ -296,10 +311,21 @@ main_serve(const struct main_opts *o, int ready_fd)
 		unlink(shim.socket_path);
 		goto fail;
 	}
+	/* The local VM starts before any thread and before seccomp, and answers before "R". */
+	if (shim.cfg.vm_launch == VM_LAUNCH_LOCAL &&
+	    vm_local_start(&shim.cfg, shim.state_dir, &st) < 0) {
+		close(lfd);
+		unlink(shim.socket_path);
+		unlink(shim.pid_path);
+		goto fail;
+	}
+	/* containerd's own ttrpc socket, where every event is also forwarded (forward.h). */
+	forward_configure(getenv("TTRPC_ADDRESS"), o->ns);
 	/* loop_run reports "R" on ready_fd once start-up fully succeeded (and closes it). */
 	r = loop_run(lfd, ready_fd, &st);
 	close(lfd);
 	unlink(shim.socket_path);
+	vm_local_stop();
 	unlink(shim.pid_path);
 	close(main_pid_fd); /* removed first, then unlocked */
 	main_pid_fd = -1;
@@ -320,15 +346,28 @@ fail:
 	return 1;
 }
 
-/* Point stdin at /dev/null and stdout/stderr at the log file (or /dev/null). */
+/*
+ * Point stdin at /dev/null and stdout/stderr at the log file, else at the bundle's `log` FIFO
+ * (containerd reads it), else at /dev/null. The FIFO is opened non-blocking: without a reader
+ * the open fails at once (ENXIO) instead of hanging, and a reader that stops reading costs
+ * log lines (EAGAIN), never the loop thread.
+ */
 static void
-main_redirect_stdio(const char *log)
+main_redirect_stdio(const char *log, const char *bundle)
 {
 	int in = open("/dev/null", O_RDONLY | O_CLOEXEC);
 	int out = -1;
+	struct stat sb;
+	char *fifo = NULL;
 
-	if (log != NULL && strcmp(log, "-") != 0)
+	if (log != NULL && strcmp(log, "-") != 0) {
 		out = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
+	} else if (log == NULL && bundle != NULL) {
+		xasprintf(&fifo, "%s/log", bundle);
+		if (stat(fifo, &sb) == 0 && S_ISFIFO(sb.st_mode))
+			out = open(fifo, O_WRONLY | O_NONBLOCK | O_CLOEXEC);
+		free(fifo);
+	}
 	if (out < 0)
 		out = open("/dev/null", O_WRONLY | O_CLOEXEC);
 	if (in < 0 || out < 0)
@@ -340,6 +379,23 @@ main_redirect_stdio(const char *log)
 	close(out);
 }
 
+/*
+ * The answer of `start`: write the address to the bundle's `address` file (containerd finds
+ * the shim there after a restart), then print it, and nothing else, on stdout.
+ */
+static int
+main_start_answer(const struct main_opts *o)
+{
+	cleanup_free char *addr = NULL;
+	struct status st;
+
+	xasprintf(&addr, "unix://%s", shim.socket_path);
+	if (o->bundle_dir != NULL && containerd_write_address(o->bundle_dir, addr, &st) < 0)
+		main_die(1, "start: address file: %s", st.msg);
+	printf("%s\n", addr);
+	return 0;
+}
+
 static int
 main_start(struct main_opts *o)
 {
@@ -349,10 +405,8 @@ main_start(struct main_opts *o)
 	ssize_t n;
 	size_t have = 0;
 
-	if (main_socket_answers(shim.socket_path)) {
-		printf("unix://%s\n", shim.socket_path);
-		return 0;
-	}
+	if (main_socket_answers(shim.socket_path))
+		return main_start_answer(o);
 	if (pipe2(p, O_CLOEXEC) < 0)
 		main_die(1, "start: pipe: %s", strerror(errno));
 	fflush(stdout);
@@ -368,7 +422,7 @@ main_start(struct main_opts *o)
 			_exit(1);
 		if (child > 0)
 			_exit(0);
-		main_redirect_stdio(o->log);
+		main_redirect_stdio(o->log, o->bundle_dir);
 		if (o->log != NULL && strcmp(o->log, "-") == 0)
 			o->log = NULL;
 		exit(main_serve(o, p[1]));
@@ -382,15 +436,11 @@ main_start(struct main_opts *o)
 		have += (size_t)n;
 	buf[have] = '\0';
 	close(p[0]);
-	if (have > 0 && buf[0] == 'R') {
-		printf("unix://%s\n", shim.socket_path);
-		return 0;
-	}
+	if (have > 0 && buf[0] == 'R')
+		return main_start_answer(o);
 	/* Lost a race with another `start` of the same group: its address is the answer. */
-	if (main_socket_answers(shim.socket_path)) {
-		printf("unix://%s\n", shim.socket_path);
-		return 0;
-	}
+	if (main_socket_answers(shim.socket_path))
+		return main_start_answer(o);
 	if (have > 1 && buf[0] == 'E')
 		main_die(1, "%s", buf + 1);
 	main_die(1, "start: the shim exited during start-up (see its log)");
@@ -399,17 +449,32 @@ main_start(struct main_opts *o)
 /*
  * Clean up after a dead shim. The pid in the pid file is killed only if that very process
  * holds the file's lock (main_write_pidfile): a stale file whose pid now belongs to someone
- * else (pid reuse) kills nothing.
+ * else (pid reuse) kills nothing. The shim of a group other than the container's own id that
+ * still answers serves the group's other containers and is left alone. Then the local VM's
+ * leftovers go (vm_local_cleanup: the agent, the containers it ran, the state directory), and the
+ * DeleteResponse is printed: protobuf (what containerd reads) or, with -json, JSON.
  */
 static int
-main_delete(const char *sock, const char *pidf)
+main_delete(const struct main_opts *o, const char *sock, const char *pidf, const char *state)
 {
 	struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET};
 	char buf[64], ts[TIME_RFC3339_LEN];
-	cleanup_close int fd = util_open_nonblock(pidf, O_RDONLY, S_IFREG, NULL);
+	cleanup_close int fd = -1;
+	cleanup_free uint8_t *pb = NULL;
+	struct timespec now;
 	ssize_t n;
+	size_t len;
 	long pid;
 
+	/* Another container's shim (a group's) that still answers serves the others: keep it. */
+	if (o->group != NULL && o->id != NULL && strcmp(o->group, o->id) != 0 &&
+	    main_socket_answers(sock)) {
+		fprintf(stderr,
+		    "vmshim: delete: the shim of group %s still answers on %s: left running\n",
+		    o->group, sock);
+		goto answer;
+	}
+	fd = util_open_nonblock(pidf, O_RDONLY, S_IFREG, NULL);
 	if (fd >= 0 && (n = read(fd, buf, sizeof buf - 1)) > 0) {
 		buf[n] = '\0';
 		pid = strtol(buf, NULL, 10);
@@ -419,28 +484,91 @@ main_delete(const char *sock, const char *pidf)
 		else if (pid > 1 && fl.l_pid == (pid_t)pid && kill((pid_t)pid, SIGKILL) == 0)
 			fprintf(stderr, "vmshim: delete: killed leftover shim pid %ld\n", pid);
 	}
+	vm_local_cleanup(state);
 	if (unlink(sock) < 0 && errno != ENOENT)
 		main_die(1, "delete: %s: %s", sock, strerror(errno));
 	if (unlink(pidf) < 0 && errno != ENOENT)
 		main_die(1, "delete: %s: %s", pidf, strerror(errno));
-	time_rfc3339_now(ts);
-	printf("{\"pid\":0,\"exit_status\":137,\"exited_at\":\"%s\"}\n", ts);
+answer:
+	clock_gettime(CLOCK_REALTIME, &now);
+	if (o->json) {
+		time_rfc3339(&now, ts);
+		printf("{\"pid\":0,\"exit_status\":137,\"exited_at\":\"%s\"}\n", ts);
+		return 0;
+	}
+	len = containerd_delete_response(0, 137, &now, &pb);
+	if (fwrite(pb, 1, len, stdout) != len || fflush(stdout) != 0)
+		main_die(1, "delete: stdout: %s", strerror(errno));
 	return 0;
+}
+
+/*
+ * start's stdin: containerd's runtime options (a protobuf Any), or nothing. Only read when
+ * containerd is the caller (it passes -address), never from a terminal, and within
+ * START_OPTIONS_TIMEOUT_MS: containerd writes the options and closes the pipe at once; a
+ * caller that leaves an empty pipe open costs that wait and means no options.
+ */
+static void
+main_read_options(struct main_opts *o)
+{
+	cleanup_free uint8_t *buf = NULL;
+	int64_t deadline = time_mono_ms() + START_OPTIONS_TIMEOUT_MS;
+	struct status st;
+	size_t have = 0;
+	ssize_t n;
+	int r;
+
+	if (o->address == NULL || isatty(STDIN_FILENO))
+		return;
+	buf = xmalloc(START_OPTIONS_MAX + 1);
+	while (have <= START_OPTIONS_MAX) {
+		r = fd_wait(STDIN_FILENO, POLLIN, deadline);
+		if (r == 0 && have == 0)
+			return; /* an empty pipe left open: no options */
+		if (r == 0)
+			main_die(1, "start: no end of the runtime options on stdin within %d ms",
+			    START_OPTIONS_TIMEOUT_MS);
+		if (r < 0)
+			return; /* stdin closed or not pollable: no options */
+		n = read(STDIN_FILENO, buf + have, START_OPTIONS_MAX + 1 - have);
+		if (n == 0)
+			break;
+		if (n < 0) {
+			if (errno == EINTR || errno == EAGAIN)
+				continue;
+			main_die(1, "start: reading runtime options on stdin: %s", strerror(errno));
+		}
+		have += (size_t)n;
+	}
+	if (containerd_options_config_path(buf, have, &o->options_config, &st) < 0)
+		main_die(1, "start: %s", st.msg);
 }
 
 int
 main(int argc, char **argv)
 {
 	struct main_opts o = {0};
-	char *sock = NULL, *pidf = NULL;
+	char *sock = NULL, *pidf = NULL, *state = NULL, cwd[4096];
+	struct status st;
 	int r;
 
 	main_parse(argc, argv, &o);
-	main_paths(&o, &sock, &pidf);
+	/* containerd runs `start` in the bundle directory without -bundle. */
+	if (o.bundle != NULL)
+		o.bundle_dir = xstrdup(o.bundle);
+	else if (access("config.json", F_OK) == 0 && getcwd(cwd, sizeof cwd) != NULL)
+		o.bundle_dir = xstrdup(cwd);
+	if (strcmp(o.cmd, "start") == 0)
+		main_read_options(&o);
+	if (o.socket == NULL && containerd_group(o.bundle_dir, o.id, &o.group, &st) < 0)
+		main_die(st.code == ST_INVALID_ARGUMENT && o.id == NULL ? 2 : 1, "%s: %s", o.cmd,
+		    st.msg);
+	main_paths(&o, &sock, &pidf, &state);
 	shim.socket_path = sock;
 	shim.pid_path = pidf;
+	shim.state_dir = state;
 	if (strcmp(o.cmd, "delete") == 0) {
-		r = main_delete(sock, pidf);
+		r = main_delete(&o, sock, pidf, state);
 	} else {
 		main_load_config(&o);
 		if (strcmp(o.cmd, "start") == 0)
@@ -450,5 +578,9 @@ main(int argc, char **argv)
 	}
 	free(sock);
 	free(pidf);
+	free(state);
+	free(o.bundle_dir);
+	free(o.group);
+	free(o.options_config);
 	return r;
 }

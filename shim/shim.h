@@ -20,6 +20,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
+#include <time.h>
 
 #include "log.h"
 #include "msg.h"
@@ -34,8 +35,22 @@
 /* SYSCONFDIR comes from configure (--sysconfdir), so make install and the shim agree. */
 #define CONFIG_DEFAULT_PATH SYSCONFDIR "/vmshim/config.json"
 
+/* vm.launch: where the group's VM comes from. */
+enum vm_launch {
+	VM_LAUNCH_DEFAULT, /* not set: "none" with vm.vsock, else "local" (config_endpoints) */
+	VM_LAUNCH_NONE,	   /* attach to a VM someone else runs, at vm.vsock */
+	VM_LAUNCH_LOCAL,   /* start vmshim-agent on this host as our child (vm-local.c) */
+};
+
 struct shim_config {
 	char *vm_vsock;
+	enum vm_launch vm_launch;
+	char *vm_agent; /* "" : beside our binary, else PATH */
+	uint32_t vm_cpus;
+	uint32_t vm_memory_mib;
+	uint32_t boot_timeout_ms;
+	char **allowed_annotations; /* io.vmshim.* keys a bundle may set beyond the built-in */
+	size_t n_allowed_annotations;
 	uint32_t agent_port;
 	uint32_t stream_port;
 	char *vm_qmp;
@@ -67,11 +82,75 @@ int config_parse(
     struct shim_config *cfg, const char *buf, size_t len, const char *src, struct status *st);
 /* Apply io.vmshim.* annotations of an OCI config.json object. */
 int config_apply_annotations(struct shim_config *cfg, json_t *annotations, struct status *st);
+/*
+ * Check a bundle's annotations against the allow-list and their values, without applying
+ * them (a container joining a running group cannot change its VM).
+ */
+int config_check_annotations(const struct shim_config *cfg, json_t *annotations, struct status *st);
 /* Read bundle/config.json (if present) and apply its annotations. */
 int config_apply_bundle(struct shim_config *cfg, const char *bundle, struct status *st);
-/* Compute agent_ep and stream_ep from vm.vsock and the ports; src names the config file. */
+/*
+ * Settle vm.launch (absent: "none" with vm.vsock, else "local") and compute agent_ep and
+ * stream_ep from vm.vsock and the ports; src names the config file. With "local" and no
+ * vm.vsock the endpoints are left for vm_local_start.
+ */
 int config_endpoints(struct shim_config *cfg, const char *src, struct status *st);
 void config_free(struct shim_config *cfg);
+
+/* containerd.c */
+
+/*
+ * The group of a bundle: its annotation io.vmshim.group, else io.kubernetes.cri.sandbox-id,
+ * else id (bundle may be NULL). *out is a file-name-safe string the caller frees.
+ */
+int containerd_group(const char *bundle, const char *id, char **out, struct status *st);
+/* Write address to BUNDLE/address (atomically: a temporary file renamed). */
+int containerd_write_address(const char *bundle, const char *address, struct status *st);
+/*
+ * Decode start's stdin (a protobuf Any, possibly empty): the config_path of a
+ * runtimeoptions.v1.Options, or *out NULL when there is none.
+ */
+int containerd_options_config_path(const uint8_t *buf, size_t len, char **out, struct status *st);
+/* Encode a protobuf containerd.task.v2.DeleteResponse into *out (freed by the caller). */
+size_t containerd_delete_response(
+    uint32_t pid, uint32_t exit_status, const struct timespec *at, uint8_t **out);
+
+/* guest-reply.c */
+
+/*
+ * Fields of an agent reply or event (resp may be NULL: every field is then missing). A
+ * missing required field or a wrong type is INTERNAL "malformed reply from the agent:
+ * METHOD.KEY: ...". Optional fields left absent leave *out untouched (strings: NULL).
+ */
+int guest_reply_u32(json_t *resp, const char *method, const char *key, bool required, uint32_t *out,
+    struct status *st);
+/* exit_status: required, 0..65535. */
+int guest_reply_exit_status(json_t *resp, const char *method, int *out, struct status *st);
+int guest_reply_string(json_t *resp, const char *method, const char *key, bool required,
+    const char **out, struct status *st);
+/* An optional RFC 3339 time string; *out NULL when absent. */
+int guest_reply_time(
+    json_t *resp, const char *method, const char *key, const char **out, struct status *st);
+int guest_reply_bool(
+    json_t *resp, const char *method, const char *key, bool required, bool *out, struct status *st);
+
+/* vm-local.c */
+
+/*
+ * Launch vmshim-agent as the embedded local VM in state_dir, point cfg's endpoints at it and
+ * wait until it answers (vm.boot_timeout_ms). Main thread, before any other thread exists and
+ * before seccomp. On failure nothing is left running.
+ */
+int vm_local_start(struct shim_config *cfg, const char *state_dir, struct status *st);
+/* The agent's pid, or -1. */
+pid_t vm_local_pid(void);
+/* SIGTERM the agent (it kills its containers), SIGKILL it after a grace period, reap it. */
+void vm_local_stop(void);
+/*
+ * `vmshim delete`: stop what a dead shim's local VM left in state_dir (the agent, the runc
+ * containers it ran) and remove state_dir. Problems are printed on stderr; nothing fails.
+ */
+void vm_local_cleanup(const char *state_dir);
 
 /* worker.c */
 
@@ -114,6 +193,7 @@ struct shim {
 	struct shim_config cfg;
 	const char *socket_path;
 	const char *pid_path;
+	const char *state_dir; /* the local VM's socket and files */
 	pid_t pid;
 	bool shutting_down;
 	bool exit_when_empty; /* Shutdown without now: exit when the last task is deleted */
@@ -159,8 +239,11 @@ void guest_shutdown(void);
 /* events.c */
 
 void events_subscribe(struct rpc_conn *c, uint32_t stream_id, struct msg_request *req);
-/* Publish an event to every subscriber; steals `event`. */
-void events_publish(const char *topic, json_t *event);
+/*
+ * Publish an event to every subscriber and to containerd (forward.h); steals `event`.
+ * Returns its forwarding sequence number (0: not forwarded), for forward_settled().
+ */
+uint64_t events_publish(const char *topic, json_t *event);
 void events_shutdown(void);
 /* Loop thread: connection c closed; forget its subscriptions now. Returns how many. */
 unsigned events_conn_closed(struct rpc_conn *c);
@@ -209,6 +292,7 @@ struct task_proc {
 	bool output_done;      /* every stdout/stderr byte reached the host */
 	int exit_status;
 	char exited_at[40];
+	uint64_t exit_forward; /* its /tasks/exit's forwarding number: Waits hold until settled */
 	struct task_waiter *waiters;
 	struct task_proc *next; /* in ctr->execs */
 };
@@ -260,6 +344,11 @@ void task_container_remove(struct task_container *ctr);
 bool task_table_empty(void);
 /* The exit and output of p may now both be complete: publish, answer the waiters. */
 void task_proc_maybe_exit(struct task_proc *p);
+/*
+ * Loop thread (forward.c): more forwarded events are settled; answer the Waits held for
+ * their /tasks/exit.
+ */
+void task_forward_progress(void);
 /* A process that never ran is finished (Delete): answer its waiters, publish nothing. */
 void task_proc_end_quiet(struct task_proc *p);
 /* An exit or OOM event from the agent (loop thread). */

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "forward.h"
 #include "io.h"
 #include "shim.h"
 #include "util.h"
@@ -254,7 +255,9 @@ task_wait(struct task_call *call)
 
 	if ((p = task_call_proc(call, &id, NULL)) == NULL)
 		return;
-	if (p->state == PROC_STOPPED || p->state == PROC_DELETING) {
+	/* A stopped process's exit reaches containerd first: until then, Wait holds. */
+	if ((p->state == PROC_STOPPED || p->state == PROC_DELETING) &&
+	    forward_settled(p->exit_forward)) {
 		task_call_finish(call, ST_OK, "",
 		    json_pack(
 			"{s:i, s:s}", "exit_status", p->exit_status, "exited_at", p->exited_at));
@@ -290,6 +293,10 @@ task_shutdown_method(struct task_call *call)
 		log_info("Shutdown%s: exiting", now ? " (now)" : "");
 		loop_request_exit();
 	} else {
+		/*
+		 * containerd asks Shutdown after deleting each task; the group's other containers
+		 * (and new ones joining it) keep being served until the last task is deleted.
+		 */
 		log_info("Shutdown: exiting once the last task is deleted");
 		shim.exit_when_empty = true;
 	}

@@ -264,8 +264,16 @@ task_read_bundle(const char *bundle, bool *terminal, struct status *st)
 			    shown, jerr.line, jerr.text);
 		return NULL;
 	}
-	if (!json_is_object(spec) ||
-	    msg_get_object(spec, shown, "process", true, &process, st) < 0 ||
+	if (!json_is_object(spec)) {
+		status_set(st, ST_INVALID_ARGUMENT, "payload.bundle: %s: not an object", shown);
+		return NULL;
+	}
+	/* Only the allow-listed io.vmshim.* keys may come from a bundle (config.c). */
+	if (config_check_annotations(&shim.cfg, json_object_get(spec, "annotations"), st) < 0) {
+		status_wrap(st, "bundle %s", shown);
+		return NULL;
+	}
+	if (msg_get_object(spec, shown, "process", true, &process, st) < 0 ||
 	    msg_get_array(process, "process", "args", true, &args, st) < 0) {
 		status_wrap(st, "payload.bundle");
 		return NULL;
@@ -306,8 +314,14 @@ task_bringup_disks(struct task_bringup *b, struct status *st)
 	if (guest_call("MountDisk", req, b->timeout_ms, true, &resp, st) < 0)
 		return status_wrap(
 		    st, "Create %s: mount of serial %s at %s", b->id, b->serial, b->disk.target);
-	b->disk_mounted = json_is_true(json_object_get(resp, "mounted"));
-	msg = json_string_value(json_object_get(resp, "message"));
+	msg = NULL;
+	if (guest_reply_bool(resp, "MountDisk", "mounted", true, &b->disk_mounted, st) < 0 ||
+	    guest_reply_string(resp, "MountDisk", "message", false, &msg, st) < 0) {
+		/* The agent may have mounted it: unmount before the disk goes. */
+		b->disk_mounted = true;
+		return status_wrap(
+		    st, "Create %s: mount of serial %s at %s", b->id, b->serial, b->disk.target);
+	}
 	if (b->disk_mounted)
 		log_info_id(b->id, "", "agent mounted serial %s at %.*s (%.*s)", b->serial,
 		    LOG_STR_MAX, b->disk.target, LOG_STR_MAX, b->disk.fstype);
@@ -343,6 +357,17 @@ task_bringup_stderr(const struct task_bringup *b)
 	return b->terminal ? "" : b->err;
 }
 
+/* Worker: take a process whose bring-up failed after the agent created it out of the agent. */
+static void
+task_bringup_forget(struct task_bringup *b)
+{
+	cleanup_json json_t *del = json_pack("{s:s, s:s}", "id", b->id, "exec_id", b->exec_id);
+	struct status ignored;
+
+	if (guest_call("DeleteProcess", del, b->timeout_ms, false, NULL, &ignored) < 0)
+		log_warn_id(b->id, b->exec_id, "rollback: %s", ignored.msg);
+}
+
 /* Attach the declared streams; on failure, take the process out of the agent again. */
 static int
 task_bringup_attach(struct task_bringup *b, struct status *st)
@@ -355,16 +380,12 @@ task_bringup_attach(struct task_bringup *b, struct status *st)
 	    .stdout_path = b->out,
 	    .stderr_path = task_bringup_stderr(b),
 	};
-	cleanup_json json_t *del = NULL;
-	struct status ignored;
 
 	b->io = io_prepare(&spec, &shim.cfg.stream_ep, (int)shim.cfg.connect_timeout_ms, st);
 	if (b->io != NULL)
 		return 0;
 	status_wrap(st, "stdio");
-	del = json_pack("{s:s, s:s}", "id", b->id, "exec_id", b->exec_id);
-	if (guest_call("DeleteProcess", del, b->timeout_ms, false, NULL, &ignored) < 0)
-		log_warn_id(b->id, b->exec_id, "rollback: %s", ignored.msg);
+	task_bringup_forget(b);
 	return -1;
 }
 
@@ -377,6 +398,34 @@ task_bringup_stopping(struct task_bringup *b)
 	status_set(&b->st, ST_UNAVAILABLE, "the shim is shutting down");
 	log_info_id(b->id, b->exec_id, "bring-up stopped: the shim is shutting down");
 	return true;
+}
+
+/*
+ * The runtime's own root filesystem mounts (every rootfs[] entry but a block disk: an
+ * overlay of image snapshots, a bind mount) go to the agent as rootfs_mounts; the local VM's
+ * agent, on this host, mounts them as the container's root (a VM's agent refuses them).
+ */
+static void
+task_bringup_host_mounts(struct task_bringup *b, json_t *req)
+{
+	json_t *mounts = json_array(), *m;
+	size_t i;
+
+	if (b->disk.source == NULL) {
+		json_array_foreach (b->rootfs, i, m) {
+			json_t *opts = json_object_get(m, "options");
+
+			json_array_append_new(mounts,
+			    json_pack("{s:s, s:s, s:o}", "type",
+				json_string_value(json_object_get(m, "type")), "source",
+				json_string_value(json_object_get(m, "source")) ?: "", "options",
+				opts != NULL ? json_incref(opts) : json_array()));
+		}
+	}
+	if (json_array_size(mounts) > 0)
+		json_object_set_new(req, "rootfs_mounts", mounts);
+	else
+		json_decref(mounts);
 }
 
 /* Worker (a bring-up job): bundle, then under the bring-up span disk, CreateContainer, streams. */
@@ -406,9 +455,13 @@ task_create_run(void *arg)
 	    b->bundle, "spec", spec, "rootfs_mount", b->disk_mounted ? b->disk.target : "",
 	    "terminal", b->terminal, "stdin", *b->in != '\0', "stdout", *b->out != '\0', "stderr",
 	    *task_bringup_stderr(b) != '\0');
+	task_bringup_host_mounts(b, req);
 	if (guest_call("CreateContainer", req, b->timeout_ms, true, &resp, &b->st) < 0)
 		goto undo;
-	b->pid = (uint32_t)json_integer_value(json_object_get(resp, "pid"));
+	if (guest_reply_u32(resp, "CreateContainer", "pid", true, &b->pid, &b->st) < 0) {
+		task_bringup_forget(b);
+		goto undo;
+	}
 	if (task_bringup_attach(b, &b->st) == 0)
 		goto out;
 undo:
@@ -498,11 +551,6 @@ task_create(struct task_call *call)
 	if (*bundle == '\0') {
 		task_call_finish(
 		    call, ST_INVALID_ARGUMENT, "payload.bundle: must not be empty", NULL);
-		return;
-	}
-	if (shim.exit_when_empty) {
-		task_call_finish(call, ST_FAILED_PRECONDITION,
-		    "shutting down: Shutdown was called, no new container is accepted", NULL);
 		return;
 	}
 	json_array_foreach (rootfs, i, m) {
@@ -626,11 +674,6 @@ task_exec(struct task_call *call)
 		    call, ST_INVALID_ARGUMENT, "payload.spec.args: must not be empty", NULL);
 		return;
 	}
-	if (shim.exit_when_empty) {
-		task_call_finish(call, ST_FAILED_PRECONDITION,
-		    "shutting down: Shutdown was called, no new process is accepted", NULL);
-		return;
-	}
 	ctr = task_find(id);
 	if (ctr == NULL || ctr->init == NULL) {
 		task_call_finish(call, ST_NOT_FOUND, "container not found", NULL);
@@ -668,6 +711,7 @@ struct task_simple_job {
 	int timeout_ms;
 	struct status st;
 	json_t *resp;
+	uint32_t pid; /* Start: the agent's answer */
 
 	/* Delete of an init process whose container has a hot-added disk. */
 	bool disk, disk_mounted;
@@ -720,6 +764,8 @@ task_start_done(void *arg)
 		return;
 	}
 	p->starting = false;
+	if (j->st.code == ST_OK)
+		guest_reply_u32(j->resp, "StartProcess", "pid", true, &j->pid, &j->st);
 	if (j->st.code != ST_OK) {
 		log_warn_id(j->id, j->exec_id, "start failed: %s", j->st.msg);
 		task_call_finish_status(call, &j->st);
@@ -727,7 +773,7 @@ task_start_done(void *arg)
 		task_proc_maybe_exit(p);
 		return;
 	}
-	p->pid = (uint32_t)json_integer_value(json_object_get(j->resp, "pid"));
+	p->pid = j->pid;
 	p->state = PROC_RUNNING;
 	log_info_id(j->id, j->exec_id, "started, pid %u", p->pid);
 	if (*p->exec_id == '\0')
@@ -833,13 +879,21 @@ task_delete_done(void *arg)
 	if (!p->exit_seen) {
 		/* Never started (or the agent is gone): take the agent's word, or 255. */
 		p->exit_status = 255;
-		if (j->resp != NULL) {
-			const char *at = json_string_value(json_object_get(j->resp, "exited_at"));
+		if (j->st.code == ST_OK) {
+			const char *at = NULL;
+			int status;
+			struct status rst;
 
-			p->exit_status =
-			    (int)json_integer_value(json_object_get(j->resp, "exit_status"));
-			if (at != NULL)
-				snprintf(p->exited_at, sizeof p->exited_at, "%s", at);
+			if (guest_reply_exit_status(j->resp, "DeleteProcess", &status, &rst) < 0 ||
+			    guest_reply_time(j->resp, "DeleteProcess", "exited_at", &at, &rst) <
+				0) {
+				log_error_id(
+				    j->id, j->exec_id, "%s: reporting exit status 255", rst.msg);
+			} else {
+				p->exit_status = status;
+				if (at != NULL)
+					snprintf(p->exited_at, sizeof p->exited_at, "%s", at);
+			}
 		}
 		if (p->exited_at[0] == '\0')
 			time_rfc3339_now(p->exited_at);

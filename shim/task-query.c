@@ -7,6 +7,8 @@
  */
 #include "config.h"
 
+#include <stdio.h>
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -53,14 +55,27 @@ task_query_container(struct task_call *call, const char **idp)
 	return p != NULL ? p->ctr : NULL;
 }
 
+/* Only {pid} objects go back to the runtime, each checked. */
 static void
 task_pids_ok(struct task_call *call, json_t *resp)
 {
-	json_t *procs = json_object_get(resp, "processes");
+	json_t *procs = json_object_get(resp, "processes"), *out, *e;
+	struct status st;
+	uint32_t pid;
+	size_t i;
 
-	task_call_finish(call, ST_OK, "",
-	    json_pack(
-		"{s:o}", "processes", json_is_array(procs) ? json_incref(procs) : json_array()));
+	if (!json_is_array(procs))
+		return task_call_finish(call, ST_INTERNAL,
+		    "malformed reply from the agent: Pids.processes: expected an array", NULL);
+	out = json_array();
+	json_array_foreach (procs, i, e) {
+		if (guest_reply_u32(e, "Pids.processes[]", "pid", true, &pid, &st) < 0) {
+			json_decref(out);
+			return task_call_finish_status(call, &st);
+		}
+		json_array_append_new(out, json_pack("{s:i}", "pid", (int)pid));
+	}
+	task_call_finish(call, ST_OK, "", json_pack("{s:o}", "processes", out));
 }
 
 void
@@ -73,11 +88,43 @@ task_pids(struct task_call *call)
 	task_forward(call, "Pids", json_pack("{s:s}", "id", id), task_pids_ok);
 }
 
+/* One non-negative counter of the agent's Stats reply, e.g. memory.usage_bytes. */
+static int
+task_stats_counter(
+    json_t *resp, const char *group, const char *key, json_int_t *out, struct status *st)
+{
+	char where[32];
+	json_t *g = NULL;
+	int64_t v;
+
+	snprintf(where, sizeof where, "Stats.%s", group);
+	if (msg_get_object(resp, "Stats", group, true, &g, st) < 0 ||
+	    msg_get_i64(g, where, key, true, &v, st) < 0) {
+		char first[STATUS_MSG_MAX];
+
+		snprintf(first, sizeof first, "%s", st->msg);
+		return status_set(st, ST_INTERNAL, "malformed reply from the agent: %s", first);
+	}
+	if (v < 0)
+		return status_set(
+		    st, ST_INTERNAL, "malformed reply from the agent: %s.%s: negative", where, key);
+	*out = (json_int_t)v;
+	return 0;
+}
+
+/* The counters the runtime gets are checked; the answer is the agent's object. */
 static void
 task_stats_ok(struct task_call *call, json_t *resp)
 {
-	task_call_finish(call, ST_OK, "",
-	    json_pack("{s:o}", "stats", resp != NULL ? json_incref(resp) : json_object()));
+	json_int_t v;
+	struct status st;
+
+	if (task_stats_counter(resp, "cpu", "usage_usec", &v, &st) < 0 ||
+	    task_stats_counter(resp, "memory", "usage_bytes", &v, &st) < 0 ||
+	    task_stats_counter(resp, "memory", "limit_bytes", &v, &st) < 0 ||
+	    task_stats_counter(resp, "pids", "current", &v, &st) < 0)
+		return task_call_finish_status(call, &st);
+	task_call_finish(call, ST_OK, "", json_pack("{s:O}", "stats", resp));
 }
 
 void

@@ -19,8 +19,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "io.h"
+#include "forward.h"
 #include "frame.h"
+#include "io.h"
 #include "shim.h"
 #include "util.h"
 
@@ -87,6 +88,13 @@ task_dispatch(struct rpc_conn *c, uint32_t stream_id, uint8_t flags, struct msg_
 		else
 			rpc_conn_respond(c, stream_id, ST_UNIMPLEMENTED, "unknown service", NULL);
 		log_debug("unimplemented %s/%s", req->service, req->method);
+		msg_request_clear(req);
+		return;
+	}
+	if (m->fn == task_subscribe && req->codec != MSG_CODEC_JSON) {
+		/* containerd takes events through Events/Forward on its own socket (forward.c). */
+		rpc_conn_respond(c, stream_id, ST_UNIMPLEMENTED,
+		    "Subscribe streams JSON events: send it as a JSON request", NULL);
 		msg_request_clear(req);
 		return;
 	}
@@ -385,11 +393,29 @@ task_proc_maybe_exit(struct task_proc *p)
 		p->ctr->paused = false;
 	log_info_id(
 	    p->ctr->id, exec_id, "process %u exited with status %d", p->pid, p->exit_status);
-	events_publish(
+	p->exit_forward = events_publish(
 	    "/tasks/exit", json_pack("{s:s, s:s, s:i, s:i, s:s}", "container_id", p->ctr->id, "id",
 			       *exec_id != '\0' ? exec_id : p->ctr->id, "pid", (int)p->pid,
 			       "exit_status", p->exit_status, "exited_at", p->exited_at));
-	task_proc_answer_waiters(p, ST_OK, "");
+	/* containerd learns of the exit before any Wait does (task_forward_progress). */
+	if (forward_settled(p->exit_forward))
+		task_proc_answer_waiters(p, ST_OK, "");
+}
+
+void
+task_forward_progress(void)
+{
+	struct task_container *ctr;
+	struct task_proc *p;
+
+	for (ctr = task_table; ctr != NULL; ctr = ctr->next) {
+		TASK_FOREACH_PROC (ctr, p) {
+			if (p->waiters != NULL && p->exit_forward != 0 &&
+			    (p->state == PROC_STOPPED || p->state == PROC_DELETING) &&
+			    forward_settled(p->exit_forward))
+				task_proc_answer_waiters(p, ST_OK, "");
+		}
+	}
 }
 
 void
@@ -422,13 +448,18 @@ task_agent_event(const char *topic, json_t *ev)
 	struct task_container *ctr;
 	struct task_proc *p;
 	bool pending;
-	const char *cid = json_string_value(json_object_get(ev, "container_id"));
-	const char *id = json_string_value(json_object_get(ev, "id"));
-	const char *at = json_string_value(json_object_get(ev, "exited_at"));
+	const char *cid = NULL, *id = NULL, *at = NULL;
+	struct status st;
+	int status = 255;
 
-	if (cid == NULL || (ctr = task_find(cid)) == NULL) {
+	if (guest_reply_string(ev, topic, "container_id", true, &cid, &st) < 0 ||
+	    guest_reply_string(ev, topic, "id", false, &id, &st) < 0) {
+		log_error("agent event dropped: %.*s", LOG_STR_MAX, st.msg);
+		return;
+	}
+	if ((ctr = task_find(cid)) == NULL) {
 		log_debug("agent event %.*s for unknown container %.*s", LOG_STR_MAX, topic,
-		    LOG_STR_MAX, cid ?: "?");
+		    LOG_STR_MAX, cid);
 		return;
 	}
 	if (strcmp(topic, PROTOCOL_TOPIC_OOM) == 0) {
@@ -438,7 +469,7 @@ task_agent_event(const char *topic, json_t *ev)
 	}
 	pending = strcmp(topic, PROTOCOL_TOPIC_EXIT_PENDING) == 0;
 	if (strcmp(topic, PROTOCOL_TOPIC_EXIT) != 0 && !pending) {
-		log_debug("agent event %s ignored", topic);
+		log_debug("agent event %.*s ignored", LOG_STR_MAX, topic);
 		return;
 	}
 	p = task_find_proc(ctr, (id == NULL || strcmp(id, cid) == 0) ? "" : id);
@@ -452,8 +483,15 @@ task_agent_event(const char *topic, json_t *ev)
 		task_proc_exit_pending(p);
 		return;
 	}
+	/* A malformed exit still ends the process (or its Waits would never answer): 255. */
+	if (guest_reply_exit_status(ev, topic, &status, &st) < 0 ||
+	    guest_reply_time(ev, topic, "exited_at", &at, &st) < 0) {
+		log_error_id(cid, p->exec_id, "%s: reporting exit status 255", st.msg);
+		status = 255;
+		at = NULL;
+	}
 	p->exit_seen = true;
-	p->exit_status = (int)json_integer_value(json_object_get(ev, "exit_status"));
+	p->exit_status = status;
 	if (at != NULL)
 		snprintf(p->exited_at, sizeof p->exited_at, "%s", at);
 	else
@@ -582,16 +620,27 @@ task_resync_done(void *arg)
 		const char *status;
 
 		if (p != NULL && p->state == PROC_RUNNING && !p->exit_seen) {
-			status = json_string_value(json_object_get(it->resp, "status"));
-			if (it->st.code == ST_OK && status != NULL &&
-			    strcmp(status, PROTOCOL_STATE_STOPPED) == 0) {
+			const char *at = NULL;
+			int code = 255;
+
+			status = NULL;
+			if (it->st.code == ST_OK && guest_reply_string(it->resp, "ProcessState",
+							"status", true, &status, &it->st) < 0)
+				log_error_id(it->id, it->exec_id, "resync: %s", it->st.msg);
+			if (it->st.code == ST_OK && strcmp(status, PROTOCOL_STATE_STOPPED) == 0) {
+				if (guest_reply_exit_status(
+					it->resp, "ProcessState", &code, &it->st) < 0 ||
+				    guest_reply_time(
+					it->resp, "ProcessState", "exited_at", &at, &it->st) < 0) {
+					log_error_id(it->id, it->exec_id,
+					    "resync: %s: reporting exit status 255", it->st.msg);
+					code = 255;
+					at = NULL;
+				}
 				log_warn_id(it->id, it->exec_id,
 				    "exit missed while the agent link was down: recovered from "
 				    "ProcessState");
-				task_resync_exit(p,
-				    (int)json_integer_value(
-					json_object_get(it->resp, "exit_status")),
-				    json_string_value(json_object_get(it->resp, "exited_at")));
+				task_resync_exit(p, code, at);
 			} else if (it->st.code == ST_NOT_FOUND) {
 				log_warn_id(it->id, it->exec_id,
 				    "the agent does not know process %u (it restarted?): its exit "

@@ -177,7 +177,10 @@ struct container {
 	TAILQ_ENTRY(container) entry;
 	char *id;
 	char *bundle;
-	char *rootfs; /* CreateContainer's rootfs_mount ("" when none) */
+	char *rootfs;	      /* CreateContainer's rootfs_mount ("" when none) */
+	char *rootfs_mounted; /* local VM: where rootfs_mounts are mounted (rootfs.c), or NULL */
+	char *oom_file;	      /* its cgroup's OOM-kill counter (stats_oom_file), or NULL */
+	uint64_t oom_kills;   /* that count when last looked at */
 	struct proc *init;
 	struct proc_list procs; /* init first */
 	void *runner_data;
@@ -196,6 +199,13 @@ void container_ref(struct container *c);
 void container_unref(struct container *c);
 /* Remove from the table (deleting its processes); the last ref frees it. */
 void container_remove(struct container *c);
+
+/* ---- rootfs.c ---- */
+
+/* Local VM: mount CreateContainer's rootfs_mounts (a JSON array) as c's root. */
+int rootfs_mount(struct container *c, json_t *mounts, struct status *st);
+/* Unmount and remove what rootfs_mount mounted (nothing if it did not). */
+void rootfs_unmount(struct container *c);
 
 /* exec_id "" finds the init process. */
 struct proc *proc_find(struct container *c, const char *exec_id);

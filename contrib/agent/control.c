@@ -18,6 +18,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -342,10 +343,33 @@ control_exit_event(struct proc *p)
 	    p->exit_status, "exited_at", ts);
 }
 
+/*
+ * Before a process's exit is published: if the kernel's OOM killer struck the container since
+ * the last look, say so first (/tasks/oom), as containerd's runc shim does, so the runtime
+ * knows why the process died when the exit arrives.
+ */
+static void
+control_check_oom(struct container *c)
+{
+	uint64_t n;
+	json_t *ev;
+
+	if (c->oom_file == NULL || (n = stats_oom_count(c->oom_file)) <= c->oom_kills)
+		return;
+	c->oom_kills = n;
+	log_warn_id(c->id, NULL, "out of memory: the OOM killer struck (%" PRIu64 " kill(s))", n);
+	ev = json_pack("{s:s}", "container_id", c->id);
+	control_publish("/tasks/oom", ev);
+	json_decref(ev);
+}
+
 void
 control_publish_exit(struct proc *p)
 {
-	json_t *ev = control_exit_event(p);
+	json_t *ev;
+
+	control_check_oom(p->c);
+	ev = control_exit_event(p);
 
 	log_debug_id(p->c->id, p->exec_id, "exit of pid %d (status %d) published", (int)p->pid,
 	    p->exit_status);
@@ -479,6 +503,13 @@ control_create_done(const struct status *st, json_t *result, void *arg)
 	}
 	log_info_id(
 	    k->c->id, NULL, "created, init pid %d", k->c->init != NULL ? (int)k->c->init->pid : 0);
+	/*
+	 * The oci runner gives the container a cgroup of its own: watch its OOM-kill count.
+	 * (The process runner's processes share the agent's cgroup, whose count is not theirs.)
+	 */
+	if (agent.runner == &runner_oci_ops && k->c->init != NULL && k->c->init->pid > 0 &&
+	    (k->c->oom_file = stats_oom_file(k->c->init->pid)) != NULL)
+		k->c->oom_kills = stats_oom_count(k->c->oom_file);
 	res = json_pack("{s:i}", "pid", k->c->init != NULL ? (int)k->c->init->pid : 0);
 	control_call_done(k, st, res);
 	json_decref(res);
@@ -489,7 +520,7 @@ static void
 control_create(struct rpc_conn *conn, uint32_t sid, uint8_t flags, json_t *payload)
 {
 	const char *id = NULL, *bundle = "", *rootfs = "";
-	json_t *spec = NULL, *process = NULL;
+	json_t *spec = NULL, *process = NULL, *mounts = NULL;
 	bool declared[STDIO_N], terminal;
 	struct control_call *k;
 	struct container *c;
@@ -499,6 +530,7 @@ control_create(struct rpc_conn *conn, uint32_t sid, uint8_t flags, json_t *paylo
 	    protocol_check_id("id", id, false, &st) < 0 ||
 	    msg_get_string(payload, "payload", "bundle", false, &bundle, &st) < 0 ||
 	    msg_get_string(payload, "payload", "rootfs_mount", false, &rootfs, &st) < 0 ||
+	    msg_get_array(payload, "payload", "rootfs_mounts", false, &mounts, &st) < 0 ||
 	    msg_get_object(payload, "payload", "spec", true, &spec, &st) < 0 ||
 	    msg_get_object(spec, "payload.spec", "process", true, &process, &st) < 0 ||
 	    control_check_process(process, "payload.spec.process", &st) < 0 ||
@@ -515,9 +547,14 @@ control_create(struct rpc_conn *conn, uint32_t sid, uint8_t flags, json_t *paylo
 		container_remove(c);
 		goto fail;
 	}
-	k = control_call_new(conn, sid, "CreateContainer", c, NULL);
 	free(c->rootfs);
 	c->rootfs = xstrdup(rootfs);
+	if (rootfs_mount(c, mounts, &st) < 0) {
+		control_bringup_end(id);
+		container_remove(c);
+		goto fail;
+	}
+	k = control_call_new(conn, sid, "CreateContainer", c, NULL);
 	/* Until control_create_done, Start/Exec/Delete would race the runner: refused. */
 	c->creating = true;
 	agent.runner->create(c, spec, control_create_done, k);

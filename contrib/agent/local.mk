@@ -7,6 +7,7 @@ contrib_agent_vmshim_agent_SOURCES = \
 	contrib/agent/control.c \
 	contrib/agent/stream.c \
 	contrib/agent/proc.c \
+	contrib/agent/rootfs.c \
 	contrib/agent/stats.c \
 	contrib/agent/disk.c contrib/agent/disk.h \
 	contrib/agent/runner.c \

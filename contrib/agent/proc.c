@@ -127,9 +127,11 @@ container_unref(struct container *c)
 		return;
 	if (agent.runner->free_container != NULL)
 		agent.runner->free_container(c);
+	rootfs_unmount(c);
 	free(c->id);
 	free(c->bundle);
 	free(c->rootfs);
+	free(c->oom_file);
 	free(c);
 }
 

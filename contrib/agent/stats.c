@@ -7,6 +7,9 @@
  * /proc/PID of each live process instead: utime+stime -> usage_usec, VmRSS -> usage_bytes,
  * the thread count -> pids. Runs on the loop thread; these are small reads of pseudo-files
  * that never block. Owns nothing.
+ *
+ * The cgroup's OOM-kill counter (stats_oom_file, stats_oom_count) lets control.c tell the shim
+ * that the kernel's OOM killer struck a container (/tasks/oom).
  */
 #include "config.h"
 
@@ -185,4 +188,36 @@ stats_collect(struct container *c)
 	return json_pack("{s:{s:I}, s:{s:I, s:I}, s:{s:I}}", "cpu", "usage_usec",
 	    (json_int_t)s.cpu_usec, "memory", "usage_bytes", (json_int_t)s.mem_usage, "limit_bytes",
 	    (json_int_t)s.mem_limit, "pids", "current", (json_int_t)s.pids);
+}
+
+char *
+stats_oom_file(pid_t pid)
+{
+	char cg[512], *file = NULL;
+	uint64_t n;
+
+	if (access("/sys/fs/cgroup/cgroup.controllers", F_OK) == 0) {
+		if (!stats_cgroup_path(pid, "", cg, sizeof cg))
+			return NULL;
+		xasprintf(&file, "/sys/fs/cgroup%s/memory.events", cg);
+	} else {
+		if (!stats_cgroup_path(pid, "memory", cg, sizeof cg))
+			return NULL;
+		xasprintf(&file, "/sys/fs/cgroup/memory%s/memory.oom_control", cg);
+	}
+	/* Kernels before 4.13 have no oom_kill line in memory.oom_control. */
+	if (!stats_read_key(file, "oom_kill", &n)) {
+		free(file);
+		return NULL;
+	}
+	return file;
+}
+
+uint64_t
+stats_oom_count(const char *file)
+{
+	uint64_t n = 0;
+
+	stats_read_key(file, "oom_kill", &n);
+	return n;
 }

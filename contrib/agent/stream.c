@@ -770,6 +770,9 @@ stream_close_all(void)
 	struct stream *s;
 
 	while ((s = LIST_FIRST(&stream_all)) != NULL) {
+		/* The process outlives its streams here (proc_shutdown comes later): unlink. */
+		if (s->p != NULL && !s->orphaned && s->p->streams[s->kind] == s)
+			s->p->streams[s->kind] = NULL;
 		s->orphaned = true;
 		stream_close_socket(s);
 		stream_close_pipe(s);

@@ -1,4 +1,6 @@
-# tests/bench/: benchmarks, run by hand (make bench-control, make bench-stdio); they print
-# figures and assert nothing about speed (docs/PERFORMANCE.md).
+# tests/bench/: benchmarks, run by hand (make bench-control, bench-stdio, bench-containerd,
+# bench-cri); they print figures and assert nothing about speed (docs/PERFORMANCE.md).
 include $(srcdir)/tests/bench/control.mk
 include $(srcdir)/tests/bench/stdio.mk
+include $(srcdir)/tests/bench/containerd.mk
+include $(srcdir)/tests/bench/cri.mk

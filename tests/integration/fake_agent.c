@@ -28,6 +28,11 @@
  *     request       a request frame (type 1): agents never send those
  *     events        Stats starts a never-ending stream of events on the subscription (Pids
  *                   still answers); the Stats call itself is answered
+ *     malformed     well-framed JSON replies whose fields are missing or mistyped: Pids
+ *                   answers {"processes":[{"pid":"x"}]}, Stats no payload; CreateContainer of id
+ *                   "nopid" answers {}, of "strpid" {"pid":"12"}; StartProcess of "badstart"
+ *                   answers {"pid":true}; SignalProcess of "badexit" publishes an exit with
+ *                   no exit_status; every other call behaves
  *   stream port:
  *     stream-big      stdout: "hello\n", then a frame of 10 MiB + 1 announced (and 4 KiB of it)
  *     stream-after-eof stdout: "hello\n", EOF, then "more\n" (data after EOF)
@@ -213,7 +218,22 @@ fa_flood_main(void *arg)
 	return NULL;
 }
 
-/* An OK response frame on sid whose payload is {"blob":"<size bytes of fill>"} (malloc'd). */
+/* A well-formed answer to Pids or Stats (NULL for other methods). */
+static json_t *
+fa_good_payload(const char *method)
+{
+	if (strcmp(method, "Pids") == 0)
+		return json_pack("{s:[{s:i}]}", "processes", "pid", FA_PID);
+	if (strcmp(method, "Stats") == 0)
+		return json_pack("{s:{s:i}, s:{s:i, s:i}, s:{s:i}}", "cpu", "usage_usec", 1,
+		    "memory", "usage_bytes", 4096, "limit_bytes", 8192, "pids", "current", 1);
+	return NULL;
+}
+
+/*
+ * An OK response frame on sid whose payload is a well-formed Stats answer plus
+ * "blob":"<size bytes of fill>" (malloc'd).
+ */
 static uint8_t *
 fa_blob_frame(uint32_t sid, size_t size, char fill, size_t *flen)
 {
@@ -224,7 +244,8 @@ fa_blob_frame(uint32_t sid, size_t size, char fill, size_t *flen)
 
 	memset(blob, fill, size);
 	blob[size] = '\0';
-	pl = json_pack("{s:s}", "blob", blob);
+	pl = fa_good_payload("Stats");
+	json_object_set_new(pl, "blob", json_string(blob));
 	body = msg_response_encode(0, "", pl, &len);
 	return frame_encode(sid, FRAME_TYPE_RESPONSE, 0, body, len, flen);
 }
@@ -307,7 +328,9 @@ fa_hostile(struct fa_ctl *c, uint32_t sid, const char *method)
 			fa_send_frame(c, sid + 2 * (k + 2000), FRAME_TYPE_DATA, 0, "{}", 2);
 		}
 		json_decref(pl);
-		fa_respond(c, sid, 0, "", NULL);
+		pl = fa_good_payload(method);
+		fa_respond(c, sid, 0, "", pl);
+		json_decref(pl);
 	} else if (fa_mode("trickle-once") && atomic_exchange(&fa.trickled, true)) {
 		if (strcmp(method, "Stats") == 0) {
 			fa_steady(c, sid);
@@ -337,8 +360,40 @@ fa_hostile(struct fa_ctl *c, uint32_t sid, const char *method)
 
 		fa_send_frame(c, sid, FRAME_TYPE_REQUEST, 0, req, len);
 	} else {
-		fa_respond(c, sid, 0, "", NULL);
+		cleanup_json json_t *pl = fa_good_payload(method);
+
+		fa_respond(c, sid, 0, "", pl);
 	}
+}
+
+/* Mode malformed: answer the calls it spoils (true), or leave the call to fa_ctl_request. */
+static bool
+fa_malformed(struct fa_ctl *c, uint32_t sid, const char *m, const char *id)
+{
+	cleanup_json json_t *pl = NULL;
+	char ts[TIME_RFC3339_LEN];
+
+	if (strcmp(m, "Pids") == 0)
+		pl = json_pack("{s:[{s:s}]}", "processes", "pid", "x");
+	else if (strcmp(m, "Stats") == 0)
+		pl = NULL; /* no payload at all */
+	else if (strcmp(m, "CreateContainer") == 0 && strcmp(id, "nopid") == 0)
+		pl = json_object();
+	else if (strcmp(m, "CreateContainer") == 0 && strcmp(id, "strpid") == 0)
+		pl = json_pack("{s:s}", "pid", "12");
+	else if (strcmp(m, "StartProcess") == 0 && strcmp(id, "badstart") == 0)
+		pl = json_pack("{s:b}", "pid", 1);
+	else if (strcmp(m, "SignalProcess") == 0 && strcmp(id, "badexit") == 0) {
+		fa_respond(c, sid, 0, "", NULL);
+		time_rfc3339_now(ts);
+		fa_publish("/tasks/exit", json_pack("{s:s, s:s, s:i, s:s}", "container_id", id,
+					      "id", id, "pid", FA_PID, "exited_at", ts));
+		return true;
+	} else
+		return false;
+	fa_log("malformed reply to %s id=%s", m, id);
+	fa_respond(c, sid, 0, "", pl);
+	return true;
 }
 
 /* One request on the control port. */
@@ -352,6 +407,8 @@ fa_ctl_request(struct fa_ctl *c, uint32_t sid, struct msg_request *req)
 	pthread_t t;
 
 	fa_log("request %s id=%s exec_id=%s stream %u", m, id, exec_id, sid);
+	if (fa_mode("malformed") && fa_malformed(c, sid, m, id))
+		return;
 	if (strcmp(m, "SubscribeEvents") == 0) {
 		pthread_mutex_lock(&fa.ev_lock);
 		if (fa.ev_ctl != NULL)
@@ -367,7 +424,9 @@ fa_ctl_request(struct fa_ctl *c, uint32_t sid, struct msg_request *req)
 
 		fa_respond(c, sid, 0, "", pl);
 	} else if (strcmp(m, "Stats") == 0 && fa_mode("events")) {
-		fa_respond(c, sid, 0, "", NULL);
+		cleanup_json json_t *pl = fa_good_payload(m);
+
+		fa_respond(c, sid, 0, "", pl);
 		atomic_fetch_add(&c->refs, 1);
 		if (pthread_create(&t, NULL, fa_flood_main, c) != 0)
 			fatalx("pthread_create");

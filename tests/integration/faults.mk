@@ -9,7 +9,8 @@ FAULT_ITESTS = \
 	tests/integration/valgrind.sh \
 	tests/integration/shim_fault_flood.sh \
 	tests/integration/shim_shutdown.sh \
-	tests/integration/shim_cli_edge.sh
+	tests/integration/shim_cli_edge.sh \
+	tests/integration/shim_fault_reply.sh
 TESTS += $(FAULT_ITESTS)
 EXTRA_DIST += $(FAULT_ITESTS) tests/integration/shim_fault_lib.sh
 check_PROGRAMS += tests/integration/fake_agent tests/integration/shim_fault_client

@@ -5,6 +5,9 @@ include $(srcdir)/tests/integration/hotplug.mk
 include $(srcdir)/tests/integration/stdio.mk
 include $(srcdir)/tests/integration/limits.mk
 include $(srcdir)/tests/integration/faults.mk
+include $(srcdir)/tests/integration/protobuf.mk
+include $(srcdir)/tests/integration/containerd.mk
+include $(srcdir)/tests/integration/cri.mk
 
 # The daemon (vmshim).
 # The same daemon linked dynamically, for valgrind.sh only: memcheck replaces malloc through

@@ -43,10 +43,13 @@ expect_exit "bad vm.vsock" 1 "^vmshim: config $T/bad4.json: vm.vsock: \"tcp:1.2.
 expect_exit "missing -config file" 1 "^vmshim: config $T/nope.json: No such file" \
 	"$SHIM" -config "$T/nope.json" -socket "$T/x.sock" serve
 mkdir -p "$T/bundle"
-echo '{"annotations": {"io.vmshim.workers": "many"}}' >"$T/bundle/config.json"
+echo '{"annotations": {"io.vmshim.vm.cpus": "many"}}' >"$T/bundle/config.json"
 write_config
-expect_exit "bad annotation" 1 'annotation io.vmshim.workers: "many" is not a valid' \
+expect_exit "bad annotation" 1 'annotation io.vmshim.vm.cpus: "many" is not a valid' \
 	"$SHIM" -config "$T/config.json" -bundle "$T/bundle" -socket "$T/x.sock" serve
+echo '{"annotations": {"io.vmshim.seccomp": "false"}}' >"$T/bundle/config.json"
+expect_exit "annotation a bundle may not set" 1 'annotation io.vmshim.seccomp: may not be set from a bundle' \
+	"$SHIM" -config "$T/config.json" -bundle "$T/bundle" -socket "$T/x.sock" start
 
 # start: daemonized, prints the address once the socket accepts.
 start_agent
@@ -66,8 +69,8 @@ mysid=$(awk '{print $6}' /proc/$$/stat)
 [ "$(stat -c %a "$T/run/default")" = 700 ] && pass "socket dir 0700" || fail "dir mode $(stat -c %a "$T/run/default")"
 expect_exit "start again" 0 "^unix://$SOCK\$" "$SHIM" -namespace default -id g1 -socket "$SOCK" \
 	-config "$T/config.json" start
-[ "$(cat "$T/run/default/g1.pid")" = "$pid1" ] && [ "$(pgrep -c -f "vmshim .*-id g1")" = 1 ] &&
-	pass "second start started nothing" || fail "second start: $(pgrep -a -f 'vmshim .*-id g1')"
+[ "$(cat "$T/run/default/g1.pid")" = "$pid1" ] && [ "$(pgrep -c -f "vmshim .*-socket $SOCK")" = 1 ] &&
+	pass "second start started nothing" || fail "second start: $(pgrep -a -f "vmshim .*-socket $SOCK")"
 
 # SIGTERM: orderly exit, socket and pid file removed.
 kill -TERM "$pid1"
@@ -79,12 +82,55 @@ kill -0 "$pid1" 2>/dev/null && fail "SIGTERM: still running" || pass "SIGTERM: e
 "$SHIM" -id g1 -socket "$SOCK" -config "$T/config.json" start >/dev/null || fail "restart"
 pid2=$(cat "$T/run/default/g1.pid")
 PIDS="$PIDS $pid2"
-expect_exit "delete" 0 '^\{"pid":0,"exit_status":137,"exited_at":"20[0-9-]+T[0-9:.]+Z"\}$' \
-	"$SHIM" -id g1 -socket "$SOCK" delete
+expect_exit "delete -json" 0 '^\{"pid":0,"exit_status":137,"exited_at":"20[0-9-]+T[0-9:.]+Z"\}$' \
+	"$SHIM" -id g1 -socket "$SOCK" -json delete
 for i in $(seq 100); do kill -0 "$pid2" 2>/dev/null || break; sleep 0.05; done
 kill -0 "$pid2" 2>/dev/null && fail "delete: shim still running" || pass "delete killed the leftover shim"
 [ ! -e "$SOCK" ] && [ ! -e "$T/run/default/g1.pid" ] && pass "delete removed socket and pid file" || fail "delete leftovers"
-expect_exit "delete with nothing left" 0 '"exit_status":137' "$SHIM" -id g1 -socket "$SOCK" delete
+# By default a protobuf containerd.task.v2.DeleteResponse: pid 0 (absent), exit_status 137
+# (field 2, varint 0x89 0x01), exited_at (field 3, a Timestamp of seconds and nanos).
+hex=$("$SHIM" -id g1 -socket "$SOCK" delete 2>/dev/null | od -An -tx1 | tr -d ' \n')
+case $hex in
+1089011a??08*) pass "delete with nothing left: protobuf DeleteResponse ($hex)" ;;
+*) fail "delete: not the expected protobuf DeleteResponse: $hex" ;;
+esac
+
+# The local VM (no vm.vsock): an agent that cannot be run, or exits before it answers, fails
+# start with one line naming the step, and nothing is left running.
+echo '{"vm": {"agent": "/nonexistent/vmshim-agent"}}' >"$T/local-missing.json"
+expect_exit "local VM: agent missing" 1 '^vmshim: vm.launch local: vm.agent /nonexistent/vmshim-agent: No such file' \
+	"$SHIM" -config "$T/local-missing.json" -socket "$T/lm.sock" start
+printf '#!/bin/sh\necho agent says no >&2\nexit 3\n' >"$T/bad-agent"
+chmod +x "$T/bad-agent"
+echo "{\"vm\": {\"agent\": \"$T/bad-agent\"}}" >"$T/local-bad.json"
+expect_exit "local VM: agent exits at once" 1 '^vmshim: vm.launch local: the agent exited with status 3 before it answered' \
+	"$SHIM" -config "$T/local-bad.json" -socket "$T/lb.sock" -log "$T/lb.log" start
+[ ! -e "$T/lb.sock" ] && [ ! -e "$T/lb.pid" ] && [ ! -e "$T/lb.d" ] &&
+	pass "local VM failure: no socket, pid file or state left" || fail "local VM failure left: $(ls "$T")"
+pgrep -f "vmshim .*-socket $T/lb.sock" >/dev/null && fail "local VM failure: a shim still runs" ||
+	pass "local VM failure: no shim left running"
+printf '#!/bin/sh\necho $$ >"%s"\nexec sleep 1000\n' "$T/mute.pid" >"$T/mute-agent"
+chmod +x "$T/mute-agent"
+echo "{\"vm\": {\"agent\": \"$T/mute-agent\", \"boot_timeout_ms\": 300}}" >"$T/local-mute.json"
+expect_exit "local VM: agent never answers" 1 '^vmshim: vm.launch local: the agent did not answer within vm.boot_timeout_ms' \
+	"$SHIM" -config "$T/local-mute.json" -socket "$T/lm2.sock" -log "$T/lm2.log" start
+mpid=$(cat "$T/mute.pid" 2>/dev/null)
+[ -n "$mpid" ] && ! kill -0 "$mpid" 2>/dev/null && pass "local VM: the agent that never answered ($mpid) was stopped" ||
+	fail "local VM: the mute agent \"$mpid\" is left"
+# A working one: zero configuration (the agent found on PATH), and the agent goes with the shim.
+echo "{}" >"$T/empty.json"
+PATH="$(dirname "$AGENT"):$PATH" expect_exit "local VM: start" 0 "^unix://$T/lv.sock\$" \
+	"$SHIM" -config "$T/empty.json" -socket "$T/lv.sock" -log "$T/lv.log" start
+lvpid=$(cat "$T/lv.pid")
+apid=$(cat "$T/lv.d/agent.pid")
+PIDS="$PIDS $lvpid $apid"
+grep -q "agent.sock" "/proc/$apid/cmdline" && pass "local VM: agent $apid runs" || fail "local VM: no agent"
+kill -TERM "$lvpid"
+# The shim removes its state once the agent is reaped, just before it exits: wait for both.
+for i in $(seq 200); do kill -0 "$apid" 2>/dev/null || kill -0 "$lvpid" 2>/dev/null || break; sleep 0.05; done
+kill -0 "$apid" 2>/dev/null && fail "local VM: the agent outlived the shim" ||
+	pass "local VM: the agent stopped with the shim"
+[ ! -e "$T/lv.d" ] && pass "local VM: state directory removed" || fail "local VM: $T/lv.d left"
 
 # The default socket path for a non-root user.
 if [ "$(id -u)" != 0 ]; then

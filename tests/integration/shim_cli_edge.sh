@@ -23,7 +23,7 @@ IMP=$!
 PIDS="$PIDS $IMP"
 sleep 0.1
 echo "$IMP" >"$T/run/g1.pid"
-out=$("$SHIM" -id g1 -socket "$T/run/g1.sock" delete 2>&1)
+out=$("$SHIM" -id g1 -socket "$T/run/g1.sock" -json delete 2>&1)
 echo "$out" | grep -q '"exit_status":137' && pass "delete answered: $(echo "$out" | tail -1)" || fail "delete: $out"
 kill -0 "$IMP" 2>/dev/null && pass "stale pid file: unrelated process $IMP ($(cat /proc/$IMP/comm)) not killed" || fail "delete killed unrelated process $IMP"
 [ ! -e "$T/run/g1.pid" ] && pass "stale pid file removed" || fail "pid file left"
@@ -35,7 +35,9 @@ PIDS="$PIDS $pid2"
 for i in $(seq 100); do kill -0 "$pid2" 2>/dev/null || break; sleep 0.05; done
 kill -0 "$pid2" 2>/dev/null && fail "delete did not kill the live shim $pid2" || pass "delete killed the live shim $pid2 (it held the lock)"
 
-# 2. annotations from ./config.json without -bundle.
+# 2. annotations from ./config.json without -bundle (workers is not a key a bundle may set
+#    unless the configuration allows it; the refusal is shim_cli.sh's).
+write_config '"allowed_annotations": ["workers"],'
 mkdir -p "$T/bundle"
 echo '{"annotations": {"io.vmshim.workers": "many"}}' >"$T/bundle/config.json"
 out=$(cd "$T/bundle" && timeout 10 "$SHIM" -config "$T/config.json" -socket "$T/run/g3.sock" start 2>&1)

@@ -48,7 +48,7 @@ expect_call "Start c2" Start '{"id":"c2"}' '^OK'
 kill -9 "$SHIM_PID"
 wait "$SHIM_PID" 2>/dev/null
 SHIM_PID=
-out=$("$SHIM" -namespace faults -id g1 -socket "$T/shim.sock" delete 2>"$T/delete.err")
+out=$("$SHIM" -namespace faults -id g1 -socket "$T/shim.sock" -json delete 2>"$T/delete.err")
 rc=$?
 [ $rc = 0 ] && pass "vmshim delete exited 0" || fail "vmshim delete exited $rc: $(cat "$T/delete.err")"
 if printf '%s\n' "$out" | grep -Eq '^\{"pid":0,"exit_status":137,"exited_at":"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{9}Z"\}$'; then
@@ -57,6 +57,6 @@ else
 	fail "DeleteResponse: '$out'"
 fi
 [ ! -e "$T/shim.sock" ] && [ ! -e "$T/shim.pid" ] && pass "socket and pid file removed" || fail "left behind: $(ls "$T" | grep shim)"
-out=$("$SHIM" -namespace faults -id g1 -socket "$T/shim.sock" delete 2>&1)
+out=$("$SHIM" -namespace faults -id g1 -socket "$T/shim.sock" -json delete 2>&1)
 [ $? = 0 ] && pass "a second delete is harmless: $out" || fail "second delete: $out"
 finish

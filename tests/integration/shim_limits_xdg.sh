@@ -37,7 +37,7 @@ for d in "$X/vmshim" "$X/vmshim/ns1"; do
 done
 out=$(as_nobody "$RAW" call "$S" Connect '{}')
 echo "$out" | grep -q "\"shim_pid\":$pid" && pass "answers uid 65534: $out" || fail "call: $out"
-out=$(as_nobody "$SHIM" -namespace ns1 -id g1 delete 2>&1)
+out=$(as_nobody "$SHIM" -namespace ns1 -id g1 -json delete 2>&1)
 echo "$out" | grep -q '"exit_status":137' && pass "delete as uid 65534" || fail "delete: $out"
 [ ! -e "$S" ] && pass "socket removed" || fail "socket left"
 finish

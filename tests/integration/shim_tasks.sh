@@ -20,6 +20,11 @@ cat "$T/c1.out" >"$T/c1.captured" &
 PIDS="$PIDS $!"
 expect_call "Create c1" Create "{\"id\":\"c1\",\"bundle\":\"$T/b1\",\"stdin\":\"$T/c1.in\",\"stdout\":\"$T/c1.out\",\"stderr\":\"$T/c1.err\"}" '^OK \{"pid":[1-9]'
 expect_call "Create c1 again" Create "{\"id\":\"c1\",\"bundle\":\"$T/b1\"}" '^ALREADY_EXISTS'
+# A bundle may set only the allow-listed io.vmshim.* annotations, even when joining a shim.
+make_bundle bsec 'true'
+sed -i 's/^ "root"/ "annotations": {"io.vmshim.allowed_uids": "0,1000"},\n "root"/' "$T/bsec/config.json"
+expect_call "Create with io.vmshim.allowed_uids refused" Create "{\"id\":\"csec\",\"bundle\":\"$T/bsec\"}" '^INVALID_ARGUMENT .*annotation io.vmshim.allowed_uids: may not be set from a bundle'
+expect_call "... and not created" State '{"id":"csec"}' '^NOT_FOUND'
 expect_call "State c1 (created)" State '{"id":"c1"}' '"status":"CREATED"'
 exec 3>"$T/c1.in"
 expect_call "Start c1" Start '{"id":"c1"}' '^OK \{"pid":[1-9]'

@@ -6,6 +6,7 @@ UNIT_TESTS = \
 	tests/unit/test_util \
 	tests/unit/test_frame \
 	tests/unit/test_msg \
+	tests/unit/test_msg_pb \
 	tests/unit/test_transport \
 	tests/unit/test_log \
 	tests/unit/test_protocol \
@@ -24,6 +25,9 @@ tests_unit_test_frame_LDADD = $(UNIT_LDADD)
 tests_unit_test_msg_SOURCES = tests/unit/test_msg.c
 tests_unit_test_msg_CFLAGS = $(UNIT_CFLAGS)
 tests_unit_test_msg_LDADD = $(UNIT_LDADD)
+tests_unit_test_msg_pb_SOURCES = tests/unit/test_msg_pb.c
+tests_unit_test_msg_pb_CFLAGS = $(UNIT_CFLAGS)
+tests_unit_test_msg_pb_LDADD = $(UNIT_LDADD)
 tests_unit_test_transport_SOURCES = tests/unit/test_transport.c
 tests_unit_test_transport_CFLAGS = $(UNIT_CFLAGS)
 tests_unit_test_transport_LDADD = $(UNIT_LDADD)
@@ -47,13 +51,15 @@ tests_unit_test_confine_CFLAGS = $(UNIT_CFLAGS)
 tests_unit_test_confine_LDADD = $(CONFINE_LIBS) $(UNIT_LDADD)
 
 # Modules of the shim, tested alone: the stdio data plane, the VM (QMP, hot-add, bring-up
-# lock), the worker pool's bring-up limit, and the configuration (test_config.c includes
-# shim/config.c itself, to reach its key table).
+# lock), the worker pool's bring-up limit, the configuration (test_config.c includes
+# shim/config.c itself, to reach its key table), and the containerd glue (groups, runtime
+# options, the address file, DeleteResponse).
 UNIT_SHIM_TESTS = \
 	tests/unit/test_io \
 	tests/unit/test_vm \
 	tests/unit/test_worker \
-	tests/unit/test_config
+	tests/unit/test_config \
+	tests/unit/test_containerd
 check_PROGRAMS += $(UNIT_SHIM_TESTS)
 TESTS += $(UNIT_SHIM_TESTS)
 TSAN_TESTS += tests/unit/test_vm tests/unit/test_worker
@@ -69,6 +75,9 @@ tests_unit_test_worker_LDADD = $(UNIT_LDADD)
 tests_unit_test_config_SOURCES = tests/unit/test_config.c
 tests_unit_test_config_CFLAGS = $(UNIT_CFLAGS) -I$(top_srcdir)/shim
 tests_unit_test_config_LDADD = $(UNIT_LDADD)
+tests_unit_test_containerd_SOURCES = tests/unit/test_containerd.c shim/containerd.c
+tests_unit_test_containerd_CFLAGS = $(UNIT_CFLAGS) -I$(top_srcdir)/shim
+tests_unit_test_containerd_LDADD = $(UNIT_LDADD)
 
 # vmshim-vsock's vhost-user side and both data paths without QEMU: the test plays QEMU and the
 # driver.

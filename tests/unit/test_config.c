@@ -95,9 +95,7 @@ test_defaults(void)
 	CU_ASSERT_EQUAL(config_load(&cfg, "/nonexistent/vmshim.json", true, &st), -1);
 	CU_ASSERT_EQUAL(st.code, ST_FAILED_PRECONDITION);
 	CU_ASSERT_PTR_NOT_NULL(strstr(st.msg, "config /nonexistent/vmshim.json"));
-	/* Without vm.vsock there is no agent to reach. */
-	CU_ASSERT_EQUAL(config_endpoints(&cfg, "config X", &st), -1);
-	CU_ASSERT_PTR_NOT_NULL(strstr(st.msg, "config X: vm.vsock: not set"));
+	CU_ASSERT_EQUAL(cfg.vm_launch, VM_LAUNCH_DEFAULT);
 	config_free(&cfg);
 }
 
@@ -293,8 +291,12 @@ test_annotations(void)
 	struct status st;
 
 	CU_ASSERT_EQUAL_FATAL(
-	    load_text(
-		&cfg, "{\"workers\": 2, \"seccomp\": true, \"vm\": {\"vsock\": \"uds:/a\"}}", &st),
+	    load_text(&cfg,
+		"{\"workers\": 2, \"seccomp\": true, \"vm\": {\"vsock\": \"uds:/a\"},"
+		" \"allowed_annotations\": [\"workers\", \"seccomp\", \"vm.vsock\","
+		" \"vm.hotplug_ports\", \"allowed_uids\", \"log_level\", \"colour\","
+		" \"vm.colour\"]}",
+		&st),
 	    0);
 	CU_ASSERT_EQUAL_FATAL(annotate(&cfg,
 				  "{\"io.vmshim.workers\": \"6\", \"io.vmshim.seccomp\": \"false\","
@@ -348,6 +350,91 @@ test_annotations(void)
 	config_free(&cfg);
 }
 
+/*
+ * Without allowed_annotations a bundle may set only vm.cpus, vm.memory_mib, vm.confidential
+ * and group; anything else fails naming the key and changes nothing.
+ */
+static void
+test_annotation_allowlist(void)
+{
+	static const char *const refused[] = {"seccomp", "allowed_uids", "workers", "vm.vsock",
+	    "vm.launch", "vm.agent", "log_level", "allowed_annotations", "vm.qmp"};
+	struct shim_config cfg;
+	struct status st;
+	char ann[200], key[100];
+	json_t *j;
+
+	config_defaults(&cfg);
+	for (size_t i = 0; i < ARRAY_SIZE(refused); i++) {
+		snprintf(ann, sizeof ann, "{\"io.vmshim.%s\": \"false\"}", refused[i]);
+		snprintf(key, sizeof key, "annotation io.vmshim.%s: may not be set from a bundle",
+		    refused[i]);
+		CU_ASSERT_EQUAL(annotate(&cfg, ann, &st), -1);
+		CU_ASSERT_EQUAL(st.code, ST_INVALID_ARGUMENT);
+		CU_ASSERT_PTR_NOT_NULL(strstr(st.msg, key));
+	}
+	CU_ASSERT_TRUE(cfg.seccomp);
+	CU_ASSERT_EQUAL(
+	    annotate(&cfg,
+		"{\"io.vmshim.vm.cpus\": \"2\", \"io.vmshim.vm.memory_mib\": \"512\","
+		" \"io.vmshim.vm.confidential\": \"true\", \"io.vmshim.group\": \"pod1\"}",
+		&st),
+	    0);
+	CU_ASSERT_EQUAL(cfg.vm_cpus, 2);
+	CU_ASSERT_EQUAL(cfg.vm_memory_mib, 512);
+	CU_ASSERT_TRUE(cfg.confidential);
+	CU_ASSERT_EQUAL(annotate(&cfg, "{\"io.vmshim.group\": \"\"}", &st), -1);
+	CU_ASSERT_PTR_NOT_NULL(strstr(st.msg, "annotation io.vmshim.group: must not be empty"));
+	config_free(&cfg);
+
+	/* The administrator widens the list; checking applies nothing. */
+	CU_ASSERT_EQUAL_FATAL(load_text(&cfg, "{\"allowed_annotations\": [\"seccomp\"]}", &st), 0);
+	j = json_loads("{\"io.vmshim.seccomp\": \"false\"}", 0, NULL);
+	CU_ASSERT_EQUAL(config_check_annotations(&cfg, j, &st), 0);
+	CU_ASSERT_TRUE(cfg.seccomp);
+	json_decref(j);
+	j = json_loads("{\"io.vmshim.workers\": \"3\"}", 0, NULL);
+	CU_ASSERT_EQUAL(config_check_annotations(&cfg, j, &st), -1);
+	CU_ASSERT_PTR_NOT_NULL(strstr(st.msg, "io.vmshim.workers: may not be set"));
+	json_decref(j);
+	CU_ASSERT_EQUAL(annotate(&cfg, "{\"io.vmshim.seccomp\": \"false\"}", &st), 0);
+	CU_ASSERT_FALSE(cfg.seccomp);
+	config_free(&cfg);
+	CU_ASSERT_EQUAL(load_text(&cfg, "{\"allowed_annotations\": [1]}", &st), -1);
+	CU_ASSERT_PTR_NOT_NULL(strstr(st.msg, "allowed_annotations[0]: expected a string"));
+	config_free(&cfg);
+}
+
+static void
+test_launch(void)
+{
+	struct shim_config cfg;
+	struct status st;
+
+	/* Absent: "local" without vm.vsock (no endpoint yet), "none" with it. */
+	config_defaults(&cfg);
+	CU_ASSERT_EQUAL(config_endpoints(&cfg, "config X", &st), 0);
+	CU_ASSERT_EQUAL(cfg.vm_launch, VM_LAUNCH_LOCAL);
+	config_free(&cfg);
+	CU_ASSERT_EQUAL_FATAL(load_text(&cfg, "{\"vm\": {\"vsock\": \"uds:/a\"}}", &st), 0);
+	CU_ASSERT_EQUAL(config_endpoints(&cfg, "config X", &st), 0);
+	CU_ASSERT_EQUAL(cfg.vm_launch, VM_LAUNCH_NONE);
+	config_free(&cfg);
+	/* "none" needs vm.vsock. */
+	CU_ASSERT_EQUAL_FATAL(load_text(&cfg, "{\"vm\": {\"launch\": \"none\"}}", &st), 0);
+	CU_ASSERT_EQUAL(config_endpoints(&cfg, "config X", &st), -1);
+	CU_ASSERT_PTR_NOT_NULL(strstr(st.msg, "config X: vm.vsock: not set"));
+	config_free(&cfg);
+	CU_ASSERT_EQUAL_FATAL(
+	    load_text(&cfg, "{\"vm\": {\"launch\": \"local\", \"agent\": \"/x/agent\"}}", &st), 0);
+	CU_ASSERT_EQUAL(cfg.vm_launch, VM_LAUNCH_LOCAL);
+	CU_ASSERT_STRING_EQUAL(cfg.vm_agent, "/x/agent");
+	config_free(&cfg);
+	CU_ASSERT_EQUAL(load_text(&cfg, "{\"vm\": {\"launch\": \"cloud\"}}", &st), -1);
+	CU_ASSERT_PTR_NOT_NULL(strstr(st.msg, "vm.launch: \"cloud\" is not one of none, local"));
+	config_free(&cfg);
+}
+
 static void
 test_bundle(void)
 {
@@ -362,9 +449,9 @@ test_bundle(void)
 	CU_ASSERT_EQUAL(config_apply_bundle(&cfg, bundle, &st), 0);
 	CU_ASSERT_EQUAL(config_apply_bundle(&cfg, NULL, &st), 0);
 	write_file("bundle/config.json", "{\"ociVersion\": \"1.0.2\", \"annotations\": "
-					 "{\"io.vmshim.max_connections\": \"12\"}}");
+					 "{\"io.vmshim.vm.cpus\": \"12\"}}");
 	CU_ASSERT_EQUAL(config_apply_bundle(&cfg, bundle, &st), 0);
-	CU_ASSERT_EQUAL(cfg.max_connections, 12);
+	CU_ASSERT_EQUAL(cfg.vm_cpus, 12);
 	write_file("bundle/config.json", "{\"annotations\": {\"io.vmshim.workers\": \"x\"}}");
 	CU_ASSERT_EQUAL(config_apply_bundle(&cfg, bundle, &st), -1);
 	CU_ASSERT_PTR_NOT_NULL(strstr(st.msg, "bundle /tmp/"));
@@ -450,6 +537,8 @@ main(void)
 	    {"vm.vsock forms", test_vsock_forms},
 	    {"io.vmshim.* annotations", test_annotations},
 	    {"bundle annotations", test_bundle},
+	    {"annotation allow-list", test_annotation_allowlist},
+	    {"vm.launch", test_launch},
 	    {"syntax error line", test_syntax_error_line},
 	    {"a second list key", test_second_list_key},
 	    {NULL, NULL},
