@@ -64,14 +64,17 @@ task_pids_ok(struct task_call *call, json_t *resp)
 	uint32_t pid;
 	size_t i;
 
-	if (!json_is_array(procs))
-		return task_call_finish(call, ST_INTERNAL,
+	if (!json_is_array(procs)) {
+		task_call_finish(call, ST_INTERNAL,
 		    "malformed reply from the agent: Pids.processes: expected an array", NULL);
+		return;
+	}
 	out = json_array();
 	json_array_foreach (procs, i, e) {
 		if (guest_reply_u32(e, "Pids.processes[]", "pid", true, &pid, &st) < 0) {
 			json_decref(out);
-			return task_call_finish_status(call, &st);
+			task_call_finish_status(call, &st);
+			return;
 		}
 		json_array_append_new(out, json_pack("{s:i}", "pid", (int)pid));
 	}
@@ -122,8 +125,10 @@ task_stats_ok(struct task_call *call, json_t *resp)
 	if (task_stats_counter(resp, "cpu", "usage_usec", &v, &st) < 0 ||
 	    task_stats_counter(resp, "memory", "usage_bytes", &v, &st) < 0 ||
 	    task_stats_counter(resp, "memory", "limit_bytes", &v, &st) < 0 ||
-	    task_stats_counter(resp, "pids", "current", &v, &st) < 0)
-		return task_call_finish_status(call, &st);
+	    task_stats_counter(resp, "pids", "current", &v, &st) < 0) {
+		task_call_finish_status(call, &st);
+		return;
+	}
 	task_call_finish(call, ST_OK, "", json_pack("{s:O}", "stats", resp));
 }
 

@@ -359,7 +359,7 @@ control_check_oom(struct container *c)
 	c->oom_kills = n;
 	log_warn_id(c->id, NULL, "out of memory: the OOM killer struck (%" PRIu64 " kill(s))", n);
 	ev = json_pack("{s:s}", "container_id", c->id);
-	control_publish("/tasks/oom", ev);
+	control_publish(PROTOCOL_TOPIC_OOM, ev);
 	json_decref(ev);
 }
 

@@ -368,7 +368,7 @@ test_unknown_fields_and_methods(void)
 	CU_ASSERT_STRING_EQUAL(r.method, "NoSuchMethod");
 	msg_request_clear(&r);
 	free(buf);
-	CU_ASSERT_EQUAL(msg_pb_method("containerd.events.v1.Events", "Subscribe"), 0);
+	CU_ASSERT_EQUAL(msg_pb_method(PROTOCOL_EVENTS_SERVICE, "Subscribe"), 0);
 	json_decref(want);
 }
 
