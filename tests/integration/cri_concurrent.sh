@@ -103,6 +103,8 @@ else
 	fail "[$H] afterwards: $1 processes (baseline $b_procs), containerd $2 fds ($b_fds), $3 mounts ($b_mounts)"
 	cri_ps
 	cri_mounts
+	# What containerd still holds, so a leak (or a slow close) can be told apart next time.
+	ls -l "/proc/$CTRD_PID/fd" 2>/dev/null | sed 's/^/    /'
 fi
 cg=$(cri_cgroups)
 [ -z "$cg" ] && pass "[$H] no container cgroup is left" || fail "[$H] cgroups left: $cg"
