@@ -194,6 +194,8 @@ loop_exit_cb(evutil_socket_t fd, short what, void *arg)
 	struct timeval zero = {0, 0};
 
 	log_info("shutting down");
+	/* Before the agent link goes: a job it frees must find the shim already stopping. */
+	worker_stop_begin();
 	accept_stop();
 	guest_shutdown();
 	task_shutdown();

@@ -172,6 +172,11 @@ int worker_submit_bringup(void (*run)(void *), void (*done)(void *), void *arg, 
  * hand queued jobs that never started to their `done` without running them.
  */
 void worker_shutdown(void);
+/*
+ * Loop thread, first thing at shutdown: worker_stopping() turns true and no queued job starts
+ * any more (worker_shutdown hands them back).
+ */
+void worker_stop_begin(void);
 /* Any thread: shutdown has begun; a long job should stop at its next step. */
 bool worker_stopping(void);
 
