@@ -1,5 +1,6 @@
 /*
- * frame.c: the ttrpc framing (SPEC 4) and the stream framing (SPEC 7) as byte-level codecs.
+ * frame.c: the ttrpc framing (docs/CONTRACT.md 4) and the stream framing (docs/PROTOCOL.md 3)
+ * as byte-level codecs.
  *
  * Owns nothing beyond what a decoder holds: a frame_decoder owns the partial payload of the
  * frame it is assembling (released by frame_decoder_free) and hands each whole payload to the
@@ -17,7 +18,6 @@
 #include "config.h"
 
 #include <errno.h>
-#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -269,33 +269,6 @@ stream_decoder_feed(struct stream_decoder *d, const uint8_t *buf, size_t len, si
 	return STREAM_MORE;
 }
 
-/* Read exactly len bytes, polling before each read so a blocking fd still meets the deadline. */
-static int
-stream_read_exact(int fd, uint8_t *buf, size_t len, int64_t deadline_ms)
-{
-	ssize_t n;
-	int r;
-
-	while (len > 0) {
-		r = fd_wait(fd, POLLIN, deadline_ms);
-		if (r < 0)
-			return r;
-		if (r == 0)
-			return -ETIMEDOUT;
-		n = read(fd, buf, len);
-		if (n == 0)
-			return -EPIPE;
-		if (n < 0) {
-			if (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK)
-				continue;
-			return -errno;
-		}
-		buf += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
 /*
  * Read the length, refuse it before touching the payload if it is over max_len, then read
  * exactly the payload: what follows on the fd belongs to the caller.
@@ -307,13 +280,13 @@ stream_read_frame(int fd, void *buf, size_t max_len, int64_t deadline_ms)
 	uint32_t flen;
 	int r;
 
-	r = stream_read_exact(fd, lenb, sizeof lenb, deadline_ms);
+	r = read_full_deadline(fd, lenb, sizeof lenb, deadline_ms);
 	if (r < 0)
 		return r;
 	flen = frame_get_u32(lenb);
 	if (flen > max_len)
 		return -EMSGSIZE;
-	r = stream_read_exact(fd, buf, flen, deadline_ms);
+	r = read_full_deadline(fd, buf, flen, deadline_ms);
 	if (r < 0)
 		return r;
 	return (long)flen;

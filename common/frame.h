@@ -1,16 +1,16 @@
 /*
  * frame.h: the two wire framings vmshim speaks, as pure byte-level codecs.
  *
- * ttrpc framing (SPEC 4): a 10-byte header (u32 length, u32 stream id, u8 type, u8 flags,
- * big-endian) then the payload. The decoder is incremental: it is fed arbitrary chunks (a
+ * ttrpc framing (docs/CONTRACT.md 4): a 10-byte header (u32 length, u32 stream id, u8 type, u8
+ * flags, big-endian) then the payload. The decoder is incremental: it is fed arbitrary chunks (a
  * frame may arrive one byte at a time) and reports at most one event per call. A header
  * whose length exceeds the decoder's limit is reported as FRAME_TOO_BIG and its payload is
  * then skipped as it arrives, never buffered, so the caller can answer RESOURCE_EXHAUSTED and
  * keep the connection. The payload buffer grows with the bytes actually received, so a peer
  * that announces a large frame and sends little costs little memory.
  *
- * Stream framing (SPEC 7): u32 big-endian length then that many bytes; a zero-length frame is
- * EOF for the direction that sent it; a length over 10 MiB is a protocol error detected
+ * Stream framing (docs/PROTOCOL.md 3): u32 big-endian length then that many bytes; a zero-length
+ * frame is EOF for the direction that sent it; a length over 10 MiB is a protocol error detected
  * before anything is allocated; writers emit frames of at most 1 MiB. The stream decoder
  * never allocates: data is handed back as slices of the caller's input.
  *

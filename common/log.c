@@ -29,9 +29,9 @@
 #include "log.h"
 #include "util.h"
 
-#define LOG_LINE_MAX  4096 /* one record, newline included */
-#define LOG_TAIL_MAX  1024 /* "func", "id" and "exec_id" fields together */
-#define LOG_FIELD_MAX 300  /* one escaped tail field value */
+#define LOG_LINE_MAX  4096	  /* one record, newline included */
+#define LOG_TAIL_MAX  1024	  /* "func", "id" and "exec_id" fields together */
+#define LOG_FIELD_MAX LOG_STR_MAX /* one escaped tail field value */
 #define LOG_ELLIPSIS  "..."
 
 static atomic_int log_fd = STDERR_FILENO;

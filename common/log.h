@@ -29,6 +29,12 @@ enum log_level log_get_level(void);
 int log_level_parse(const char *name, enum log_level *out);
 void log_route_libevent(void);
 
+/*
+ * A string a peer supplied (an id, a path, a serial) is printed cut to this many bytes, with
+ * "%.*s", LOG_STR_MAX, s; the id and exec_id fields are cut to the same length.
+ */
+#define LOG_STR_MAX 255
+
 void log_emit(enum log_level level, const char *func, const char *id, const char *exec_id,
     const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 

@@ -1048,7 +1048,7 @@ msg_pb_from_tree(const ProtobufCMessageDescriptor *d, json_t *tree, const char *
 unsigned
 msg_pb_method(const char *service, const char *method)
 {
-	if (service == NULL || method == NULL || strcmp(service, MSG_PB_TASK_SERVICE) != 0)
+	if (service == NULL || method == NULL || strcmp(service, PROTOCOL_TASK_SERVICE) != 0)
 		return 0;
 	for (unsigned i = 1; i < ARRAY_SIZE(msg_pb_methods); i++)
 		if (strcmp(msg_pb_methods[i].name, method) == 0)

@@ -32,13 +32,9 @@
 #include <stdint.h>
 
 #include "msg.h"
+#include "protocol.h"
 #include "status.h"
 
-/* The Task service containerd drives shims through. */
-#define MSG_PB_TASK_SERVICE "containerd.task.v2.Task"
-/* containerd's Events service for shims, and the method events are sent with. */
-#define MSG_PB_EVENTS_SERVICE "containerd.services.events.ttrpc.v1.Events"
-#define MSG_PB_EVENTS_FORWARD "Forward"
 /* The type URLs of the Any fields containerd fills with OCI JSON. */
 #define MSG_PB_URL_PROCESS	   "types.containerd.io/opencontainers/runtime-spec/1/Process"
 #define MSG_PB_URL_RESOURCES	   "types.containerd.io/opencontainers/runtime-spec/1/LinuxResources"

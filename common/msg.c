@@ -15,7 +15,7 @@
  * times cheaper). Requests and events build a small envelope tree around the borrowed payload
  * (we take our own reference and drop it with the tree); responses write their envelope
  * directly around the payload tree, or around a flat msg_field list with no tree at all
- * (State's hot path). Keys come out in SPEC 4's order and a request always carries
+ * (State's hot path). Keys come out in docs/CONTRACT.md 4's order and a request always carries
  * "metadata":{} as in its example. Encoders never fail: text that can carry bytes from
  * elsewhere (a status message truncated mid-character by status_set) is repaired to valid
  * UTF-8 with U+FFFD, and arguments that break the envelope contract (a NULL service, a

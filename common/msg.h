@@ -8,7 +8,7 @@
  * This is the codec layer: it turns bytes into a decoded envelope and back and knows nothing of
  * what methods mean. Method logic works on the decoded json_t payload through the typed field
  * accessors below (or on plain C structs built from them), so a protobuf codec can later sit
- * beside this one (SPEC 4, "design for a second codec"). Accessor errors name the field and
+ * beside this one (docs/ARCHITECTURE.md, "A second codec"). Accessor errors name the field and
  * the expected type ("payload.id: expected string") with code INVALID_ARGUMENT.
  * Decoded envelopes own their json_t root; msg_*_clear() releases it.
  */

@@ -1,9 +1,9 @@
 /*
  * rpc-client.c: the client end of ttrpc + JSON: blocking calls multiplexed on one connection.
  *
- * Ownership. The client holds the one reference it was given on a struct conn that owns the
- * fd, and drops it in rpc_client_free, after the reader thread (if any) has been joined; the
- * socket is closed only by that last unref. It is shut down (not closed) in one case: a send
+ * Ownership. The client owns the fd from rpc_client_new and closes it in rpc_client_free,
+ * after the reader thread (if any) has been joined and no call is in progress, so no thread
+ * can still be using it. It is shut down (not closed) in one case: a send
  * that timed out part-way through a frame, after which the byte stream is out of step; the
  * client fails itself and whoever reads the fd (the reader thread, the shim's loop) sees EOF
  * and drops the link, and the peer learns it too. Each call's pending entry lives on
@@ -17,7 +17,7 @@
  * `write_cond`) and sends without holding any lock. Both the wait for the turn and the send
  * are bounded by the call's deadline, and both end at once when the client fails:
  * rpc_client_fail broadcasts write_cond and signals `wake_fd`, an eventfd every sender polls
- * beside the socket (conn_mark_broken alone wakes nobody). A send that times out before its
+ * beside the socket. A send that times out before its
  * first byte fails only that call (DEADLINE_EXCEEDED); one that times out part-way fails the
  * whole client before giving up the turn, so no other frame follows the torn one: that call
  * gets DEADLINE_EXCEEDED, every other UNAVAILABLE. Bytes come in on
@@ -46,7 +46,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "conn.h"
 #include "frame.h"
 #include "log.h"
 #include "rpc.h"
@@ -78,7 +77,7 @@ struct rpc_sub {
 };
 
 struct rpc_client {
-	struct conn *conn; /* our reference; the fd */
+	int fd; /* owned; closed by rpc_client_free */
 	size_t max_message;
 
 	pthread_mutex_t lock; /* guards everything from here to write_cond */
@@ -154,7 +153,7 @@ rpc_client_new(int fd, size_t max_message)
 	struct rpc_client *c = xcalloc(1, sizeof *c);
 	int r;
 
-	c->conn = conn_new(fd, NULL, NULL);
+	c->fd = fd;
 	c->max_message = max_message;
 	c->next_id = 1;
 	c->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
@@ -180,7 +179,7 @@ rpc_client_failed(const struct rpc_client *c)
 int
 rpc_client_fd(const struct rpc_client *c)
 {
-	return conn_fd(c->conn);
+	return c->fd;
 }
 
 bool
@@ -274,7 +273,6 @@ rpc_client_fail(struct rpc_client *c, int code, const char *message)
 	}
 	status_set(&c->fail_st, code, "%s", message);
 	atomic_store(&c->failed, true);
-	conn_mark_broken(c->conn);
 	/* Only this first failure writes: the counter is 1 for ever after, the fd readable. */
 	if (c->wake_fd >= 0 && write(c->wake_fd, &one, sizeof one) != sizeof one)
 		fatal("eventfd write");
@@ -441,7 +439,7 @@ rpc_client_reader(void *arg)
 	char msg[128];
 	ssize_t n;
 
-	pfd[0].fd = conn_fd(c->conn);
+	pfd[0].fd = c->fd;
 	pfd[0].events = POLLIN;
 	pfd[1].fd = c->wake_fd;
 	pfd[1].events = POLLIN;
@@ -554,13 +552,13 @@ rpc_client_send_frame(struct rpc_client *c, const uint8_t *frame, size_t len, in
 	c->writing = true;
 	rpc_client_unlock(&c->lock);
 
-	r = write_all_wake(conn_fd(c->conn), frame, len, deadline_ms, c->wake_fd, &sent);
+	r = write_all_wake(c->fd, frame, len, deadline_ms, c->wake_fd, &sent);
 	if (r == -ETIMEDOUT && sent > 0) {
 		snprintf(msg, sizeof msg,
 		    "send timed out after %zu of %zu bytes of a frame: the stream is out of step",
 		    sent, len);
 		rpc_client_fail(c, ST_UNAVAILABLE, msg);
-		shutdown(conn_fd(c->conn), SHUT_RDWR); /* readers see EOF; the peer learns too */
+		shutdown(c->fd, SHUT_RDWR); /* readers see EOF; the peer learns too */
 	} else if (r < 0 && r != -ETIMEDOUT && r != -ECANCELED) {
 		snprintf(msg, sizeof msg, "write: %s", strerror(-r));
 		rpc_client_fail(c, ST_UNAVAILABLE, msg);
@@ -690,7 +688,8 @@ rpc_client_free(struct rpc_client *c)
 		free(s);
 	}
 	frame_decoder_free(&c->dec);
-	conn_unref(c->conn);
+	if (c->fd >= 0)
+		close(c->fd);
 	pthread_mutex_destroy(&c->deliver_lock);
 	pthread_cond_destroy(&c->write_cond);
 	pthread_mutex_destroy(&c->lock);

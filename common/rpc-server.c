@@ -1,5 +1,5 @@
 /*
- * rpc-server.c: the server end of ttrpc + JSON on a libevent loop (SPEC 4).
+ * rpc-server.c: the server end of ttrpc + JSON on a libevent loop (docs/CONTRACT.md 4).
  *
  * An rpc_conn owns one accepted socket, driven by a bufferevent. The conn, not the bufferevent,
  * closes the fd, once, when it finishes closing: it first detaches the fd from the bufferevent
@@ -494,11 +494,15 @@ rpc_conn_dispatch(struct rpc_conn *c, const struct frame_header *h, const uint8_
 	}
 	if (rpc_inflight_has(c, h->stream_id)) {
 		/*
-		 * A protocol error with no safe answer: a response on this id would be taken for
-		 * the first request's (rpc.h). Drop the frame; the first request is undisturbed.
+		 * A client bug that must not leave it waiting for ever: answered INVALID_ARGUMENT
+		 * at once (rpc.h says why that is the lesser harm); the first request is still
+		 * served, and its answer follows on the same id.
 		 */
 		log_warn(
-		    "fd %d: request on stream %u, already in flight, ignored", c->fd, h->stream_id);
+		    "fd %d: request on stream %u, already in flight: refused", c->fd, h->stream_id);
+		snprintf(msg, sizeof msg, "stream id %u: a request on it is still in flight",
+		    h->stream_id);
+		rpc_conn_reject(c, h->stream_id, codec, ST_INVALID_ARGUMENT, msg);
 		return;
 	}
 	if (codec == MSG_CODEC_JSON)

@@ -5,14 +5,14 @@
  * (bufferevent). It decodes frames with frame_decoder, answers protocol errors itself
  * (malformed JSON or an even stream id -> INVALID_ARGUMENT, an oversized payload ->
  * RESOURCE_EXHAUSTED with the payload discarded unbuffered) and hands each well-formed request
- * to ops->on_request. Frames that have no safe answer are logged and ignored, the connection
- * staying up: a non-request frame, and a request on a stream id already in flight (an answer
- * on that id would be matched by the client to its first request there, and that request's
- * real answer would then be dropped; the first request is served undisturbed and the
- * duplicate never gets a response). The handler answers later, from the loop thread, with
- * rpc_conn_respond*(); many requests may be in flight and are answered in any order. Output
- * above RPC_OUTPUT_HIGH stops reading from that peer until it drains (a client that never reads
- * its responses costs a bounded amount of memory and stalls nobody else). All rpc_conn_*
+ * to ops->on_request. A request on a stream id already in flight is answered INVALID_ARGUMENT
+ * at once and not run: the client may take that answer for its first request on the id (and
+ * drop the first request's real answer, which still follows), but a client that reused an id
+ * learns of its bug instead of waiting for ever. A non-request frame has no safe answer: it
+ * is logged and ignored, the connection staying up. The handler answers later, from the loop
+ * thread, with rpc_conn_respond*(); many requests may be in flight and are answered in any order.
+ * Output above RPC_OUTPUT_HIGH stops reading from that peer until it drains (a client that never
+ * reads its responses costs a bounded amount of memory and stalls nobody else). All rpc_conn_*
  * functions run on the loop thread that owns the connection; the conn is refcounted so parked
  * requests can hold it after the peer has gone (responses to a closed conn are dropped).
  *
@@ -25,8 +25,8 @@
  * down so its reader sees EOF. Responses are matched by stream id. Bytes come in either from the
  * client's own reader thread (rpc_client_start_reader, for programs without a loop) or from whoever
  * reads the fd and calls rpc_client_feed (the shim's loop carries its guest connection that way).
- * The fd belongs to a refcounted struct conn, so it is closed exactly once, after the last caller
- * lets go.
+ * The client owns the fd and closes it once, in rpc_client_free, when no caller can still use
+ * it.
  */
 #ifndef VMSHIM_RPC_H
 #define VMSHIM_RPC_H

@@ -423,3 +423,78 @@ mkdir_p(const char *path, mode_t mode)
 		return -errno;
 	return 0;
 }
+
+int
+util_open_nonblock(const char *path, int flags, mode_t want, struct stat *sb)
+{
+	struct stat tmp;
+	int fd, err;
+
+	if (sb == NULL)
+		sb = &tmp;
+	fd = open(path, flags | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+	if (fd < 0)
+		return -errno;
+	if (fstat(fd, sb) < 0) {
+		err = errno;
+		close(fd);
+		return -err;
+	}
+	if ((sb->st_mode & S_IFMT) != want) {
+		close(fd);
+		return -EINVAL;
+	}
+	return fd;
+}
+
+int
+util_read_regular_file(const char *path, size_t max, char **out, size_t *lenp)
+{
+	cleanup_close int fd = -1;
+	cleanup_free char *buf = NULL;
+	struct stat sb;
+	size_t len = 0, cap;
+	ssize_t n;
+
+	fd = util_open_nonblock(path, O_RDONLY, S_IFREG, &sb);
+	if (fd < 0)
+		return fd;
+	if (sb.st_size < 0 || (uint64_t)sb.st_size > max)
+		return -EFBIG;
+	/* The size may change under us: read to EOF, but never past max. */
+	cap = (size_t)sb.st_size + 1;
+	buf = xmalloc(cap + 1);
+	for (;;) {
+		if (len == cap) {
+			if (cap > max)
+				return -EFBIG;
+			cap = cap * 2 > max + 1 ? max + 1 : cap * 2;
+			buf = xrealloc(buf, cap + 1);
+		}
+		n = read(fd, buf + len, cap - len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		if (n == 0)
+			break;
+		len += (size_t)n;
+	}
+	if (len > max)
+		return -EFBIG;
+	buf[len] = '\0';
+	*out = steal_ptr(&buf);
+	if (lenp != NULL)
+		*lenp = len;
+	return 0;
+}
+
+const char *
+util_file_strerror(int err, mode_t want)
+{
+	if (err == -EINVAL)
+		return want == S_IFIFO ? "not a FIFO" : "not a regular file";
+	if (err == -EFBIG)
+		return "file too large";
+	return strerror(-err);
+}

@@ -14,6 +14,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/stat.h>
 #include <sys/types.h>
 #include <time.h>
 
@@ -107,5 +108,21 @@ int parse_u64(const char *s, uint64_t *out);
 
 /* Create a directory and its parents with mode (existing ones are left as they are). */
 int mkdir_p(const char *path, mode_t mode);
+
+/*
+ * Open a path a peer named so that the open cannot block (a FIFO without a writer, a tty):
+ * open(flags | O_NONBLOCK | O_CLOEXEC | O_NOCTTY), fstat, and require the file type `want`
+ * (S_IFREG, S_IFIFO, ...); flags must not hold O_CREAT. Returns the fd, still O_NONBLOCK, with *sb
+ * filled (sb may be NULL), or -errno; -EINVAL when the type differs.
+ */
+int util_open_nonblock(const char *path, int flags, mode_t want, struct stat *sb);
+/*
+ * Read the whole regular file at path, at most max bytes, opened as util_open_nonblock does.
+ * *out gets a NUL-terminated copy (caller frees), *len (may be NULL) its length. 0, or
+ * -errno: -EINVAL not a regular file, -EFBIG more than max bytes.
+ */
+int util_read_regular_file(const char *path, size_t max, char **out, size_t *len);
+/* The message for a util_read_regular_file / util_open_nonblock error. */
+const char *util_file_strerror(int err, mode_t want);
 
 #endif

@@ -3,7 +3,7 @@
 #   $(bindir)   vmshim, vmshimctl, containerd-shim-vmshim-v2 -> vmshim (containerd looks up
 #               runtime io.containerd.vmshim.v2 by that binary name)
 #   $(sbindir)  vmshim-agent (a system daemon of the guest: see docs/INSTALL.md)
-#   $(sysconfdir)/vmshim/config.json          every key at its default (SPEC 3)
+#   $(sysconfdir)/vmshim/config.json          every key at its default (docs/CONTRACT.md 3)
 #   $(docdir)/examples/local-vm.json          a config for the embedded local VM
 #   $(datadir)/bash-completion/completions/vmshimctl
 #   $(systemdsystemunitdir)/vmshim-agent.service   for guest images
@@ -62,13 +62,6 @@ uninstall-hook:
 	echo " rm -f '$(DESTDIR)$(bindir)/$$link' '$(DESTDIR)$(man8dir)/$$link.8'"; \
 	rm -f "$(DESTDIR)$(bindir)/$$link" "$(DESTDIR)$(man8dir)/$$link.8"
 
-# Only the unit tests: what the packages run at build time (the integration tests drive real
-# processes and may need root or runc, which a package build does not have).
-check-unit:
-	@tests=`for t in $(TESTS); do case $$t in tests/unit/*) printf '%s ' $$t;; esac; done`; \
-	echo "check-unit: $$tests"; \
-	$(MAKE) $(AM_MAKEFLAGS) check TESTS="$$tests"
-.PHONY: check-unit
 
 EXTRA_DIST += \
 	LICENSE \

@@ -1,5 +1,5 @@
 /*
- * accept.c: the accept thread (seed 004: the accept path never waits on a client).
+ * accept.c: the accept thread (the accept path never waits on a client: docs/CONTRACT.md 5.4).
  *
  * One thread poll()s the listening socket and an eventfd used to stop it. For each new
  * connection it only does what needs no cooperation from the peer: accept4 (CLOEXEC,

@@ -1,5 +1,5 @@
 /*
- * config.c: the daemon's configuration (SPEC 3).
+ * config.c: the daemon's configuration (docs/CONTRACT.md 3).
  *
  * One table lists every key with its dotted name, type and place in struct shim_config, so
  * the JSON file and the io.vmshim.* annotations of the bundle go through the same checks:
@@ -40,39 +40,46 @@ struct config_key {
 	enum config_type type;
 	size_t off;
 	uint32_t min, max; /* CFG_U32 bounds */
-	size_t noff;	   /* CFG_STRLIST: offset of its size_t count */
 };
 
 #define OFF(f) offsetof(struct shim_config, f)
 
+/*
+ * A list key's field (CFG_STRLIST, CFG_UIDLIST) is the array's pointer, and its length is the
+ * size_t right after it in struct shim_config: config_list_count() finds it there.
+ */
+#define CONFIG_LIST_PAIR(list, n) _Static_assert(OFF(n) == OFF(list) + sizeof(void *), #n)
+CONFIG_LIST_PAIR(hotplug_ports, n_hotplug_ports);
+CONFIG_LIST_PAIR(allowed_uids, n_allowed_uids);
+CONFIG_LIST_PAIR(allowed_annotations, n_allowed_annotations);
+
 static const struct config_key config_keys[] = {
-    {"vm.vsock", CFG_STRING, OFF(vm_vsock), 0, 0, 0},
-    {"vm.agent_port", CFG_U32, OFF(agent_port), 0, UINT32_MAX, 0},
-    {"vm.stream_port", CFG_U32, OFF(stream_port), 0, UINT32_MAX, 0},
-    {"vm.qmp", CFG_STRING, OFF(vm_qmp), 0, 0, 0},
-    {"vm.hotplug_ports", CFG_STRLIST, OFF(hotplug_ports), 0, 0, OFF(n_hotplug_ports)},
-    {"vm.unplug_timeout_ms", CFG_U32, OFF(unplug_timeout_ms), 1, 3600000, 0},
-    {"vm.confidential", CFG_BOOL, OFF(confidential), 0, 0, 0},
-    {"vm.connect_timeout_ms", CFG_U32, OFF(connect_timeout_ms), 1, 3600000, 0},
-    {"vm.launch", CFG_LAUNCH, OFF(vm_launch), 0, 0, 0},
-    {"vm.agent", CFG_STRING, OFF(vm_agent), 0, 0, 0},
-    {"vm.cpus", CFG_U32, OFF(vm_cpus), 1, 256, 0},
-    {"vm.memory_mib", CFG_U32, OFF(vm_memory_mib), 64, 1048576, 0},
-    {"vm.boot_timeout_ms", CFG_U32, OFF(boot_timeout_ms), 1, 3600000, 0},
-    {"vm.qemu", CFG_STRING, OFF(vm_qemu), 0, 0, 0},
-    {"vm.kernel", CFG_STRING, OFF(vm_kernel), 0, 0, 0},
-    {"vm.initrd", CFG_STRING, OFF(vm_initrd), 0, 0, 0},
-    {"vm.accel", CFG_STRING, OFF(vm_accel), 0, 0, 0},
-    {"workers", CFG_U32, OFF(workers), 1, 256, 0},
-    {"max_connections", CFG_U32, OFF(max_connections), 1, 1000000, 0},
-    {"max_message_bytes", CFG_U32, OFF(max_message_bytes), 1024, 1u << 30, 0},
-    {"handshake_timeout_ms", CFG_U32, OFF(handshake_timeout_ms), 1, 3600000, 0},
-    {"request_timeout_ms", CFG_U32, OFF(request_timeout_ms), 1, 86400000, 0},
-    {"allowed_uids", CFG_UIDLIST, OFF(allowed_uids), 0, 0, 0},
-    {"seccomp", CFG_BOOL, OFF(seccomp), 0, 0, 0},
-    {"log_level", CFG_LOGLEVEL, OFF(log_level), 0, 0, 0},
-    {"allowed_annotations", CFG_STRLIST, OFF(allowed_annotations), 0, 0,
-	OFF(n_allowed_annotations)},
+    {"vm.vsock", CFG_STRING, OFF(vm_vsock), 0, 0},
+    {"vm.agent_port", CFG_U32, OFF(agent_port), 0, UINT32_MAX},
+    {"vm.stream_port", CFG_U32, OFF(stream_port), 0, UINT32_MAX},
+    {"vm.qmp", CFG_STRING, OFF(vm_qmp), 0, 0},
+    {"vm.hotplug_ports", CFG_STRLIST, OFF(hotplug_ports), 0, 0},
+    {"vm.unplug_timeout_ms", CFG_U32, OFF(unplug_timeout_ms), 1, 3600000},
+    {"vm.confidential", CFG_BOOL, OFF(confidential), 0, 0},
+    {"vm.connect_timeout_ms", CFG_U32, OFF(connect_timeout_ms), 1, 3600000},
+    {"vm.launch", CFG_LAUNCH, OFF(vm_launch), 0, 0},
+    {"vm.agent", CFG_STRING, OFF(vm_agent), 0, 0},
+    {"vm.cpus", CFG_U32, OFF(vm_cpus), 1, 256},
+    {"vm.memory_mib", CFG_U32, OFF(vm_memory_mib), 64, 1048576},
+    {"vm.boot_timeout_ms", CFG_U32, OFF(boot_timeout_ms), 1, 3600000},
+    {"vm.qemu", CFG_STRING, OFF(vm_qemu), 0, 0},
+    {"vm.kernel", CFG_STRING, OFF(vm_kernel), 0, 0},
+    {"vm.initrd", CFG_STRING, OFF(vm_initrd), 0, 0},
+    {"vm.accel", CFG_STRING, OFF(vm_accel), 0, 0},
+    {"workers", CFG_U32, OFF(workers), 1, 256},
+    {"max_connections", CFG_U32, OFF(max_connections), 1, 1000000},
+    {"max_message_bytes", CFG_U32, OFF(max_message_bytes), 1024, 1u << 30},
+    {"handshake_timeout_ms", CFG_U32, OFF(handshake_timeout_ms), 1, 3600000},
+    {"request_timeout_ms", CFG_U32, OFF(request_timeout_ms), 1, 86400000},
+    {"allowed_uids", CFG_UIDLIST, OFF(allowed_uids), 0, 0},
+    {"seccomp", CFG_BOOL, OFF(seccomp), 0, 0},
+    {"log_level", CFG_LOGLEVEL, OFF(log_level), 0, 0},
+    {"allowed_annotations", CFG_STRLIST, OFF(allowed_annotations), 0, 0},
 };
 
 /* The io.vmshim.* keys a bundle may always set (allowed_annotations adds to them). */
@@ -87,14 +94,14 @@ config_free_strlist(char **list, size_t n)
 	free(list);
 }
 
-/* The defaults of SPEC 3. */
+/* The defaults (docs/CONTRACT.md 3). */
 void
 config_defaults(struct shim_config *cfg)
 {
 	memset(cfg, 0, sizeof *cfg);
 	cfg->vm_vsock = xstrdup("");
-	cfg->agent_port = 1024;
-	cfg->stream_port = 1025;
+	cfg->agent_port = PROTOCOL_AGENT_PORT;
+	cfg->stream_port = PROTOCOL_STREAM_PORT;
 	cfg->vm_qmp = xstrdup("");
 	cfg->unplug_timeout_ms = 10000;
 	cfg->confidential = false;
@@ -143,6 +150,13 @@ config_key_find(const char *name)
 		if (strcmp(config_keys[i].name, name) == 0)
 			return &config_keys[i];
 	return NULL;
+}
+
+/* The length of the list whose pointer is at field. */
+static size_t *
+config_list_count(char *field)
+{
+	return (size_t *)(field + sizeof(void *));
 }
 
 /*
@@ -232,9 +246,9 @@ config_set_json(struct shim_config *cfg, const struct config_key *k, json_t *v, 
 		list = xcalloc(n ? n : 1, sizeof *list);
 		json_array_foreach (v, i, e)
 			list[i] = xstrdup(json_string_value(e));
-		config_free_strlist(*(char ***)field, *(size_t *)((char *)cfg + k->noff));
+		config_free_strlist(*(char ***)field, *config_list_count(field));
 		*(char ***)field = list;
-		*(size_t *)((char *)cfg + k->noff) = n;
+		*config_list_count(field) = n;
 		return 0;
 	}
 	case CFG_UIDLIST: {
@@ -255,9 +269,9 @@ config_set_json(struct shim_config *cfg, const struct config_key *k, json_t *v, 
 		uids = xcalloc(n ? n : 1, sizeof *uids);
 		json_array_foreach (v, i, e)
 			uids[i] = (uid_t)json_integer_value(e);
-		free(cfg->allowed_uids);
-		cfg->allowed_uids = uids;
-		cfg->n_allowed_uids = n;
+		free(*(uid_t **)field);
+		*(uid_t **)field = uids;
+		*config_list_count(field) = n;
 		return 0;
 	}
 	}
@@ -469,23 +483,31 @@ config_check_annotations(const struct shim_config *cfg, json_t *annotations, str
 	return r;
 }
 
+#define CONFIG_BUNDLE_MAX (4u << 20) /* bytes of a bundle's config.json */
+
 int
 config_apply_bundle(struct shim_config *cfg, const char *bundle, struct status *st)
 {
-	cleanup_free char *path = NULL;
+	cleanup_free char *path = NULL, *text = NULL;
 	cleanup_json json_t *root = NULL;
 	json_error_t jerr;
+	size_t len;
+	int r;
 
 	if (bundle == NULL || *bundle == '\0')
 		return 0;
 	xasprintf(&path, "%s/config.json", bundle);
-	root = json_load_file(path, 0, &jerr);
-	if (root == NULL) {
-		if (access(path, F_OK) < 0)
-			return 0;
+	/* Opened so that it cannot block: a FIFO here is refused, not waited on. */
+	r = util_read_regular_file(path, CONFIG_BUNDLE_MAX, &text, &len);
+	if (r == -ENOENT)
+		return 0;
+	if (r < 0)
+		return status_set(
+		    st, ST_INVALID_ARGUMENT, "bundle %s: %s", path, util_file_strerror(r, S_IFREG));
+	root = json_loadb(text, len, 0, &jerr);
+	if (root == NULL)
 		return status_set(
 		    st, ST_INVALID_ARGUMENT, "bundle %s: line %d: %s", path, jerr.line, jerr.text);
-	}
 	if (!json_is_object(root))
 		return 0;
 	if (config_apply_annotations(cfg, json_object_get(root, "annotations"), st) < 0)

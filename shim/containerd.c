@@ -17,70 +17,60 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "msg-pb.h"
 #include "shim.h"
 #include "util.h"
 
-#define CONTAINERD_GROUP_MAX   200 /* bytes: a group names the shim's socket file */
 #define CONTAINERD_OPTIONS_MAX (64 * 1024)
-
-/* A group names files: 1..200 bytes of [A-Za-z0-9_.-], not starting with '.' or '-'. */
-static int
-containerd_check_group(const char *g, const char *src, struct status *st)
-{
-	size_t n = strlen(g);
-
-	if (n == 0 || n > CONTAINERD_GROUP_MAX || g[0] == '.' || g[0] == '-')
-		return status_set(st, ST_INVALID_ARGUMENT,
-		    "%s: \"%.64s\" is not a group name (1..%d of [A-Za-z0-9_.-], not starting "
-		    "with '.' or '-')",
-		    src, g, CONTAINERD_GROUP_MAX);
-	for (size_t i = 0; i < n; i++) {
-		char c = g[i];
-
-		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-			c == '_' || c == '.' || c == '-'))
-			return status_set(st, ST_INVALID_ARGUMENT,
-			    "%s: invalid character 0x%02x in a group name", src, (unsigned char)c);
-	}
-	return 0;
-}
+#define CONTAINERD_BUNDLE_MAX  (4u << 20) /* bytes of a bundle's config.json */
 
 int
 containerd_group(const char *bundle, const char *id, char **out, struct status *st)
 {
 	static const char *const keys[] = {"io.vmshim.group", "io.kubernetes.cri.sandbox-id"};
-	cleanup_free char *path = NULL;
+	cleanup_free char *path = NULL, *text = NULL;
 	cleanup_json json_t *spec = NULL;
 	json_t *ann = NULL, *v;
 	json_error_t jerr;
+	size_t len;
+	int r;
 
 	*out = NULL;
 	if (bundle != NULL && *bundle != '\0') {
 		xasprintf(&path, "%s/config.json", bundle);
-		spec = json_load_file(path, 0, &jerr);
-		if (spec == NULL && access(path, F_OK) == 0)
-			return status_set(st, ST_INVALID_ARGUMENT, "bundle %s: line %d: %s", path,
-			    jerr.line, jerr.text);
+		/* Never a blocking open: a FIFO here must not hold `start` for ever. */
+		r = util_read_regular_file(path, CONTAINERD_BUNDLE_MAX, &text, &len);
+		if (r < 0 && r != -ENOENT)
+			return status_set(st, ST_INVALID_ARGUMENT, "bundle %.*s: %s", LOG_STR_MAX,
+			    path, util_file_strerror(r, S_IFREG));
+		if (r == 0 && (spec = json_loadb(text, len, 0, &jerr)) == NULL)
+			return status_set(st, ST_INVALID_ARGUMENT, "bundle %.*s: line %d: %s",
+			    LOG_STR_MAX, path, jerr.line, jerr.text);
 		ann = spec != NULL ? json_object_get(spec, "annotations") : NULL;
 	}
+	/*
+	 * A group names the shim's socket file: it follows the container id rule (protocol.h),
+	 * which every container and sandbox id containerd creates fits.
+	 */
 	for (size_t i = 0; json_is_object(ann) && i < ARRAY_SIZE(keys); i++) {
 		v = json_object_get(ann, keys[i]);
 		if (v == NULL)
 			continue;
 		if (!json_is_string(v))
 			return status_set(st, ST_INVALID_ARGUMENT,
-			    "bundle %s: annotation %s: expected a string", path, keys[i]);
-		if (containerd_check_group(json_string_value(v), keys[i], st) < 0)
-			return status_wrap(st, "bundle %s: annotation", path);
+			    "bundle %.*s: annotation %s: expected a string", LOG_STR_MAX, path,
+			    keys[i]);
+		if (protocol_check_id(keys[i], json_string_value(v), false, st) < 0)
+			return status_wrap(st, "bundle %.*s: annotation", LOG_STR_MAX, path);
 		*out = xstrdup(json_string_value(v));
 		return 0;
 	}
 	if (id == NULL || *id == '\0')
 		return status_set(st, ST_INVALID_ARGUMENT, "-id (or -socket) is required");
-	if (containerd_check_group(id, "-id", st) < 0)
+	if (protocol_check_id("-id", id, false, st) < 0)
 		return -1;
 	*out = xstrdup(id);
 	return 0;
@@ -133,7 +123,7 @@ containerd_delete_response(
 	tree = json_pack(
 	    "{s:i, s:i, s:s}", "pid", (int)pid, "exit_status", (int)exit_status, "exited_at", ts);
 	if (msg_pb_message_encode(
-		msg_pb_method(SHIM_TASK_SERVICE, "Delete"), true, tree, out, &len, &st) < 0)
+		msg_pb_method(PROTOCOL_TASK_SERVICE, "Delete"), true, tree, out, &len, &st) < 0)
 		fatalx("DeleteResponse: %s", st.msg);
 	return len;
 }

@@ -6,9 +6,10 @@
  * every subscriber as a data frame, in publication order, which is the order the task code
  * produces containerd's events in. A subscriber whose unread output exceeds
  * EVENTS_SUBSCRIBER_LIMIT (it stopped reading) is dropped with a log line rather than allowed
- * to grow the shim's memory (SPEC 4); one whose connection closed is dropped silently.
- * Each event also goes to containerd when forwarding is on (forward.c); events_publish returns
- * its forwarding sequence number so the caller can hold what must follow its delivery.
+ * to grow the shim's memory (docs/CONTRACT.md 5.4); one whose connection closed is dropped
+ * silently. Each event also goes to containerd when forwarding is on (forward.c);
+ * events_publish returns its forwarding sequence number so the caller can hold what must
+ * follow its delivery.
  */
 #include "config.h"
 

@@ -356,8 +356,8 @@ forward_event(const char *topic, const char *timestamp, json_t *event)
 	}
 	it = xcalloc(1, sizeof *it);
 	it->topic = xstrdup(topic);
-	rq.service = (char *)MSG_PB_EVENTS_SERVICE;
-	rq.method = (char *)MSG_PB_EVENTS_FORWARD;
+	rq.service = (char *)PROTOCOL_CONTAINERD_EVENTS_SERVICE;
+	rq.method = (char *)PROTOCOL_CONTAINERD_EVENTS_FORWARD;
 	/* As containerd's own shims send it: the namespace in the ttrpc metadata too. */
 	kv.key = "containerd-namespace-ttrpc";
 	kv.value = fw.ns;

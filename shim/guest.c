@@ -1,8 +1,9 @@
 /*
- * guest.c: the link to the guest agent's control port (SPEC 6, 7, docs/PROTOCOL.md).
+ * guest.c: the link to the guest agent's control port (docs/PROTOCOL.md).
  *
  * A struct guest is one connection to the agent: an rpc_client plus the loop's read event on
- * its fd. It is reference counted (seed 002): the loop holds one reference while its read
+ * its fd. It is reference counted (so no thread can use a
+ * descriptor another has closed, or a reused number): the loop holds one reference while its read
  * event exists, the published "current link" holds one, and every worker call holds one
  * between guest_get() and guest_put(). The last reference frees the rpc_client, which closes
  * the fd, so no descriptor is ever closed under a worker that is still writing to it.
@@ -164,7 +165,8 @@ guest_call(const char *method, json_t *payload, int timeout_ms, bool wait, json_
 	g = guest_get(wait_ms, st);
 	if (g == NULL)
 		return -1;
-	r = rpc_client_call(g->client, SHIM_AGENT_SERVICE, method, payload, timeout_ms, resp, st);
+	r = rpc_client_call(
+	    g->client, PROTOCOL_AGENT_SERVICE, method, payload, timeout_ms, resp, st);
 	guest_put(g);
 	if (r < 0)
 		status_wrap(st, "agent %s", method);
@@ -384,19 +386,19 @@ guest_subscribe_run(void *arg)
 	cleanup_json json_t *pong = NULL;
 	int timeout = (int)shim.cfg.connect_timeout_ms;
 
-	if (rpc_client_subscribe(j->g->client, SHIM_AGENT_SERVICE, "SubscribeEvents", req, timeout,
-		guest_on_event, NULL, &j->st) < 0) {
+	if (rpc_client_subscribe(j->g->client, PROTOCOL_AGENT_SERVICE, "SubscribeEvents", req,
+		timeout, guest_on_event, NULL, &j->st) < 0) {
 		status_wrap(&j->st, "SubscribeEvents");
 		return;
 	}
-	if (rpc_client_call(j->g->client, SHIM_AGENT_SERVICE, "Ping", req, timeout, &pong, &j->st) <
-	    0) {
+	if (rpc_client_call(
+		j->g->client, PROTOCOL_AGENT_SERVICE, "Ping", req, timeout, &pong, &j->st) < 0) {
 		status_wrap(&j->st, "Ping");
 		return;
 	}
-	log_info("connected to agent %s: version %s, pid %lld, runner %s", shim.cfg.vm_vsock,
-	    json_string_value(json_object_get(pong, "version")) ?: "?",
-	    (long long)json_integer_value(json_object_get(pong, "pid")),
+	log_info("connected to agent %s: version %.*s, pid %lld, runner %.*s", shim.cfg.vm_vsock,
+	    LOG_STR_MAX, json_string_value(json_object_get(pong, "version")) ?: "?",
+	    (long long)json_integer_value(json_object_get(pong, "pid")), LOG_STR_MAX,
 	    json_string_value(json_object_get(pong, "runner")) ?: "?");
 	status_clear(&j->st);
 }

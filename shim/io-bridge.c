@@ -20,9 +20,10 @@
  *    (io.h), so each stream holds at most that much; a full sink leaves the source unread and
  *    the kernel's buffers push back on the writer at the far end.
  *
- * EOF and closing (docs/PROTOCOL.md section 3, seeds 000-002). Each stream tracks four facts:
- * our EOF sent, the guest's EOF received, guest fd closed, host fd closed. io_stream_update()
- * derives everything else from them after every change:
+ * EOF and closing (docs/PROTOCOL.md section 3; data in flight is never
+ * lost to a shutdown, a half-close or a descriptor closed under a user). Each stream tracks four
+ * facts: our EOF sent, the guest's EOF received, guest fd closed, host fd closed.
+ * io_stream_update() derives everything else from them after every change:
  *  - the guest fd is closed only once EOF was both sent and received, or the stream failed
  *    (protocol error, hang-up, socket error) or stayed half-closed for the timeout; never
  *    shutdown(). Stdin after our EOF is not "stuck" while the process lives: the agent echoes

@@ -9,11 +9,14 @@
 
 #include <stdbool.h>
 
+#include "protocol.h"
+
+/* The data plane's names for the wire's stdio kinds. */
 enum io_kind {
-	IO_STDIN,
-	IO_STDOUT,
-	IO_STDERR,
-	IO_NSTREAMS,
+	IO_STDIN = STDIO_IN,
+	IO_STDOUT = STDIO_OUT,
+	IO_STDERR = STDIO_ERR,
+	IO_NSTREAMS = STDIO_N,
 };
 
 struct io_prepared_stream {

@@ -49,16 +49,9 @@
 const char *
 io_kind_name(enum io_kind kind)
 {
-	switch (kind) {
-	case IO_STDIN:
-		return "stdin";
-	case IO_STDOUT:
-		return "stdout";
-	case IO_STDERR:
-		return "stderr";
-	default:
+	if (kind < 0 || kind >= IO_NSTREAMS)
 		fatalx("bad io kind %d", (int)kind);
-	}
+	return stdio_kind_name((enum stdio_kind)kind);
 }
 
 /* The status code for a failed open(2) of a path the runtime gave us. */

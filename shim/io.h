@@ -7,7 +7,8 @@
  *    docs/PROTOCOL.md), all bounded by a deadline. It returns plain descriptors.
  *  - io_start() runs on the loop thread: it bridges those descriptors with libevent, with
  *    backpressure both ways and a fixed memory bound per stream.
- * EOF is always a zero-length frame, never a shutdown() or a close (seed 000): the FIFO's EOF or
+ * EOF is always a zero-length frame, never a shutdown() or a close (which can overtake the last
+ * bytes in flight): the FIFO's EOF or
  * io_close_stdin() sends it on stdin; the guest's EOF on stdout/stderr ends the host writer only
  * after every byte before it is written. A stream's descriptors are closed exactly once, when
  * both directions have seen EOF (or the stream failed, or the half-closed timeout fired).

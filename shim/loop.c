@@ -6,7 +6,7 @@
  * events.c all shim state. The accept thread hands it descriptors (accept.c); workers hand
  * it completions (worker.c). A connection that has not sent one complete frame within
  * handshake_timeout_ms is closed, so idle or half-frame clients cost a descriptor for a
- * bounded time and never anyone's latency (seed 004, SPEC 5.4). Any complete frame makes a
+ * bounded time and never anyone's latency (docs/CONTRACT.md 5.4). Any complete frame makes a
  * client active, even one the RPC layer rejects (bad JSON, an even stream id, an oversized
  * payload): it got an answer and may send the next; the timer reads the conn's frame count
  * when it fires, so the request path pays nothing. When a connection closes, the Waits it
@@ -37,8 +37,8 @@
 
 #include <event2/thread.h>
 
+#include "confine.h"
 #include "forward.h"
-#include "seccomp.h"
 #include "shim.h"
 #include "util.h"
 
@@ -168,6 +168,8 @@ loop_on_close(struct rpc_conn *c, void *arg)
 	if (lc->next != NULL)
 		lc->next->prev = lc->prev;
 	lp.nclients--;
+	/* Its fd is already closed: tests wait for this line before counting descriptors. */
+	log_debug("connection closed (%u open)", lp.nclients);
 	event_free(lc->handshake);
 	free(lc);
 	accept_conn_closed();
@@ -193,6 +195,8 @@ loop_exit_cb(evutil_socket_t fd, short what, void *arg)
 	struct timeval zero = {0, 0};
 
 	log_info("shutting down");
+	/* Before the agent link goes: a job it frees must find the shim already stopping. */
+	worker_stop_begin();
 	accept_stop();
 	guest_shutdown();
 	task_shutdown();
@@ -318,13 +322,13 @@ loop_run(int listen_fd, int ready_fd, struct status *st)
 		goto out;
 	}
 	/* Every thread exists now: confine them all (TSYNC) before serving anyone. */
-	if (shim.cfg.seccomp && seccomp_confine(SECCOMP_PROFILE_SHIM, st) < 0) {
+	if (shim.cfg.seccomp && confine_apply(CONFINE_PROFILE_SHIM, st) < 0) {
 		r = -1;
 		goto out;
 	}
 	log_info("vmshim %s serving on %s (pid %ld, agent %s, %u workers, seccomp %s)",
 	    SHIM_VERSION, shim.socket_path, (long)shim.pid, shim.cfg.vm_vsock, shim.cfg.workers,
-	    seccomp_state());
+	    confine_state());
 	/* Start-up fully succeeded: only now may `start` print the address (main.c). */
 	if (ready_fd >= 0) {
 		if (write_all(ready_fd, "R", 1) < 0) {

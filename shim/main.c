@@ -1,5 +1,5 @@
 /*
- * main.c: vmshim's command line (SPEC 2): start, delete, serve.
+ * main.c: vmshim's command line (docs/CONTRACT.md 2): start, delete, serve.
  *
  * Runs on the main thread before any other thread exists. It parses the containerd-style
  * flags (one or two dashes, "-flag value" or "-flag=value"), loads the configuration (so a
@@ -482,7 +482,7 @@ main_delete(const struct main_opts *o, const char *sock, const char *pidf, const
 		    o->group, sock);
 		goto answer;
 	}
-	fd = open(pidf, O_RDONLY | O_CLOEXEC);
+	fd = util_open_nonblock(pidf, O_RDONLY, S_IFREG, NULL);
 	if (fd >= 0 && (n = read(fd, buf, sizeof buf - 1)) > 0) {
 		buf[n] = '\0';
 		pid = strtol(buf, NULL, 10);

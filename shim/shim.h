@@ -5,8 +5,9 @@
  * (task*.c), the event subscribers (events.c) and the guest link's reading side (guest.c);
  * `workers` worker threads (worker.c) run blocking jobs (guest RPC, stdio preparation) whose
  * completions come back to the loop thread; one accept thread (accept.c) accepts and checks
- * peers and hands their descriptors to the loop. Nothing here is shared between threads
- * unless its comment says how it is guarded.
+ * peers and hands their descriptors to the loop; while QEMU is connected, one QMP reader thread
+ * (vm-qmp.c) hands QEMU's replies and events to the workers waiting for them. Nothing here is
+ * shared between threads unless its comment says how it is guarded.
  */
 #ifndef VMSHIM_SHIM_H
 #define VMSHIM_SHIM_H
@@ -23,14 +24,11 @@
 
 #include "log.h"
 #include "msg.h"
+#include "protocol.h"
 #include "rpc.h"
 #include "status.h"
 #include "transport.h"
 #include "vm.h"
-
-#define SHIM_TASK_SERVICE   "containerd.task.v2.Task"
-#define SHIM_EVENTS_SERVICE "containerd.events.v1.Events"
-#define SHIM_AGENT_SERVICE  "vmshim.agent.v1.Agent"
 
 /* config.c */
 
@@ -200,6 +198,11 @@ int worker_submit_bringup(void (*run)(void *), void (*done)(void *), void *arg, 
  * hand queued jobs that never started to their `done` without running them.
  */
 void worker_shutdown(void);
+/*
+ * Loop thread, first thing at shutdown: worker_stopping() turns true and no queued job starts
+ * any more (worker_shutdown hands them back).
+ */
+void worker_stop_begin(void);
 /* Any thread: shutdown has begun; a long job should stop at its next step. */
 bool worker_stopping(void);
 
@@ -361,7 +364,10 @@ void task_call_free(struct task_call *call);
 struct task_proc *task_call_proc(struct task_call *call, const char **idp, const char **execp);
 struct task_container *task_find(const char *id);
 struct task_proc *task_find_proc(struct task_container *ctr, const char *exec_id);
-/* Look up id/exec_id for a method; NOT_FOUND otherwise; `creating` are not found either. */
+/*
+ * Look up id/exec_id for a method: NOT_FOUND if absent, FAILED_PRECONDITION "being created"
+ * while its Create (or Exec) is in flight.
+ */
 struct task_proc *task_lookup(const char *id, const char *exec_id, struct status *st);
 struct task_container *task_add(const char *id, const char *bundle);
 struct task_proc *task_proc_new(struct task_container *ctr, const char *exec_id);
@@ -386,8 +392,8 @@ void task_agent_event(const char *topic, json_t *event);
 void task_shutdown(void);
 /*
  * The agent link went down: parked Waits are in-flight calls, so they are answered
- * UNAVAILABLE with `why` (SPEC 5.6); the processes stay as they are (the agent may come back
- * and report their exits). With a VM the shim launched (vm.launch "qemu") the Waits stay
+ * UNAVAILABLE with `why` (docs/CONTRACT.md 5.6); the processes stay as they are (the agent may come
+ * back and report their exits). With a VM the shim launched (vm.launch "qemu") the Waits stay
  * parked: the VM's death (task_vm_lost) or the agent's return answers them.
  */
 void task_agent_lost(const char *why);

@@ -86,13 +86,18 @@ task_kill(struct task_call *call)
 	if ((p = task_call_proc(call, &id, &exec_id)) == NULL)
 		return;
 	if (msg_get_u32(call->req.payload, "payload", "signal", true, &sig, &st) < 0 ||
-	    msg_get_bool(call->req.payload, "payload", "all", false, &all, &st) < 0)
-		return task_call_finish_status(call, &st);
-	if (sig == 0 || sig > 64)
-		return task_call_finish(
-		    call, ST_INVALID_ARGUMENT, "payload.signal: must be 1..64", NULL);
-	if (p->state == PROC_STOPPED || p->state == PROC_DELETING)
-		return task_call_finish(call, ST_NOT_FOUND, "process already finished", NULL);
+	    msg_get_bool(call->req.payload, "payload", "all", false, &all, &st) < 0) {
+		task_call_finish_status(call, &st);
+		return;
+	}
+	if (sig == 0 || sig > 64) {
+		task_call_finish(call, ST_INVALID_ARGUMENT, "payload.signal: must be 1..64", NULL);
+		return;
+	}
+	if (p->state == PROC_STOPPED || p->state == PROC_DELETING) {
+		task_call_finish(call, ST_NOT_FOUND, "process already finished", NULL);
+		return;
+	}
 	log_info_id(id, exec_id, "signal %u%s", sig, all ? " (all)" : "");
 	task_forward(call, "SignalProcess",
 	    json_pack("{s:s, s:s, s:i, s:b}", "id", id, "exec_id", exec_id, "signal", (int)sig,
@@ -135,15 +140,20 @@ task_pause_resume(struct task_call *call, bool pause)
 
 	if ((p = task_call_proc(call, &id, NULL)) == NULL)
 		return;
-	if (p != p->ctr->init)
-		return task_call_finish(call, ST_INVALID_ARGUMENT,
+	if (p != p->ctr->init) {
+		task_call_finish(call, ST_INVALID_ARGUMENT,
 		    "payload.exec_id: pause and resume apply to the container", NULL);
-	if (p->state != PROC_RUNNING)
-		return task_call_finish(
-		    call, ST_FAILED_PRECONDITION, "container is not running", NULL);
-	if (p->ctr->paused == pause)
-		return task_call_finish(call, ST_FAILED_PRECONDITION,
+		return;
+	}
+	if (p->state != PROC_RUNNING) {
+		task_call_finish(call, ST_FAILED_PRECONDITION, "container is not running", NULL);
+		return;
+	}
+	if (p->ctr->paused == pause) {
+		task_call_finish(call, ST_FAILED_PRECONDITION,
 		    pause ? "container is already paused" : "container is not paused", NULL);
+		return;
+	}
 	task_forward(call, pause ? "PauseContainer" : "ResumeContainer",
 	    json_pack("{s:s}", "id", id), pause ? task_pause_ok : task_resume_ok);
 }
@@ -171,11 +181,14 @@ task_update(struct task_call *call)
 	if ((p = task_call_proc(call, &id, NULL)) == NULL)
 		return;
 	if (msg_get_object(call->req.payload, "payload", "resources", false, &res, &st) < 0 ||
-	    msg_get_object(call->req.payload, "payload", "annotations", false, &ann, &st) < 0)
-		return task_call_finish_status(call, &st);
-	if (p->state != PROC_RUNNING && p->state != PROC_CREATED)
-		return task_call_finish(
-		    call, ST_FAILED_PRECONDITION, "container is not running", NULL);
+	    msg_get_object(call->req.payload, "payload", "annotations", false, &ann, &st) < 0) {
+		task_call_finish_status(call, &st);
+		return;
+	}
+	if (p->state != PROC_RUNNING && p->state != PROC_CREATED) {
+		task_call_finish(call, ST_FAILED_PRECONDITION, "container is not running", NULL);
+		return;
+	}
 	task_forward(call, "UpdateContainer",
 	    json_pack("{s:s, s:o}", "id", id, "resources",
 		res != NULL ? json_deep_copy(res) : json_object()),
@@ -193,14 +206,19 @@ task_resize_pty(struct task_call *call)
 	if ((p = task_call_proc(call, &id, &exec_id)) == NULL)
 		return;
 	if (msg_get_u32(call->req.payload, "payload", "width", true, &w, &st) < 0 ||
-	    msg_get_u32(call->req.payload, "payload", "height", true, &h, &st) < 0)
-		return task_call_finish_status(call, &st);
-	if (w > 65535 || h > 65535)
-		return task_call_finish(
+	    msg_get_u32(call->req.payload, "payload", "height", true, &h, &st) < 0) {
+		task_call_finish_status(call, &st);
+		return;
+	}
+	if (w > 65535 || h > 65535) {
+		task_call_finish(
 		    call, ST_INVALID_ARGUMENT, "payload.width/height: must be at most 65535", NULL);
-	if (!p->terminal)
-		return task_call_finish(
-		    call, ST_FAILED_PRECONDITION, "process has no terminal", NULL);
+		return;
+	}
+	if (!p->terminal) {
+		task_call_finish(call, ST_FAILED_PRECONDITION, "process has no terminal", NULL);
+		return;
+	}
 	task_forward(call, "ResizePty",
 	    json_pack("{s:s, s:s, s:i, s:i}", "id", id, "exec_id", exec_id, "width", (int)w,
 		"height", (int)h),
@@ -217,8 +235,10 @@ task_close_io(struct task_call *call)
 
 	if ((p = task_call_proc(call, &id, &exec_id)) == NULL)
 		return;
-	if (msg_get_bool(call->req.payload, "payload", "stdin", false, &in, &st) < 0)
-		return task_call_finish_status(call, &st);
+	if (msg_get_bool(call->req.payload, "payload", "stdin", false, &in, &st) < 0) {
+		task_call_finish_status(call, &st);
+		return;
+	}
 	if (in && p->io != NULL && *p->stdin_path != '\0') {
 		log_debug_id(id, exec_id, "closing stdin");
 		io_close_stdin(p->io);
@@ -237,14 +257,19 @@ task_wait(struct task_call *call)
 		return;
 	/* A stopped process's exit reaches containerd first: until then, Wait holds. */
 	if ((p->state == PROC_STOPPED || p->state == PROC_DELETING) &&
-	    forward_settled(p->exit_forward))
-		return task_call_finish(call, ST_OK, "",
+	    forward_settled(p->exit_forward)) {
+		task_call_finish(call, ST_OK, "",
 		    json_pack(
 			"{s:i, s:s}", "exit_status", p->exit_status, "exited_at", p->exited_at));
-	/* Nobody could report the exit: answer now rather than park forever (SPEC 5.6). */
-	if (!p->exit_seen && !guest_connected())
-		return task_call_finish(call, ST_UNAVAILABLE,
+		return;
+	}
+	/* Nobody could report the exit: answer now rather than park forever (docs/CONTRACT.md 5.6).
+	 */
+	if (!p->exit_seen && !guest_connected()) {
+		task_call_finish(call, ST_UNAVAILABLE,
 		    "guest agent is not connected: the exit cannot be observed", NULL);
+		return;
+	}
 	w = xcalloc(1, sizeof *w);
 	w->conn = rpc_conn_ref(call->conn);
 	w->stream_id = call->stream_id;
@@ -259,8 +284,10 @@ task_shutdown_method(struct task_call *call)
 	bool now = false;
 	struct status st;
 
-	if (msg_get_bool(call->req.payload, "payload", "now", false, &now, &st) < 0)
-		return task_call_finish_status(call, &st);
+	if (msg_get_bool(call->req.payload, "payload", "now", false, &now, &st) < 0) {
+		task_call_finish_status(call, &st);
+		return;
+	}
 	task_call_finish(call, ST_OK, "", NULL);
 	if (now || task_table_empty()) {
 		log_info("Shutdown%s: exiting", now ? " (now)" : "");

@@ -15,7 +15,7 @@
  *
  * A container's bring-up (task_create_run) is a bring-up job (worker_submit_bringup: at most
  * workers - 1 of them run at once) and runs between vm_bringup_begin and vm_bringup_end, which
- * hold the per-VM lock when vm.confidential is set (SPEC 5.3 and 8, seed 003): the block
+ * hold the per-VM lock when vm.confidential is set (docs/CONTRACT.md 5.3): the block
  * rootfs, if any (vm_disk_attach, then the agent's MountDisk: task_bringup_disks), the agent's
  * CreateContainer, the stream attach. Any failure after the hot-add undoes it before the lock
  * is released (UnmountDisk if mounted, vm_disk_detach), so a failed Create leaves nothing
@@ -44,36 +44,8 @@
 #include "shim.h"
 #include "util.h"
 
-#define TASK_ID_MAX	     256
+#define TASK_BUNDLE_MAX	     (4u << 20) /* bytes of a bundle's config.json */
 #define TASK_DISK_TARGET_FMT "/run/vmshim/%s/rootfs"
-
-/* Container and exec ids: 1..255 bytes of [A-Za-z0-9_.-], not starting with '.' or '-'. */
-static int
-task_check_id(const char *field, const char *id, bool allow_empty, struct status *st)
-{
-	size_t n = strlen(id);
-
-	if (n == 0) {
-		if (allow_empty)
-			return 0;
-		return status_set(st, ST_INVALID_ARGUMENT, "payload.%s: must not be empty", field);
-	}
-	if (n >= TASK_ID_MAX)
-		return status_set(st, ST_INVALID_ARGUMENT, "payload.%s: longer than %d bytes",
-		    field, TASK_ID_MAX - 1);
-	if (id[0] == '.' || id[0] == '-')
-		return status_set(
-		    st, ST_INVALID_ARGUMENT, "payload.%s: must not start with '.' or '-'", field);
-	for (size_t i = 0; i < n; i++) {
-		char ch = id[i];
-
-		if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
-			(ch >= '0' && ch <= '9') || ch == '_' || ch == '.' || ch == '-'))
-			return status_set(st, ST_INVALID_ARGUMENT,
-			    "payload.%s: invalid character 0x%02x", field, (unsigned char)ch);
-	}
-	return 0;
-}
 
 /* The stdio fields shared by Create and Exec. */
 struct task_stdio {
@@ -106,7 +78,8 @@ task_proc_set_stdio(struct task_proc *p, const struct task_stdio *s)
 	p->stderr_path = xstrdup(s->err);
 }
 
-/* A container's block rootfs (SPEC 8), parsed from its rootfs[] entry on the loop thread. */
+/* A container's block rootfs (docs/CONTRACT.md 4, Create), parsed from its rootfs[] entry on the
+ * loop thread. */
 struct task_disk {
 	char *source; /* NULL: the container has no block rootfs */
 	char *target;
@@ -264,39 +237,50 @@ task_bringup_new(
 static json_t *
 task_read_bundle(const char *bundle, bool *terminal, struct status *st)
 {
-	cleanup_free char *path = NULL;
+	cleanup_free char *path = NULL, *text = NULL, *shown = NULL;
 	cleanup_json json_t *spec = NULL;
 	json_t *process, *args;
 	json_error_t jerr;
+	size_t len;
+	int r;
 
 	xasprintf(&path, "%s/config.json", bundle);
-	spec = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr);
+	/* The client's path in answers and logs, cut as every peer string is. */
+	xasprintf(&shown, "%.*s", LOG_STR_MAX, path);
+	/* Never a blocking open: a FIFO here must not hold a worker (and every Create) for ever. */
+	r = util_read_regular_file(path, TASK_BUNDLE_MAX, &text, &len);
+	if (r < 0) {
+		status_set(st, ST_INVALID_ARGUMENT, "payload.bundle: %s: %s", shown,
+		    util_file_strerror(r, S_IFREG));
+		return NULL;
+	}
+	spec = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
 	if (spec == NULL) {
 		if (jerr.line <= 0)
 			status_set(
-			    st, ST_INVALID_ARGUMENT, "payload.bundle: %s: %s", path, jerr.text);
+			    st, ST_INVALID_ARGUMENT, "payload.bundle: %s: %s", shown, jerr.text);
 		else
-			status_set(st, ST_INVALID_ARGUMENT, "payload.bundle: %s: line %d: %s", path,
-			    jerr.line, jerr.text);
+			status_set(st, ST_INVALID_ARGUMENT, "payload.bundle: %s: line %d: %s",
+			    shown, jerr.line, jerr.text);
 		return NULL;
 	}
 	if (!json_is_object(spec)) {
-		status_set(st, ST_INVALID_ARGUMENT, "payload.bundle: %s: not an object", path);
+		status_set(st, ST_INVALID_ARGUMENT, "payload.bundle: %s: not an object", shown);
 		return NULL;
 	}
 	/* Only the allow-listed io.vmshim.* keys may come from a bundle (config.c). */
 	if (config_check_annotations(&shim.cfg, json_object_get(spec, "annotations"), st) < 0) {
-		status_wrap(st, "bundle %s", path);
+		status_wrap(st, "bundle %s", shown);
 		return NULL;
 	}
-	if (msg_get_object(spec, path, "process", true, &process, st) < 0 ||
+	if (msg_get_object(spec, shown, "process", true, &process, st) < 0 ||
 	    msg_get_array(process, "process", "args", true, &args, st) < 0) {
 		status_wrap(st, "payload.bundle");
 		return NULL;
 	}
 	if (json_array_size(args) == 0) {
 		status_set(st, ST_INVALID_ARGUMENT,
-		    "payload.bundle: %s: process.args: must not be empty", path);
+		    "payload.bundle: %s: process.args: must not be empty", shown);
 		return NULL;
 	}
 	if (json_is_true(json_object_get(process, "terminal")))
@@ -339,13 +323,13 @@ task_bringup_disks(struct task_bringup *b, struct status *st)
 		    st, "Create %s: mount of serial %s at %s", b->id, b->serial, b->disk.target);
 	}
 	if (b->disk_mounted)
-		log_info_id(b->id, "", "agent mounted serial %s at %s (%s)", b->serial,
-		    b->disk.target, b->disk.fstype);
+		log_info_id(b->id, "", "agent mounted serial %s at %.*s (%.*s)", b->serial,
+		    LOG_STR_MAX, b->disk.target, LOG_STR_MAX, b->disk.fstype);
 	else
 		log_info_id(b->id, "",
-		    "agent did not mount serial %s: %s; the container keeps "
+		    "agent did not mount serial %s: %.*s; the container keeps "
 		    "its bundle's root",
-		    b->serial, msg != NULL ? msg : "no reason given");
+		    b->serial, LOG_STR_MAX, msg != NULL ? msg : "no reason given");
 	return 0;
 }
 
@@ -557,39 +541,51 @@ task_create(struct task_call *call)
 	size_t i;
 
 	if (msg_get_string(pl, "payload", "id", true, &id, &st) < 0 ||
-	    task_check_id("id", id, false, &st) < 0 ||
+	    protocol_check_id("id", id, false, &st) < 0 ||
 	    msg_get_string(pl, "payload", "bundle", true, &bundle, &st) < 0 ||
 	    msg_get_array(pl, "payload", "rootfs", false, &rootfs, &st) < 0 ||
-	    task_get_stdio(pl, &sio, &st) < 0)
-		return task_call_finish_status(call, &st);
-	if (*bundle == '\0')
-		return task_call_finish(
+	    task_get_stdio(pl, &sio, &st) < 0) {
+		task_call_finish_status(call, &st);
+		return;
+	}
+	if (*bundle == '\0') {
+		task_call_finish(
 		    call, ST_INVALID_ARGUMENT, "payload.bundle: must not be empty", NULL);
+		return;
+	}
 	json_array_foreach (rootfs, i, m) {
 		char where[64];
 		const char *s;
 		json_t *opts;
 
 		snprintf(where, sizeof where, "payload.rootfs[%zu]", i);
-		if (!json_is_object(m))
-			return task_call_finish(call, ST_INVALID_ARGUMENT,
+		if (!json_is_object(m)) {
+			task_call_finish(call, ST_INVALID_ARGUMENT,
 			    "payload.rootfs: expected an array of objects", NULL);
+			return;
+		}
 		if (msg_get_string(m, where, "type", true, &s, &st) < 0 ||
 		    msg_get_string(m, where, "source", false, &s, &st) < 0 ||
 		    msg_get_string(m, where, "target", false, &s, &st) < 0 ||
-		    msg_get_array(m, where, "options", false, &opts, &st) < 0)
-			return task_call_finish_status(call, &st);
+		    msg_get_array(m, where, "options", false, &opts, &st) < 0) {
+			task_call_finish_status(call, &st);
+			return;
+		}
 	}
-	if (task_disk_parse(rootfs, id, &disk, &st) < 0)
-		return task_call_finish_status(call, &st);
+	if (task_disk_parse(rootfs, id, &disk, &st) < 0) {
+		task_call_finish_status(call, &st);
+		return;
+	}
 	if (disk.source != NULL && shim.disks == NULL) {
 		task_disk_clear(&disk);
-		return task_call_finish(call, ST_FAILED_PRECONDITION,
+		task_call_finish(call, ST_FAILED_PRECONDITION,
 		    "vm.qmp is not configured: this VM takes no hot-added disks", NULL);
+		return;
 	}
 	if (task_find(id) != NULL) {
 		task_disk_clear(&disk);
-		return task_call_finish(call, ST_ALREADY_EXISTS, "container already exists", NULL);
+		task_call_finish(call, ST_ALREADY_EXISTS, "container already exists", NULL);
+		return;
 	}
 
 	ctr = task_add(id, bundle);
@@ -603,7 +599,7 @@ task_create(struct task_call *call)
 		b->call = NULL;
 		task_bringup_free(b);
 		task_container_remove(ctr);
-		return task_call_finish_status(call, &st);
+		task_call_finish_status(call, &st);
 	}
 }
 
@@ -666,22 +662,35 @@ task_exec(struct task_call *call)
 
 	if (msg_get_string(pl, "payload", "id", true, &id, &st) < 0 ||
 	    msg_get_string(pl, "payload", "exec_id", true, &exec_id, &st) < 0 ||
-	    task_check_id("exec_id", exec_id, false, &st) < 0 ||
+	    protocol_check_id("exec_id", exec_id, false, &st) < 0 ||
 	    task_get_stdio(pl, &sio, &st) < 0 ||
 	    msg_get_object(pl, "payload", "spec", true, &spec, &st) < 0 ||
-	    msg_get_array(spec, "payload.spec", "args", true, &args, &st) < 0)
-		return task_call_finish_status(call, &st);
-	if (json_array_size(args) == 0)
-		return task_call_finish(
+	    msg_get_array(spec, "payload.spec", "args", true, &args, &st) < 0) {
+		task_call_finish_status(call, &st);
+		return;
+	}
+	if (json_array_size(args) == 0) {
+		task_call_finish(
 		    call, ST_INVALID_ARGUMENT, "payload.spec.args: must not be empty", NULL);
+		return;
+	}
 	ctr = task_find(id);
-	if (ctr == NULL || ctr->init == NULL || ctr->init->state == PROC_CREATING)
-		return task_call_finish(call, ST_NOT_FOUND, "container not found", NULL);
-	if (ctr->init->state != PROC_RUNNING)
-		return task_call_finish(
-		    call, ST_FAILED_PRECONDITION, "container is not running", NULL);
-	if (task_find_proc(ctr, exec_id) != NULL)
-		return task_call_finish(call, ST_ALREADY_EXISTS, "exec id already exists", NULL);
+	if (ctr == NULL || ctr->init == NULL) {
+		task_call_finish(call, ST_NOT_FOUND, "container not found", NULL);
+		return;
+	}
+	if (ctr->init->state == PROC_CREATING) {
+		task_call_finish(call, ST_FAILED_PRECONDITION, "container is being created", NULL);
+		return;
+	}
+	if (ctr->init->state != PROC_RUNNING) {
+		task_call_finish(call, ST_FAILED_PRECONDITION, "container is not running", NULL);
+		return;
+	}
+	if (task_find_proc(ctr, exec_id) != NULL) {
+		task_call_finish(call, ST_ALREADY_EXISTS, "exec id already exists", NULL);
+		return;
+	}
 
 	task_proc_set_stdio(task_proc_new(ctr, exec_id), &sio);
 	b = task_bringup_new(call, id, exec_id, &sio);
@@ -690,7 +699,7 @@ task_exec(struct task_call *call)
 		b->call = NULL;
 		task_bringup_free(b);
 		task_proc_remove(task_find_proc(ctr, exec_id));
-		return task_call_finish_status(call, &st);
+		task_call_finish_status(call, &st);
 	}
 }
 
@@ -789,15 +798,23 @@ task_start(struct task_call *call)
 
 	if ((p = task_call_proc(call, &id, &exec_id)) == NULL)
 		return;
-	if (p->state != PROC_CREATED || p->starting)
-		return task_call_finish(call, ST_FAILED_PRECONDITION,
+	/* Delete won the race: the process is going, so there is nothing to start. */
+	if (p->state == PROC_DELETING) {
+		task_call_finish(call, ST_NOT_FOUND, "process is being deleted", NULL);
+		return;
+	}
+	if (p->state != PROC_CREATED || p->starting) {
+		task_call_finish(call, ST_FAILED_PRECONDITION,
 		    p->starting ? "process is already starting" : "process was already started",
 		    NULL);
+		return;
+	}
 	j = task_simple_job_new(call, id, exec_id);
 	if (worker_submit(task_start_run, task_start_done, j, &st) < 0) {
 		j->call = NULL;
 		task_simple_job_free(j);
-		return task_call_finish_status(call, &st);
+		task_call_finish_status(call, &st);
+		return;
 	}
 	p->starting = true;
 }
@@ -929,18 +946,24 @@ task_delete(struct task_call *call)
 
 	if ((p = task_call_proc(call, &id, &exec_id)) == NULL)
 		return;
-	if (p->state == PROC_DELETING)
-		return task_call_finish(
+	if (p->state == PROC_DELETING) {
+		task_call_finish(
 		    call, ST_FAILED_PRECONDITION, "process is already being deleted", NULL);
-	if (p->starting || (p->state == PROC_RUNNING && !p->exit_seen))
-		return task_call_finish(call, ST_FAILED_PRECONDITION,
+		return;
+	}
+	if (p->starting || (p->state == PROC_RUNNING && !p->exit_seen)) {
+		task_call_finish(call, ST_FAILED_PRECONDITION,
 		    "process is running: kill it before deleting it", NULL);
+		return;
+	}
 	if (p == p->ctr->init)
 		for (struct task_proc *e = p->ctr->execs; e != NULL; e = e->next)
 			if ((e->state == PROC_RUNNING && !e->exit_seen) || e->starting ||
-			    e->state == PROC_CREATING || e->state == PROC_DELETING)
-				return task_call_finish(call, ST_FAILED_PRECONDITION,
+			    e->state == PROC_CREATING || e->state == PROC_DELETING) {
+				task_call_finish(call, ST_FAILED_PRECONDITION,
 				    "an exec of this container is still running or busy", NULL);
+				return;
+			}
 	task_delete_abandon_output(p);
 	if (p == p->ctr->init)
 		for (struct task_proc *e = p->ctr->execs; e != NULL; e = e->next)
@@ -961,7 +984,8 @@ task_delete(struct task_call *call)
 		task_delete_run, task_delete_done, j, &st) < 0) {
 		j->call = NULL;
 		task_simple_job_free(j);
-		return task_call_finish_status(call, &st);
+		task_call_finish_status(call, &st);
+		return;
 	}
 	p->state = PROC_DELETING;
 }

@@ -2,7 +2,7 @@
  * task-query.c: State, Pids, Stats and Connect.
  *
  * State and Connect are answered on the loop thread from the shim's own table, so they keep
- * working while the agent is down (SPEC 5.6); Pids and Stats ask the agent through
+ * working while the agent is down (docs/CONTRACT.md 5.6); Pids and Stats ask the agent through
  * task_forward() and reshape its answer on the loop thread.
  */
 #include "config.h"
@@ -64,14 +64,17 @@ task_pids_ok(struct task_call *call, json_t *resp)
 	uint32_t pid;
 	size_t i;
 
-	if (!json_is_array(procs))
-		return task_call_finish(call, ST_INTERNAL,
+	if (!json_is_array(procs)) {
+		task_call_finish(call, ST_INTERNAL,
 		    "malformed reply from the agent: Pids.processes: expected an array", NULL);
+		return;
+	}
 	out = json_array();
 	json_array_foreach (procs, i, e) {
 		if (guest_reply_u32(e, "Pids.processes[]", "pid", true, &pid, &st) < 0) {
 			json_decref(out);
-			return task_call_finish_status(call, &st);
+			task_call_finish_status(call, &st);
+			return;
 		}
 		json_array_append_new(out, json_pack("{s:i}", "pid", (int)pid));
 	}
@@ -122,8 +125,10 @@ task_stats_ok(struct task_call *call, json_t *resp)
 	if (task_stats_counter(resp, "cpu", "usage_usec", &v, &st) < 0 ||
 	    task_stats_counter(resp, "memory", "usage_bytes", &v, &st) < 0 ||
 	    task_stats_counter(resp, "memory", "limit_bytes", &v, &st) < 0 ||
-	    task_stats_counter(resp, "pids", "current", &v, &st) < 0)
-		return task_call_finish_status(call, &st);
+	    task_stats_counter(resp, "pids", "current", &v, &st) < 0) {
+		task_call_finish_status(call, &st);
+		return;
+	}
 	task_call_finish(call, ST_OK, "", json_pack("{s:O}", "stats", resp));
 }
 
@@ -145,8 +150,10 @@ task_connect(struct task_call *call)
 	struct status st;
 	uint32_t task_pid = 0;
 
-	if (msg_get_string(call->req.payload, "payload", "id", false, &id, &st) < 0)
-		return task_call_finish_status(call, &st);
+	if (msg_get_string(call->req.payload, "payload", "id", false, &id, &st) < 0) {
+		task_call_finish_status(call, &st);
+		return;
+	}
 	ctr = task_find(id);
 	if (ctr != NULL && ctr->init != NULL)
 		task_pid = ctr->init->pid;

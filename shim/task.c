@@ -11,8 +11,8 @@
  * thread and touched nowhere else: worker jobs carry copies of what they need and look the
  * process up again by id when they complete, because it may have been deleted meanwhile.
  * A process's exit is published (/tasks/exit, Wait answers) only when the agent has reported
- * it AND its stdout/stderr have been fully written to the host (SPEC 5.1), and never before
- * its /tasks/start event.
+ * it AND its stdout/stderr have been fully written to the host (docs/CONTRACT.md 5.1), and never
+ * before its /tasks/start event.
  */
 #include "config.h"
 
@@ -28,32 +28,29 @@
 static void task_checkpoint(struct task_call *call);
 static void task_subscribe(struct task_call *call);
 
-/* The agent's notice that a process was reaped with output still draining (PROTOCOL.md). */
-#define TASK_EXIT_PENDING_TOPIC "/agent/exit-pending"
-
 static const struct task_method {
 	const char *service;
 	const char *method;
 	task_method_fn fn;
 } task_methods[] = {
-    {SHIM_TASK_SERVICE, "Create", task_create},
-    {SHIM_TASK_SERVICE, "Start", task_start},
-    {SHIM_TASK_SERVICE, "Exec", task_exec},
-    {SHIM_TASK_SERVICE, "Delete", task_delete},
-    {SHIM_TASK_SERVICE, "Kill", task_kill},
-    {SHIM_TASK_SERVICE, "Pause", task_pause},
-    {SHIM_TASK_SERVICE, "Resume", task_resume},
-    {SHIM_TASK_SERVICE, "Update", task_update},
-    {SHIM_TASK_SERVICE, "ResizePty", task_resize_pty},
-    {SHIM_TASK_SERVICE, "CloseIO", task_close_io},
-    {SHIM_TASK_SERVICE, "Wait", task_wait},
-    {SHIM_TASK_SERVICE, "Shutdown", task_shutdown_method},
-    {SHIM_TASK_SERVICE, "State", task_state},
-    {SHIM_TASK_SERVICE, "Pids", task_pids},
-    {SHIM_TASK_SERVICE, "Stats", task_stats},
-    {SHIM_TASK_SERVICE, "Connect", task_connect},
-    {SHIM_TASK_SERVICE, "Checkpoint", task_checkpoint},
-    {SHIM_EVENTS_SERVICE, "Subscribe", task_subscribe},
+    {PROTOCOL_TASK_SERVICE, "Create", task_create},
+    {PROTOCOL_TASK_SERVICE, "Start", task_start},
+    {PROTOCOL_TASK_SERVICE, "Exec", task_exec},
+    {PROTOCOL_TASK_SERVICE, "Delete", task_delete},
+    {PROTOCOL_TASK_SERVICE, "Kill", task_kill},
+    {PROTOCOL_TASK_SERVICE, "Pause", task_pause},
+    {PROTOCOL_TASK_SERVICE, "Resume", task_resume},
+    {PROTOCOL_TASK_SERVICE, "Update", task_update},
+    {PROTOCOL_TASK_SERVICE, "ResizePty", task_resize_pty},
+    {PROTOCOL_TASK_SERVICE, "CloseIO", task_close_io},
+    {PROTOCOL_TASK_SERVICE, "Wait", task_wait},
+    {PROTOCOL_TASK_SERVICE, "Shutdown", task_shutdown_method},
+    {PROTOCOL_TASK_SERVICE, "State", task_state},
+    {PROTOCOL_TASK_SERVICE, "Pids", task_pids},
+    {PROTOCOL_TASK_SERVICE, "Stats", task_stats},
+    {PROTOCOL_TASK_SERVICE, "Connect", task_connect},
+    {PROTOCOL_TASK_SERVICE, "Checkpoint", task_checkpoint},
+    {PROTOCOL_EVENTS_SERVICE, "Subscribe", task_subscribe},
 };
 
 static struct task_container *task_table;
@@ -215,13 +212,24 @@ task_lookup(const char *id, const char *exec_id, struct status *st)
 	struct task_container *ctr = task_find(id);
 	struct task_proc *p;
 
-	if (ctr == NULL || ctr->init == NULL || ctr->init->state == PROC_CREATING) {
-		status_set(st, ST_NOT_FOUND, "container %s not found", id);
+	if (ctr == NULL || ctr->init == NULL) {
+		status_set(st, ST_NOT_FOUND, "container %.*s not found", LOG_STR_MAX, id);
+		return NULL;
+	}
+	/* Its Create has not answered yet: it exists, but no method may act on it. */
+	if (ctr->init->state == PROC_CREATING) {
+		status_set(st, ST_FAILED_PRECONDITION, "container %s is being created", id);
 		return NULL;
 	}
 	p = task_find_proc(ctr, exec_id);
-	if (p == NULL || p->state == PROC_CREATING) {
-		status_set(st, ST_NOT_FOUND, "exec %s of container %s not found", exec_id, id);
+	if (p == NULL) {
+		status_set(st, ST_NOT_FOUND, "exec %.*s of container %s not found", LOG_STR_MAX,
+		    exec_id, id);
+		return NULL;
+	}
+	if (p->state == PROC_CREATING) {
+		status_set(st, ST_FAILED_PRECONDITION, "exec %s of container %s is being created",
+		    exec_id, id);
 		return NULL;
 	}
 	return p;
@@ -446,21 +454,22 @@ task_agent_event(const char *topic, json_t *ev)
 
 	if (guest_reply_string(ev, topic, "container_id", true, &cid, &st) < 0 ||
 	    guest_reply_string(ev, topic, "id", false, &id, &st) < 0) {
-		log_error("agent event dropped: %s", st.msg);
+		log_error("agent event dropped: %.*s", LOG_STR_MAX, st.msg);
 		return;
 	}
 	if ((ctr = task_find(cid)) == NULL) {
-		log_debug("agent event %s for unknown container %s", topic, cid ?: "?");
+		log_debug("agent event %.*s for unknown container %.*s", LOG_STR_MAX, topic,
+		    LOG_STR_MAX, cid);
 		return;
 	}
-	if (strcmp(topic, "/tasks/oom") == 0) {
+	if (strcmp(topic, PROTOCOL_TOPIC_OOM) == 0) {
 		log_warn_id(cid, NULL, "out of memory");
 		events_publish("/tasks/oom", json_pack("{s:s}", "container_id", cid));
 		return;
 	}
-	pending = strcmp(topic, TASK_EXIT_PENDING_TOPIC) == 0;
-	if (strcmp(topic, "/tasks/exit") != 0 && !pending) {
-		log_debug("agent event %s ignored", topic);
+	pending = strcmp(topic, PROTOCOL_TOPIC_EXIT_PENDING) == 0;
+	if (strcmp(topic, PROTOCOL_TOPIC_EXIT) != 0 && !pending) {
+		log_debug("agent event %.*s ignored", LOG_STR_MAX, topic);
 		return;
 	}
 	p = task_find_proc(ctr, (id == NULL || strcmp(id, cid) == 0) ? "" : id);
@@ -643,7 +652,7 @@ task_resync_done(void *arg)
 			if (it->st.code == ST_OK && guest_reply_string(it->resp, "ProcessState",
 							"status", true, &status, &it->st) < 0)
 				log_error_id(it->id, it->exec_id, "resync: %s", it->st.msg);
-			if (it->st.code == ST_OK && strcmp(status, "stopped") == 0) {
+			if (it->st.code == ST_OK && strcmp(status, PROTOCOL_STATE_STOPPED) == 0) {
 				if (guest_reply_exit_status(
 					it->resp, "ProcessState", &code, &it->st) < 0 ||
 				    guest_reply_time(
@@ -664,7 +673,7 @@ task_resync_done(void *arg)
 				    p->pid);
 				task_resync_exit(p, 255, NULL);
 			} else if (it->st.code == ST_OK && status != NULL &&
-				   strcmp(status, "exited") == 0) {
+				   strcmp(status, PROTOCOL_STATE_EXITED) == 0) {
 				/* Its exit-pending notice may have been lost with the link. */
 				task_proc_exit_pending(p);
 			} else if (it->st.code != ST_OK) {

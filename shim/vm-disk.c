@@ -1,5 +1,6 @@
 /*
- * vm-disk.c: hot-add and removal of a container's block rootfs through QMP (SPEC 8).
+ * vm-disk.c: hot-add and removal of a container's block rootfs through QMP (docs/ARCHITECTURE.md,
+ * "Block devices and the bring-up lock").
  *
  * One struct vm_disks per VM tracks its hot-pluggable root ports (vm.hotplug_ports): each is
  * FREE, USED by one container's disk, or STUCK (a device the guest never released: reported
@@ -234,8 +235,8 @@ vm_disk_attach(struct vm_disks *d, const char *id, const char *source, bool read
 	}
 	memcpy(serial, s->serial, sizeof s->serial);
 	vm_disk_release(d, s, VM_SLOT_USED);
-	log_info_id(
-	    id, "", "hot-added %s on %s as %s (serial %s)", source, s->port, s->dev_id, s->serial);
+	log_info_id(id, "", "hot-added %.*s on %s as %s (serial %s)", LOG_STR_MAX, source, s->port,
+	    s->dev_id, s->serial);
 	return 0;
 
 del_fmt:

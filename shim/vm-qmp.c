@@ -392,8 +392,14 @@ qmp_connect(struct qmp *q, struct status *st)
 	q->fd = fd;
 	q->alive = true;
 	pthread_mutex_unlock(&q->mu);
-	if ((r = pthread_create(&q->reader, NULL, qmp_reader, q)) != 0)
-		fatalx("pthread_create: %s", strerror(r));
+	if ((r = pthread_create(&q->reader, NULL, qmp_reader, q)) != 0) {
+		pthread_mutex_lock(&q->mu);
+		q->alive = false;
+		pthread_mutex_unlock(&q->mu);
+		qmp_disconnect(q); /* closes fd and wake_fd; no reader to join */
+		return status_errno(
+		    st, ST_INTERNAL, r, "QMP %s: the reader thread: pthread_create", q->path);
+	}
 	q->reader_started = true;
 	log_info("QMP %s: connected", q->path);
 	return 0;

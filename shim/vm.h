@@ -1,10 +1,12 @@
 /*
- * vm.h: what the shim does to the VM itself, through the VMM's own API (SPEC 8).
+ * vm.h: what the shim does to the VM itself, through the VMM's own API (docs/ARCHITECTURE.md,
+ * "Block devices and the bring-up lock").
  *
  * vm-qmp.c   a QMP client for QEMU: one channel per VM, used only from worker threads.
  * vm-disk.c  hot-add and removal of block devices (blockdev-add, device_add virtio-blk-pci on
  *            a free pcie-root-port, device_del + DEVICE_DELETED, blockdev-del), with rollback.
- * vm-lock.c  the per-VM bring-up lock for confidential VMs (seed 003).
+ * vm-lock.c  the per-VM bring-up lock for confidential VMs (whose guests crash when two
+ *            bring-ups overlap).
  *
  * All of it blocks on QEMU and so runs on workers, never on the loop thread.
  */

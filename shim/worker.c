@@ -20,7 +20,10 @@
  * running jobs finish, joins the threads and then hands each queued job to its `done` without
  * running `run` (the task code finds its process gone and answers UNAVAILABLE "the shim is
  * shutting down"). worker_stopping() (an atomic flag) lets long jobs such as a bring-up stop
- * between steps.
+ * between steps. worker_stop_begin() raises that flag and stops workers from taking queued
+ * jobs at the very start of shutdown, before the rest of the shim (the agent link first) is
+ * torn down: a job freed by that teardown (a guest call failing at once) must not let a
+ * queued job start, nor a bring-up go on to its next step unaware.
  */
 #include "config.h"
 
@@ -107,6 +110,8 @@ worker_take_locked(void)
 {
 	struct worker_job *j, *prev = NULL;
 
+	if (atomic_load(&wk.stop))
+		return NULL; /* shutting down: what is queued is handed back, not run */
 	for (j = wk.head; j != NULL; prev = j, j = j->next) {
 		if (j->bringup && wk.bringup_running >= wk.bringup_max)
 			continue;
@@ -168,6 +173,11 @@ worker_init(
 {
 	int r;
 
+	/* A pool that was shut down may be started again (the unit tests do). */
+	wk.stopping = false;
+	atomic_store(&wk.stop, false);
+	wk.nthreads = 0;
+	wk.bringup_running = 0;
 	wk.efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (wk.efd < 0)
 		return status_errno(st, ST_INTERNAL, errno, "workers: eventfd");
@@ -237,6 +247,16 @@ bool
 worker_stopping(void)
 {
 	return atomic_load(&wk.stop);
+}
+
+void
+worker_stop_begin(void)
+{
+	if (!wk.started)
+		return;
+	pthread_mutex_lock(&wk.queue_lock);
+	atomic_store(&wk.stop, true);
+	pthread_mutex_unlock(&wk.queue_lock);
 }
 
 void

@@ -18,11 +18,11 @@
 #include <sys/types.h>
 #include <time.h>
 
+#include "protocol.h"
 #include "rpc.h"
 #include "status.h"
 
 #define AGENT_VERSION	     PACKAGE_VERSION
-#define AGENT_SERVICE	     "vmshim.agent.v1.Agent"
 #define AGENT_MAX_MESSAGE    (4u * 1024 * 1024)
 #define AGENT_HOST_PORT_BASE 1073741824u
 #define AGENT_HANDSHAKE_MS   2000
@@ -32,14 +32,12 @@
 /*
  * After the reap, output may keep flowing (a descendant writing to the inherited pipe) for at
  * most this long, not counting time the shim's reader holds the stream paused; then the pipes
- * are detached so the exit is published (--test-drain-max-ms shortens it for tests).
+ * are detached so the exit is published (VMSHIM_TEST_DRAIN_MAX_MS shortens it for tests).
  */
 #define AGENT_DRAIN_MAX_MS   30000
 #define AGENT_HALF_CLOSED_MS 30000
 #define AGENT_STREAM_PENDING (1u * 1024 * 1024)
 #define AGENT_MOUNT_WAIT_MS  10000
-/* Event: reaped, output still draining; the /tasks/exit event follows (docs/PROTOCOL.md). */
-#define AGENT_EXIT_PENDING_TOPIC "/agent/exit-pending"
 
 /* ---- main.c ---- */
 
@@ -50,7 +48,8 @@ struct agent {
 	const char *state_dir; /* runner scratch files (pid files, runc root) */
 	bool local_vm;	       /* --listen-uds: the embedded local VM */
 	bool test_bringup_overlap;
-	int drain_max_ms; /* AGENT_DRAIN_MAX_MS, or --test-drain-max-ms */
+	int test_span_hold_ms; /* VMSHIM_TEST_SPAN_HOLD_MS: MountDisk holds its span this long */
+	int drain_max_ms;      /* AGENT_DRAIN_MAX_MS, or VMSHIM_TEST_DRAIN_MAX_MS */
 	bool shutting_down;
 	uint32_t control_port;
 	uint32_t stream_port;
@@ -83,7 +82,7 @@ void control_bringup_end(const char *id);
 void control_publish_exit(struct proc *p);
 /*
  * The process was reaped but its output has not drained yet: tell the shim at once
- * (AGENT_EXIT_PENDING_TOPIC), so that a host side nobody reads cannot hold the exit forever:
+ * (PROTOCOL_TOPIC_EXIT_PENDING), so that a host side nobody reads cannot hold the exit forever:
  * the shim starts its own drain deadline and, past it, reads and discards the rest.
  */
 void control_publish_exit_pending(struct proc *p);
@@ -94,17 +93,8 @@ void control_proc_removed(struct proc *p);
 
 /* ---- stream.c ---- */
 
-enum stdio_kind {
-	STDIO_IN = 0,
-	STDIO_OUT = 1,
-	STDIO_ERR = 2,
-	STDIO_N = 3,
-};
-
 struct stream;
 
-/* "stdin", "stdout" or "stderr". */
-const char *stdio_kind_name(enum stdio_kind k);
 /* Take an accepted, non-blocking stream connection (ownership of fd passes in). */
 void stream_accept(int fd);
 /* stdin: the process is gone or CloseStdin was called: close its stdin after what is queued. */

@@ -10,7 +10,7 @@
  * container and the process) to the runner, whose callback answers and frees it. A parked
  * StartProcess (waiting for its streams) keeps a connection reference in the struct proc.
  *
- * The bring-up overlap switch (--test-bringup-overlap) tracks, per container, the span from
+ * The bring-up overlap switch (VMSHIM_TEST_BRINGUP_OVERLAP=1) tracks, per container, the span from
  * MountDisk (or CreateContainer) to the end of CreateContainer; a span opening while another is
  * open is logged and drops every control connection, loudly, so a test sees it.
  */
@@ -37,7 +37,6 @@
 
 #define CONTROL_BACKLOG_MAX   1024
 #define CONTROL_SUB_LIMIT     (8u * 1024 * 1024)
-#define CONTROL_ID_MAX	      128
 #define CONTROL_MOUNT_POLL_MS 100
 
 struct control_client {
@@ -66,11 +65,13 @@ struct control_call {
 	struct proc *p;
 	const char *method;
 	/* MountDisk */
+	char *id; /* the container the disk is for ("" when not given) */
 	char *source;
 	char *target;
 	char *fstype;
 	char *data;
 	unsigned long flags;
+	int64_t hold_until; /* the overlap switch's hold (monotonic ms; 0: none) */
 	int64_t deadline;
 	struct event *timer;
 };
@@ -115,6 +116,7 @@ control_call_free(struct control_call *k)
 		container_unref(k->c);
 	if (k->timer != NULL)
 		event_free(k->timer);
+	free(k->id);
 	free(k->source);
 	free(k->target);
 	free(k->fstype);
@@ -147,21 +149,6 @@ control_runner_done(const struct status *st, json_t *result, void *arg)
 
 /* ---- field helpers ---- */
 
-/* An id that is safe as a file name: non-empty, no '/', not "." or "..". */
-static int
-control_check_id(const char *where, const char *id, bool allow_empty, struct status *st)
-{
-	size_t n = strlen(id);
-
-	if (n == 0 && allow_empty)
-		return 0;
-	if (n == 0 || n > CONTROL_ID_MAX || strchr(id, '/') != NULL || strcmp(id, ".") == 0 ||
-	    strcmp(id, "..") == 0)
-		return status_set(
-		    st, ST_INVALID_ARGUMENT, "payload.%s: invalid id \"%.64s\"", where, id);
-	return 0;
-}
-
 /* Read payload.id (and payload.exec_id) and find the container (and process). */
 static int
 control_lookup(
@@ -175,12 +162,13 @@ control_lookup(
 		return -1;
 	*cp = container_find(id);
 	if (*cp == NULL)
-		return status_set(st, ST_NOT_FOUND, "container %s: not found", id);
+		return status_set(st, ST_NOT_FOUND, "container %.*s: not found", LOG_STR_MAX, id);
 	if (!want_proc)
 		return 0;
 	*pp = proc_find(*cp, exec_id);
 	if (*pp == NULL)
-		return status_set(st, ST_NOT_FOUND, "container %s exec %s: not found", id, exec_id);
+		return status_set(st, ST_NOT_FOUND, "container %.*s exec %.*s: not found",
+		    LOG_STR_MAX, id, LOG_STR_MAX, exec_id);
 	return 0;
 }
 
@@ -247,9 +235,9 @@ control_bringup_begin(const char *id)
 	}
 	if (!LIST_EMPTY(&control_spans)) {
 		log_error_id(id, NULL,
-		    "bring-up overlap detected: %s starts while %s is in progress: dropping every "
-		    "control connection",
-		    id, LIST_FIRST(&control_spans)->id);
+		    "bring-up overlap detected: %.*s starts while %.*s is in progress: dropping "
+		    "every control connection",
+		    LOG_STR_MAX, id, LOG_STR_MAX, LIST_FIRST(&control_spans)->id);
 		control_close_all();
 	}
 	s = xcalloc(1, sizeof *s);
@@ -371,7 +359,7 @@ control_check_oom(struct container *c)
 	c->oom_kills = n;
 	log_warn_id(c->id, NULL, "out of memory: the OOM killer struck (%" PRIu64 " kill(s))", n);
 	ev = json_pack("{s:s}", "container_id", c->id);
-	control_publish("/tasks/oom", ev);
+	control_publish(PROTOCOL_TOPIC_OOM, ev);
 	json_decref(ev);
 }
 
@@ -385,7 +373,7 @@ control_publish_exit(struct proc *p)
 
 	log_debug_id(p->c->id, p->exec_id, "exit of pid %d (status %d) published", (int)p->pid,
 	    p->exit_status);
-	control_publish("/tasks/exit", ev);
+	control_publish(PROTOCOL_TOPIC_EXIT, ev);
 	json_decref(ev);
 }
 
@@ -396,8 +384,8 @@ control_publish_exit_pending(struct proc *p)
 
 	log_debug_id(p->c->id, p->exec_id,
 	    "pid %d reaped (status %d) with output still draining: %s published", (int)p->pid,
-	    p->exit_status, AGENT_EXIT_PENDING_TOPIC);
-	control_publish_to(AGENT_EXIT_PENDING_TOPIC, ev, false);
+	    p->exit_status, PROTOCOL_TOPIC_EXIT_PENDING);
+	control_publish_to(PROTOCOL_TOPIC_EXIT_PENDING, ev, false);
 	json_decref(ev);
 }
 
@@ -539,7 +527,7 @@ control_create(struct rpc_conn *conn, uint32_t sid, uint8_t flags, json_t *paylo
 	struct status st;
 
 	if (msg_get_string(payload, "payload", "id", true, &id, &st) < 0 ||
-	    control_check_id("id", id, false, &st) < 0 ||
+	    protocol_check_id("id", id, false, &st) < 0 ||
 	    msg_get_string(payload, "payload", "bundle", false, &bundle, &st) < 0 ||
 	    msg_get_string(payload, "payload", "rootfs_mount", false, &rootfs, &st) < 0 ||
 	    msg_get_array(payload, "payload", "rootfs_mounts", false, &mounts, &st) < 0 ||
@@ -623,7 +611,7 @@ control_exec(struct rpc_conn *conn, uint32_t sid, uint8_t flags, json_t *payload
 
 	if (control_lookup(payload, false, &c, NULL, &st) < 0 ||
 	    msg_get_string(payload, "payload", "exec_id", true, &exec_id, &st) < 0 ||
-	    control_check_id("exec_id", exec_id, false, &st) < 0 ||
+	    protocol_check_id("exec_id", exec_id, false, &st) < 0 ||
 	    msg_get_object(payload, "payload", "process", true, &process, &st) < 0 ||
 	    control_check_process(process, "payload.process", &st) < 0 ||
 	    control_get_stdio(payload, declared, &terminal, &st) < 0 ||
@@ -734,6 +722,16 @@ control_pause_resume(struct rpc_conn *conn, uint32_t sid, json_t *payload, bool 
 
 	if (control_lookup(payload, false, &c, NULL, &st) < 0 ||
 	    control_check_settled(c, &st) < 0) {
+		rpc_conn_respond_status(conn, sid, &st);
+		return;
+	}
+	/*
+	 * Only a running container is paused: a created one has nothing to freeze, and its
+	 * init, stopped while it waits for its start byte, would not even see its start pipe
+	 * close on DeleteProcess (the shim refuses this too; the agent does not rely on it).
+	 */
+	if (pause && (c->init == NULL || c->init->state != PROC_RUNNING)) {
+		status_set(&st, ST_FAILED_PRECONDITION, "container %s: not running", c->id);
 		rpc_conn_respond_status(conn, sid, &st);
 		return;
 	}
@@ -914,11 +912,11 @@ static void
 control_process_state(struct rpc_conn *conn, uint32_t sid, uint8_t flags, json_t *payload)
 {
 	static const char *const names[] = {
-	    [PROC_CREATED] = "created",
-	    [PROC_STARTING] = "running",
-	    [PROC_RUNNING] = "running",
-	    [PROC_EXITED] = "exited",
-	    [PROC_STOPPED] = "stopped",
+	    [PROC_CREATED] = PROTOCOL_STATE_CREATED,
+	    [PROC_STARTING] = PROTOCOL_STATE_RUNNING,
+	    [PROC_RUNNING] = PROTOCOL_STATE_RUNNING,
+	    [PROC_EXITED] = PROTOCOL_STATE_EXITED,
+	    [PROC_STOPPED] = PROTOCOL_STATE_STOPPED,
 	};
 	char ts[TIME_RFC3339_LEN] = "";
 	struct container *c;
@@ -1007,12 +1005,12 @@ control_mount_child(void *arg)
 	struct control_call *k = arg;
 
 	if (mkdir_p(k->target, 0755) < 0) {
-		dprintf(2, "mkdir %s: %s", k->target, strerror(errno));
+		dprintf(2, "mkdir %.*s: %s", LOG_STR_MAX, k->target, strerror(errno));
 		return 1;
 	}
 	if (mount(k->source, k->target, k->fstype, k->flags, k->data) < 0) {
-		dprintf(
-		    2, "mount %s on %s (%s): %s", k->source, k->target, k->fstype, strerror(errno));
+		dprintf(2, "mount %.*s on %.*s (%.*s): %s", LOG_STR_MAX, k->source, LOG_STR_MAX,
+		    k->target, LOG_STR_MAX, k->fstype, strerror(errno));
 		return 1;
 	}
 	return 0;
@@ -1032,7 +1030,7 @@ control_mount_done(int wstatus, const char *output, size_t len, void *arg)
 		control_call_done(k, &st, NULL);
 		return;
 	}
-	log_info("mounted %s on %s", k->source, k->target);
+	log_info("mounted %.*s on %.*s", LOG_STR_MAX, k->source, LOG_STR_MAX, k->target);
 	status_clear(&st);
 	res = json_pack("{s:b, s:s, s:s}", "mounted", 1, "source", k->source, "message", "");
 	control_call_done(k, &st, res);
@@ -1045,15 +1043,33 @@ control_mount_poll(evutil_socket_t fd, short what, void *arg)
 {
 	struct control_call *k = arg;
 	struct timeval tv = {0, CONTROL_MOUNT_POLL_MS * 1000};
+	int64_t now = time_mono_ms();
 	struct status st;
+	json_t *res;
 
+	if (now < k->hold_until) {
+		tv.tv_sec = (k->hold_until - now) / 1000;
+		tv.tv_usec = (k->hold_until - now) % 1000 * 1000;
+		evtimer_add(k->timer, &tv);
+		return;
+	}
+	if (agent.local_vm) {
+		log_info_id(k->id, NULL, "mount skipped: local VM (serial %.*s, target %.*s)",
+		    LOG_STR_MAX, k->source + strlen(DISK_BYID_PREFIX), LOG_STR_MAX, k->target);
+		status_clear(&st);
+		res = json_pack("{s:b, s:s, s:s}", "mounted", 0, "source", "", "message",
+		    "mount skipped: local VM");
+		control_call_done(k, &st, res);
+		json_decref(res);
+		return;
+	}
 	if (disk_resolve(&k->source) < 0) {
 		if (time_mono_ms() < k->deadline) {
 			evtimer_add(k->timer, &tv);
 			return;
 		}
-		status_set(&st, ST_NOT_FOUND, "disk %s did not appear within %d s", k->source,
-		    AGENT_MOUNT_WAIT_MS / 1000);
+		status_set(&st, ST_NOT_FOUND, "disk %.*s did not appear within %d s", LOG_STR_MAX,
+		    k->source, AGENT_MOUNT_WAIT_MS / 1000);
 		control_call_done(k, &st, NULL);
 		return;
 	}
@@ -1073,6 +1089,7 @@ control_mount(struct rpc_conn *conn, uint32_t sid, uint8_t flags, json_t *payloa
 	char *data = NULL;
 
 	if (msg_get_string(payload, "payload", "id", false, &id, &st) < 0 ||
+	    protocol_check_id("id", id, true, &st) < 0 ||
 	    msg_get_string(payload, "payload", "serial", true, &serial, &st) < 0 ||
 	    msg_get_string(payload, "payload", "target", true, &target, &st) < 0 ||
 	    msg_get_string(payload, "payload", "fstype", false, &fstype, &st) < 0 ||
@@ -1090,9 +1107,9 @@ control_mount(struct rpc_conn *conn, uint32_t sid, uint8_t flags, json_t *payloa
 		goto fail;
 	if (id[0] != '\0')
 		control_bringup_begin(id);
-	if (agent.local_vm) {
-		log_info_id(
-		    id, NULL, "mount skipped: local VM (serial %s, target %s)", serial, target);
+	if (agent.local_vm && agent.test_span_hold_ms == 0) {
+		log_info_id(id, NULL, "mount skipped: local VM (serial %.*s, target %.*s)",
+		    LOG_STR_MAX, serial, LOG_STR_MAX, target);
 		free(data);
 		res = json_pack("{s:b, s:s, s:s}", "mounted", 0, "source", "", "message",
 		    "mount skipped: local VM");
@@ -1101,12 +1118,20 @@ control_mount(struct rpc_conn *conn, uint32_t sid, uint8_t flags, json_t *payloa
 		return;
 	}
 	k = control_call_new(conn, sid, "MountDisk", container_find(id), NULL);
+	k->id = xstrdup(id);
 	xasprintf(&k->source, "%s%s", DISK_BYID_PREFIX, serial);
 	k->target = xstrdup(target);
 	k->fstype = xstrdup(fstype);
 	k->data = data;
 	k->flags = mflags;
-	k->deadline = time_mono_ms() + AGENT_MOUNT_WAIT_MS;
+	/*
+	 * Test knob (VMSHIM_TEST_SPAN_HOLD_MS): the span stays open so long that, if the shim
+	 * lets a second bring-up start meanwhile, it certainly meets this one (the spans are
+	 * too short to meet by chance).
+	 */
+	if (id[0] != '\0')
+		k->hold_until = time_mono_ms() + agent.test_span_hold_ms;
+	k->deadline = time_mono_ms() + agent.test_span_hold_ms + AGENT_MOUNT_WAIT_MS;
 	k->timer = evtimer_new(agent.base, control_mount_poll, k);
 	control_mount_poll(-1, 0, k);
 	return;
@@ -1225,7 +1250,7 @@ control_on_request(
 {
 	size_t i;
 
-	if (strcmp(req->service, AGENT_SERVICE) != 0) {
+	if (strcmp(req->service, PROTOCOL_AGENT_SERVICE) != 0) {
 		rpc_conn_respond(conn, sid, ST_UNIMPLEMENTED, "unknown service", NULL);
 		goto out;
 	}

@@ -1,5 +1,5 @@
 /*
- * listen.c: the agent's listening sockets and the hybrid-vsock handshake (seed 004).
+ * listen.c: the agent's listening sockets and the hybrid-vsock handshake (docs/PROTOCOL.md 1).
  *
  * Owns the listening descriptors and the connections still in their handshake. Runs on the
  * loop thread. The accept path never reads: an accepted descriptor is non-blocking and

@@ -30,7 +30,7 @@
 #include <event2/thread.h>
 
 #include "agent.h"
-#include "seccomp.h"
+#include "confine.h"
 #include "log.h"
 #include "runner.h"
 #include "util.h"
@@ -43,7 +43,7 @@ main_usage(FILE *f)
 	fprintf(f,
 	    "usage: vmshim-agent (--vsock-port N | --listen-uds PATH) [--stream-port N]\n"
 	    "                    [--runtime PATH] [--state-dir DIR] [--log FILE] [--debug]\n"
-	    "                    [--no-seccomp] [--test-bringup-overlap] [--version] [--help]\n"
+	    "                    [--no-seccomp] [--version] [--help]\n"
 	    "\n"
 	    "  --vsock-port N      listen on AF_VSOCK: control port N (default 1024) and the\n"
 	    "                      stream port\n"
@@ -57,11 +57,7 @@ main_usage(FILE *f)
 	    "                      PATH.state with --listen-uds)\n"
 	    "  --log FILE          log JSON lines to FILE (default stderr)\n"
 	    "  --debug             log at debug level\n"
-	    "  --no-seccomp        do not load the agent's seccomp filter (docs/SECCOMP.md)\n"
-	    "  --test-bringup-overlap  drop every control connection when two container\n"
-	    "                      bring-ups overlap (test switch)\n"
-	    "  --test-drain-max-ms N  output drain limit after an exit (default 30000; test\n"
-	    "                      switch)\n");
+	    "  --no-seccomp        do not load the agent's seccomp filter (docs/SECCOMP.md)\n");
 }
 
 static void __attribute__((noreturn, format(printf, 1, 2))) main_bad_usage(const char *fmt, ...)
@@ -112,6 +108,54 @@ main_std_fds(void)
 		close(fd);
 }
 
+/*
+ * A VMSHIM_TEST_* knob in milliseconds, min..max: true with *ms set when the variable is set
+ * and valid; an invalid value is logged and ignored.
+ */
+static bool
+main_test_ms(const char *name, uint32_t min, uint32_t max, uint32_t *ms)
+{
+	const char *v = getenv(name);
+
+	if (v == NULL)
+		return false;
+	if (parse_u32(v, ms) < 0 || *ms < min || *ms > max) {
+		log_warn("ignoring %s=%s: expected milliseconds (%u..%u)", name, v, min, max);
+		return false;
+	}
+	return true;
+}
+
+/*
+ * Test-only knobs, which for vmshim and vmshim-agent alike are VMSHIM_TEST_* environment
+ * variables (docs/RELIABILITY.md, "Test-only knobs"), each logged when in effect:
+ * VMSHIM_TEST_BRINGUP_OVERLAP=1 drops every control connection when two container bring-ups
+ * overlap (control.c); VMSHIM_TEST_DRAIN_MAX_MS shortens AGENT_DRAIN_MAX_MS;
+ * VMSHIM_TEST_SPAN_HOLD_MS holds each MountDisk that opens a bring-up that long before it goes
+ * on, so two bring-ups the shim lets run together certainly overlap.
+ */
+static void
+main_test_knobs(void)
+{
+	const char *v = getenv("VMSHIM_TEST_BRINGUP_OVERLAP");
+	uint32_t ms;
+
+	if (v != NULL && strcmp(v, "1") == 0) {
+		agent.test_bringup_overlap = true;
+		log_warn("VMSHIM_TEST_BRINGUP_OVERLAP: control connections dropped when bring-ups "
+			 "overlap (test knob)");
+	}
+	if (main_test_ms("VMSHIM_TEST_DRAIN_MAX_MS", 1, INT32_MAX, &ms)) {
+		agent.drain_max_ms = (int)ms;
+		log_warn("VMSHIM_TEST_DRAIN_MAX_MS: output drain limit %u ms (test knob)", ms);
+	}
+	if (main_test_ms("VMSHIM_TEST_SPAN_HOLD_MS", 0, 60000, &ms)) {
+		agent.test_span_hold_ms = (int)ms;
+		log_warn(
+		    "VMSHIM_TEST_SPAN_HOLD_MS: each MountDisk span held %u ms (test knob)", ms);
+	}
+}
+
 int
 main(int argc, char **argv)
 {
@@ -124,15 +168,12 @@ main(int argc, char **argv)
 	    {"state-dir", required_argument, NULL, 'S'},
 	    {"log", required_argument, NULL, 'l'},
 	    {"debug", no_argument, NULL, 'd'},
-	    {"test-bringup-overlap", no_argument, NULL, 'O'},
-	    {"test-drain-max-ms", required_argument, NULL, 'D'},
 	    {"no-seccomp", no_argument, NULL, 'N'},
 	    {"version", no_argument, NULL, 'V'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
 	const char *uds = NULL, *logfile = NULL;
-	uint32_t ms;
 	cleanup_free char *state_dir = NULL;
 	bool vsock = false, debug = false, confine = true;
 	struct event *sigev;
@@ -140,8 +181,8 @@ main(int argc, char **argv)
 	sigset_t set;
 	int c, sigfd;
 
-	agent.control_port = 1024;
-	agent.stream_port = 1025;
+	agent.control_port = PROTOCOL_AGENT_PORT;
+	agent.stream_port = PROTOCOL_STREAM_PORT;
 	agent.drain_max_ms = AGENT_DRAIN_MAX_MS;
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, ":", opts, NULL)) != -1) {
@@ -170,15 +211,6 @@ main(int argc, char **argv)
 			break;
 		case 'd':
 			debug = true;
-			break;
-		case 'O':
-			agent.test_bringup_overlap = true;
-			break;
-		case 'D':
-			if (parse_u32(optarg, &ms) < 0 || ms == 0 || ms > INT32_MAX)
-				main_bad_usage("--test-drain-max-ms: expected milliseconds (1..%d)",
-				    INT32_MAX);
-			agent.drain_max_ms = (int)ms;
 			break;
 		case 'N':
 			confine = false;
@@ -219,6 +251,7 @@ main(int argc, char **argv)
 		return 1;
 	}
 	log_set_level(debug ? LOG_DEBUG : LOG_INFO);
+	main_test_knobs();
 
 	/* Before any thread exists, so every thread inherits the mask. */
 	sigemptyset(&set);
@@ -257,13 +290,13 @@ main(int argc, char **argv)
 	 * Confine once the listeners exist. The agent's profile is a deny-list (docs/SECCOMP.md):
 	 * the filter is inherited by runc and every workload, which need execve, mount and more.
 	 */
-	if (confine && seccomp_confine(SECCOMP_PROFILE_AGENT, &st) < 0) {
+	if (confine && confine_apply(CONFINE_PROFILE_AGENT, &st) < 0) {
 		log_error("%s", st.msg);
 		fprintf(stderr, "vmshim-agent: %s\n", st.msg);
 		return 1;
 	}
 	log_info("vmshim-agent %s started (runner %s, pid %d, seccomp %s)", AGENT_VERSION,
-	    agent.runner->name, (int)getpid(), confine ? seccomp_state() : "off (--no-seccomp)");
+	    agent.runner->name, (int)getpid(), confine ? confine_state() : "off (--no-seccomp)");
 
 	event_base_dispatch(agent.base);
 

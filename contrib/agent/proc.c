@@ -20,7 +20,7 @@
  * when bytes are read and stopped while a stream is paused by a slow reader); when it expires
  * the pipes are read until empty and detached, with a log line. A process reaped while its
  * output is still owed is announced at once (control_publish_exit_pending: the
- * AGENT_EXIT_PENDING_TOPIC event), so the shim can bound how long a host side that nobody
+ * PROTOCOL_TOPIC_EXIT_PENDING event), so the shim can bound how long a host side that nobody
  * reads may hold the output back: past its deadline the shim discards the rest, our streams
  * drain and the exit is published.
  *
@@ -976,7 +976,10 @@ proc_init(struct status *st)
 	return 0;
 }
 
-/* SIGKILL every live process group and reap until the deadline. */
+/*
+ * SIGKILL every live process group (SIGKILL ends a process stopped by SIGSTOP too) and reap
+ * until the deadline. A reaped leader's group is left alone: its pid may be reused.
+ */
 void
 proc_kill_all(int timeout_ms)
 {

@@ -282,10 +282,10 @@ rp_status_cb(evutil_socket_t fd, short what, void *arg)
 				      : rep.stage == RP_STAGE_ROOT ? p->c->rootfs
 								   : r->argv[0];
 
-		log_error_id(p->c->id, p->exec_id, "%s %s: %s", stages[rep.stage % 5], subject,
-		    strerror(rep.err));
-		runner_fail(done, darg, ST_INTERNAL, "%s %s: %s (%s)", stages[rep.stage % 5],
-		    subject, name != NULL ? name : "?", strerror(rep.err));
+		log_error_id(p->c->id, p->exec_id, "%s %.*s: %s", stages[rep.stage % 5],
+		    LOG_STR_MAX, subject, strerror(rep.err));
+		runner_fail(done, darg, ST_INTERNAL, "%s %.*s: %s (%s)", stages[rep.stage % 5],
+		    LOG_STR_MAX, subject, name != NULL ? name : "?", strerror(rep.err));
 	} else {
 		runner_ok(done, darg, NULL);
 	}
@@ -375,7 +375,11 @@ rp_pids(struct container *c, runner_cb done, void *arg)
 	json_decref(arr);
 }
 
-/* Release never-started processes (they exit) and SIGKILL the live ones. */
+/*
+ * Release never-started processes and SIGKILL every live one. A child waiting for its start
+ * byte exits when its start pipe closes, unless it is stopped (SIGSTOP from anyone): it is
+ * killed as well, so nothing the container forked outlives its DeleteProcess.
+ */
 static void
 rp_remove(struct container *c, runner_cb done, void *arg)
 {
@@ -385,12 +389,11 @@ rp_remove(struct container *c, runner_cb done, void *arg)
 	TAILQ_FOREACH (p, &c->procs, entry) {
 		r = p->runner_data;
 		if (r != NULL && r->start_fd >= 0) {
-			/* Never started: closing the start pipe makes the child exit. */
 			close(r->start_fd);
 			r->start_fd = -1;
-		} else if (proc_is_live(p)) {
-			kill(-p->pid, SIGKILL);
 		}
+		if (proc_is_live(p) && kill(-p->pid, SIGKILL) < 0)
+			kill(p->pid, SIGKILL);
 	}
 	runner_ok(done, arg, NULL);
 }

@@ -8,18 +8,19 @@
  *
  * Life of a stream: HELLO (the first frame names id/exec_id/stream, within AGENT_HELLO_MS;
  * anything wrong closes the connection with a log line), then ACTIVE. EOF is a zero-length
- * frame, never a shutdown() or close (seed 000); each side sends exactly one. The socket is
+ * frame, never a shutdown() or close (a transport-level shutdown can overtake data still in
+ * flight and lose the last chunk); each side sends exactly one. The socket is
  * closed only when EOF was both sent (and flushed) and received, or when the peer broke the
  * protocol or vanished, or after AGENT_HALF_CLOSED_MS half-closed (logged).
  *
  * Output (stdout/stderr): the pipe is read only while less than AGENT_STREAM_PENDING bytes wait
  * for the socket (backpressure), in frames of at most 256 KiB; the pipe's EOF queues the EOF
  * frame, and once it is flushed the process is told (proc_output_done), so the exit event is
- * published only after every byte left (seed 001's lesson). If the socket dies, the pipe is
- * still drained (and discarded) so the process never blocks and its exit is still published.
- * After the process exited, reading (and pausing) re-arms (and stops) its drain grace; when the
- * grace expires, stream_detach_output() reads what the pipe holds, closes it and queues EOF,
- * and the stream reports done only once that is flushed, like any other EOF.
+ * published only after every byte left (a half-close must not drop queued output). If the socket
+ * dies, the pipe is still drained (and discarded) so the process never blocks and its exit is still
+ * published. After the process exited, reading (and pausing) re-arms (and stops) its drain grace;
+ * when the grace expires, stream_detach_output() reads what the pipe holds, closes it and queues
+ * EOF, and the stream reports done only once that is flushed, like any other EOF.
  *
  * Input (stdin): frames are written to the non-blocking pipe; a short write parks the rest and
  * stops consuming the socket (its bufferevent stops reading at AGENT_STREAM_PENDING), until the
@@ -92,14 +93,6 @@ static void stream_check(struct stream *s);
 static void stream_input(struct stream *s);
 static void stream_input_bulk(struct stream *s);
 static void stream_event_cb(struct bufferevent *bev, short what, void *arg);
-
-const char *
-stdio_kind_name(enum stdio_kind k)
-{
-	static const char *const names[] = {"stdin", "stdout", "stderr"};
-
-	return k >= 0 && k < STDIO_N ? names[k] : "?";
-}
 
 /* Free the stream once both its socket and its pipe are closed. */
 static void
@@ -529,7 +522,8 @@ stream_hello(struct stream *s)
 	c = container_find(id);
 	p = c != NULL ? proc_find(c, exec_id) : NULL;
 	if (p == NULL) {
-		status_set(&st, ST_NOT_FOUND, "unknown container %s exec %s", id, exec_id);
+		status_set(&st, ST_NOT_FOUND, "unknown container %.*s exec %.*s", LOG_STR_MAX, id,
+		    LOG_STR_MAX, exec_id);
 		stream_fail(s, st.msg);
 		return -1;
 	}

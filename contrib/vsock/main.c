@@ -27,8 +27,8 @@
 
 #include <event2/event.h>
 
+#include "confine.h"
 #include "log.h"
-#include "seccomp.h"
 #include "transport.h"
 #include "util.h"
 #include "vsock.h"
@@ -189,7 +189,7 @@ main(int argc, char **argv)
 	if ((vu_fd = main_listen(vu_path, &st)) < 0 ||
 	    (vs.listen_fd = main_listen(vs.uds_path, &st)) < 0 || vu_start(&vs, vu_fd, &st) < 0 ||
 	    host_listen(&vs, &st) < 0 ||
-	    (confine && seccomp_confine(SECCOMP_PROFILE_SHIM, &st) < 0)) {
+	    (confine && confine_apply(CONFINE_PROFILE_SHIM, &st) < 0)) {
 		log_error("%s", st.msg);
 		fprintf(stderr, "vmshim-vsock: %s\n", st.msg);
 		unlink(vu_path);
@@ -197,7 +197,7 @@ main(int argc, char **argv)
 		return 1;
 	}
 	log_info("vmshim-vsock %s started (guest cid %u, pid %d, seccomp %s)", PACKAGE_VERSION, cid,
-	    (int)getpid(), confine ? seccomp_state() : "off (--no-seccomp)");
+	    (int)getpid(), confine ? confine_state() : "off (--no-seccomp)");
 
 	event_base_dispatch(vs.base);
 

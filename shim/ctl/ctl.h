@@ -7,13 +7,11 @@
 #include <jansson.h>
 #include <stdbool.h>
 
+#include "protocol.h"
 #include "rpc.h"
 #include "status.h"
 
-#define CTL_TASK_SERVICE   "containerd.task.v2.Task"
-#define CTL_EVENTS_SERVICE "containerd.events.v1.Events"
-
-/* Exit statuses (SPEC 2). */
+/* Exit statuses (docs/CONTRACT.md 2). */
 #define CTL_EXIT_OK    0
 #define CTL_EXIT_FAIL  1
 #define CTL_EXIT_USAGE 2

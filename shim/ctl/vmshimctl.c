@@ -1,5 +1,6 @@
 /*
- * vmshimctl.c: the command-line client of vmshim's control API (SPEC 4), for people and scripts.
+ * vmshimctl.c: the command-line client of vmshim's control API (docs/CONTRACT.md 4), for people and
+ * scripts.
  *
  * main() parses the global options, takes the address (-a, else $VMSHIM_ADDRESS) and
  * runs one command from ctl_commands[]: each checks its arguments first (so a usage error
@@ -111,7 +112,7 @@ ctl_task(struct ctl *ctl, const char *method, json_t *payload, int timeout_ms, j
 	int r;
 
 	r = rpc_client_call(
-	    ctl_client(ctl), CTL_TASK_SERVICE, method, payload, timeout_ms, resp, &st);
+	    ctl_client(ctl), PROTOCOL_TASK_SERVICE, method, payload, timeout_ms, resp, &st);
 	json_decref(payload);
 	if (r == 0)
 		return 0;
@@ -660,7 +661,7 @@ ctl_cmd_events(struct ctl *ctl, int argc, char **argv)
 	struct status st;
 
 	ctl_parse("events", argc, argv, allowed, 0, 0, &a);
-	if (rpc_client_subscribe(ctl_client(ctl), CTL_EVENTS_SERVICE, "Subscribe", NULL,
+	if (rpc_client_subscribe(ctl_client(ctl), PROTOCOL_EVENTS_SERVICE, "Subscribe", NULL,
 		ctl->timeout_ms, ctl_events_on_data, ctl, &st) != 0) {
 		fprintf(
 		    stderr, "vmshimctl: Subscribe: %s: %s\n", status_code_name(st.code), st.msg);

@@ -78,7 +78,7 @@ wait "$CONNS"
 kill -TERM "$SHIM_PID"
 wait "$SHIM_PID" 2>/dev/null
 
-# Start to ready: `vmshim start` returns once its socket accepts (SPEC 2).
+# Start to ready: `vmshim start` returns once its socket accepts (docs/CONTRACT.md 2).
 runs=${BENCH_STARTS:-21}
 for i in $(seq "$runs"); do
 	# bash's own clock (microseconds): timing with date(1) would add two process starts.

@@ -4,9 +4,9 @@
  * The first byte picks what the rest is: a config document (config_parse, then, when it was
  * accepted, config_endpoints as start-up does), or an OCI config.json's annotations object
  * (config_apply_annotations over the defaults). Every failure must be INVALID_ARGUMENT with a
- * message naming its source (SPEC 3: one line naming the file, the key and the problem); every
- * success must leave values inside their documented ranges. The config is freed after each
- * input, so leaks of half-applied values show up under -detect_leaks.
+ * message naming its source (docs/CONTRACT.md 2, 3: one line naming the file, the key and the
+ * problem); every success must leave values inside their documented ranges. The config is freed
+ * after each input, so leaks of half-applied values show up under -detect_leaks.
  */
 #include "config.h"
 

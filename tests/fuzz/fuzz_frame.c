@@ -1,9 +1,9 @@
 /*
  * fuzz_frame.c: libFuzzer target for the ttrpc frame decoder (common/frame.c).
  *
- * The input is raw bytes from a peer. A reference model written from SPEC 4 (10-byte header,
- * big-endian length, oversized payloads reported then skipped) predicts the events; the real
- * decoder must produce exactly those events whether the input arrives whole, in random cuts
+ * The input is raw bytes from a peer. A reference model written from docs/CONTRACT.md 4 (10-byte
+ * header, big-endian length, oversized payloads reported then skipped) predicts the events; the
+ * real decoder must produce exactly those events whether the input arrives whole, in random cuts
  * (seeded from the input) or, up to 1 KiB, one byte at a time; it must never buffer more than
  * a frame's announced length or more than it received, and must end idle exactly when the
  * model does.

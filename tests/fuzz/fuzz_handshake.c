@@ -1,6 +1,6 @@
 /*
  * fuzz_handshake.c: libFuzzer target for the server side of the hybrid vsock handshake
- * (common/transport.c): hybrid_parse_connect and hybrid_accept_line (SPEC 6).
+ * (common/transport.c): hybrid_parse_connect and hybrid_accept_line (docs/PROTOCOL.md 1).
  *
  * hybrid_parse_connect gets the whole input as a line and is checked against the grammar of
  * transport.h: "CONNECT" in any case, one space, decimal digits forming a u32. Anything it

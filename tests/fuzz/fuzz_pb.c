@@ -66,7 +66,7 @@ fuzz_pb_response(const uint8_t *data, size_t size)
 	if (size < 1)
 		return;
 	name = fuzz_pb_methods[data[0] % ARRAY_SIZE(fuzz_pb_methods)];
-	m = msg_pb_method(MSG_PB_TASK_SERVICE, name);
+	m = msg_pb_method(PROTOCOL_TASK_SERVICE, name);
 	fuzz_check(m != 0, "method %s", name);
 	if (msg_pb_response_decode(m, data + 1, size - 1, &r, &st) < 0)
 		return;

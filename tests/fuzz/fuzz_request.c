@@ -1,6 +1,6 @@
 /*
  * fuzz_request.c: libFuzzer target for the request envelope (common/msg.c) and the payload
- * decoding of every Task method (SPEC 4).
+ * decoding of every Task method (docs/CONTRACT.md 4).
  *
  * The input is the payload of one ttrpc request frame. msg_request_decode must either fail
  * with INVALID_ARGUMENT or give an envelope that keeps its promises (non-empty service and
@@ -8,9 +8,9 @@
  * bytes decoding to the same envelope. Then, since the handlers read their fields through
  * the typed accessors, the payload is walked with each Task method's field table below,
  * whatever method the request names: one input thus covers every method's field decoding.
- * The tables mirror SPEC 4's payload column and the types the shim's handlers ask for; the
- * guest agent's methods (docs/PROTOCOL.md) get their own tables, walked the same way.
- * The decoded envelope is owned here and cleared before returning.
+ * The tables mirror docs/CONTRACT.md 4's payload column and the types the shim's handlers ask for;
+ * the guest agent's methods (docs/PROTOCOL.md) get their own tables, walked the same way. The
+ * decoded envelope is owned here and cleared before returning.
  */
 #include "config.h"
 
@@ -134,7 +134,8 @@ static const struct fuzz_field shutdown_fields[] = {
     {NULL, 0, false, NULL},
 };
 
-/* Every method of containerd.task.v2.Task, SPEC 4, with the fields its payload carries. */
+/* Every method of containerd.task.v2.Task (docs/CONTRACT.md 4), with the fields its payload
+ * carries. */
 static const struct {
 	const char *method;
 	const struct fuzz_field *fields;

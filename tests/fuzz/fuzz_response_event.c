@@ -5,10 +5,10 @@
  * Each input is decoded both as a response and as an event. A failure must be
  * INVALID_ARGUMENT; a success must keep the envelope's promises (a code in 0..16, an object
  * payload; a non-empty topic, a timestamp, an object event) and re-encode to bytes that
- * decode to the same envelope. Response payloads are then walked with the fields of SPEC 4's
- * response column, and event bodies with the fields of the task events, through the same
- * typed accessors the readers use. Each decoded payload is also dumped by msg.c's own JSON
- * writer and by jansson's json_dumps, which must agree byte for byte (the writer is only
+ * decode to the same envelope. Response payloads are then walked with the fields of
+ * docs/CONTRACT.md 4's response column, and event bodies with the fields of the task events,
+ * through the same typed accessors the readers use. Each decoded payload is also dumped by msg.c's
+ * own JSON writer and by jansson's json_dumps, which must agree byte for byte (the writer is only
  * fast, never different). Decoded envelopes are owned here and cleared.
  */
 #include "config.h"
@@ -28,7 +28,7 @@ static const struct fuzz_field process_fields[] = {
     {NULL, 0, false, NULL},
 };
 
-/* The union of SPEC 4's response payloads (every field is optional in one of them). */
+/* The union of docs/CONTRACT.md 4's response payloads (every field is optional in one of them). */
 static const struct fuzz_field response_fields[] = {
     {"pid", FF_U32, false, NULL},
     {"id", FF_STRING, false, NULL},

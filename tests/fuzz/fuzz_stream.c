@@ -1,7 +1,8 @@
 /*
- * fuzz_stream.c: libFuzzer target for the stdio stream framing (common/frame.c, SPEC 7).
+ * fuzz_stream.c: libFuzzer target for the stdio stream framing (common/frame.c, docs/PROTOCOL.md
+ * 3).
  *
- * The input is what a guest sends on a stream connection. A reference model of SPEC 7
+ * The input is what a guest sends on a stream connection. A reference model of docs/PROTOCOL.md 3
  * (u32 big-endian length, a zero length is EOF, anything after EOF or a length over the
  * limit fails the stream) predicts the data bytes and where EOF and the error fall; the
  * decoder must match it whole, in random cuts (seeded from the input) and, up to 1 KiB, byte
@@ -51,7 +52,7 @@ stream_trace_init(struct stream_trace *t, size_t size)
 	t->err_at = SIZE_MAX;
 }
 
-/* The model, straight from SPEC 7. */
+/* The model, straight from docs/PROTOCOL.md 3. */
 static void
 stream_model(const uint8_t *data, size_t size, uint32_t max, struct stream_trace *t)
 {

@@ -20,8 +20,8 @@ FUZZ_REPLAYS = tests/fuzz/replay_frame \
 	tests/fuzz/replay_qmp \
 	tests/fuzz/replay_endpoint \
 	tests/fuzz/replay_config \
-	tests/fuzz/replay_pb \
-	tests/fuzz/replay_vsock
+	tests/fuzz/replay_vsock \
+	tests/fuzz/replay_pb
 check_PROGRAMS += $(FUZZ_REPLAYS)
 TESTS += $(FUZZ_REPLAYS)
 EXTRA_DIST += tests/fuzz/corpus tests/fuzz/json.dict tests/fuzz/handshake.dict \
@@ -60,15 +60,15 @@ tests_fuzz_replay_config_SOURCES = tests/fuzz/fuzz_config.c shim/config.c shim/s
 	$(FUZZ_COMMON) tests/fuzz/standalone.c
 tests_fuzz_replay_config_CFLAGS = $(FUZZ_CFLAGS) -DFUZZ_NAME=config
 tests_fuzz_replay_config_LDADD = $(FUZZ_LDADD)
-tests_fuzz_replay_pb_SOURCES = tests/fuzz/fuzz_pb.c $(FUZZ_COMMON) tests/fuzz/standalone.c
-tests_fuzz_replay_pb_CFLAGS = $(FUZZ_CFLAGS) -DFUZZ_NAME=pb
-tests_fuzz_replay_pb_LDADD = $(FUZZ_LDADD)
 # vmshim-vsock's guest-facing parsers and the connection logic they drive (contrib/vsock/).
 FUZZ_VSOCK_SRC = tests/fuzz/fuzz_vsock.c contrib/vsock/vsock.h contrib/vsock/virtq.c \
 	contrib/vsock/packet.c contrib/vsock/conn.c $(FUZZ_COMMON)
 tests_fuzz_replay_vsock_SOURCES = $(FUZZ_VSOCK_SRC) tests/fuzz/standalone.c
 tests_fuzz_replay_vsock_CFLAGS = $(FUZZ_CFLAGS) -I$(top_srcdir)/contrib/vsock -DFUZZ_NAME=vsock
 tests_fuzz_replay_vsock_LDADD = $(FUZZ_LDADD)
+tests_fuzz_replay_pb_SOURCES = tests/fuzz/fuzz_pb.c $(FUZZ_COMMON) tests/fuzz/standalone.c
+tests_fuzz_replay_pb_CFLAGS = $(FUZZ_CFLAGS) -DFUZZ_NAME=pb
+tests_fuzz_replay_pb_LDADD = $(FUZZ_LDADD)
 
 if FUZZING
 FUZZ_BINARIES = tests/fuzz/fuzz_frame \
@@ -79,8 +79,8 @@ FUZZ_BINARIES = tests/fuzz/fuzz_frame \
 	tests/fuzz/fuzz_qmp \
 	tests/fuzz/fuzz_endpoint \
 	tests/fuzz/fuzz_config \
-	tests/fuzz/fuzz_pb \
-	tests/fuzz/fuzz_vsock
+	tests/fuzz/fuzz_vsock \
+	tests/fuzz/fuzz_pb
 noinst_PROGRAMS += $(FUZZ_BINARIES)
 
 tests_fuzz_fuzz_frame_SOURCES = tests/fuzz/fuzz_frame.c $(FUZZ_COMMON)
@@ -115,14 +115,14 @@ tests_fuzz_fuzz_config_SOURCES = tests/fuzz/fuzz_config.c shim/config.c shim/shi
 tests_fuzz_fuzz_config_CFLAGS = $(FUZZ_CFLAGS)
 tests_fuzz_fuzz_config_LDFLAGS = $(AM_LDFLAGS) -fsanitize=fuzzer
 tests_fuzz_fuzz_config_LDADD = $(FUZZ_LDADD)
-tests_fuzz_fuzz_pb_SOURCES = tests/fuzz/fuzz_pb.c $(FUZZ_COMMON)
-tests_fuzz_fuzz_pb_CFLAGS = $(FUZZ_CFLAGS)
-tests_fuzz_fuzz_pb_LDFLAGS = $(AM_LDFLAGS) -fsanitize=fuzzer
-tests_fuzz_fuzz_pb_LDADD = $(FUZZ_LDADD)
 tests_fuzz_fuzz_vsock_SOURCES = $(FUZZ_VSOCK_SRC)
 tests_fuzz_fuzz_vsock_CFLAGS = $(FUZZ_CFLAGS) -I$(top_srcdir)/contrib/vsock
 tests_fuzz_fuzz_vsock_LDFLAGS = $(AM_LDFLAGS) -fsanitize=fuzzer
 tests_fuzz_fuzz_vsock_LDADD = $(FUZZ_LDADD)
+tests_fuzz_fuzz_pb_SOURCES = tests/fuzz/fuzz_pb.c $(FUZZ_COMMON)
+tests_fuzz_fuzz_pb_CFLAGS = $(FUZZ_CFLAGS)
+tests_fuzz_fuzz_pb_LDFLAGS = $(AM_LDFLAGS) -fsanitize=fuzzer
+tests_fuzz_fuzz_pb_LDADD = $(FUZZ_LDADD)
 
 # make fuzz [FUZZ_SECONDS=60] [FUZZ_MERGE=1]: every target for FUZZ_SECONDS, new inputs into
 # tests/fuzz/out/NAME/corpus here; FUZZ_MERGE=1 merges them into the committed corpus.

@@ -17,8 +17,7 @@
  *   ociterm SOCK BUNDLE       runc bundle with terminals: init and exec see the ResizePty size
  *                             and their stdin, CloseStdin ends the init's terminal input
  *   overlap SOCK 0|1          MountDisk/CreateContainer spans; 1: the agent runs with
- *                             --test-bringup-overlap and must drop the connection
- *   call SOCK METHOD JSON     one control call; prints "CODE PAYLOAD" (exit 0 either way)
+ *                             VMSHIM_TEST_BRINGUP_OVERLAP=1 and must drop the connection
  *
  * Regression scenarios (agent_regress.sh):
  *
@@ -31,9 +30,11 @@
  *                             runtime error message taken from that command's own log
  *   closingsub SOCK           an event published while the only subscriber's connection is
  *                             closing is kept for the next subscriber (needs
- *                             --test-bringup-overlap to close connections)
+ *                             VMSHIM_TEST_BRINGUP_OVERLAP=1 to close connections)
  *   ptyeof SOCK               a terminal's stdin ends (CloseStdin, stdin EOF) reach `cat`
  *   usercheck SOCK U:G[:GS] CODE  CreateContainer with that process.user answers CODE
+ *   call SOCK METHOD JSON     one control call; prints "OK PAYLOAD" or "CODE message"
+ *                             (exit 0 either way)
  *
  * Process-global state is only the option values and the exit-event table (guarded by
  * ev_lock). Every descriptor is closed by the function that opened it.
@@ -57,11 +58,11 @@
 
 #include "frame.h"
 #include "msg.h"
+#include "protocol.h"
 #include "rpc.h"
 #include "transport.h"
 #include "util.h"
 
-#define SERVICE "vmshim.agent.v1.Agent"
 #define CALL_MS 30000
 
 static const char *sock_path;
@@ -202,8 +203,8 @@ cl_control(bool subscribe)
 
 	if (rpc_client_start_reader(c, &st) < 0)
 		die("reader: %s", st.msg);
-	if (subscribe && rpc_client_subscribe(c, SERVICE, "SubscribeEvents", NULL, CALL_MS,
-			     cl_on_event, NULL, &st) < 0)
+	if (subscribe && rpc_client_subscribe(c, PROTOCOL_AGENT_SERVICE, "SubscribeEvents", NULL,
+			     CALL_MS, cl_on_event, NULL, &st) < 0)
 		die("SubscribeEvents: %s", st.msg);
 	return c;
 }
@@ -215,7 +216,7 @@ cl_call(struct rpc_client *c, const char *method, json_t *payload)
 	json_t *resp = NULL;
 	struct status st;
 
-	if (rpc_client_call(c, SERVICE, method, payload, CALL_MS, &resp, &st) < 0)
+	if (rpc_client_call(c, PROTOCOL_AGENT_SERVICE, method, payload, CALL_MS, &resp, &st) < 0)
 		die("%s: %s: %s", method, status_code_name(st.code), st.msg);
 	json_decref(payload);
 	return resp;
@@ -228,7 +229,7 @@ cl_call_code(struct rpc_client *c, const char *method, json_t *payload, struct s
 	json_t *resp = NULL;
 	int r;
 
-	r = rpc_client_call(c, SERVICE, method, payload, CALL_MS, &resp, st);
+	r = rpc_client_call(c, PROTOCOL_AGENT_SERVICE, method, payload, CALL_MS, &resp, st);
 	json_decref(payload);
 	json_decref(resp);
 	return r < 0 ? st->code : 0;
@@ -759,7 +760,7 @@ cmd_handshake(void)
 	close(silent);
 
 	/* A Ping frame in the same write as the CONNECT line reaches the service intact. */
-	req = msg_request_encode(SERVICE, "Ping", NULL, 0, &rlen);
+	req = msg_request_encode(PROTOCOL_AGENT_SERVICE, "Ping", NULL, 0, &rlen);
 	frame = frame_encode(1, FRAME_TYPE_REQUEST, 0, req, rlen, &flen);
 	free(req);
 	fd = hs_raw();
@@ -1030,7 +1031,7 @@ hs_mount(struct rpc_client *c, const char *id, struct status *st)
 
 	req = json_pack("{s:s, s:s, s:s, s:s, s:[s]}", "id", id, "serial", id, "target",
 	    "/mnt/vmshim-test", "fstype", "ext4", "options", "ro");
-	r = rpc_client_call(c, SERVICE, "MountDisk", req, CALL_MS, &resp, st);
+	r = rpc_client_call(c, PROTOCOL_AGENT_SERVICE, "MountDisk", req, CALL_MS, &resp, st);
 	json_decref(req);
 	if (r < 0)
 		return -1;
@@ -1525,8 +1526,8 @@ cmd_closingsub(void)
 	/* A subscriber that never reads: its answers pile up in the agent. */
 	a = cl_dial(1024);
 	for (i = 0; i < 30000; i++) {
-		req =
-		    msg_request_encode(SERVICE, i == 0 ? "SubscribeEvents" : "Ping", NULL, 0, &len);
+		req = msg_request_encode(
+		    PROTOCOL_AGENT_SERVICE, i == 0 ? "SubscribeEvents" : "Ping", NULL, 0, &len);
 		frame = frame_encode((uint32_t)(2 * i + 1), FRAME_TYPE_REQUEST,
 		    i == 0 ? FRAME_FLAG_REMOTE_OPEN : 0, req, len, &flen);
 		if (total + flen > cap)
@@ -1574,8 +1575,8 @@ cmd_closingsub(void)
 	}
 	free(status);
 	/* Published while the only subscriber was closing: the next one gets it. */
-	if (rpc_client_subscribe(
-		c, SERVICE, "SubscribeEvents", NULL, CALL_MS, cl_on_event, NULL, &st) < 0)
+	if (rpc_client_subscribe(c, PROTOCOL_AGENT_SERVICE, "SubscribeEvents", NULL, CALL_MS,
+		cl_on_event, NULL, &st) < 0)
 		die("SubscribeEvents: %s", st.msg);
 	if (cl_wait_exit("ev1", "ev1", 3) != 137)
 		die("closingsub: exit status");
@@ -1642,25 +1643,26 @@ cmd_ptyeof(void)
 	return 0;
 }
 
-/* One control call with a JSON payload; prints the status name and the answer. */
+/* One control call with a JSON payload from the command line; the answer goes to stdout. */
 static int
-cmd_call(const char *method, const char *json)
+cmd_call(const char *method, const char *text)
 {
 	struct rpc_client *c = cl_control(false);
 	json_t *payload, *resp = NULL;
-	json_error_t je;
+	json_error_t jerr;
 	struct status st;
-	char *s = NULL;
+	char *s;
 
-	if ((payload = json_loads(json, 0, &je)) == NULL)
-		die("call: payload: %s", je.text);
-	if (rpc_client_call(c, SERVICE, method, payload, CALL_MS, &resp, &st) < 0) {
+	payload = json_loads(text, 0, &jerr);
+	if (payload == NULL)
+		die("call: payload: %s", jerr.text);
+	if (rpc_client_call(c, PROTOCOL_AGENT_SERVICE, method, payload, CALL_MS, &resp, &st) < 0) {
 		printf("%s %s\n", status_code_name(st.code), st.msg);
 	} else {
-		s = json_dumps(resp, JSON_COMPACT);
+		s = json_dumps(resp, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY);
 		printf("OK %s\n", s != NULL ? s : "null");
+		free(s);
 	}
-	free(s);
 	json_decref(payload);
 	json_decref(resp);
 	rpc_client_free(c);
@@ -1674,8 +1676,8 @@ main(int argc, char **argv)
 	if (argc < 3) {
 		fprintf(stderr,
 		    "usage: agent_client "
-		    "(handshake|ping|call|run|many|bigframe|oci|ociterm|overlap|slowread|"
-		    "slowkill|pidreuse|lifecycle|closingsub|ptyeof|usercheck) SOCK ...\n");
+		    "(handshake|ping|run|many|bigframe|oci|ociterm|overlap|slowread|"
+		    "slowkill|pidreuse|lifecycle|closingsub|ptyeof|usercheck|call) SOCK ...\n");
 		return 2;
 	}
 	sock_path = argv[2];

@@ -236,6 +236,12 @@ kill_wait ex
 expect "ex: delete" "$(call DeleteProcess '{"id":"ex"}')" '^OK'
 check_clean ex
 
+# The id rule is the shim's (common/protocol.c): an id the shim refuses, the agent refuses too.
+expect "id with a space" "$(create 'a b')" '^INVALID_ARGUMENT payload\.id: invalid character 0x20'
+long=$(printf '%0129d' 0)
+expect "id of 129 bytes" "$(create "$long")" '^INVALID_ARGUMENT payload\.id: longer than 128 bytes'
+expect "id starting with '-'" "$(create -x)" '^INVALID_ARGUMENT payload\.id: must not start'
+
 z=$(agent_zombies)
 [ -z "$z" ] || fail "zombie children of the agent: $z"
 agent_stop

@@ -1,5 +1,6 @@
 #!/bin/sh
-# agent_handshake.sh: the hybrid-vsock handshake of vmshim-agent --listen-uds (seed 004), and
+# agent_handshake.sh: the hybrid-vsock handshake of vmshim-agent --listen-uds (a client that never completes the
+# handshake must not hold up others), and
 # its command line, and the local VM's MountDisk with the bring-up overlap switch.
 . "$(dirname "$0")/agent_lib.sh"
 
@@ -31,7 +32,10 @@ check "$CLIENT" overlap "$SOCK" 0
 agent_stop
 
 # The bring-up overlap test switch drops every control connection, loudly.
-agent_start --test-bringup-overlap
+VMSHIM_TEST_BRINGUP_OVERLAP=1
+export VMSHIM_TEST_BRINGUP_OVERLAP
+agent_start
+unset VMSHIM_TEST_BRINGUP_OVERLAP
 check "$CLIENT" overlap "$SOCK" 1
 grep -q 'bring-up overlap detected' "$TMP/agent.log" || { echo "FAIL: no overlap log line"; exit 1; }
 grep -q 'mount skipped: local VM' "$TMP/agent.log" || { echo "FAIL: no mount-skipped log line"; exit 1; }

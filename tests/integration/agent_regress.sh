@@ -93,7 +93,10 @@ agent_start --runtime "$F/runtime" --state-dir "$TMP/state"
 check "$CLIENT" lifecycle "$SOCK" "$F"
 agent_stop
 
-agent_start --test-bringup-overlap
+VMSHIM_TEST_BRINGUP_OVERLAP=1
+export VMSHIM_TEST_BRINGUP_OVERLAP
+agent_start
+unset VMSHIM_TEST_BRINGUP_OVERLAP
 check "$CLIENT" closingsub "$SOCK"
 agent_stop
 echo "PASS: agent_regress"

@@ -11,9 +11,3 @@ CONTAINERD_ITESTS = \
 TESTS += $(CONTAINERD_ITESTS)
 EXTRA_DIST += $(CONTAINERD_ITESTS) tests/integration/containerd_lib.sh
 
-# shim/containerd.c alone: groups, runtime options, the address file, DeleteResponse.
-check_PROGRAMS += tests/unit/test_containerd
-TESTS += tests/unit/test_containerd
-tests_unit_test_containerd_SOURCES = tests/unit/test_containerd.c shim/containerd.c
-tests_unit_test_containerd_CFLAGS = $(AM_CFLAGS) $(CUNIT_CFLAGS) -I$(top_srcdir)/shim
-tests_unit_test_containerd_LDADD = $(COMMON_LIBS) $(CUNIT_LIBS)

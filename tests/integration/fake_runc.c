@@ -57,7 +57,9 @@
 #include <unistd.h>
 
 #include "msg.h"
+#include "protocol.h"
 #include "rpc.h"
+#include "testlib.h"
 #include "transport.h"
 #include "util.h"
 
@@ -145,24 +147,6 @@ fr_state_pid(const struct fr_args *a)
 		pid = 0;
 	fclose(f);
 	return (pid_t)pid;
-}
-
-/* Connect to the agent's console socket; -1 on error. */
-static int
-fr_connect(const char *path)
-{
-	struct sockaddr_un sa = {.sun_family = AF_UNIX};
-	int fd;
-
-	snprintf(sa.sun_path, sizeof sa.sun_path, "%s", path);
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof sa) < 0) {
-		perror("fake_runc: console socket");
-		if (fd >= 0)
-			close(fd);
-		return -1;
-	}
-	return fd;
 }
 
 /* Send payload with nfds descriptors (0: no control message at all). */
@@ -263,9 +247,11 @@ fr_create(struct fr_args *a)
 		snprintf(name, sizeof name, "%s", ptsname(master));
 	}
 	if (tty && strcmp(a->mode, "hang") != 0)
-		sock = fr_connect(a->console);
-	if (tty && strcmp(a->mode, "hang") != 0 && sock < 0)
+		sock = testlib_connect(a->console);
+	if (tty && strcmp(a->mode, "hang") != 0 && sock < 0) {
+		perror("fake_runc: console socket");
 		return 1;
+	}
 	pid =
 	    fr_container(master, strcmp(a->mode, "exit") == 0, sock, strcmp(a->mode, "hold") == 0);
 	if (pid < 0)
@@ -439,7 +425,7 @@ fr_call(const char *sock, const char *method, const char *payload)
 		rpc_client_free(c);
 		return 1;
 	}
-	if (rpc_client_call(c, "vmshim.agent.v1.Agent", method, req, 60000, &resp, &st) < 0) {
+	if (rpc_client_call(c, PROTOCOL_AGENT_SERVICE, method, req, 60000, &resp, &st) < 0) {
 		printf("%s %s\n", status_code_name(st.code), st.msg);
 	} else {
 		s = json_dumps(resp, JSON_COMPACT);

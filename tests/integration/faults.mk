@@ -7,9 +7,9 @@ FAULT_ITESTS = \
 	tests/integration/shim_fault_stream.sh \
 	tests/integration/shim_fault_client.sh \
 	tests/integration/valgrind.sh \
-	tests/integration/shim_review_drain.sh \
-	tests/integration/shim_review_shutdown.sh \
-	tests/integration/shim_review_cli.sh \
+	tests/integration/shim_fault_flood.sh \
+	tests/integration/shim_shutdown.sh \
+	tests/integration/shim_cli_edge.sh \
 	tests/integration/shim_fault_reply.sh
 TESTS += $(FAULT_ITESTS)
 EXTRA_DIST += $(FAULT_ITESTS) tests/integration/shim_fault_lib.sh
@@ -18,5 +18,5 @@ tests_integration_fake_agent_SOURCES = tests/integration/fake_agent.c
 tests_integration_fake_agent_CFLAGS = $(AM_CFLAGS)
 tests_integration_fake_agent_LDADD = $(COMMON_LIBS)
 tests_integration_shim_fault_client_SOURCES = tests/integration/shim_fault_client.c
-tests_integration_shim_fault_client_CFLAGS = $(AM_CFLAGS)
-tests_integration_shim_fault_client_LDADD = $(COMMON_LIBS)
+tests_integration_shim_fault_client_CFLAGS = $(AM_CFLAGS) $(TESTLIB_CFLAGS)
+tests_integration_shim_fault_client_LDADD = $(TESTLIB_LIBS) $(COMMON_LIBS)

@@ -1,5 +1,5 @@
 # tests/integration/hotplug: block rootfs hot-add through a real QEMU (qemu-system-x86_64,
-# skipped with 77 when it is not installed) and the per-VM bring-up lock (SPEC 5.3, 8).
+# skipped with 77 when it is not installed) and the per-VM bring-up lock (docs/CONTRACT.md 5.3).
 # qmp_cmd runs one QMP command (the tests' "guest" monitor); qmp_proxy sits between the shim
 # and QEMU to kill QEMU at a chosen command or slow a command down.
 HOTPLUG_ITESTS = \
@@ -15,10 +15,3 @@ tests_integration_qmp_cmd_LDADD = $(COMMON_LIBS)
 tests_integration_qmp_proxy_SOURCES = tests/integration/qmp_proxy.c
 tests_integration_qmp_proxy_CFLAGS = $(AM_CFLAGS)
 tests_integration_qmp_proxy_LDADD = $(COMMON_LIBS)
-# The worker pool's bring-up limit (shim/worker.c), which keeps one worker free.
-check_PROGRAMS += tests/unit/test_worker
-TESTS += tests/unit/test_worker
-TSAN_TESTS += tests/unit/test_worker
-tests_unit_test_worker_SOURCES = tests/unit/test_worker.c shim/worker.c
-tests_unit_test_worker_CFLAGS = $(AM_CFLAGS) $(CUNIT_CFLAGS) -I$(top_srcdir)/shim
-tests_unit_test_worker_LDADD = $(COMMON_LIBS) $(CUNIT_LIBS)

@@ -90,7 +90,7 @@ wait_path() {
 
 start_agent() {
 	rm -f "$T/vm.sock"
-	# AGENT_OPTS: extra vmshim-agent options (test switches).
+	# AGENT_OPTS: extra vmshim-agent options.
 	"$AGENT" --listen-uds "$T/vm.sock" ${AGENT_OPTS:-} >>"$T/agent.log" 2>&1 &
 	AGENT_PID=$!
 	PIDS="$PIDS $AGENT_PID"
@@ -175,6 +175,18 @@ sanitized() {
 
 open_fds() {
 	ls "/proc/$1/fd" 2>/dev/null | wc -l
+}
+
+# Bounded wait until the shim has closed every client connection it accepted (each "new
+# connection" line of its debug log has its "connection closed"): a client that just exited
+# may still have its socket open in the shim, which would skew a descriptor count.
+wait_clients_closed() {
+	i=0
+	while [ "$(grep -c '"new connection fd' "$T/shim.log")" != \
+		"$(grep -c '"connection closed (' "$T/shim.log")" ] && [ $i -lt 200 ]; do
+		sleep 0.05
+		i=$((i + 1))
+	done
 }
 
 # Stop the shim with SIGTERM (the orderly shutdown path), bounded; sanitizer reports show up

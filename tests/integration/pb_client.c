@@ -40,29 +40,14 @@
 
 #include "frame.h"
 #include "msg-pb.h"
+#include "testlib.h"
 #include "transport.h"
 #include "ttrpc.pb-c.h"
 #include "util.h"
 
-#define TASK MSG_PB_TASK_SERVICE
+#define TASK PROTOCOL_TASK_SERVICE
 
 static uint32_t next_id = 1;
-
-static int
-pc_connect(const char *path)
-{
-	struct sockaddr_un un = {.sun_family = AF_UNIX};
-	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-
-	if (fd < 0)
-		fatal("socket");
-	snprintf(un.sun_path, sizeof un.sun_path, "%s", path);
-	if (connect(fd, (struct sockaddr *)&un, sizeof un) < 0) {
-		fprintf(stderr, "connect %s: %s\n", path, strerror(errno));
-		exit(1);
-	}
-	return fd;
-}
 
 static json_t *
 pc_json(const char *text)
@@ -162,7 +147,7 @@ pc_response(int fd, uint32_t sid, const char *method, int timeout_ms, struct msg
 static int
 pc_call(const char *sock, const char *method, const char *json, int timeout_ms)
 {
-	int fd = pc_connect(sock);
+	int fd = testlib_connect_or_exit(sock);
 	json_t *pl = pc_json(json);
 	struct msg_response r;
 	uint32_t sid = pc_request(fd, method, pl);
@@ -246,7 +231,7 @@ pc_badinput(const char *sock, size_t max)
 	static const uint8_t trunc[] = {0x0a, 0x80};
 	static const uint8_t trunc_state[] = {0x0a, 9, 'c'};
 	static const uint8_t not_json[] = {'[', '1', ']'};
-	int fd = pc_connect(sock), fails = 0;
+	int fd = testlib_connect_or_exit(sock), fails = 0;
 	uint8_t *buf, *big;
 	size_t len;
 
@@ -276,7 +261,7 @@ pc_badinput(const char *sock, size_t max)
 	free(big);
 	fails += pc_expect(fd, "Connect", "{\"id\":\"x\"}", 0, "the connection still works");
 	/* Events/Subscribe is JSON only. */
-	buf = pc_raw_request("containerd.events.v1.Events", "Subscribe", NULL, 0, &len);
+	buf = pc_raw_request(PROTOCOL_EVENTS_SERVICE, "Subscribe", NULL, 0, &len);
 	fails += pc_expect_raw(fd, buf, len, 12, "Subscribe in protobuf");
 	free(buf);
 	close(fd);
@@ -386,8 +371,8 @@ pc_events_conn(int fd, FILE *out, const char *outpath, const char *hold, int *cl
 		rq = ttrpc__request__unpack(NULL, h.length, p);
 		free(p);
 		if (h.type != FRAME_TYPE_REQUEST || rq == NULL ||
-		    strcmp(rq->service, MSG_PB_EVENTS_SERVICE) != 0 ||
-		    strcmp(rq->method, MSG_PB_EVENTS_FORWARD) != 0) {
+		    strcmp(rq->service, PROTOCOL_CONTAINERD_EVENTS_SERVICE) != 0 ||
+		    strcmp(rq->method, PROTOCOL_CONTAINERD_EVENTS_FORWARD) != 0) {
 			fprintf(stderr, "events: unexpected frame\n");
 			pc_respond(fd, h.stream_id, 12, "not Events/Forward");
 			if (rq != NULL)

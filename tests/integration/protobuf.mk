@@ -10,5 +10,5 @@ TSAN_TESTS += tests/integration/shim_forward.sh
 EXTRA_DIST += $(PB_ITESTS) tests/integration/protobuf.mk
 check_PROGRAMS += tests/integration/pb_client
 tests_integration_pb_client_SOURCES = tests/integration/pb_client.c
-tests_integration_pb_client_CFLAGS = $(AM_CFLAGS)
-tests_integration_pb_client_LDADD = $(COMMON_LIBS)
+tests_integration_pb_client_CFLAGS = $(AM_CFLAGS) $(TESTLIB_CFLAGS)
+tests_integration_pb_client_LDADD = $(TESTLIB_LIBS) $(COMMON_LIBS)

@@ -1,6 +1,6 @@
 #!/bin/bash
-# shim_agent.sh: SPEC 5.6. The agent dying during a call turns it into UNAVAILABLE; State and
-# Delete keep working from the shim's own state; a restarted agent is reconnected and calls
+# shim_agent.sh: docs/CONTRACT.md 5.6. The agent dying during a call turns it into UNAVAILABLE;
+# State and Delete keep working from the shim's own state; a restarted agent is reconnected and calls
 # succeed again; an "agent" that sends garbage is dropped without harming the shim.
 . "$(dirname "$0")/lib.sh"
 need_bins

@@ -1,8 +1,8 @@
 #!/bin/bash
-# shim_badinput.sh: SPEC 5.5 on the real daemon: malformed JSON, unknown service/method, a
-# missing field, a wrong type, an oversized payload (RESOURCE_EXHAUSTED, discarded unbuffered),
+# shim_badinput.sh: docs/CONTRACT.md 5.5 on the real daemon: malformed JSON, unknown
+# service/method, a missing field, a wrong type, an oversized payload (RESOURCE_EXHAUSTED, discarded unbuffered),
 # an even stream id; after each one the same connection must still answer. Then a peer whose
-# uid is not in allowed_uids is closed at once and logged (SPEC 9).
+# uid is not in allowed_uids is closed at once and logged (docs/CONTRACT.md 6).
 . "$(dirname "$0")/lib.sh"
 need_bins
 setup

@@ -1,5 +1,5 @@
 #!/bin/bash
-# shim_cli.sh: the command line of SPEC 2 and the configuration checks of SPEC 3.
+# shim_cli.sh: the command line and the configuration checks (docs/CONTRACT.md 2, 3).
 # --version/--help; bad usage exits 2; bad configs exit 1 with one line naming the file, the
 # line or the key; `start` daemonizes and prints unix:///PATH once the socket accepts, a second
 # `start` prints the same address and starts nothing; `delete` kills a leftover shim, removes

@@ -5,7 +5,7 @@
 . "$(dirname "$0")/lib.sh"
 need_bins "$CTL"
 setup
-SECCOMP=${SECCOMP:-true} # this test also runs the shim confined (SPEC 9)
+SECCOMP=${SECCOMP:-true} # this test also runs the shim confined (docs/CONTRACT.md 6)
 start_agent
 start_shim
 export VMSHIM_ADDRESS="unix://$T/shim.sock"

@@ -5,7 +5,7 @@
 #  - mid-stream: with 1 GiB flowing on stdout, what reached the FIFO is a prefix of the source,
 #    the FIFO gets EOF, Wait answers.
 # After each: State/Connect/Delete answer, the restarted agent is reconnected, a new container
-# runs, and the shim's open-fd count returns to its idle baseline (SPEC 5.6, 5.7).
+# runs, and the shim's open-fd count returns to its idle baseline (docs/CONTRACT.md 5.6, 5.7).
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/shim_fault_lib.sh"
 need_bins

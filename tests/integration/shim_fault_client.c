@@ -27,25 +27,9 @@
 
 #include "frame.h"
 #include "msg.h"
+#include "protocol.h"
+#include "testlib.h"
 #include "util.h"
-
-#define TASK "containerd.task.v2.Task"
-
-static int
-fc_connect(const char *path)
-{
-	struct sockaddr_un un = {.sun_family = AF_UNIX};
-	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-
-	if (fd < 0)
-		fatal("socket");
-	snprintf(un.sun_path, sizeof un.sun_path, "%s", path);
-	if (connect(fd, (struct sockaddr *)&un, sizeof un) < 0) {
-		printf("FAIL connect %s: %s\n", path, strerror(errno));
-		exit(1);
-	}
-	return fd;
-}
 
 /* Send one request frame on stream sid. */
 static void
@@ -53,7 +37,7 @@ fc_send(int fd, uint32_t sid, const char *method, const char *json)
 {
 	json_t *pl = json_loads(json, 0, NULL);
 	size_t len, flen;
-	char *body = msg_request_encode(TASK, method, pl, 0, &len);
+	char *body = msg_request_encode(PROTOCOL_TASK_SERVICE, method, pl, 0, &len);
 	uint8_t *frame = frame_encode(sid, FRAME_TYPE_REQUEST, 0, body, len, &flen);
 
 	if (write_all(fd, frame, flen) < 0)
@@ -100,7 +84,7 @@ fc_response(int fd, uint32_t sid)
 static int
 fc_abandon(const char *sock, const char *id, int n)
 {
-	int fd = fc_connect(sock);
+	int fd = testlib_connect_or_exit(sock);
 	char json[300];
 	uint32_t sid = 1;
 
@@ -142,7 +126,7 @@ fc_idle(const char *sock, int n, int calls, const char *id)
 	struct pollfd pfd;
 
 	for (int i = 0; i < n; i++) {
-		fds[i] = fc_connect(sock);
+		fds[i] = testlib_connect_or_exit(sock);
 		fc_send(fds[i], 1, "Connect", "{\"id\":\"x\"}");
 		if (fc_response(fds[i], 1) != 0) {
 			printf("FAIL idle connection %d: its Connect failed\n", i);
@@ -151,7 +135,7 @@ fc_idle(const char *sock, int n, int calls, const char *id)
 	}
 	printf("%d idle connections open\n", n);
 	snprintf(json, sizeof json, "{\"id\":\"%s\"}", id);
-	fd = fc_connect(sock);
+	fd = testlib_connect_or_exit(sock);
 	for (int i = 0; i < calls; i++, sid += 2) {
 		t0 = fc_now_us();
 		fc_send(fd, sid, "State", json);

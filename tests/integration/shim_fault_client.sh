@@ -6,7 +6,7 @@
 #    (latency p50/p99 printed) and none of the idle ones is dropped;
 #  - SIGKILL of the shim with containers running, then `vmshim delete` with the same
 #    -namespace/-id/-socket: socket and pid file removed, the DeleteResponse JSON printed with
-#    exit_status 137 and an RFC 3339 exited_at, exit status 0 (SPEC 2, 5.4, 5.7).
+#    exit_status 137 and an RFC 3339 exited_at, exit status 0 (docs/CONTRACT.md 2, 5.4, 5.7).
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/shim_fault_lib.sh"
 need_bins "$FCLIENT"

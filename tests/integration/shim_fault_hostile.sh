@@ -13,7 +13,8 @@
 #   events                       -> a never-ending event flood: State latency stays low,
 #                                   agent calls still answer, memory stays flat.
 # In every mode the shim stays up, State/Connect/Delete answer, RSS is printed, the open-fd
-# count returns to its baseline; a real agent afterwards runs a container (SPEC 5.6, 5.7).
+# count returns to its baseline; a real agent afterwards runs a container (docs/CONTRACT.md
+# 5.6, 5.7).
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/shim_fault_lib.sh"
 need_bins "$FAKE" "$FCLIENT"

@@ -9,7 +9,8 @@
 #                     exited the shim closes it after the half-closed timeout (shortened for
 #                     the test with VMSHIM_TEST_HALF_CLOSED_TIMEOUT_MS, docs/RELIABILITY.md).
 # Each time the process's exit is still published (Wait answers), State/Delete answer, the shim
-# stays up and its open-fd count returns to the baseline (SPEC 7, 5.7; seeds 000, 001).
+# stays up and its open-fd count returns to the baseline (docs/PROTOCOL.md 3, docs/CONTRACT.md
+# 5.7: EOF is a frame, never a shutdown that could overtake the last bytes).
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/shim_fault_lib.sh"
 need_bins "$FAKE"
@@ -55,7 +56,7 @@ for mode in stream-big stream-after-eof stream-stdin-data stream-noeof; do
 	stream-noeof)
 		timeout 5 sh -c "printf 'input\n' >'$T/in$k'" || fail "$mode: could not write stdin"
 		wait_log 'stdin: 6 bytes, EOF received; not sending ours' "$T/fake.log" && pass "$mode: the agent got 6 stdin bytes and the shim's EOF" || fail "$mode: stdin did not reach the agent"
-		# The process still runs, so its stdin waits for it however long (SPEC 5.2): the
+		# The process still runs, so its stdin waits for it however long (docs/CONTRACT.md 5.2): the
 		# half-closed timeout counts only once the process is gone.
 		if wait_log 'stdin: closed by the shim' "$T/fake.log" $((3 * HALF_MS / 50)); then
 			fail "$mode: stdin closed while the process still runs"

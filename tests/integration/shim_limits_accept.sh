@@ -1,5 +1,6 @@
 #!/bin/bash
-# shim_limits_accept.sh: the accept path's limits (seed 004, SPEC 3 and 5.4).
+# shim_limits_accept.sh: the accept path's limits (docs/CONTRACT.md 3 and 5.4: a slow or silent
+# client must never hold up accepting others).
 # - handshake_timeout_ms: a silent or half-frame client is closed after it; a client whose
 #   first frame the RPC layer rejected (or ignored) is active and stays served.
 # - max_connections 10: the 11th connection is refused and logged; after one closes a new one

@@ -6,7 +6,7 @@
 #   is SIGKILLed, so its exit reaches nobody; a new agent knows nothing of c1. After the shim
 #   reconnects it asks (ProcessState -> NOT_FOUND), publishes /tasks/exit with status 255
 #   (logged), and Wait answers 255.
-# - Agent survives, the shim's link drops (the agent's --test-bringup-overlap switch drops
+# - Agent survives, the shim's link drops (the agent's VMSHIM_TEST_BRINGUP_OVERLAP knob drops
 #   every control connection): a process still running is not declared dead by the resync,
 #   and its later exit arrives as usual.
 # Not covered: an exit the surviving agent sent on the dropped connection but the shim never
@@ -60,7 +60,7 @@ expect_call "Delete c1" Delete '{"id":"c1"}' '"exit_status":255'
 # The agent survives, the link drops: nothing running is declared dead.
 stop_agent
 rm -f "$T/vm.sock"
-"$AGENT" --listen-uds "$T/vm.sock" --test-bringup-overlap >>"$T/agent.log" 2>&1 &
+VMSHIM_TEST_BRINGUP_OVERLAP=1 "$AGENT" --listen-uds "$T/vm.sock" >>"$T/agent.log" 2>&1 &
 AGENT_PID=$!
 PIDS="$PIDS $AGENT_PID"
 AGENT_PIDS="$AGENT_PIDS $AGENT_PID"

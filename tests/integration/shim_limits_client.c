@@ -36,11 +36,11 @@
 
 #include "frame.h"
 #include "msg.h"
+#include "protocol.h"
 #include "rpc.h"
+#include "testlib.h"
 #include "transport.h"
 #include "util.h"
-
-#define TASK "containerd.task.v2.Task"
 
 static uint32_t next_id = 1;
 static int fails;
@@ -62,23 +62,6 @@ check(bool ok, const char *fmt, ...)
 		fails++;
 }
 
-/* Connect, or -1 (the shim may refuse by closing after accept; connect itself succeeds). */
-static int
-lc_connect(const char *path)
-{
-	struct sockaddr_un un = {.sun_family = AF_UNIX};
-	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-
-	if (fd < 0)
-		return -1;
-	snprintf(un.sun_path, sizeof un.sun_path, "%s", path);
-	if (connect(fd, (struct sockaddr *)&un, sizeof un) < 0) {
-		close(fd);
-		return -1;
-	}
-	return fd;
-}
-
 static int
 lc_send_frame(int fd, uint32_t sid, uint8_t type, const void *p, size_t len)
 {
@@ -96,7 +79,7 @@ lc_send_request(int fd, const char *method, json_t *payload)
 	size_t len;
 
 	next_id += 2;
-	buf = msg_request_encode(TASK, method, payload, 0, &len);
+	buf = msg_request_encode(PROTOCOL_TASK_SERVICE, method, payload, 0, &len);
 	if (lc_send_frame(fd, sid, FRAME_TYPE_REQUEST, buf, len) < 0)
 		return 0;
 	return sid;
@@ -169,8 +152,9 @@ mode_handshake(const char *sock, int ms)
 {
 	static const uint8_t half[5] = {0, 0, 0, 40, 0};
 	static const char bad_json[] = "{\"service\":";
-	int silent = lc_connect(sock), halff = lc_connect(sock);
-	int even = lc_connect(sock), badj = lc_connect(sock), data = lc_connect(sock);
+	int silent = testlib_connect(sock), halff = testlib_connect(sock);
+	int even = testlib_connect(sock), badj = testlib_connect(sock),
+	    data = testlib_connect(sock);
 	cleanup_free char *req = NULL;
 	int64_t t0 = time_mono_ms(), elapsed;
 	bool closed;
@@ -182,7 +166,7 @@ mode_handshake(const char *sock, int ms)
 		return 1;
 	}
 	write_all(halff, half, sizeof half);
-	req = msg_request_encode(TASK, "Connect", NULL, 0, &len);
+	req = msg_request_encode(PROTOCOL_TASK_SERVICE, "Connect", NULL, 0, &len);
 	lc_send_frame(even, 2, FRAME_TYPE_REQUEST, req, len);
 	code = lc_read_response(even, 2000, NULL);
 	check(code == ST_INVALID_ARGUMENT, "even stream id answered INVALID_ARGUMENT (%d)", code);
@@ -228,7 +212,7 @@ mode_hold(const char *sock, int n, int seconds)
 	cleanup_json json_t *pl = json_pack("{s:s}", "id", "x");
 
 	for (int i = 0; i < n; i++) {
-		fds[i] = lc_connect(sock);
+		fds[i] = testlib_connect(sock);
 		if (fds[i] >= 0) {
 			connected++;
 			lc_send_request(fds[i], "Connect", pl);
@@ -265,7 +249,7 @@ mode_maxconn(const char *sock, int n)
 	int extra, code = -1, tries;
 
 	for (int i = 0; i < n; i++) {
-		fds[i] = lc_connect(sock);
+		fds[i] = testlib_connect(sock);
 		code = fds[i] >= 0 ? lc_connect_call(fds[i], 2000) : -1;
 		if (code != 0) {
 			check(false, "connection %d of %d answered (%d)", i + 1, n, code);
@@ -273,7 +257,7 @@ mode_maxconn(const char *sock, int n)
 		}
 	}
 	check(true, "%d connections answered", n);
-	extra = lc_connect(sock);
+	extra = testlib_connect(sock);
 	check(extra >= 0 && lc_connect_call(extra, 2000) == -1,
 	    "connection %d closed without an answer", n + 1);
 	if (extra >= 0)
@@ -281,7 +265,7 @@ mode_maxconn(const char *sock, int n)
 	close(fds[0]);
 	/* The slot frees when the loop has seen the close: retry, bounded. */
 	for (tries = 1; tries <= 50; tries++) {
-		extra = lc_connect(sock);
+		extra = testlib_connect(sock);
 		code = extra >= 0 ? lc_connect_call(extra, 2000) : -1;
 		if (code == 0)
 			break;
@@ -303,7 +287,7 @@ static int
 mode_queuefill(const char *sock, const char *id, int n, const char *file)
 {
 	cleanup_json json_t *pl = json_pack("{s:s}", "id", id);
-	int fd = lc_connect(sock), code, ok = 0, exhausted = 0, got = 0;
+	int fd = testlib_connect(sock), code, ok = 0, exhausted = 0, got = 0;
 	uint32_t last, sid;
 	int64_t t0;
 	FILE *f;
@@ -364,7 +348,7 @@ static int
 mode_waitsdrop(const char *sock, const char *id, int n)
 {
 	cleanup_json json_t *pl = json_pack("{s:s}", "id", id);
-	int fd = lc_connect(sock), code;
+	int fd = testlib_connect(sock), code;
 
 	if (fd < 0) {
 		check(false, "connect");
@@ -402,7 +386,7 @@ mode_agentcall(const char *sock, const char *method, const char *json)
 		rpc_client_free(c);
 		return 1;
 	}
-	if (rpc_client_call(c, "vmshim.agent.v1.Agent", method, pl, 5000, &resp, &st) < 0) {
+	if (rpc_client_call(c, PROTOCOL_AGENT_SERVICE, method, pl, 5000, &resp, &st) < 0) {
 		printf("%s %s\n", status_code_name(st.code), st.msg);
 	} else {
 		out = json_dumps(resp, JSON_COMPACT | JSON_SORT_KEYS);

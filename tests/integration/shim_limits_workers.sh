@@ -1,5 +1,5 @@
 #!/bin/bash
-# shim_limits_workers.sh: the worker pool's bound and parked Waits (SPEC 4, 5.4).
+# shim_limits_workers.sh: the worker pool's bound and parked Waits (docs/CONTRACT.md 4 and 5.4).
 # - workers 1 (queue 64 per worker): with the agent SIGSTOPped every guest call hangs, so the
 #   worker is stuck and 64 Pids fill the queue; the next call is answered RESOURCE_EXHAUSTED at
 #   once, not queued; after SIGCONT every queued call is answered.

@@ -1,5 +1,5 @@
 #!/bin/bash
-# shim_limits_xdg.sh: SPEC 2's default socket path for a user that is not root:
+# shim_limits_xdg.sh: the default socket path (docs/CONTRACT.md 2) for a user that is not root:
 # `vmshim start` as uid 65534 with XDG_RUNTIME_DIR set prints unix://$XDG_RUNTIME_DIR/vmshim/
 # NS/ID.sock, the socket is 0600 and its directories 0700, owned by that user, and it answers
 # that user; `vmshim delete` as that user cleans up.
@@ -8,6 +8,15 @@ need_bins
 command -v setpriv >/dev/null || skip "setpriv is missing"
 [ "$(id -u)" = 0 ] || skip "needs root to switch to uid 65534"
 setup
+# uid 65534 runs the shim and the client: from a checkout it cannot traverse (a clone under a
+# 0700 `mktemp -d`) it could not even exec them. Both binaries are self-contained (static or
+# linked only against system libraries), so run copies from the test's 0755 directory.
+mkdir -m 0755 "$T/bin"
+cp "$SHIM" "$T/bin/vmshim" && cp "$RAW" "$T/bin/shim_rawclient" || die "cannot copy the binaries to $T/bin"
+SHIM=$T/bin/vmshim
+RAW=$T/bin/shim_rawclient
+setpriv --reuid 65534 --regid 65534 --clear-groups "$SHIM" -h >/dev/null 2>&1 ||
+	skip "uid 65534 cannot run a copy of the shim in $T/bin (noexec /tmp?)"
 X=$T/xdg
 mkdir -m 0700 "$X"
 chown 65534:65534 "$X"

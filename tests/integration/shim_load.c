@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "protocol.h"
 #include "rpc.h"
 #include "transport.h"
 #include "util.h"
@@ -44,8 +45,8 @@ load_client(void *arg)
 		fatalx("reader: %s", st.msg);
 	req = task_id ? json_pack("{s:s}", "id", task_id) : json_pack("{s:s}", "id", "x");
 	for (int i = 0; i < ncalls; i++) {
-		if (rpc_client_call(c, "containerd.task.v2.Task", task_id ? "State" : "Connect",
-			req, 10000, NULL, &st) < 0) {
+		if (rpc_client_call(c, PROTOCOL_TASK_SERVICE, task_id ? "State" : "Connect", req,
+			10000, NULL, &st) < 0) {
 			if (atomic_fetch_add(&failures, 1) < 5)
 				fprintf(stderr, "call %d: %s: %s\n", i, status_code_name(st.code),
 				    st.msg);

@@ -1,5 +1,5 @@
 #!/bin/bash
-# shim_load.sh: SPEC 5.4 and 5.7 under load. The open-fd count after 1000 connect/call/
+# shim_load.sh: docs/CONTRACT.md 5.4 and 5.7 under load. The open-fd count after 1000 connect/call/
 # disconnect cycles equals the idle count; 64 clients x 200 calls in parallel all succeed;
 # 500 parked Waits leave State flowing and are all answered; 200 half-header connections do
 # not delay a normal client, nor does one that sends 200000 requests and never reads.

@@ -5,8 +5,10 @@
  * Unix socket, single-threaded: every mode opens its own connections, checks what comes back
  * and exits 0 when everything was as expected, 1 otherwise (printing why). Modes:
  *
- *   call SOCK METHOD JSON            one Task call; prints "CODE PAYLOAD" (code as a name)
- *   badinput SOCK MAXMSG             SPEC 5.5's bad-input table on one connection, each case
+ *   call SOCK METHOD JSON            one Task call; prints "CODE PAYLOAD" (code as a name);
+ *                                    the answer is awaited 10 s, a Wait's 120 s (it lasts as
+ *                                    long as the process, however loaded the machine)
+ *   badinput SOCK MAXMSG             docs/CONTRACT.md 5.5's bad input on one connection, each case
  *                                    followed by a Connect that must still succeed
  *   cycles SOCK N                    N x (connect, Connect call, disconnect)
  *   halfheader SOCK N                N connections that send 5 header bytes and stall, then a
@@ -16,6 +18,12 @@
  *   subscribe SOCK N                 subscribe to events, print the first N topics
  *   noread SOCK N                    send N requests and never read the answers, then a
  *                                    fresh client's Connect must be answered; prints latency
+ *   pair SOCK M1 J1 M2 J2            send M1 then M2 back to back on one connection (the shim
+ *                                    dispatches them in that order), print each answer as
+ *                                    it arrives: "M: CODE message"
+ *   dupsid SOCK ID                   park a Wait on ID, send a State on the same stream id:
+ *                                    that answers INVALID_ARGUMENT at once; then Kill ID and
+ *                                    the Wait still answers OK on that id
  */
 #include "config.h"
 
@@ -30,27 +38,12 @@
 
 #include "frame.h"
 #include "msg.h"
+#include "protocol.h"
+#include "testlib.h"
 #include "util.h"
 
-#define TASK "containerd.task.v2.Task"
-
 static uint32_t next_id = 1;
-
-static int
-rc_connect(const char *path)
-{
-	struct sockaddr_un un = {.sun_family = AF_UNIX};
-	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-
-	if (fd < 0)
-		fatal("socket");
-	snprintf(un.sun_path, sizeof un.sun_path, "%s", path);
-	if (connect(fd, (struct sockaddr *)&un, sizeof un) < 0) {
-		fprintf(stderr, "connect %s: %s\n", path, strerror(errno));
-		exit(1);
-	}
-	return fd;
-}
+static int response_ms = 10000; /* how long rc_read_response waits for the answer */
 
 static void
 rc_send_frame(int fd, uint32_t sid, uint8_t type, uint8_t flags, const void *p, size_t len)
@@ -121,7 +114,7 @@ rc_read_response(int fd, uint32_t sid, json_t **out, char *msgbuf, size_t msglen
 	int code;
 
 	for (;;) {
-		p = rc_read_frame(fd, &h, 10000);
+		p = rc_read_frame(fd, &h, response_ms);
 		if (h.type == FRAME_TYPE_RESPONSE)
 			break;
 		free(p);
@@ -147,7 +140,7 @@ rc_read_response(int fd, uint32_t sid, json_t **out, char *msgbuf, size_t msglen
 static int
 rc_call(int fd, const char *method, const char *json, json_t **out, char *msg, size_t len)
 {
-	uint32_t sid = rc_send_request(fd, TASK, method, json, 0);
+	uint32_t sid = rc_send_request(fd, PROTOCOL_TASK_SERVICE, method, json, 0);
 
 	return rc_read_response(fd, sid, out, msg, len);
 }
@@ -155,11 +148,15 @@ rc_call(int fd, const char *method, const char *json, json_t **out, char *msg, s
 static int
 mode_call(const char *sock, const char *method, const char *json)
 {
-	int fd = rc_connect(sock);
+	int fd = testlib_connect_or_exit(sock);
 	char msg[600];
 	json_t *out = NULL;
 	char *s;
-	int code = rc_call(fd, method, json, &out, msg, sizeof msg);
+	int code;
+
+	if (strcmp(method, "Wait") == 0)
+		response_ms = 120000;
+	code = rc_call(fd, method, json, &out, msg, sizeof msg);
 
 	s = json_dumps(out, JSON_COMPACT | JSON_SORT_KEYS);
 	if (code == 0)
@@ -204,7 +201,7 @@ static int
 mode_badinput(const char *sock, size_t maxmsg)
 {
 	static const char malformed[] = "{\"service\":\"containerd.task.v2.Task\",\"method\":";
-	int fd = rc_connect(sock), fails = 0;
+	int fd = testlib_connect_or_exit(sock), fails = 0;
 	uint32_t sid;
 	char *big;
 	size_t n;
@@ -214,19 +211,21 @@ mode_badinput(const char *sock, size_t maxmsg)
 	rc_send_frame(fd, sid, FRAME_TYPE_REQUEST, 0, malformed, sizeof malformed - 1);
 	fails += rc_expect(fd, sid, 3, "malformed JSON");
 
-	sid = rc_send_request(fd, TASK, "NoSuchMethod", "{}", 0);
+	sid = rc_send_request(fd, PROTOCOL_TASK_SERVICE, "NoSuchMethod", "{}", 0);
 	fails += rc_expect(fd, sid, 12, "unknown method");
 	sid = rc_send_request(fd, "no.such.Service", "State", "{}", 0);
 	fails += rc_expect(fd, sid, 12, "unknown service");
-	sid = rc_send_request(fd, TASK, "Checkpoint", "{\"id\":\"c\"}", 0);
+	sid = rc_send_request(fd, PROTOCOL_TASK_SERVICE, "Checkpoint", "{\"id\":\"c\"}", 0);
 	fails += rc_expect(fd, sid, 12, "Checkpoint");
-	sid = rc_send_request(fd, TASK, "State", "{}", 0);
+	sid = rc_send_request(fd, PROTOCOL_TASK_SERVICE, "State", "{}", 0);
 	fails += rc_expect(fd, sid, 3, "missing field (State without id)");
-	sid = rc_send_request(fd, TASK, "State", "{\"id\":42}", 0);
+	sid = rc_send_request(fd, PROTOCOL_TASK_SERVICE, "State", "{\"id\":42}", 0);
 	fails += rc_expect(fd, sid, 3, "wrong type (id: 42)");
-	sid = rc_send_request(fd, TASK, "Create", "{\"id\":\"a/b\",\"bundle\":\"/x\"}", 0);
+	sid = rc_send_request(
+	    fd, PROTOCOL_TASK_SERVICE, "Create", "{\"id\":\"a/b\",\"bundle\":\"/x\"}", 0);
 	fails += rc_expect(fd, sid, 3, "bad id (a/b)");
-	sid = rc_send_request(fd, TASK, "Kill", "{\"id\":\"nope\",\"signal\":9}", 0);
+	sid =
+	    rc_send_request(fd, PROTOCOL_TASK_SERVICE, "Kill", "{\"id\":\"nope\",\"signal\":9}", 0);
 	fails += rc_expect(fd, sid, 5, "unknown container");
 
 	/* Oversized: max_message_bytes + 1 of payload, a JSON string that would be valid. */
@@ -244,7 +243,7 @@ mode_badinput(const char *sock, size_t maxmsg)
 	/* Even stream id: a client must use odd ids. */
 	{
 		size_t len;
-		char *req = msg_request_encode(TASK, "Connect", NULL, 0, &len);
+		char *req = msg_request_encode(PROTOCOL_TASK_SERVICE, "Connect", NULL, 0, &len);
 
 		rc_send_frame(fd, 2, FRAME_TYPE_REQUEST, 0, req, len);
 		free(req);
@@ -259,7 +258,7 @@ static int
 mode_cycles(const char *sock, int n)
 {
 	for (int i = 0; i < n; i++) {
-		int fd = rc_connect(sock);
+		int fd = testlib_connect_or_exit(sock);
 
 		if (rc_call(fd, "Connect", "{\"id\":\"x\"}", NULL, NULL, 0) != 0) {
 			printf("FAIL cycle %d\n", i);
@@ -280,12 +279,12 @@ mode_halfheader(const char *sock, int n)
 	int fd, code;
 
 	for (int i = 0; i < n; i++) {
-		fds[i] = rc_connect(sock);
+		fds[i] = testlib_connect_or_exit(sock);
 		if (write_all(fds[i], half, sizeof half) < 0)
 			fatal("write");
 	}
 	t0 = time_mono_ms();
-	fd = rc_connect(sock);
+	fd = testlib_connect_or_exit(sock);
 	code = rc_call(fd, "Connect", "{\"id\":\"x\"}", NULL, NULL, 0);
 	t1 = time_mono_ms();
 	printf("%s: with %d stalled half-header clients, a new client was answered (%s) in "
@@ -302,14 +301,14 @@ mode_halfheader(const char *sock, int n)
 static int
 mode_noread(const char *sock, int n)
 {
-	int hog = rc_connect(sock), fd, code;
+	int hog = testlib_connect_or_exit(sock), fd, code;
 	int64_t t0, t1;
 
 	/* Non-blocking: once the shim stops reading from us, stop writing instead of hanging. */
 	fd_set_nonblock(hog, true);
 	for (int i = 0; i < n; i++) {
 		size_t len, flen;
-		char *req = msg_request_encode(TASK, "Connect", NULL, 0, &len);
+		char *req = msg_request_encode(PROTOCOL_TASK_SERVICE, "Connect", NULL, 0, &len);
 		uint8_t *buf = frame_encode(next_id, FRAME_TYPE_REQUEST, 0, req, len, &flen);
 		ssize_t w = write(hog, buf, flen);
 
@@ -322,7 +321,7 @@ mode_noread(const char *sock, int n)
 		}
 	}
 	t0 = time_mono_ms();
-	fd = rc_connect(sock);
+	fd = testlib_connect_or_exit(sock);
 	code = rc_call(fd, "Connect", "{\"id\":\"x\"}", NULL, NULL, 0);
 	t1 = time_mono_ms();
 	printf("%s: beside a client that never reads, a new client was answered (%s) in %lld ms\n",
@@ -336,7 +335,7 @@ mode_noread(const char *sock, int n)
 static int
 mode_waits(const char *sock, int n, const char *id)
 {
-	int fd = rc_connect(sock), got = 0, states = 0;
+	int fd = testlib_connect_or_exit(sock), got = 0, states = 0;
 	char json[300];
 	uint32_t first = next_id, sid;
 	int64_t t0, worst = 0;
@@ -345,11 +344,11 @@ mode_waits(const char *sock, int n, const char *id)
 
 	snprintf(json, sizeof json, "{\"id\":\"%s\"}", id);
 	for (int i = 0; i < n; i++)
-		rc_send_request(fd, TASK, "Wait", json, 0);
+		rc_send_request(fd, PROTOCOL_TASK_SERVICE, "Wait", json, 0);
 	/* State keeps flowing on the same connection while the Waits are parked. */
 	for (int i = 0; i < 50; i++) {
 		t0 = time_mono_ms();
-		sid = rc_send_request(fd, TASK, "State", json, 0);
+		sid = rc_send_request(fd, PROTOCOL_TASK_SERVICE, "State", json, 0);
 		if (rc_read_response(fd, sid, NULL, NULL, 0) != 0) {
 			printf("FAIL State %d\n", i);
 			return 1;
@@ -361,7 +360,7 @@ mode_waits(const char *sock, int n, const char *id)
 	printf("%d States answered while %d Waits parked (slowest %lld ms)\n", states, n,
 	    (long long)worst);
 	snprintf(json, sizeof json, "{\"id\":\"%s\",\"signal\":9}", id);
-	sid = rc_send_request(fd, TASK, "Kill", json, 0);
+	sid = rc_send_request(fd, PROTOCOL_TASK_SERVICE, "Kill", json, 0);
 	while (got < n) {
 		p = rc_read_frame(fd, &h, 10000);
 		if (h.type == FRAME_TYPE_RESPONSE && h.stream_id >= first &&
@@ -386,9 +385,9 @@ mode_waits(const char *sock, int n, const char *id)
 static int
 mode_subscribe(const char *sock, int n)
 {
-	int fd = rc_connect(sock);
-	uint32_t sid = rc_send_request(
-	    fd, "containerd.events.v1.Events", "Subscribe", "{}", FRAME_FLAG_REMOTE_OPEN);
+	int fd = testlib_connect_or_exit(sock);
+	uint32_t sid =
+	    rc_send_request(fd, PROTOCOL_EVENTS_SERVICE, "Subscribe", "{}", FRAME_FLAG_REMOTE_OPEN);
 	struct frame_header h;
 	struct msg_event ev;
 	struct status st;
@@ -414,6 +413,73 @@ mode_subscribe(const char *sock, int n)
 	return 0;
 }
 
+/* Two requests back to back on one connection; each answer printed (flushed) on arrival. */
+static int
+mode_pair(const char *sock, char **argv)
+{
+	int fd = testlib_connect_or_exit(sock);
+	int got = 0;
+	uint32_t sid[2];
+
+	sid[0] = rc_send_request(fd, PROTOCOL_TASK_SERVICE, argv[0], argv[1], 0);
+	sid[1] = rc_send_request(fd, PROTOCOL_TASK_SERVICE, argv[2], argv[3], 0);
+	while (got < 2) {
+		struct frame_header h;
+		struct msg_response r;
+		struct status st;
+		uint8_t *p = rc_read_frame(fd, &h, 10000);
+		int k = h.stream_id == sid[0] ? 0 : h.stream_id == sid[1] ? 1 : -1;
+
+		if (h.type != FRAME_TYPE_RESPONSE || k < 0) {
+			free(p);
+			continue;
+		}
+		if (msg_response_decode(p, h.length, &r, &st) < 0) {
+			fprintf(stderr, "bad response: %s\n", st.msg);
+			exit(1);
+		}
+		free(p);
+		printf("%s: %s %s\n", argv[2 * k], r.code == 0 ? "OK" : status_code_name(r.code),
+		    r.message);
+		fflush(stdout);
+		msg_response_clear(&r);
+		got++;
+	}
+	close(fd);
+	return 0;
+}
+
+/* A second request on a stream id still in flight is answered, the first one still served. */
+static int
+mode_dupsid(const char *sock, const char *id)
+{
+	int fd = testlib_connect_or_exit(sock), kfd;
+	char json[512], msg[600];
+	uint32_t sid;
+	int code;
+
+	snprintf(json, sizeof json, "{\"id\":\"%s\"}", id);
+	sid = rc_send_request(fd, PROTOCOL_TASK_SERVICE, "Wait", json, 0);
+	next_id = sid;
+	rc_send_request(fd, PROTOCOL_TASK_SERVICE, "State", json, 0);
+	code = rc_read_response(fd, sid, NULL, msg, sizeof msg);
+	printf("duplicate: %s %s\n", status_code_name(code), msg);
+	if (code != ST_INVALID_ARGUMENT)
+		return 1;
+	kfd = testlib_connect_or_exit(sock);
+	snprintf(json, sizeof json, "{\"id\":\"%s\",\"signal\":9}", id);
+	code = rc_call(kfd, "Kill", json, NULL, msg, sizeof msg);
+	close(kfd);
+	if (code != 0) {
+		printf("Kill: %s %s\n", status_code_name(code), msg);
+		return 1;
+	}
+	code = rc_read_response(fd, sid, NULL, msg, sizeof msg);
+	printf("first (Wait): %s %s\n", status_code_name(code), msg);
+	close(fd);
+	return code == 0 ? 0 : 1;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -431,8 +497,12 @@ main(int argc, char **argv)
 		return mode_noread(argv[2], atoi(argv[3]));
 	if (argc == 4 && strcmp(argv[1], "subscribe") == 0)
 		return mode_subscribe(argv[2], atoi(argv[3]));
-	fprintf(stderr,
-	    "usage: shim_rawclient call|badinput|cycles|halfheader|noread|waits|subscribe "
-	    "SOCK ...\n");
+	if (argc == 7 && strcmp(argv[1], "pair") == 0)
+		return mode_pair(argv[2], argv + 3);
+	if (argc == 4 && strcmp(argv[1], "dupsid") == 0)
+		return mode_dupsid(argv[2], argv[3]);
+	fprintf(stderr, "usage: shim_rawclient "
+			"call|badinput|cycles|halfheader|noread|waits|subscribe|pair|dupsid "
+			"SOCK ...\n");
 	return 2;
 }

@@ -1,5 +1,6 @@
 #!/bin/bash
-# shim_stdio_bulk.sh: bulk stdio through the real vmshim + vmshim-agent (local VM), SPEC 5.1/5.2.
+# shim_stdio_bulk.sh: bulk stdio through the real vmshim + vmshim-agent (local VM),
+# docs/CONTRACT.md 5.1 and 5.2.
 #  - 1 GiB from a container's stdout to the stdout FIFO, SHA-256 equal to the source's;
 #  - 256 MiB into stdin, through `cat`, back out of stdout, SHA-256 equal, with CloseIO sent
 #    once all of it is in the stdin FIFO (the writer still open) while output is outstanding;

@@ -3,7 +3,7 @@
 # its parent's exit for ever. The process starts `while :; do echo tick; sleep 0.1; done &` and
 # exits 7; the runtime reads stdout all along. The agent drains output after a reap for at
 # most its drain limit of unpaused time (30 s; 2 s here with the test switch
-# --test-drain-max-ms), then detaches the pipe (logged), so the exit is published. Before the
+# VMSHIM_TEST_DRAIN_MAX_MS), then detaches the pipe (logged), so the exit is published. Before the
 # limit, the drain grace restarted at every tick: Wait never answered, Kill said NOT_FOUND and
 # Delete FAILED_PRECONDITION. Checked: Wait answers exit_status 7 within 15 s, ticks reached
 # the runtime before it, the agent logged the detach, Delete answers, the shim's fds are back
@@ -12,7 +12,7 @@
 . "$(dirname "$0")/shim_fault_lib.sh"
 need_bins
 setup
-AGENT_OPTS="--test-drain-max-ms 2000"
+export VMSHIM_TEST_DRAIN_MAX_MS=2000
 start_agent
 start_shim
 base=$(open_fds "$SHIM_PID")

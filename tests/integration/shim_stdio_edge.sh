@@ -4,8 +4,8 @@
 #    process that ignores stdin, and for `cat`, which is killed);
 #  - a terminal: `stty size` inside an exec with terminal true reports what ResizePty set
 #    (width = columns, height = rows: 77 x 33 gives "33 77");
-#  - half-close (SPEC 5.2): the stdin FIFO's EOF ends the process's stdin while its stdout keeps
-#    flowing: `cat; sleep 0.2; echo after-eof` shows the input and then "after-eof".
+#  - half-close (docs/CONTRACT.md 5.2): the stdin FIFO's EOF ends the process's stdin while its
+#    stdout keeps flowing: `cat; sleep 0.2; echo after-eof` shows the input and then "after-eof".
 . "$(dirname "$0")/lib.sh"
 need_bins
 setup

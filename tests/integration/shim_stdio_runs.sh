@@ -2,10 +2,11 @@
 # shim_stdio_runs.sh: many short-lived processes through the real vmshim + vmshim-agent.
 #  - 500 exec lifecycles of a process that writes 1 MiB and exits at once: right after each
 #    Wait returns, a non-blocking read of the stdout FIFO (the shim still holding its end) must
-#    complete all 1 MiB, byte-exact (SPEC 5.1: bytes reach the FIFO before Wait returns);
+#    complete all 1 MiB, byte-exact (docs/CONTRACT.md 5.1: bytes reach the FIFO before Wait
+#    returns);
 #  - 1,000 exec lifecycles with stdin, stdout and stderr FIFOs (create FIFOs, Exec, Start, read
 #    output, Wait, Delete): afterwards the shim's and the agent's open-fd counts equal their
-#    idle counts (SPEC 5.7).
+#    idle counts (docs/CONTRACT.md 5.7).
 # STDIO_RUNS / STDIO_CYCLES change the counts for quick runs.
 . "$(dirname "$0")/lib.sh"
 CLIENT=$B/tests/integration/stdio_client
@@ -40,6 +41,7 @@ else
 	fail "$RUNS x 1 MiB: $(printf '%s' "$out" | tail -8 | tr '\n' ';')"
 fi
 
+wait_clients_closed
 shim_idle=$(open_fds "$SHIM_PID")
 agent_idle=$(open_fds "$AGENT_PID")
 if out=$("$CLIENT" runs "$T/shim.sock" ctr "$CYCLES" 4096 "$T/fifos" "$CLIENT" full 2>&1); then

@@ -1,6 +1,7 @@
 #!/bin/bash
 # shim_stdio_unread.sh: a runtime that never reads stdout/stderr cannot hold a process's exit
-# forever, and a runtime that does read, however slowly, still gets every byte (SPEC 5.1).
+# forever, and a runtime that does read, however slowly, still gets every byte (docs/CONTRACT.md
+# 5.1).
 # Real vmshim + vmshim-agent (local VM); the drain deadline (half_closed_ms) is shortened to
 # 500 ms with the test-only VMSHIM_TEST_HALF_CLOSED_TIMEOUT_MS.
 #   a: 8 MiB on stdout, exit 5; the FIFO is opened by a reader that never reads;

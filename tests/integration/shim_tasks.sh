@@ -77,6 +77,16 @@ expect_call "Kill c2" Kill '{"id":"c2","signal":9}' '^OK'
 expect_call "Wait c2" Wait '{"id":"c2"}' '"exit_status":137'
 expect_call "Delete c2" Delete '{"id":"c2"}' '"exit_status":137'
 
+# Ids: one rule on both sides (common/protocol.c). The longest id runs end to end; one byte
+# more is refused by the shim itself, before the agent is asked.
+id128=$(printf '%0128d' 0)
+expect_call "Create a 128-byte id" Create "{\"id\":\"$id128\",\"bundle\":\"$T/b2\"}" '^OK'
+expect_call "Delete the 128-byte id" Delete "{\"id\":\"$id128\"}" '^OK'
+expect_call "Create a 200-byte id" Create "{\"id\":\"$(printf '%0200d' 0)\",\"bundle\":\"$T/b2\"}" \
+	'^INVALID_ARGUMENT payload\.id: longer than 128 bytes'
+expect_call "Exec with a space in its id" Exec "{\"id\":\"$id128\",\"exec_id\":\"a b\",\"spec\":{\"args\":[\"true\"]}}" \
+	'^INVALID_ARGUMENT payload\.exec_id: invalid character 0x20'
+
 # Shutdown without `now` while a task is left: the shim stays until the last Delete.
 make_bundle b3 'exit 0'
 expect_call "Create c3" Create "{\"id\":\"c3\",\"bundle\":\"$T/b3\"}" '^OK'

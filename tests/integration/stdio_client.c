@@ -42,11 +42,11 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "protocol.h"
 #include "rpc.h"
 #include "transport.h"
 #include "util.h"
 
-#define TASK	      "containerd.task.v2.Task"
 #define CALL_MS	      20000
 #define RUN_DEADLINE  30000
 #define CHUNK	      (256 * 1024)
@@ -188,7 +188,7 @@ call(struct rpc_client *c, const char *method, json_t *pl)
 
 	if (pl == NULL)
 		fatalx("json_pack for %s", method);
-	if (rpc_client_call(c, TASK, method, pl, CALL_MS, &resp, &st) < 0) {
+	if (rpc_client_call(c, PROTOCOL_TASK_SERVICE, method, pl, CALL_MS, &resp, &st) < 0) {
 		fprintf(stderr, "%s %s: %s: %s\n", method, json_dumps(pl, JSON_COMPACT),
 		    status_code_name(st.code), st.msg);
 		exit(1);
@@ -354,7 +354,8 @@ run_one(struct rpc_client *c, const char *id, unsigned i, uint64_t size, const c
 			fatal("poll");
 		if (pfd[0].revents != 0)
 			waited = true;
-		/* After Wait: whatever the FIFO holds now is all there may be (SPEC 5.1). */
+		/* After Wait: whatever the FIFO holds now is all there may be
+		 * (docs/CONTRACT.md 5.1). */
 		reader_drain(&ro);
 		if (re.fd >= 0)
 			reader_drain(&re);

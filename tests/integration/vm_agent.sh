@@ -97,8 +97,9 @@ fi
 	>/dev/null || die "device_add failed"
 out=$("$ACLIENT" call "$T/v.sock" MountDisk \
 	'{"id":"c1","serial":"vmshimtest","target":"/mnt/c1","fstype":"ext4"}' 2>&1)
+# agent_client call prints the answer with its keys sorted.
 case $out in
-'OK {"mounted":true,"source":"/dev/vd'*) pass "MountDisk of the hot-added disk: $out" ;;
+'OK {"message":"","mounted":true,"source":"/dev/vd'*) pass "MountDisk of the hot-added disk: $out" ;;
 *) fail "MountDisk: $out" ;;
 esac
 if "$ACLIENT" run "$T/v.sock" --id r1 --stdout "$T/cat.out" -- /bin/cat /mnt/c1/hello \

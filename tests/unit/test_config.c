@@ -1,12 +1,13 @@
 /*
- * test_config.c: the daemon's configuration (shim/config.c, SPEC 3).
+ * test_config.c: the daemon's configuration (shim/config.c, docs/CONTRACT.md 3).
  *
  * The defaults; every key set from a file in a private mkdtemp directory; unknown keys at the
  * top level and inside "vm"; wrong types; values out of range; the vm.vsock forms (uds:PATH,
  * vsock:CID and bad ones) turned into endpoints; io.vmshim.* annotations overriding the file
  * with their string conversions, and errors naming the annotation; a bundle's config.json; a
  * JSON syntax error reported with its line number. Each error message is checked for the
- * source and the key it must name.
+ * source and the key it must name. A second list key of each type lands in its own field: the
+ * program includes config.c itself to reach the key table's setter.
  */
 #include "config.h"
 
@@ -18,6 +19,8 @@
 #include "shim.h"
 #include "unit.h"
 #include "util.h"
+
+#include "../../shim/config.c"
 
 static char tmpdir[] = "/tmp/test_config.XXXXXX";
 
@@ -511,6 +514,48 @@ test_syntax_error_line(void)
 	config_free(&cfg);
 }
 
+/* Two list keys beyond the table's, one of each type, laid out as config.c requires. */
+struct config_more {
+	struct shim_config cfg;
+	char **ports;
+	size_t n_ports;
+	uid_t *uids;
+	size_t n_uids;
+};
+
+static void
+test_second_list_key(void)
+{
+	static const struct config_key keys[] = {
+	    {"more_ports", CFG_STRLIST, offsetof(struct config_more, ports), 0, 0},
+	    {"more_uids", CFG_UIDLIST, offsetof(struct config_more, uids), 0, 0},
+	};
+	static const char doc[] = "{\"vm\": {\"hotplug_ports\": [\"rp0\"]}}";
+	struct config_more m = {0};
+	struct status st;
+	json_t *ports = json_pack("[s, s]", "p1", "p2"), *uids = json_pack("[i, i, i]", 5, 6, 7);
+
+	config_defaults(&m.cfg);
+	CU_ASSERT_EQUAL(config_parse(&m.cfg, doc, strlen(doc), "test", &st), 0);
+	CU_ASSERT_EQUAL(config_set_json(&m.cfg, &keys[0], ports, "test", &st), 0);
+	CU_ASSERT_EQUAL(config_set_json(&m.cfg, &keys[1], uids, "test", &st), 0);
+	CU_ASSERT_EQUAL_FATAL(m.n_ports, 2);
+	CU_ASSERT_STRING_EQUAL(m.ports[0], "p1");
+	CU_ASSERT_STRING_EQUAL(m.ports[1], "p2");
+	CU_ASSERT_EQUAL_FATAL(m.n_uids, 3);
+	CU_ASSERT(m.uids[0] == 5 && m.uids[2] == 7);
+	/* The table's own lists are untouched. */
+	CU_ASSERT_EQUAL_FATAL(m.cfg.n_hotplug_ports, 1);
+	CU_ASSERT_STRING_EQUAL(m.cfg.hotplug_ports[0], "rp0");
+	CU_ASSERT_EQUAL_FATAL(m.cfg.n_allowed_uids, 1);
+	CU_ASSERT_EQUAL(m.cfg.allowed_uids[0], 0);
+	config_free_strlist(m.ports, m.n_ports);
+	free(m.uids);
+	config_free(&m.cfg);
+	json_decref(ports);
+	json_decref(uids);
+}
+
 int
 main(void)
 {
@@ -526,6 +571,7 @@ main(void)
 	    {"annotation allow-list", test_annotation_allowlist},
 	    {"vm.launch", test_launch},
 	    {"syntax error line", test_syntax_error_line},
+	    {"a second list key", test_second_list_key},
 	    {NULL, NULL},
 	};
 	char cmd[300];

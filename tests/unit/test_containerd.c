@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "runtimeoptions.pb-c.h"
@@ -82,6 +83,42 @@ test_group(void)
 	CU_ASSERT_PTR_NULL(group_of("{\"annotations\": {}}", NULL, &st));
 	CU_ASSERT_PTR_NULL(group_of("{\"annotations\": ", "c1", &st));
 	CU_ASSERT_PTR_NOT_NULL(strstr(st.msg, "config.json: line"));
+
+	/* The container id rule (protocol.h): at most PROTOCOL_ID_MAX bytes. */
+	{
+		char spec[PROTOCOL_ID_MAX + 100], name[PROTOCOL_ID_MAX + 2];
+
+		memset(name, 'g', sizeof name - 1);
+		name[sizeof name - 1] = '\0';
+		snprintf(
+		    spec, sizeof spec, "{\"annotations\": {\"io.vmshim.group\": \"%s\"}}", name);
+		CU_ASSERT_PTR_NULL(group_of(spec, "c1", &st));
+		CU_ASSERT_PTR_NOT_NULL(strstr(st.msg, "longer than"));
+		name[PROTOCOL_ID_MAX] = '\0';
+		snprintf(
+		    spec, sizeof spec, "{\"annotations\": {\"io.vmshim.group\": \"%s\"}}", name);
+		g = group_of(spec, "c1", &st);
+		CU_ASSERT_PTR_NOT_NULL(g);
+		free(g);
+	}
+}
+
+/* A bundle's config.json that is a FIFO nobody writes is refused at once, never waited on. */
+static void
+test_group_fifo(void)
+{
+	char path[300];
+	struct status st;
+	char *g = NULL;
+
+	snprintf(path, sizeof path, "%s/config.json", tmpdir);
+	unlink(path);
+	CU_ASSERT_EQUAL_FATAL(mkfifo(path, 0600), 0);
+	CU_ASSERT_EQUAL(containerd_group(tmpdir, "c1", &g, &st), -1);
+	CU_ASSERT_EQUAL(st.code, ST_INVALID_ARGUMENT);
+	CU_ASSERT_PTR_NOT_NULL(strstr(st.msg, "not a regular file"));
+	CU_ASSERT_PTR_NULL(g);
+	unlink(path);
 }
 
 /* An Any of type_url wrapping runtimeoptions.v1.Options{config_path}, packed. */
@@ -183,6 +220,7 @@ main(void)
 {
 	static const struct unit_case cases[] = {
 	    {"bundle group", test_group},
+	    {"bundle config.json a FIFO", test_group_fifo},
 	    {"runtime options", test_options},
 	    {"address file", test_address_file},
 	    {"protobuf DeleteResponse", test_delete_response},

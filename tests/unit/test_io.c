@@ -11,7 +11,6 @@
  */
 #include "config.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
@@ -34,6 +33,7 @@
 #include "io.h"
 #include "log.h"
 #include "status.h"
+#include "testlib.h"
 #include "transport.h"
 #include "util.h"
 #include "unit.h"
@@ -49,22 +49,6 @@ static int listen_fd = -1;
 static struct endpoint ep;
 static struct event_base *base;
 static struct event *tick;
-
-static int
-fd_count(void)
-{
-	DIR *d = opendir("/proc/self/fd");
-	struct dirent *e;
-	int n = 0;
-
-	if (d == NULL)
-		return -1;
-	while ((e = readdir(d)) != NULL)
-		if (e->d_name[0] != '.')
-			n++;
-	closedir(d);
-	return n - 1; /* the DIR's own descriptor */
-}
 
 static void
 tick_cb(evutil_socket_t fd, short what, void *arg)
@@ -445,7 +429,7 @@ test_prepare_hello(void)
 	struct io_spec spec = {.id = "c1", .exec_id = "", .stdin_path = NULL};
 
 	fifos_reset();
-	base_fds = fd_count();
+	base_fds = testlib_fd_count(false);
 	p = prepare(true, true, true, false, &st);
 	CU_ASSERT_FATAL(p != NULL);
 	io_prepared_streams(p, &in, &out, &err);
@@ -456,7 +440,7 @@ test_prepare_hello(void)
 	io_prepared_free(p);
 	CU_ASSERT(guest_sees_close(fds[0]));
 	close_fds(fds);
-	CU_ASSERT_EQUAL(fd_count(), base_fds);
+	CU_ASSERT_EQUAL(testlib_fd_count(false), base_fds);
 
 	/* Terminal: stdout only (merged), no stderr stream although a path is given. */
 	p = prepare(true, true, true, true, &st);
@@ -485,7 +469,7 @@ test_prepare_hello(void)
 	CU_ASSERT(!in && !out && !err);
 	CU_ASSERT_EQUAL(guest_accept(fds, ""), 0);
 	io_prepared_free(p);
-	CU_ASSERT_EQUAL(fd_count(), base_fds);
+	CU_ASSERT_EQUAL(testlib_fd_count(false), base_fds);
 }
 
 /* One bad path: INVALID_ARGUMENT naming it, nothing connected, nothing left open. */
@@ -495,14 +479,14 @@ check_bad(const char *in, const char *out, const char *err, const char *named, i
 	struct io_spec spec = {
 	    .id = "c1", .exec_id = "", .stdin_path = in, .stdout_path = out, .stderr_path = err};
 	struct status st;
-	int fds[3], before = fd_count();
+	int fds[3], before = testlib_fd_count(false);
 
 	status_clear(&st);
 	CU_ASSERT(io_prepare(&spec, &ep, 2000, &st) == NULL);
 	CU_ASSERT_EQUAL(st.code, code);
 	CU_ASSERT(strstr(st.msg, named) != NULL);
 	CU_ASSERT_EQUAL(guest_accept(fds, ""), 0);
-	CU_ASSERT_EQUAL(fd_count(), before);
+	CU_ASSERT_EQUAL(testlib_fd_count(false), before);
 }
 
 static void
@@ -533,10 +517,10 @@ test_prepare_bad_paths(void)
 	spec.stdin_path = in_path;
 	spec.stdout_path = out_path;
 	spec.stderr_path = err_path;
-	before = fd_count();
+	before = testlib_fd_count(false);
 	CU_ASSERT(io_prepare(&spec, &nobody, 500, &st) == NULL);
 	CU_ASSERT_EQUAL(st.code, ST_UNAVAILABLE);
-	CU_ASSERT_EQUAL(fd_count(), before);
+	CU_ASSERT_EQUAL(testlib_fd_count(false), before);
 }
 
 /* ---- output ---- */
@@ -555,7 +539,7 @@ test_oversized_frame(void)
 	int fds[3], before;
 
 	fifos_reset();
-	before = fd_count();
+	before = testlib_fd_count(false);
 	getrusage(RUSAGE_SELF, &ru0);
 	p = prepare(false, true, false, false, &st);
 	CU_ASSERT_FATAL(p != NULL);
@@ -589,7 +573,7 @@ test_oversized_frame(void)
 	io_free(s);
 	reader_join(&r);
 	close_fds(fds);
-	CU_ASSERT_EQUAL(fd_count(), before);
+	CU_ASSERT_EQUAL(testlib_fd_count(false), before);
 }
 
 /* 64 MiB in frames of varying size: every byte, in order, before on_output_done. */
@@ -608,7 +592,7 @@ test_stdout_64mib(void)
 	int fds[3], before;
 
 	fifos_reset();
-	before = fd_count();
+	before = testlib_fd_count(false);
 	wire = wire_build(total, STREAM_WRITE_MAX, 0x1234567, &wlen);
 	p = prepare(false, true, false, false, &st);
 	CU_ASSERT_FATAL(p != NULL);
@@ -639,7 +623,7 @@ test_stdout_64mib(void)
 	reader_join(&r);
 	close_fds(fds);
 	free(wire);
-	CU_ASSERT_EQUAL(fd_count(), before);
+	CU_ASSERT_EQUAL(testlib_fd_count(false), before);
 }
 
 /*
@@ -833,7 +817,7 @@ test_stdin_frames_eof(void)
 	int fds[3], before;
 
 	fifos_reset();
-	before = fd_count();
+	before = testlib_fd_count(false);
 	p = prepare(true, false, false, false, &st);
 	CU_ASSERT_FATAL(p != NULL);
 	CU_ASSERT_EQUAL(guest_accept(fds, "e1"), 1);
@@ -857,7 +841,7 @@ test_stdin_frames_eof(void)
 	CU_ASSERT_EQUAL(d.calls, 1); /* no output streams: reported from the loop */
 	io_free(s);
 	close_fds(fds);
-	CU_ASSERT_EQUAL(fd_count(), before);
+	CU_ASSERT_EQUAL(testlib_fd_count(false), before);
 }
 
 /*
@@ -953,7 +937,7 @@ test_half_close(void)
 	int fds[3], before;
 
 	fifos_reset();
-	before = fd_count();
+	before = testlib_fd_count(false);
 	wire = wire_build(total, 200000, 5, &wlen);
 	p = prepare(true, true, false, false, &st);
 	CU_ASSERT_FATAL(p != NULL);
@@ -989,7 +973,7 @@ test_half_close(void)
 	reader_join(&r);
 	close_fds(fds);
 	free(wire);
-	CU_ASSERT_EQUAL(fd_count(), before);
+	CU_ASSERT_EQUAL(testlib_fd_count(false), before);
 }
 
 /*
@@ -1076,7 +1060,7 @@ test_stdin_never_opened(void)
 	int fds[3], before;
 
 	fifos_reset();
-	before = fd_count();
+	before = testlib_fd_count(false);
 	p = prepare(true, true, false, false, &st);
 	CU_ASSERT_FATAL(p != NULL);
 	CU_ASSERT_EQUAL(guest_accept(fds, "e1"), 2);
@@ -1090,7 +1074,7 @@ test_stdin_never_opened(void)
 	run_for(20);
 	CU_ASSERT_EQUAL(d.calls, 0);
 	close_fds(fds);
-	CU_ASSERT_EQUAL(fd_count(), before);
+	CU_ASSERT_EQUAL(testlib_fd_count(false), before);
 }
 
 /* ---- lifetime ---- */
@@ -1132,7 +1116,7 @@ test_cycles(void)
 	int fds[3], before, i, k, wfd, calls;
 
 	fifos_reset();
-	before = fd_count();
+	before = testlib_fd_count(false);
 	for (i = 0; i < 200; i++) {
 		memset(&d, 0, sizeof d);
 		p = prepare(true, true, true, false, &st);
@@ -1180,7 +1164,7 @@ test_cycles(void)
 		fifos_reset();
 	}
 	CU_ASSERT_EQUAL(io_buffered_bytes(), 0);
-	CU_ASSERT_EQUAL(fd_count(), before);
+	CU_ASSERT_EQUAL(testlib_fd_count(false), before);
 }
 
 int

@@ -24,7 +24,7 @@
 #include "util.h"
 #include "wkt.pb-c.h"
 
-#define TASK MSG_PB_TASK_SERVICE
+#define TASK PROTOCOL_TASK_SERVICE
 
 static json_t *
 json_parse(const char *text)
@@ -368,7 +368,7 @@ test_unknown_fields_and_methods(void)
 	CU_ASSERT_STRING_EQUAL(r.method, "NoSuchMethod");
 	msg_request_clear(&r);
 	free(buf);
-	CU_ASSERT_EQUAL(msg_pb_method("containerd.events.v1.Events", "Subscribe"), 0);
+	CU_ASSERT_EQUAL(msg_pb_method(PROTOCOL_EVENTS_SERVICE, "Subscribe"), 0);
 	json_decref(want);
 }
 

@@ -12,7 +12,6 @@
  */
 #include "config.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <event2/event.h>
 #include <event2/thread.h>
@@ -29,6 +28,7 @@
 #include "log.h"
 #include "msg.h"
 #include "rpc.h"
+#include "testlib.h"
 #include "unit.h"
 #include "util.h"
 
@@ -499,12 +499,18 @@ test_server_protocol_errors(void)
 	msg_response_clear(&r);
 
 	/*
-	 * A stream id already in flight: the duplicate is ignored, never answered (an answer on
-	 * id 5 would be taken for the Park's); the Park's own answer is the first frame back.
+	 * A stream id already in flight: the duplicate is answered INVALID_ARGUMENT at once and
+	 * not run (a client awaiting it must not hang); the Park is still served on id 5.
 	 */
 	raw_request(fd, 5, "Park", "{\"key\":\"raw\",\"n\":1}");
 	wait_parked(base + 1);
 	raw_request(fd, 5, "Echo", "{\"dup\":true}");
+	CU_ASSERT_EQUAL_FATAL(raw_recv(fd, &h, &r), 0);
+	CU_ASSERT_EQUAL(h.stream_id, 5);
+	CU_ASSERT_EQUAL(r.code, ST_INVALID_ARGUMENT);
+	CU_ASSERT_STRING_EQUAL(r.message, "stream id 5: a request on it is still in flight");
+	CU_ASSERT_PTR_NULL(r.payload != NULL ? json_object_get(r.payload, "dup") : NULL);
+	msg_response_clear(&r);
 	raw_request(fd, 7, "Release", "{\"key\":\"raw\"}");
 	CU_ASSERT_EQUAL_FATAL(raw_recv(fd, &h, &r), 0);
 	CU_ASSERT_EQUAL(h.stream_id, 5);
@@ -999,36 +1005,6 @@ test_send_turn_and_fail_wake(void)
 		close(sv[1]);
 }
 
-/*
- * Count our sockets and eventfds, the descriptors the RPC layer opens (sanitizer runtimes open
- * and close files of their own at any moment, so a plain count would be flaky under TSan).
- */
-static int
-count_fds(void)
-{
-	DIR *d = opendir("/proc/self/fd");
-	struct dirent *e;
-	char path[64], link[64];
-	ssize_t n;
-	int count = 0;
-
-	if (d == NULL)
-		return -1;
-	while ((e = readdir(d)) != NULL) {
-		if (e->d_name[0] == '.')
-			continue;
-		snprintf(path, sizeof path, "/proc/self/fd/%s", e->d_name);
-		n = readlink(path, link, sizeof link - 1);
-		if (n <= 0)
-			continue;
-		link[n] = '\0';
-		if (strncmp(link, "socket:", 7) == 0 || strcmp(link, "anon_inode:[eventfd]") == 0)
-			count++;
-	}
-	closedir(d);
-	return count;
-}
-
 /* 200 connect / call / close cycles leave the descriptor count where it was. */
 static void
 test_fd_cycles(void)
@@ -1036,7 +1012,7 @@ test_fd_cycles(void)
 	struct tconn tc;
 	struct rpc_client *c;
 	struct status st;
-	int before = count_fds(), i;
+	int before = testlib_fd_count(true), i;
 
 	CU_ASSERT_TRUE(before >= 1); /* the loop's own eventfd at least */
 
@@ -1045,7 +1021,7 @@ test_fd_cycles(void)
 		CU_ASSERT_EQUAL(echo_i(c, i, &st), 0);
 		client_done(c, &tc);
 	}
-	CU_ASSERT_EQUAL(count_fds(), before);
+	CU_ASSERT_EQUAL(testlib_fd_count(true), before);
 }
 
 static void

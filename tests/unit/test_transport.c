@@ -10,7 +10,6 @@
  */
 #include "config.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -34,6 +33,7 @@
 #include <linux/vm_sockets.h>
 
 #include "status.h"
+#include "testlib.h"
 #include "transport.h"
 #include "util.h"
 #include "unit.h"
@@ -1046,28 +1046,11 @@ test_vsock_unsupported(void)
 	CU_ASSERT_EQUAL(WEXITSTATUS(status), 0);
 }
 
-/* How many descriptors this process has open. */
-static int
-fd_count(void)
-{
-	struct dirent *de;
-	DIR *d = opendir("/proc/self/fd");
-	int n = 0;
-
-	if (d == NULL)
-		return -1;
-	while ((de = readdir(d)) != NULL)
-		if (de->d_name[0] != '.')
-			n++;
-	closedir(d);
-	return n;
-}
-
 /* Runs last: every descriptor the cases (and the code under test) opened was closed. */
 static void
 test_no_fd_leak(void)
 {
-	CU_ASSERT_EQUAL(fd_count(), fd_baseline);
+	CU_ASSERT_EQUAL(testlib_fd_count(false), fd_baseline);
 }
 
 static int
@@ -1116,7 +1099,7 @@ main(void)
 	}
 	/* A deadline that is not honoured must fail the run, not hang it. */
 	alarm(120);
-	fd_baseline = fd_count();
+	fd_baseline = testlib_fd_count(false);
 	ret = unit_main("transport", cases);
 	nftw(tmpdir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
 	return ret;

@@ -452,6 +452,47 @@ test_mkdir_p(void)
 	CU_ASSERT(mkdir_p("", 0755) < 0);
 }
 
+/* A FIFO with no writer, a directory, a file over the limit: refused at once, never waited on. */
+static void
+test_read_regular_file(void)
+{
+	char path[PATH_MAX], fifo[PATH_MAX];
+	char *text = NULL;
+	size_t len = 0;
+	int fd;
+
+	snprintf(path, sizeof path, "%s/rf", tmpdir);
+	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	CU_ASSERT_TRUE_FATAL(fd >= 0);
+	CU_ASSERT_EQUAL(write_all(fd, "{\"a\":1}", 7), 0);
+	close(fd);
+	CU_ASSERT_EQUAL(util_read_regular_file(path, 100, &text, &len), 0);
+	CU_ASSERT_EQUAL(len, 7);
+	CU_ASSERT_STRING_EQUAL(text, "{\"a\":1}");
+	free(text);
+	text = NULL;
+	CU_ASSERT_EQUAL(util_read_regular_file(path, 7, &text, NULL), 0);
+	free(text);
+	text = NULL;
+	CU_ASSERT_EQUAL(util_read_regular_file(path, 6, &text, &len), -EFBIG);
+	CU_ASSERT_PTR_NULL(text);
+	CU_ASSERT_EQUAL(util_read_regular_file(tmpdir, 100, &text, &len), -EINVAL);
+	snprintf(fifo, sizeof fifo, "%s/ff", tmpdir);
+	CU_ASSERT_EQUAL_FATAL(mkfifo(fifo, 0600), 0);
+	/* Without O_NONBLOCK this open would wait for a writer for ever. */
+	CU_ASSERT_EQUAL(util_read_regular_file(fifo, 100, &text, &len), -EINVAL);
+	CU_ASSERT_STRING_EQUAL(util_file_strerror(-EINVAL, S_IFREG), "not a regular file");
+	fd = util_open_nonblock(fifo, O_RDONLY, S_IFIFO, NULL);
+	CU_ASSERT(fd >= 0 && (fcntl(fd, F_GETFD) & FD_CLOEXEC) != 0);
+	if (fd >= 0)
+		close(fd);
+	snprintf(path, sizeof path, "%s/none", tmpdir);
+	CU_ASSERT_EQUAL(util_read_regular_file(path, 100, &text, &len), -ENOENT);
+	unlink(fifo);
+	snprintf(path, sizeof path, "%s/rf", tmpdir);
+	unlink(path);
+}
+
 static void
 test_status(void)
 {
@@ -560,6 +601,7 @@ static const struct unit_case cases[] = {
     {"write_all_deadline / write_all_wake", test_write_all_deadline},
     {"read_full_deadline", test_read_full_deadline},
     {"mkdir_p", test_mkdir_p},
+    {"util_read_regular_file / util_open_nonblock", test_read_regular_file},
     {"status_set / status_errno / status_wrap", test_status},
     {"status code names", test_status_names},
     {"cleanup attributes", test_cleanup},

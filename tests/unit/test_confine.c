@@ -1,5 +1,5 @@
 /*
- * test_seccomp.c: self-confinement (common/seccomp.c), one forked child per case.
+ * test_confine.c: self-confinement (common/confine.c), one forked child per case.
  *
  * A filter can never be removed, so every case forks a child that confines itself and then
  * probes; the child reports through its exit code (0 or the number of the failed step, with a
@@ -44,11 +44,11 @@
 #include <event2/thread.h>
 #include <jansson.h>
 
-#include "seccomp.h"
+#include "confine.h"
 #include "status.h"
 #include "unit.h"
 
-static char tmpdir[] = "/tmp/test_seccomp.XXXXXX";
+static char tmpdir[] = "/tmp/test_confine.XXXXXX";
 
 /* A child's verdict: print which step failed and why, return its number. */
 static int
@@ -115,12 +115,12 @@ assert_exited_ok(int status)
 
 /* Confine the child with a profile; a failure is exit code 2. */
 static void
-child_confine(enum seccomp_profile p)
+child_confine(enum confine_profile p)
 {
 	struct status st;
 
-	if (seccomp_confine(p, &st) != 0) {
-		fprintf(stderr, "seccomp_confine: %s\n", st.msg);
+	if (confine_apply(p, &st) != 0) {
+		fprintf(stderr, "confine_apply: %s\n", st.msg);
 		exit(2);
 	}
 }
@@ -133,23 +133,23 @@ child_shim_status(void *arg)
 {
 	unsigned n = 0;
 
-	if (strcmp(seccomp_state(), "off (config)") != 0)
+	if (strcmp(confine_state(), "off (config)") != 0)
 		return step_fail(10, "state before confining");
-	child_confine(SECCOMP_PROFILE_SHIM);
+	child_confine(CONFINE_PROFILE_SHIM);
 	if (proc_status_field("/proc/self/status", "Seccomp") != 2)
 		return step_fail(11, "Seccomp is not 2");
 	if (proc_status_field("/proc/self/status", "Seccomp_filters") < 1)
 		return step_fail(12, "no Seccomp_filters");
 	if (proc_status_field("/proc/self/status", "NoNewPrivs") != 1)
 		return step_fail(13, "shim without NoNewPrivs");
-	if (sscanf(seccomp_state(), "on (allow-list, %u syscalls)", &n) != 1 || n < 100)
-		return step_fail(14, seccomp_state());
+	if (sscanf(confine_state(), "on (allow-list, %u syscalls)", &n) != 1 || n < 100)
+		return step_fail(14, confine_state());
 	/* A second filter is refused (seccomp(2) is not listed) and the state stays on. */
 	struct status st;
-	if (seccomp_confine(SECCOMP_PROFILE_SHIM, &st) != -1 || st.code != ST_INTERNAL)
-		return step_fail(15, "second seccomp_confine did not fail");
-	if (strncmp(seccomp_state(), "on (allow-list, ", 16) != 0)
-		return step_fail(16, seccomp_state());
+	if (confine_apply(CONFINE_PROFILE_SHIM, &st) != -1 || st.code != ST_INTERNAL)
+		return step_fail(15, "second confine_apply did not fail");
+	if (strncmp(confine_state(), "on (allow-list, ", 16) != 0)
+		return step_fail(16, confine_state());
 	return 0;
 }
 
@@ -159,7 +159,7 @@ test_shim_status(void)
 	int status = run_child(child_shim_status, NULL);
 
 	assert_exited_ok(status);
-	CU_ASSERT_STRING_EQUAL(seccomp_state(), "off (config)");
+	CU_ASSERT_STRING_EQUAL(confine_state(), "off (config)");
 }
 
 /* A syscall of the shim's kill set, called with zero arguments unless noted. */
@@ -196,7 +196,7 @@ child_kill_raw(void *arg)
 {
 	const struct kill_case *k = arg;
 
-	child_confine(SECCOMP_PROFILE_SHIM);
+	child_confine(CONFINE_PROFILE_SHIM);
 	syscall(k->nr, 0, 0, 0, 0, 0, 0);
 	fprintf(stderr, "%s returned (errno %d)\n", k->name, errno);
 	return 3;
@@ -209,7 +209,7 @@ child_kill_execve(void *arg)
 	char *argv[] = {"/bin/true", NULL};
 	char *envp[] = {NULL};
 
-	child_confine(SECCOMP_PROFILE_SHIM);
+	child_confine(CONFINE_PROFILE_SHIM);
 	execve("/bin/true", argv, envp);
 	return step_fail(3, "execve returned");
 }
@@ -218,7 +218,7 @@ child_kill_execve(void *arg)
 static int
 child_kill_ptrace(void *arg)
 {
-	child_confine(SECCOMP_PROFILE_SHIM);
+	child_confine(CONFINE_PROFILE_SHIM);
 	ptrace(PTRACE_TRACEME, 0, NULL, NULL);
 	return step_fail(3, "ptrace returned");
 }
@@ -226,7 +226,7 @@ child_kill_ptrace(void *arg)
 static int
 child_kill_mount(void *arg)
 {
-	child_confine(SECCOMP_PROFILE_SHIM);
+	child_confine(CONFINE_PROFILE_SHIM);
 	mount("none", tmpdir, "tmpfs", 0, NULL);
 	return step_fail(3, "mount returned");
 }
@@ -234,7 +234,7 @@ child_kill_mount(void *arg)
 static int
 child_kill_unshare(void *arg)
 {
-	child_confine(SECCOMP_PROFILE_SHIM);
+	child_confine(CONFINE_PROFILE_SHIM);
 	unshare(CLONE_NEWNS);
 	return step_fail(3, "unshare returned");
 }
@@ -284,7 +284,7 @@ child_shim_errno(void *arg)
 	pid_t pid;
 	int fd;
 
-	child_confine(SECCOMP_PROFILE_SHIM);
+	child_confine(CONFINE_PROFILE_SHIM);
 	pid = fork();
 	if (pid == 0)
 		_exit(0);
@@ -366,7 +366,7 @@ child_tsync(void *arg)
 		if (pthread_create(&tid[i], NULL, tsync_thread_main, &th[i]) != 0)
 			return step_fail(10, "pthread_create");
 	pthread_barrier_wait(&ts.started);
-	child_confine(SECCOMP_PROFILE_SHIM);
+	child_confine(CONFINE_PROFILE_SHIM);
 	pthread_barrier_wait(&ts.confined);
 	pthread_barrier_wait(&ts.checked);
 	if (ts.seccomp[0] != 2 || ts.seccomp[1] != 2) {
@@ -536,7 +536,7 @@ child_shim_work(void *arg)
 {
 	int r;
 
-	child_confine(SECCOMP_PROFILE_SHIM);
+	child_confine(CONFINE_PROFILE_SHIM);
 	if ((r = work_unix_socket()) != 0 || (r = work_fds()) != 0 || (r = work_misc()) != 0 ||
 	    (r = work_threads_event_json()) != 0)
 		return r;
@@ -595,13 +595,13 @@ child_agent(void *arg)
 	long nnp_expected = have_sys_admin() ? 0 : 1;
 	unsigned n = 0;
 
-	child_confine(SECCOMP_PROFILE_AGENT);
+	child_confine(CONFINE_PROFILE_AGENT);
 	if (proc_status_field("/proc/self/status", "Seccomp") != 2)
 		return step_fail(10, "Seccomp is not 2");
 	if (proc_status_field("/proc/self/status", "NoNewPrivs") != nnp_expected)
 		return step_fail(11, "NoNewPrivs");
-	if (sscanf(seccomp_state(), "on (deny-list, %u syscalls)", &n) != 1 || n < 10)
-		return step_fail(12, seccomp_state());
+	if (sscanf(confine_state(), "on (deny-list, %u syscalls)", &n) != 1 || n < 10)
+		return step_fail(12, confine_state());
 	if (spawn_wait(true_argv) != 0)
 		return step_fail(13, "fork+exec /bin/true");
 	if (spawn_wait(check_argv) != 0)
@@ -629,20 +629,20 @@ test_agent_profile(void)
 static int
 child_disabled(void *arg)
 {
-	/* Each exits 2 unless seccomp_confine returns 0. */
-	child_confine(SECCOMP_PROFILE_SHIM);
-	child_confine(SECCOMP_PROFILE_AGENT);
+	/* Each exits 2 unless confine_apply returns 0. */
+	child_confine(CONFINE_PROFILE_SHIM);
+	child_confine(CONFINE_PROFILE_AGENT);
 	if (proc_status_field("/proc/self/status", "Seccomp") != 0)
 		return step_fail(11, "a filter was installed");
-	if (strcmp(seccomp_state(), "off (built with --disable-seccomp)") != 0)
-		return step_fail(12, seccomp_state());
+	if (strcmp(confine_state(), "off (built with --disable-seccomp)") != 0)
+		return step_fail(12, confine_state());
 	return 0;
 }
 
 static void
 test_disabled_noop(void)
 {
-	CU_ASSERT_FALSE(seccomp_available());
+	CU_ASSERT_FALSE(confine_available());
 	assert_exited_ok(run_child(child_disabled, NULL));
 	printf("\n  built with --disable-seccomp: refusal checks skipped ");
 }
@@ -671,7 +671,7 @@ main(void)
 	int rc;
 
 #ifdef ENABLE_SECCOMP
-	if (!seccomp_available())
+	if (!confine_available())
 		unit_skip("the kernel has no seccomp filters with TSYNC");
 #endif
 	if (mkdtemp(tmpdir) == NULL) {

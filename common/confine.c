@@ -1,10 +1,10 @@
 /*
- * seccomp.c: the daemons' self-confinement with libseccomp (SPEC 9, docs/SECCOMP.md).
+ * confine.c: the daemons' self-confinement with libseccomp (docs/SECCOMP.md).
  *
- * One call, seccomp_confine(), builds a filter for a profile and loads it with TSYNC so every
+ * One call, confine_apply(), builds a filter for a profile and loads it with TSYNC so every
  * thread of the process gets it at once; nothing is kept afterwards but the phrase that
- * seccomp_state() returns. It runs once, on the main thread, after start-up. The libseccomp
- * context is a local released on every path (cleanup_seccomp).
+ * confine_state() returns. It runs once, on the main thread, after start-up. The libseccomp
+ * context is a local released on every path (cleanup_confine).
  *
  * SHIM profile: an allow-list whose default is EPERM, so a rare libc path that needs an
  * unlisted syscall shows up as a logged error while the shim keeps serving its containers.
@@ -21,9 +21,6 @@
  * (CLONE_VM | CLONE_FS | CLONE_FILES | CLONE_UNTRACED) that ptrace-attaches to every thread,
  * so ASan builds also allow that clone and the ptrace requests the tracer uses; every other
  * ptrace request stays refused. These are test builds, never shipped.
- *
- * libseccomp's header is also called seccomp.h: this file is compiled without -I common
- * (common/seccomp.mk), so <seccomp.h> is libseccomp's and "seccomp.h" is ours.
  */
 #include "config.h"
 
@@ -49,7 +46,7 @@
 #include <unistd.h>
 #endif
 
-#include "seccomp.h"
+#include "confine.h"
 #include "status.h"
 #include "util.h"
 
@@ -67,9 +64,9 @@
 #endif
 #endif
 
-/* Written once by seccomp_confine() on the main thread; read by seccomp_state(). */
-static char seccomp_state_buf[48];
-static const char *seccomp_state_str = SECCOMP_OFF_CONFIG;
+/* Written once by confine_apply() on the main thread; read by confine_state(). */
+static char confine_state_buf[48];
+static const char *confine_state_str = SECCOMP_OFF_CONFIG;
 
 /* Namespace-creating clone flags (CLONE_NEWTIME is left out: it shares bits with CSIGNAL). */
 #define SECCOMP_CLONE_NEW                                                                          \
@@ -121,7 +118,7 @@ static const char *const seccomp_shim_allow[] = {
 
 /*
  * Never legitimate in the shim: a call kills the process (SIGSYS). Also refused in the
- * sanitizer build, except ptrace, which is handled in seccomp_add_ptrace().
+ * sanitizer build, except ptrace, which is handled in confine_add_ptrace().
  */
 static const char *const seccomp_shim_kill[] = {"execve", "execveat", "ptrace", "process_vm_readv",
     "process_vm_writev", "pidfd_getfd", "mount", "umount", "umount2", "fsopen", "fsconfig",
@@ -140,15 +137,15 @@ static const char *const seccomp_agent_deny[] = {"ptrace", "process_vm_readv", "
     "swapon", "swapoff", "iopl", "ioperm", "open_by_handle_at"};
 
 /* ioctl requests the shim may make: readable bytes, blocking and CLOEXEC, terminal size. */
-static const unsigned long seccomp_shim_ioctls[] = {FIONREAD, FIONBIO, FIOCLEX, FIONCLEX, TCGETS,
+static const unsigned long confine_shim_ioctls[] = {FIONREAD, FIONBIO, FIOCLEX, FIONCLEX, TCGETS,
     TIOCGWINSZ, TIOCSWINSZ, IOCTL_VM_SOCKETS_GET_LOCAL_CID};
 
 #ifdef SECCOMP_LSAN
 /* The ptrace requests LeakSanitizer's tracer task makes (sanitizer builds only). */
-static const long seccomp_lsan_ptrace_ok[] = {PTRACE_ATTACH, PTRACE_DETACH, PTRACE_CONT,
+static const long confine_lsan_ptrace_ok[] = {PTRACE_ATTACH, PTRACE_DETACH, PTRACE_CONT,
     PTRACE_KILL, PTRACE_GETREGS, PTRACE_GETFPREGS, PTRACE_GETREGSET};
 /* The ptrace requests that act on a tracee: still refused in sanitizer builds. */
-static const long seccomp_ptrace_bad[] = {PTRACE_TRACEME, PTRACE_PEEKTEXT, PTRACE_PEEKDATA,
+static const long confine_ptrace_bad[] = {PTRACE_TRACEME, PTRACE_PEEKTEXT, PTRACE_PEEKDATA,
     PTRACE_PEEKUSER, PTRACE_POKETEXT, PTRACE_POKEDATA, PTRACE_POKEUSER, PTRACE_SINGLESTEP,
     PTRACE_SETREGS, PTRACE_SETFPREGS, PTRACE_SYSCALL, PTRACE_SETOPTIONS, PTRACE_SETREGSET,
     PTRACE_SEIZE, PTRACE_SETSIGINFO, PTRACE_INTERRUPT};
@@ -156,12 +153,12 @@ static const long seccomp_ptrace_bad[] = {PTRACE_TRACEME, PTRACE_PEEKTEXT, PTRAC
 
 /* Release a libseccomp context when the local goes out of scope. */
 static void
-seccomp_ctx_releasep(scmp_filter_ctx *ctx)
+confine_ctx_releasep(scmp_filter_ctx *ctx)
 {
 	if (*ctx != NULL)
 		seccomp_release(*ctx);
 }
-#define cleanup_seccomp __attribute__((cleanup(seccomp_ctx_releasep)))
+#define cleanup_confine __attribute__((cleanup(confine_ctx_releasep)))
 
 /*
  * Add one rule for a syscall named in a table. Returns 1 when added, 0 when this
@@ -169,7 +166,7 @@ seccomp_ctx_releasep(scmp_filter_ctx *ctx)
  * refuses such a rule; the default does the job), or -1 with *st.
  */
 static int
-seccomp_add(scmp_filter_ctx ctx, uint32_t action, const char *name, unsigned ncmp,
+confine_add(scmp_filter_ctx ctx, uint32_t action, const char *name, unsigned ncmp,
     const struct scmp_arg_cmp *cmp, struct status *st)
 {
 	uint32_t def = 0;
@@ -188,13 +185,13 @@ seccomp_add(scmp_filter_ctx ctx, uint32_t action, const char *name, unsigned ncm
 
 /* Add the same unconditional action for each name; *count gets the names added. */
 static int
-seccomp_add_list(scmp_filter_ctx ctx, uint32_t action, const char *const *names, size_t n,
+confine_add_list(scmp_filter_ctx ctx, uint32_t action, const char *const *names, size_t n,
     unsigned *count, struct status *st)
 {
 	int r;
 
 	for (size_t i = 0; i < n; i++) {
-		if ((r = seccomp_add(ctx, action, names[i], 0, NULL, st)) < 0)
+		if ((r = confine_add(ctx, action, names[i], 0, NULL, st)) < 0)
 			return -1;
 		*count += (unsigned)r;
 	}
@@ -203,7 +200,7 @@ seccomp_add_list(scmp_filter_ctx ctx, uint32_t action, const char *const *names,
 
 /* One comparison of argument `arg`, for the tables of allowed values below. */
 static struct scmp_arg_cmp
-seccomp_cmp(unsigned arg, enum scmp_compare op, uint64_t a, uint64_t b)
+confine_cmp(unsigned arg, enum scmp_compare op, uint64_t a, uint64_t b)
 {
 	struct scmp_arg_cmp c = {.arg = arg, .op = op, .datum_a = a, .datum_b = b};
 
@@ -216,99 +213,99 @@ seccomp_cmp(unsigned arg, enum scmp_compare op, uint64_t a, uint64_t b)
  * default) and the rest fall to the default action.
  */
 static int
-seccomp_add_ptrace(scmp_filter_ctx ctx, uint32_t bad_action, bool allow_lsan, struct status *st)
+confine_add_ptrace(scmp_filter_ctx ctx, uint32_t bad_action, bool allow_lsan, struct status *st)
 {
 #ifdef SECCOMP_LSAN
 	struct scmp_arg_cmp c;
 
-	for (size_t i = 0; i < ARRAY_SIZE(seccomp_ptrace_bad); i++) {
-		c = seccomp_cmp(0, SCMP_CMP_EQ, (uint64_t)seccomp_ptrace_bad[i], 0);
-		if (seccomp_add(ctx, bad_action, "ptrace", 1, &c, st) < 0)
+	for (size_t i = 0; i < ARRAY_SIZE(confine_ptrace_bad); i++) {
+		c = confine_cmp(0, SCMP_CMP_EQ, (uint64_t)confine_ptrace_bad[i], 0);
+		if (confine_add(ctx, bad_action, "ptrace", 1, &c, st) < 0)
 			return -1;
 	}
-	for (size_t i = 0; allow_lsan && i < ARRAY_SIZE(seccomp_lsan_ptrace_ok); i++) {
-		c = seccomp_cmp(0, SCMP_CMP_EQ, (uint64_t)seccomp_lsan_ptrace_ok[i], 0);
-		if (seccomp_add(ctx, SCMP_ACT_ALLOW, "ptrace", 1, &c, st) < 0)
+	for (size_t i = 0; allow_lsan && i < ARRAY_SIZE(confine_lsan_ptrace_ok); i++) {
+		c = confine_cmp(0, SCMP_CMP_EQ, (uint64_t)confine_lsan_ptrace_ok[i], 0);
+		if (confine_add(ctx, SCMP_ACT_ALLOW, "ptrace", 1, &c, st) < 0)
 			return -1;
 	}
 	return 0;
 #else
 	(void)allow_lsan;
-	return seccomp_add(ctx, bad_action, "ptrace", 0, NULL, st) < 0 ? -1 : 0;
+	return confine_add(ctx, bad_action, "ptrace", 0, NULL, st) < 0 ? -1 : 0;
 #endif
 }
 
 /* The shim's allow-list, its argument-restricted calls and its kill set. */
 static int
-seccomp_build_shim(scmp_filter_ctx ctx, uint32_t kill, unsigned *allowed, struct status *st)
+confine_build_shim(scmp_filter_ctx ctx, uint32_t kill, unsigned *allowed, struct status *st)
 {
 	const uint64_t u32 = 0xffffffffu;
 	struct scmp_arg_cmp c;
 	int r;
 
-	if (seccomp_add_list(ctx, SCMP_ACT_ALLOW, seccomp_shim_allow,
+	if (confine_add_list(ctx, SCMP_ACT_ALLOW, seccomp_shim_allow,
 		ARRAY_SIZE(seccomp_shim_allow), allowed, st) < 0)
 		return -1;
 
 	/* Threads only: CLONE_THREAD set, no namespace flag. */
-	c = seccomp_cmp(0, SCMP_CMP_MASKED_EQ, CLONE_THREAD | SECCOMP_CLONE_NEW, CLONE_THREAD);
-	if (seccomp_add(ctx, SCMP_ACT_ALLOW, "clone", 1, &c, st) < 0)
+	c = confine_cmp(0, SCMP_CMP_MASKED_EQ, CLONE_THREAD | SECCOMP_CLONE_NEW, CLONE_THREAD);
+	if (confine_add(ctx, SCMP_ACT_ALLOW, "clone", 1, &c, st) < 0)
 		return -1;
 	(*allowed)++;
 #ifdef SECCOMP_LSAN
-	c = seccomp_cmp(0, SCMP_CMP_EQ, SECCOMP_LSAN_CLONE, 0);
-	if (seccomp_add(ctx, SCMP_ACT_ALLOW, "clone", 1, &c, st) < 0)
+	c = confine_cmp(0, SCMP_CMP_EQ, SECCOMP_LSAN_CLONE, 0);
+	if (confine_add(ctx, SCMP_ACT_ALLOW, "clone", 1, &c, st) < 0)
 		return -1;
 #endif
 	/* clone3 hides its flags in memory the filter cannot read: ENOSYS makes glibc use clone. */
-	if (seccomp_add(ctx, SCMP_ACT_ERRNO(ENOSYS), "clone3", 0, NULL, st) < 0)
+	if (confine_add(ctx, SCMP_ACT_ERRNO(ENOSYS), "clone3", 0, NULL, st) < 0)
 		return -1;
 
 	/* The kernel compares the low 32 bits of an ioctl request; so do we. */
-	for (size_t i = 0; i < ARRAY_SIZE(seccomp_shim_ioctls); i++) {
-		c = seccomp_cmp(1, SCMP_CMP_MASKED_EQ, u32, seccomp_shim_ioctls[i] & u32);
-		if (seccomp_add(ctx, SCMP_ACT_ALLOW, "ioctl", 1, &c, st) < 0)
+	for (size_t i = 0; i < ARRAY_SIZE(confine_shim_ioctls); i++) {
+		c = confine_cmp(1, SCMP_CMP_MASKED_EQ, u32, confine_shim_ioctls[i] & u32);
+		if (confine_add(ctx, SCMP_ACT_ALLOW, "ioctl", 1, &c, st) < 0)
 			return -1;
 	}
 	(*allowed)++;
 
 	/* Local sockets only: Unix (control socket, FIFOs' peers, QMP, hybrid vsock) and vsock. */
-	c = seccomp_cmp(0, SCMP_CMP_EQ, AF_UNIX, 0);
-	if (seccomp_add(ctx, SCMP_ACT_ALLOW, "socket", 1, &c, st) < 0)
+	c = confine_cmp(0, SCMP_CMP_EQ, AF_UNIX, 0);
+	if (confine_add(ctx, SCMP_ACT_ALLOW, "socket", 1, &c, st) < 0)
 		return -1;
-	c = seccomp_cmp(0, SCMP_CMP_EQ, AF_VSOCK, 0);
-	if (seccomp_add(ctx, SCMP_ACT_ALLOW, "socket", 1, &c, st) < 0)
+	c = confine_cmp(0, SCMP_CMP_EQ, AF_VSOCK, 0);
+	if (confine_add(ctx, SCMP_ACT_ALLOW, "socket", 1, &c, st) < 0)
 		return -1;
-	c = seccomp_cmp(0, SCMP_CMP_EQ, AF_UNIX, 0);
-	if (seccomp_add(ctx, SCMP_ACT_ALLOW, "socketpair", 1, &c, st) < 0)
+	c = confine_cmp(0, SCMP_CMP_EQ, AF_UNIX, 0);
+	if (confine_add(ctx, SCMP_ACT_ALLOW, "socketpair", 1, &c, st) < 0)
 		return -1;
 	*allowed += 2;
 
 	/* mkfifo, never a device node (the shim may run as root). */
-	c = seccomp_cmp(1, SCMP_CMP_MASKED_EQ, S_IFMT, S_IFIFO);
-	if ((r = seccomp_add(ctx, SCMP_ACT_ALLOW, "mknod", 1, &c, st)) < 0) /* not on aarch64 */
+	c = confine_cmp(1, SCMP_CMP_MASKED_EQ, S_IFMT, S_IFIFO);
+	if ((r = confine_add(ctx, SCMP_ACT_ALLOW, "mknod", 1, &c, st)) < 0) /* not on aarch64 */
 		return -1;
 	*allowed += (unsigned)r;
-	c = seccomp_cmp(2, SCMP_CMP_MASKED_EQ, S_IFMT, S_IFIFO);
-	if (seccomp_add(ctx, SCMP_ACT_ALLOW, "mknodat", 1, &c, st) < 0)
+	c = confine_cmp(2, SCMP_CMP_MASKED_EQ, S_IFMT, S_IFIFO);
+	if (confine_add(ctx, SCMP_ACT_ALLOW, "mknodat", 1, &c, st) < 0)
 		return -1;
 	(*allowed)++;
 
 	/* Resource limits of this process only (glibc's getrlimit is prlimit64(0, ...)). */
-	c = seccomp_cmp(0, SCMP_CMP_EQ, 0, 0);
-	if (seccomp_add(ctx, SCMP_ACT_ALLOW, "prlimit64", 1, &c, st) < 0)
+	c = confine_cmp(0, SCMP_CMP_EQ, 0, 0);
+	if (confine_add(ctx, SCMP_ACT_ALLOW, "prlimit64", 1, &c, st) < 0)
 		return -1;
 	(*allowed)++;
 
 #ifdef SECCOMP_LSAN
 	(*allowed)++; /* ptrace, for the tracer's requests */
 #endif
-	if (seccomp_add_ptrace(ctx, kill, true, st) < 0)
+	if (confine_add_ptrace(ctx, kill, true, st) < 0)
 		return -1;
 	for (size_t i = 0; i < ARRAY_SIZE(seccomp_shim_kill); i++) {
 		if (strcmp(seccomp_shim_kill[i], "ptrace") == 0)
 			continue;
-		if (seccomp_add(ctx, kill, seccomp_shim_kill[i], 0, NULL, st) < 0)
+		if (confine_add(ctx, kill, seccomp_shim_kill[i], 0, NULL, st) < 0)
 			return -1;
 	}
 	return 0;
@@ -316,7 +313,7 @@ seccomp_build_shim(scmp_filter_ctx ctx, uint32_t kill, unsigned *allowed, struct
 
 /* The agent's deny-list, on the native and compat architectures (32-bit workloads). */
 static int
-seccomp_build_agent(scmp_filter_ctx ctx, unsigned *denied, struct status *st)
+confine_build_agent(scmp_filter_ctx ctx, unsigned *denied, struct status *st)
 {
 	const uint32_t deny = SCMP_ACT_ERRNO(EPERM);
 	uint32_t compat[2] = {0, 0};
@@ -337,13 +334,13 @@ seccomp_build_agent(scmp_filter_ctx ctx, unsigned *denied, struct status *st)
 			return status_errno(st, ST_INTERNAL, -r, "seccomp_arch_add");
 	}
 
-	if (seccomp_add_ptrace(ctx, deny, false, st) < 0)
+	if (confine_add_ptrace(ctx, deny, false, st) < 0)
 		return -1;
 	(*denied)++;
 	for (size_t i = 0; i < ARRAY_SIZE(seccomp_agent_deny); i++) {
 		if (strcmp(seccomp_agent_deny[i], "ptrace") == 0)
 			continue;
-		if ((r = seccomp_add(ctx, deny, seccomp_agent_deny[i], 0, NULL, st)) < 0)
+		if ((r = confine_add(ctx, deny, seccomp_agent_deny[i], 0, NULL, st)) < 0)
 			return -1;
 		*denied += (unsigned)r;
 	}
@@ -352,7 +349,7 @@ seccomp_build_agent(scmp_filter_ctx ctx, unsigned *denied, struct status *st)
 
 /* Whether this process has CAP_SYS_ADMIN, so it may load a filter without NO_NEW_PRIVS. */
 static bool
-seccomp_have_sys_admin(void)
+confine_have_sys_admin(void)
 {
 	struct __user_cap_header_struct hdr = {.version = _LINUX_CAPABILITY_VERSION_3, .pid = 0};
 	struct __user_cap_data_struct data[_LINUX_CAPABILITY_U32S_3] = {{0}};
@@ -363,7 +360,7 @@ seccomp_have_sys_admin(void)
 }
 
 bool
-seccomp_available(void)
+confine_available(void)
 {
 	static int avail = -1;
 
@@ -374,22 +371,22 @@ seccomp_available(void)
 }
 
 int
-seccomp_confine(enum seccomp_profile p, struct status *st)
+confine_apply(enum confine_profile p, struct status *st)
 {
-	cleanup_seccomp scmp_filter_ctx ctx = NULL;
+	cleanup_confine scmp_filter_ctx ctx = NULL;
 	uint32_t kill, def;
 	unsigned count = 0;
 	int r;
 
 	/* A failure leaves nothing installed, unless an earlier call succeeded. */
-	if (seccomp_state_str != seccomp_state_buf)
-		seccomp_state_str = SECCOMP_OFF_FAILED;
-	if (!seccomp_available())
+	if (confine_state_str != confine_state_buf)
+		confine_state_str = SECCOMP_OFF_FAILED;
+	if (!confine_available())
 		return status_set(st, ST_FAILED_PRECONDITION,
 		    "seccomp: the kernel lacks seccomp filters with TSYNC");
 	/* KILL_PROCESS needs API level 3 (Linux 4.14); before that a refusal is all we have. */
 	kill = seccomp_api_get() >= 3 ? SCMP_ACT_KILL_PROCESS : SCMP_ACT_ERRNO(EPERM);
-	def = p == SECCOMP_PROFILE_SHIM ? SCMP_ACT_ERRNO(EPERM) : SCMP_ACT_ALLOW;
+	def = p == CONFINE_PROFILE_SHIM ? SCMP_ACT_ERRNO(EPERM) : SCMP_ACT_ALLOW;
 
 	if ((ctx = seccomp_init(def)) == NULL)
 		return status_set(st, ST_INTERNAL, "seccomp_init failed");
@@ -399,48 +396,48 @@ seccomp_confine(enum seccomp_profile p, struct status *st)
 	if (seccomp_api_get() >= 3)
 		(void)seccomp_attr_set(ctx, SCMP_FLTATR_CTL_LOG, 1);
 
-	if (p == SECCOMP_PROFILE_SHIM) {
+	if (p == CONFINE_PROFILE_SHIM) {
 		/* A syscall from another ABI (int 0x80, x32) is an attack: same fate as execve. */
 		if ((r = seccomp_attr_set(ctx, SCMP_FLTATR_ACT_BADARCH, kill)) < 0)
 			return status_errno(st, ST_INTERNAL, -r, "seccomp: bad-arch action");
-		if (seccomp_build_shim(ctx, kill, &count, st) < 0)
+		if (confine_build_shim(ctx, kill, &count, st) < 0)
 			return status_wrap(st, "seccomp shim profile");
 	} else {
 		/*
 		 * NO_NEW_PRIVS is inherited across exec and would stop setuid and file
 		 * capabilities in the workloads: keep it off when we are allowed to.
 		 */
-		if (seccomp_have_sys_admin() &&
+		if (confine_have_sys_admin() &&
 		    (r = seccomp_attr_set(ctx, SCMP_FLTATR_CTL_NNP, 0)) < 0)
 			return status_errno(st, ST_INTERNAL, -r, "seccomp: NNP");
-		if (seccomp_build_agent(ctx, &count, st) < 0)
+		if (confine_build_agent(ctx, &count, st) < 0)
 			return status_wrap(st, "seccomp agent profile");
 	}
 
 	if ((r = seccomp_load(ctx)) < 0)
 		return status_errno(st, ST_INTERNAL, -r, "seccomp_load");
-	snprintf(seccomp_state_buf, sizeof seccomp_state_buf, "on (%s, %u syscalls)",
-	    p == SECCOMP_PROFILE_SHIM ? "allow-list" : "deny-list", count);
-	seccomp_state_str = seccomp_state_buf;
+	snprintf(confine_state_buf, sizeof confine_state_buf, "on (%s, %u syscalls)",
+	    p == CONFINE_PROFILE_SHIM ? "allow-list" : "deny-list", count);
+	confine_state_str = confine_state_buf;
 	return 0;
 }
 
 const char *
-seccomp_state(void)
+confine_state(void)
 {
-	return seccomp_state_str;
+	return confine_state_str;
 }
 
 #else /* !ENABLE_SECCOMP */
 
 bool
-seccomp_available(void)
+confine_available(void)
 {
 	return false;
 }
 
 int
-seccomp_confine(enum seccomp_profile p, struct status *st)
+confine_apply(enum confine_profile p, struct status *st)
 {
 	(void)p;
 	(void)st;
@@ -448,7 +445,7 @@ seccomp_confine(enum seccomp_profile p, struct status *st)
 }
 
 const char *
-seccomp_state(void)
+confine_state(void)
 {
 	return SECCOMP_OFF_BUILD;
 }

@@ -1,5 +1,5 @@
 #!/bin/bash
-# shim_review_cli.sh: command-line fixes of the shim (SPEC 2, 3).
+# shim_cli_edge.sh: edges of the shim's command line (docs/CONTRACT.md, "Command line").
 #   1. `delete` with a stale pid file whose pid now belongs to an unrelated live process (even
 #      one whose name starts with "vmshim") kills nothing; a live shim's pid (it holds the pid
 #      file's lock) is still killed.

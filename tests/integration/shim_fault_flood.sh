@@ -1,5 +1,5 @@
 #!/bin/bash
-# shim_review_drain.sh: a stdout FIFO that nobody reads cannot hold a process's exit forever.
+# shim_fault_flood.sh: a stdout FIFO that nobody reads cannot hold a process's exit forever.
 # The hostile agent (fake_agent --mode stream-flood) sends 3 MiB on stdout to a FIFO with no
 # reader: backpressure stops the shim reading the guest, so the guest's EOF is never read.
 # Kill 9: the agent reports the exit at once. Then:
