@@ -341,6 +341,32 @@ vm_qemu_test_append(void)
 	return v;
 }
 
+/*
+ * QEMU reads its option strings as comma-separated key=value lists: a root port id must be a
+ * QEMU id (a letter, then letters, digits, '-', '.', '_'), and a path given inside an option
+ * must not hold a comma.
+ */
+static int
+vm_qemu_check_words(const struct shim_config *cfg, const char *dir, struct status *st)
+{
+	for (size_t i = 0; i < cfg->n_hotplug_ports; i++) {
+		const char *id = cfg->hotplug_ports[i];
+
+		if (!((id[0] >= 'a' && id[0] <= 'z') || (id[0] >= 'A' && id[0] <= 'Z')) ||
+		    strspn(
+			id, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._") !=
+			strlen(id))
+			return status_set(st, ST_INVALID_ARGUMENT,
+			    "vm.launch qemu: vm.hotplug_ports[%zu] \"%s\" is not a QEMU id", i, id);
+	}
+	if (strchr(dir, ',') != NULL || strchr(cfg->vm_qmp, ',') != NULL)
+		return status_set(st, ST_INVALID_ARGUMENT,
+		    "vm.launch qemu: the state directory %s or vm.qmp %s holds a ',', which QEMU's "
+		    "options cannot carry",
+		    dir, cfg->vm_qmp);
+	return 0;
+}
+
 /* Step 2: QEMU. */
 static int
 vm_qemu_start_qemu(const struct shim_config *cfg, const char *dir, struct status *st)
@@ -358,6 +384,8 @@ vm_qemu_start_qemu(const struct shim_config *cfg, const char *dir, struct status
 		return status_set(st, ST_FAILED_PRECONDITION,
 		    "vm.launch qemu: vm.qemu %s: not found on PATH or not executable",
 		    cfg->vm_qemu);
+	if (vm_qemu_check_words(cfg, dir, st) < 0)
+		return -1;
 	kernel = xstrdup(cfg->vm_kernel[0] != '\0' ? cfg->vm_kernel : GUEST_DIR "/vmlinux");
 	initrd =
 	    xstrdup(cfg->vm_initrd[0] != '\0' ? cfg->vm_initrd : GUEST_DIR "/initramfs.cpio.gz");
