@@ -763,19 +763,26 @@ stream_orphan(struct stream *s)
 	}
 }
 
-/* Shutdown: close every stream at once. */
+/*
+ * Shutdown: close every stream at once. A stream whose free is already scheduled is left to
+ * that callback (the shutdown's last loop turn runs it): freeing it here too would free it
+ * twice.
+ */
 void
 stream_close_all(void)
 {
-	struct stream *s;
+	struct stream *s, *next;
 
-	while ((s = LIST_FIRST(&stream_all)) != NULL) {
+	for (s = LIST_FIRST(&stream_all); s != NULL; s = next) {
+		next = LIST_NEXT(s, entry);
 		/* The process outlives its streams here (proc_shutdown comes later): unlink. */
 		if (s->p != NULL && !s->orphaned && s->p->streams[s->kind] == s)
 			s->p->streams[s->kind] = NULL;
 		s->orphaned = true;
 		stream_close_socket(s);
 		stream_close_pipe(s);
+		if (s->freeing)
+			continue;
 		s->phase = STREAM_ACTIVE;
 		stream_free(s);
 	}
