@@ -20,9 +20,12 @@
  *    (io.h), so each stream holds at most that much; a full sink leaves the source unread and
  *    the kernel's buffers push back on the writer at the far end.
  *
- * EOF and closing (docs/PROTOCOL.md section 3, seeds 000-002). Each stream tracks four facts:
- * our EOF sent, the guest's EOF received, guest fd closed, host fd closed. io_stream_update()
- * derives everything else from them after every change:
+ * EOF and closing (docs/PROTOCOL.md section 3, seeds 000-002). Each stream has one state per
+ * direction, named as in the agent (frame.h): tx, our frames to the guest (OPEN, EOF_QUEUED,
+ * EOF_SENT), rx, the guest's frames (OPEN, EOF), both CLOSED once the guest fd is closed; and
+ * the host side (OPEN; stdin only: DRAINING, reading what the FIFO held at CloseIO; CLOSED).
+ * Each only moves forward. io_stream_update() derives everything else from them after every
+ * change:
  *  - the guest fd is closed only once EOF was both sent and received, or the stream failed
  *    (protocol error, hang-up, socket error) or stayed half-closed for the timeout; never
  *    shutdown(). Stdin after our EOF is not "stuck" while the process lives: the agent echoes
@@ -95,6 +98,27 @@
 
 struct io_streams;
 
+/* The runtime's side of a stream: the host FIFO (or file). */
+enum io_host {
+	IO_HOST_OPEN,
+	IO_HOST_DRAINING, /* stdin: CloseIO came; read close_left more bytes, then EOF */
+	IO_HOST_CLOSED,	  /* hfd closed (EOF, CloseIO, a failed write, given up) */
+};
+
+/* What the task code told us about the process; each step only moves forward. */
+enum io_proc {
+	IO_PROC_RUNNING,
+	IO_PROC_PENDING, /* the agent's exit-pending notice: reaped, output still draining */
+	IO_PROC_EXITED,	 /* the exit itself */
+};
+
+/* The streams as a whole: on_output_done fires once, io_free() ends them. */
+enum io_phase {
+	IO_PHASE_FLOWING,
+	IO_PHASE_OUTPUT_DONE, /* every output stream finished; ev_done scheduled */
+	IO_PHASE_FREED,	      /* io_free() ran (the struct lives on while busy) */
+};
+
 struct io_stream {
 	struct io_streams *owner;
 	enum io_kind kind;
@@ -109,16 +133,10 @@ struct io_stream {
 	struct event *ev_timer;	 /* half-closed timeout */
 	struct evbuffer *buf;	 /* bytes for the sink, at most IO_STREAM_BUFFER_MAX */
 	struct stream_decoder dec;
-	bool closing;	   /* stdin: CloseIO came; read close_left more bytes, then EOF */
-	size_t close_left; /* stdin: bytes the FIFO held at CloseIO, still to be read */
-	bool eof_queued;   /* stdin: our EOF frame is at the end of buf */
-	bool eof_sent;	   /* our EOF frame was written to the guest */
-	bool eof_received; /* the guest's EOF frame arrived */
-	bool guest_done;   /* gfd closed */
-	bool host_done;	   /* hfd closed */
-	bool host_failed;  /* output: a host write failed, the rest is discarded */
-	bool finished;	   /* output: counted for on_output_done */
-	bool timer_armed;
+	enum stream_tx tx; /* output: EOF_SENT from the start (with the hello) */
+	enum stream_rx rx;
+	enum io_host host;
+	size_t close_left; /* stdin, IO_HOST_DRAINING: bytes still to be read */
 };
 
 struct io_streams {
@@ -130,16 +148,13 @@ struct io_streams {
 	struct event *ev_done;
 	void (*on_output_done)(void *arg);
 	void *arg;
-	bool output_done;
-	int busy;  /* inside on_output_done */
-	bool dead; /* io_free() ran while busy: free on the way out */
+	enum io_phase phase;
+	enum io_proc proc;
+	int busy; /* inside on_output_done; FREED while busy frees on the way out */
 	int half_closed_ms;
 	struct event *ev_drain; /* io_exit_pending/seen(): the output's drain deadline */
-	bool drain_armed;
-	bool exit_real;	       /* io_exit_seen(), not only io_exit_pending() */
-	bool proc_gone;	       /* io_exit_seen() or io_exit_pending(): the process is gone */
-	uint64_t host_written; /* output bytes the host took, ever */
-	uint64_t drain_mark;   /* host_written when the drain deadline was last armed */
+	uint64_t host_written;	/* output bytes the host took, ever */
+	uint64_t drain_mark;	/* host_written when the drain deadline was last armed */
 };
 
 static atomic_size_t io_buffered_total;
@@ -202,7 +217,8 @@ io_stream_close_guest(struct io_stream *st)
 	io_event_del(st->ev_timer);
 	close(st->gfd);
 	st->gfd = -1;
-	st->guest_done = true;
+	st->tx = STREAM_TX_CLOSED;
+	st->rx = STREAM_RX_CLOSED;
 	if (st->kind == IO_STDIN)
 		io_stream_discard(st);
 }
@@ -217,7 +233,7 @@ io_stream_close_host(struct io_stream *st)
 	io_event_del(st->ev_hwrite);
 	close(st->hfd);
 	st->hfd = -1;
-	st->host_done = true;
+	st->host = IO_HOST_CLOSED;
 	if (st->kind != IO_STDIN)
 		io_stream_discard(st);
 }
@@ -246,9 +262,9 @@ io_stream_end_stdin(struct io_stream *st)
 	static const uint8_t eof[STREAM_LEN_SIZE];
 
 	io_stream_close_host(st);
-	if (!st->eof_queued && !st->guest_done) {
+	if (st->tx == STREAM_TX_OPEN) {
 		evbuffer_add(st->buf, eof, sizeof eof);
-		st->eof_queued = true;
+		st->tx = STREAM_TX_EOF_QUEUED;
 	}
 }
 
@@ -305,7 +321,6 @@ io_stream_flush_host(struct io_stream *st)
 		    "%s: writing to the host failed: %s; discarding "
 		    "the rest of the output",
 		    io_stream_name(st), n < 0 ? strerror(errno) : "no progress");
-		st->host_failed = true;
 		io_stream_close_host(st);
 	}
 }
@@ -319,6 +334,13 @@ io_stream_room(const struct io_stream *st)
 	return pending >= IO_STREAM_BUFFER_MAX ? 0 : IO_STREAM_BUFFER_MAX - pending;
 }
 
+/* An output stream is finished once both its sides are closed: nothing more can happen. */
+static bool
+io_stream_finished(const struct io_stream *st)
+{
+	return st->tx == STREAM_TX_CLOSED && st->host == IO_HOST_CLOSED;
+}
+
 /* Tell on_output_done's event to fire once every output stream is finished. */
 static void
 io_streams_check_output(struct io_streams *s)
@@ -326,12 +348,12 @@ io_streams_check_output(struct io_streams *s)
 	static const struct timeval now;
 	int i;
 
-	if (s->output_done)
+	if (s->phase != IO_PHASE_FLOWING)
 		return;
 	for (i = IO_STDOUT; i < IO_NSTREAMS; i++)
-		if (s->st[i].present && !s->st[i].finished)
+		if (s->st[i].present && !io_stream_finished(&s->st[i]))
 			return;
-	s->output_done = true;
+	s->phase = IO_PHASE_OUTPUT_DONE;
 	event_add(s->ev_done, &now);
 }
 
@@ -344,17 +366,16 @@ io_stream_update(struct io_stream *st)
 	size_t pending;
 	bool half;
 
-	if (st->kind == IO_STDIN && st->eof_queued && !st->guest_done &&
-	    evbuffer_get_length(st->buf) == 0)
-		st->eof_sent = true;
-	if (st->eof_sent && st->eof_received)
+	if (st->tx == STREAM_TX_EOF_QUEUED && evbuffer_get_length(st->buf) == 0)
+		st->tx = STREAM_TX_EOF_SENT;
+	if (st->tx == STREAM_TX_EOF_SENT && st->rx == STREAM_RX_EOF)
 		io_stream_close_guest(st);
 	/* Output: once the guest side is over, the host side ends when the buffer is written. */
-	if (st->kind != IO_STDIN && st->guest_done && evbuffer_get_length(st->buf) == 0)
+	if (st->kind != IO_STDIN && st->tx == STREAM_TX_CLOSED && evbuffer_get_length(st->buf) == 0)
 		io_stream_close_host(st);
 
 	pending = evbuffer_get_length(st->buf);
-	if (!st->guest_done) {
+	if (st->tx != STREAM_TX_CLOSED) {
 		if (st->kind == IO_STDIN || io_stream_room(st) >= IO_READ_CHUNK)
 			event_add(st->ev_gread, NULL);
 		else
@@ -368,19 +389,17 @@ io_stream_update(struct io_stream *st)
 		 * only once the agent wrote everything into the process, which may rightly take
 		 * as long as the process does not read: that wait counts only once it is gone.
 		 */
-		if (st->kind == IO_STDIN)
-			half = (st->eof_received && !st->eof_sent) ||
-			       (st->eof_sent && !st->eof_received && s->proc_gone);
-		else
-			half = st->eof_received && !st->eof_sent;
-		if (half && !st->timer_armed) {
+		half = (st->rx == STREAM_RX_EOF && st->tx != STREAM_TX_EOF_SENT) ||
+		       (st->kind == IO_STDIN && st->tx == STREAM_TX_EOF_SENT &&
+			   st->rx == STREAM_RX_OPEN && s->proc != IO_PROC_RUNNING);
+		/* Once half-closed a stream stays so until closed: the timer is armed once. */
+		if (half && !evtimer_pending(st->ev_timer, NULL)) {
 			tv.tv_sec = s->half_closed_ms / 1000;
 			tv.tv_usec = (s->half_closed_ms % 1000) * 1000;
 			event_add(st->ev_timer, &tv);
-			st->timer_armed = true;
 		}
 	}
-	if (!st->host_done) {
+	if (st->host != IO_HOST_CLOSED) {
 		if (st->kind == IO_STDIN) {
 			if (io_stream_room(st) >= STREAM_LEN_SIZE + IO_READ_CHUNK)
 				event_add(st->ev_hread, NULL);
@@ -393,10 +412,8 @@ io_stream_update(struct io_stream *st)
 				io_event_del(st->ev_hwrite);
 		}
 	}
-	if (st->kind != IO_STDIN && !st->finished && st->guest_done && st->host_done) {
-		st->finished = true;
+	if (st->kind != IO_STDIN && io_stream_finished(st))
 		io_streams_check_output(s);
-	}
 }
 
 /*
@@ -433,11 +450,11 @@ io_stream_on_frame(struct io_stream *st, enum stream_result r, const uint8_t *da
 			io_stream_fail(st, "data from the guest on stdin", 0);
 			return false;
 		}
-		if (!st->host_done)
+		if (st->host != IO_HOST_CLOSED)
 			io_stream_output(st, data, len);
 		return true;
 	case STREAM_EOF:
-		st->eof_received = true;
+		st->rx = STREAM_RX_EOF;
 		if (st->kind == IO_STDIN)
 			io_stream_end_stdin(st);
 		return true;
@@ -474,7 +491,7 @@ io_stream_on_gread(evutil_socket_t fd, short what, void *arg)
 		return;
 	}
 	if (n == 0) {
-		if (st->eof_received) {
+		if (st->rx == STREAM_RX_EOF) {
 			/* The agent had said all it had to say; what we still owed it is moot. */
 			io_stream_close_guest(st);
 			io_stream_update(st);
@@ -523,7 +540,7 @@ io_stream_on_hread(evutil_socket_t fd, short what, void *arg)
 
 	(void)what;
 	want = IO_READ_CHUNK;
-	if (st->closing && st->close_left < want)
+	if (st->host == IO_HOST_DRAINING && st->close_left < want)
 		want = st->close_left;
 	if (evbuffer_reserve_space(st->buf, STREAM_LEN_SIZE + IO_READ_CHUNK, &vec, 1) != 1 ||
 	    vec.iov_len < STREAM_LEN_SIZE + IO_READ_CHUNK)
@@ -533,12 +550,12 @@ io_stream_on_hread(evutil_socket_t fd, short what, void *arg)
 		stream_len_pack((uint32_t)n, vec.iov_base);
 		vec.iov_len = STREAM_LEN_SIZE + (size_t)n;
 		evbuffer_commit_space(st->buf, &vec, 1);
-		if (st->closing) {
+		if (st->host == IO_HOST_DRAINING) {
 			st->close_left -= (size_t)n;
 			if (st->close_left == 0)
 				io_stream_end_stdin(st);
 		}
-	} else if (n == 0 || (errno == EAGAIN && st->closing)) {
+	} else if (n == 0 || (errno == EAGAIN && st->host == IO_HOST_DRAINING)) {
 		io_stream_end_stdin(st);
 	} else if (errno != EAGAIN && errno != EINTR) {
 		log_warn_id(s->id, s->exec_id, "reading stdin: %s; ending stdin", strerror(errno));
@@ -570,8 +587,9 @@ io_stream_on_timeout(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	log_warn_id(s->id, s->exec_id, "%s stream half-closed for %d ms (EOF %s, not %s): closing",
-	    io_stream_name(st), s->half_closed_ms, st->eof_sent ? "sent" : "received",
-	    st->eof_sent ? "received" : "sent");
+	    io_stream_name(st), s->half_closed_ms,
+	    st->tx == STREAM_TX_EOF_SENT ? "sent" : "received",
+	    st->tx == STREAM_TX_EOF_SENT ? "received" : "sent");
 	io_stream_close_guest(st);
 	if (st->kind == IO_STDIN)
 		io_stream_close_host(st);
@@ -604,7 +622,7 @@ io_streams_give_up_host(struct io_streams *s)
 	int i, n = 0;
 
 	for (i = IO_STDOUT; i < IO_NSTREAMS; i++)
-		if (s->st[i].present && !s->st[i].finished && !s->st[i].host_done)
+		if (s->st[i].present && s->st[i].host != IO_HOST_CLOSED)
 			dropped += evbuffer_get_length(s->st[i].buf);
 	if (dropped == 0) {
 		io_streams_arm_drain(s);
@@ -613,8 +631,7 @@ io_streams_give_up_host(struct io_streams *s)
 	for (i = IO_STDOUT; i < IO_NSTREAMS; i++) {
 		struct io_stream *st = &s->st[i];
 
-		if (!st->present || st->finished || st->host_done ||
-		    evbuffer_get_length(st->buf) == 0)
+		if (!st->present || st->host == IO_HOST_CLOSED || evbuffer_get_length(st->buf) == 0)
 			continue;
 		io_stream_close_host(st);
 		io_stream_update(st);
@@ -647,18 +664,18 @@ io_streams_on_drain(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
-	if (s->output_done)
+	if (s->phase != IO_PHASE_FLOWING)
 		return;
 	if (s->host_written != s->drain_mark) {
 		io_streams_arm_drain(s);
 		return;
 	}
-	if (!s->exit_real) {
+	if (s->proc != IO_PROC_EXITED) {
 		io_streams_give_up_host(s);
 		return;
 	}
 	for (i = IO_STDOUT; i < IO_NSTREAMS; i++)
-		if (s->st[i].present && !s->st[i].finished)
+		if (s->st[i].present && !io_stream_finished(&s->st[i]))
 			dropped += evbuffer_get_length(s->st[i].buf);
 	log_warn_id(s->id, s->exec_id,
 	    "output not drained %d ms after the process exited (the host side takes nothing): "
@@ -667,7 +684,7 @@ io_streams_on_drain(evutil_socket_t fd, short what, void *arg)
 	for (i = IO_STDOUT; i < IO_NSTREAMS; i++) {
 		struct io_stream *st = &s->st[i];
 
-		if (!st->present || st->finished)
+		if (!st->present || io_stream_finished(st))
 			continue;
 		io_stream_close_guest(st);
 		io_stream_close_host(st);
@@ -675,45 +692,40 @@ io_streams_on_drain(evutil_socket_t fd, short what, void *arg)
 	}
 }
 
-/* The process is gone: a stdin stream still waiting for the agent's EOF now has a deadline. */
+/*
+ * The process moved on (exit-pending notice, then the exit). Leaving RUNNING starts the
+ * output's drain deadline, once (it re-arms itself while it runs), and gives a stdin stream
+ * still waiting for the agent's EOF its half-closed deadline.
+ */
 static void
-io_streams_proc_gone(struct io_streams *s)
+io_streams_set_proc(struct io_streams *s, enum io_proc proc)
 {
 	struct io_stream *in = &s->st[IO_STDIN];
+	enum io_proc was = s->proc;
 
-	if (s->proc_gone)
+	if (s->phase == IO_PHASE_FREED || proc <= was)
 		return;
-	s->proc_gone = true;
-	if (in->present && !in->guest_done)
+	s->proc = proc;
+	if (was != IO_PROC_RUNNING)
+		return;
+	if (in->present && in->tx != STREAM_TX_CLOSED)
 		io_stream_update(in);
+	if (s->phase == IO_PHASE_FLOWING)
+		io_streams_arm_drain(s);
 }
 
 void
 io_exit_seen(struct io_streams *s)
 {
-	if (s == NULL || s->dead)
-		return;
-	io_streams_proc_gone(s);
-	if (s->output_done || s->exit_real)
-		return;
-	s->exit_real = true;
-	/* The exit-pending deadline, when running, goes on; else the output gets one now. */
-	if (evtimer_pending(s->ev_drain, NULL))
-		return;
-	s->drain_armed = true;
-	io_streams_arm_drain(s);
+	if (s != NULL)
+		io_streams_set_proc(s, IO_PROC_EXITED);
 }
 
 void
 io_exit_pending(struct io_streams *s)
 {
-	if (s == NULL || s->dead)
-		return;
-	io_streams_proc_gone(s);
-	if (s->output_done || s->drain_armed)
-		return;
-	s->drain_armed = true;
-	io_streams_arm_drain(s);
+	if (s != NULL)
+		io_streams_set_proc(s, IO_PROC_PENDING);
 }
 
 /* Free what io_free() has torn down; the struct itself goes last. */
@@ -738,7 +750,7 @@ io_streams_on_done(evutil_socket_t fd, short what, void *arg)
 	if (s->on_output_done != NULL)
 		s->on_output_done(s->arg);
 	/* on_output_done may have called io_free(): then we hold the last reference. */
-	if (--s->busy == 0 && s->dead)
+	if (--s->busy == 0 && s->phase == IO_PHASE_FREED)
 		io_streams_release(s);
 }
 
@@ -785,7 +797,7 @@ io_stream_init(
 		st->ev_hread =
 		    io_event_new(base, st->hfd, EV_READ | EV_PERSIST, io_stream_on_hread, st);
 	} else {
-		st->eof_sent = true; /* with the hello, by io_prepare() */
+		st->tx = STREAM_TX_EOF_SENT; /* with the hello, by io_prepare() */
 		if (!st->host_is_file)
 			st->ev_hwrite = io_event_new(
 			    base, st->hfd, EV_WRITE | EV_PERSIST, io_stream_on_hwrite, st);
@@ -834,13 +846,13 @@ io_close_stdin(struct io_streams *s)
 	struct io_stream *st = &s->st[IO_STDIN];
 	int avail = 0;
 
-	if (!st->present || st->host_done || st->closing)
+	if (!st->present || st->host != IO_HOST_OPEN)
 		return;
 	if (ioctl(st->hfd, FIONREAD, &avail) == -1 || avail <= 0) {
 		io_stream_end_stdin(st);
 		io_stream_flush_guest(st);
 	} else {
-		st->closing = true;
+		st->host = IO_HOST_DRAINING;
 		st->close_left = (size_t)avail;
 	}
 	io_stream_update(st);
@@ -849,7 +861,7 @@ io_close_stdin(struct io_streams *s)
 bool
 io_output_done(const struct io_streams *s)
 {
-	return s->output_done;
+	return s->phase == IO_PHASE_OUTPUT_DONE;
 }
 
 /* Close a stream's descriptors and free its events and buffer. */
@@ -880,7 +892,7 @@ io_free(struct io_streams *s)
 {
 	int i;
 
-	if (s == NULL || s->dead)
+	if (s == NULL || s->phase == IO_PHASE_FREED)
 		return;
 	for (i = 0; i < IO_NSTREAMS; i++)
 		io_stream_teardown(&s->st[i]);
@@ -888,7 +900,7 @@ io_free(struct io_streams *s)
 	s->ev_done = NULL;
 	event_free(s->ev_drain);
 	s->ev_drain = NULL;
-	s->dead = true;
+	s->phase = IO_PHASE_FREED;
 	if (s->busy == 0)
 		io_streams_release(s);
 }

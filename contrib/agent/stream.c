@@ -11,6 +11,8 @@
  * frame, never a shutdown() or close (seed 000); each side sends exactly one. The socket is
  * closed only when EOF was both sent (and flushed) and received, or when the peer broke the
  * protocol or vanished, or after AGENT_HALF_CLOSED_MS half-closed (logged).
+ * The two directions are explicit states, named as in the shim (frame.h): tx (OPEN,
+ * EOF_QUEUED, EOF_SENT once flushed) and rx (OPEN, EOF), both CLOSED with the socket.
  *
  * Output (stdout/stderr): the pipe is read only while less than AGENT_STREAM_PENDING bytes wait
  * for the socket (backpressure), in frames of at most 256 KiB; the pipe's EOF queues the EOF
@@ -79,8 +81,8 @@ struct stream {
 	int last_in;		  /* stdin: the last byte given to the pipe (-1: none) */
 	bool pty_wait; /* terminal (oci): no pty master yet, stream_set_pty() brings it */
 
-	bool eof_sent; /* our EOF frame is queued */
-	bool eof_recv;
+	enum stream_tx tx; /* OPEN, EOF_QUEUED, EOF_SENT once flushed, CLOSED (frame.h) */
+	enum stream_rx rx; /* OPEN, EOF, CLOSED */
 	bool done_reported;
 	bool freeing; /* the free is scheduled for a later loop turn */
 };
@@ -150,6 +152,8 @@ stream_close_socket(struct stream *s)
 		return;
 	bufferevent_free(s->bev);
 	s->bev = NULL;
+	s->tx = STREAM_TX_CLOSED;
+	s->rx = STREAM_RX_CLOSED;
 	if (s->timer != NULL)
 		evtimer_del(s->timer);
 }
@@ -185,9 +189,9 @@ stream_send_eof(struct stream *s)
 {
 	static const uint8_t zero[STREAM_LEN_SIZE];
 
-	if (s->eof_sent)
+	if (s->tx != STREAM_TX_OPEN)
 		return;
-	s->eof_sent = true;
+	s->tx = STREAM_TX_EOF_QUEUED;
 	if (s->bev != NULL)
 		evbuffer_add(bufferevent_get_output(s->bev), zero, sizeof zero);
 }
@@ -202,7 +206,6 @@ stream_fail(struct stream *s, const char *why)
 		log_warn_id(
 		    s->id, s->exec_id, "%s stream failed: %s", stdio_kind_name(s->kind), why);
 	stream_close_socket(s);
-	s->eof_recv = s->eof_sent = true;
 	if (s->phase == STREAM_ACTIVE && s->kind == STDIO_IN) {
 		/* Nobody will feed stdin any more: the process sees EOF. */
 		stream_close_pipe(s);
@@ -230,7 +233,8 @@ stream_timer_cb(evutil_socket_t fd, short what, void *arg)
 	log_warn_id(s->id, s->exec_id,
 	    "%s stream half-closed for %d s (eof sent %d, received %d): "
 	    "closing",
-	    stdio_kind_name(s->kind), AGENT_HALF_CLOSED_MS / 1000, s->eof_sent, s->eof_recv);
+	    stdio_kind_name(s->kind), AGENT_HALF_CLOSED_MS / 1000, s->tx != STREAM_TX_OPEN,
+	    s->rx != STREAM_RX_OPEN);
 	stream_close_socket(s);
 	if (s->kind == STDIO_IN)
 		stream_close_pipe(s);
@@ -244,17 +248,19 @@ stream_check(struct stream *s)
 	bool flushed;
 
 	flushed = s->bev == NULL || evbuffer_get_length(bufferevent_get_output(s->bev)) == 0;
+	if (s->tx == STREAM_TX_EOF_QUEUED && flushed)
+		s->tx = STREAM_TX_EOF_SENT;
 	if (s->phase == STREAM_ACTIVE && s->kind != STDIO_IN && !s->done_reported &&
-	    s->pipe_closed && s->eof_sent && flushed) {
+	    s->pipe_closed && (s->tx == STREAM_TX_EOF_SENT || s->tx == STREAM_TX_CLOSED)) {
 		s->done_reported = true;
 		if (!s->orphaned)
 			proc_output_done(s->p, s->kind);
 	}
-	if (s->bev != NULL && s->eof_sent && s->eof_recv && flushed)
+	if (s->tx == STREAM_TX_EOF_SENT && s->rx == STREAM_RX_EOF)
 		stream_close_socket(s);
 	/* Half-closed: we are done sending and wait for the peer's EOF. */
-	if (s->bev != NULL && s->phase == STREAM_ACTIVE && s->eof_sent && !s->eof_recv &&
-	    !evtimer_pending(s->timer, NULL)) {
+	if (s->bev != NULL && s->phase == STREAM_ACTIVE && s->tx != STREAM_TX_OPEN &&
+	    s->rx == STREAM_RX_OPEN && !evtimer_pending(s->timer, NULL)) {
 		struct timeval tv = {AGENT_HALF_CLOSED_MS / 1000, 0};
 		evtimer_add(s->timer, &tv);
 	}
@@ -470,7 +476,7 @@ stream_input(struct stream *s)
 		}
 		evbuffer_drain(in, used);
 		if (r == STREAM_EOF) {
-			s->eof_recv = true;
+			s->rx = STREAM_RX_EOF;
 			if (s->kind == STDIO_IN) {
 				s->input_close = true;
 				stream_input_maybe_close(s);
@@ -578,8 +584,8 @@ stream_input_bulk(struct stream *s)
 	struct evbuffer_iovec v;
 	ssize_t n;
 
-	while (s->bev != NULL && s->phase == STREAM_ACTIVE && s->kind == STDIO_IN && !s->eof_recv &&
-	       evbuffer_get_length(s->pending) == 0) {
+	while (s->bev != NULL && s->phase == STREAM_ACTIVE && s->kind == STDIO_IN &&
+	       s->rx == STREAM_RX_OPEN && evbuffer_get_length(s->pending) == 0) {
 		in = bufferevent_get_input(s->bev);
 		if (evbuffer_get_length(in) >= AGENT_STREAM_PENDING)
 			return;
@@ -629,14 +635,13 @@ stream_read_cb(struct bufferevent *bev, void *arg)
 static bool
 stream_input_complete_close(struct stream *s)
 {
-	if (s->phase != STREAM_ACTIVE || s->kind != STDIO_IN || !s->eof_recv || s->discard ||
-	    s->pipe_closed)
+	if (s->phase != STREAM_ACTIVE || s->kind != STDIO_IN || s->rx != STREAM_RX_EOF ||
+	    s->discard || s->pipe_closed)
 		return false;
 	log_debug_id(s->id, s->exec_id,
 	    "stdin: the connection closed after its EOF; %zu byte(s) still go to the process",
 	    evbuffer_get_length(s->pending));
 	stream_close_socket(s);
-	s->eof_sent = true;
 	s->input_close = true;
 	stream_input_maybe_close(s);
 	return true;
@@ -651,8 +656,8 @@ stream_event_cb(struct bufferevent *bev, short what, void *arg)
 	if (stream_input_complete_close(s))
 		return;
 	if (what & BEV_EVENT_EOF)
-		stream_fail(s, s->eof_recv ? "peer closed before our EOF was read"
-					   : "peer closed without EOF");
+		stream_fail(s, s->rx == STREAM_RX_EOF ? "peer closed before our EOF was read"
+						      : "peer closed without EOF");
 	else if (what & BEV_EVENT_ERROR)
 		stream_fail(s, strerror(EVUTIL_SOCKET_ERROR()));
 }
