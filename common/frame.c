@@ -269,6 +269,20 @@ stream_decoder_feed(struct stream_decoder *d, const uint8_t *buf, size_t len, si
 	return STREAM_MORE;
 }
 
+uint32_t
+stream_decoder_payload_left(const struct stream_decoder *d)
+{
+	return d->failed ? 0 : d->left;
+}
+
+void
+stream_decoder_skip(struct stream_decoder *d, uint32_t n)
+{
+	if (n > d->left)
+		fatalx("stream_decoder_skip: %u over the %u payload bytes left", n, d->left);
+	d->left -= n;
+}
+
 /* Read exactly len bytes, polling before each read so a blocking fd still meets the deadline. */
 static int
 stream_read_exact(int fd, uint8_t *buf, size_t len, int64_t deadline_ms)

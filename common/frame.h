@@ -135,6 +135,13 @@ void stream_decoder_init(struct stream_decoder *d, uint32_t max_len);
  */
 enum stream_result stream_decoder_feed(struct stream_decoder *d, const uint8_t *buf, size_t len,
     size_t *consumed, const uint8_t **data, size_t *data_len);
+/*
+ * Payload bytes of the current frame still to come (0 between frames): a caller may move them
+ * without looking at them (splice) and then account for them with stream_decoder_skip().
+ */
+uint32_t stream_decoder_payload_left(const struct stream_decoder *d);
+/* n (at most stream_decoder_payload_left()) payload bytes were consumed outside the decoder. */
+void stream_decoder_skip(struct stream_decoder *d, uint32_t n);
 
 /*
  * Read one whole length-prefixed frame of at most max_len bytes from a blocking-style fd with

@@ -77,6 +77,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -95,12 +96,23 @@
 #include "util.h"
 
 #define IO_SEND_IOV 16 /* iovecs per send to the guest */
+/* One guest callback moves at most this much, so a busy stream cannot starve the loop. */
+#define IO_TURN_MAX (4u * STREAM_WRITE_MAX)
+/* Stdin waiting in the FIFO up to this much is copied (one read, one send); more is spliced. */
+#define IO_SPLICE_MIN_IN (16u * 1024)
+/* A spliced stdin frame: its payload can always be taken back into the buffer (bound). */
+#define IO_SPLICE_FRAME_IN (IO_STREAM_BUFFER_MAX - 2 * STREAM_LEN_SIZE)
+/* A spliced payload this big makes the next guest read take only the frame header. */
+#define IO_SPLICE_BIG (32u * 1024)
+/* Host FIFOs are enlarged to this (best effort), so a splice moves a whole frame at once. */
+#define IO_PIPE_SIZE (1024 * 1024)
 
 struct io_streams;
 
 /* The runtime's side of a stream: the host FIFO (or file). */
 enum io_host {
 	IO_HOST_OPEN,
+	IO_HOST_FULL,	  /* output: a splice found the FIFO full; wait until it takes more */
 	IO_HOST_DRAINING, /* stdin: CloseIO came; read close_left more bytes, then EOF */
 	IO_HOST_CLOSED,	  /* hfd closed (EOF, CloseIO, a failed write, given up) */
 };
@@ -137,6 +149,9 @@ struct io_stream {
 	enum stream_rx rx;
 	enum io_host host;
 	size_t close_left; /* stdin, IO_HOST_DRAINING: bytes still to be read */
+	bool splice;	   /* FIFO payloads are spliced to/from the socket (else copied) */
+	uint32_t tx_left;  /* stdin: payload of the frame on the wire still in the FIFO */
+	size_t gread_want; /* next guest read: a whole chunk, or only a header after a splice */
 };
 
 struct io_streams {
@@ -217,10 +232,42 @@ io_stream_close_guest(struct io_stream *st)
 	io_event_del(st->ev_timer);
 	close(st->gfd);
 	st->gfd = -1;
+	st->tx_left = 0;
 	st->tx = STREAM_TX_CLOSED;
 	st->rx = STREAM_RX_CLOSED;
 	if (st->kind == IO_STDIN)
 		io_stream_discard(st);
+}
+
+/*
+ * Stdin: the payload of the frame on the wire still in the FIFO (counted, so there) is read
+ * into the buffer, raw behind its header: the frame then ends through the copy path.
+ */
+static void
+io_stream_take_input(struct io_stream *st)
+{
+	struct io_streams *s = st->owner;
+	struct evbuffer_iovec vec;
+	ssize_t n;
+
+	while (st->tx_left > 0) {
+		if (evbuffer_reserve_space(st->buf, st->tx_left, &vec, 1) != 1 ||
+		    vec.iov_len < st->tx_left)
+			fatalx("evbuffer_reserve_space");
+		n = read(st->hfd, vec.iov_base, st->tx_left);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			/* Cannot happen (FIONREAD counted them): the frame cannot be completed. */
+			log_warn_id(s->id, s->exec_id, "stdin: the FIFO lost %u counted byte(s)",
+			    st->tx_left);
+			io_stream_close_guest(st);
+			return;
+		}
+		vec.iov_len = (size_t)n;
+		evbuffer_commit_space(st->buf, &vec, 1);
+		st->tx_left -= (uint32_t)n;
+	}
 }
 
 /* Close the host descriptor once; an output stream's unwritten bytes are dropped with it. */
@@ -229,6 +276,8 @@ io_stream_close_host(struct io_stream *st)
 {
 	if (st->hfd == -1)
 		return;
+	if (st->kind == IO_STDIN)
+		io_stream_take_input(st);
 	io_event_del(st->ev_hread);
 	io_event_del(st->ev_hwrite);
 	close(st->hfd);
@@ -277,7 +326,8 @@ io_stream_flush_guest(struct io_stream *st)
 	ssize_t n;
 	int niov;
 
-	while (st->gfd != -1 && evbuffer_get_length(st->buf) > 0) {
+	/* Behind a frame still being spliced, nothing may go out. */
+	while (st->gfd != -1 && st->tx_left == 0 && evbuffer_get_length(st->buf) > 0) {
 		niov = evbuffer_peek(st->buf, -1, NULL, (struct evbuffer_iovec *)iov, IO_SEND_IOV);
 		if (niov > IO_SEND_IOV)
 			niov = IO_SEND_IOV;
@@ -366,7 +416,7 @@ io_stream_update(struct io_stream *st)
 	size_t pending;
 	bool half;
 
-	if (st->tx == STREAM_TX_EOF_QUEUED && evbuffer_get_length(st->buf) == 0)
+	if (st->tx == STREAM_TX_EOF_QUEUED && evbuffer_get_length(st->buf) == 0 && st->tx_left == 0)
 		st->tx = STREAM_TX_EOF_SENT;
 	if (st->tx == STREAM_TX_EOF_SENT && st->rx == STREAM_RX_EOF)
 		io_stream_close_guest(st);
@@ -376,11 +426,12 @@ io_stream_update(struct io_stream *st)
 
 	pending = evbuffer_get_length(st->buf);
 	if (st->tx != STREAM_TX_CLOSED) {
-		if (st->kind == IO_STDIN || io_stream_room(st) >= IO_READ_CHUNK)
+		if (st->kind == IO_STDIN ||
+		    (io_stream_room(st) >= IO_READ_CHUNK && st->host != IO_HOST_FULL))
 			event_add(st->ev_gread, NULL);
 		else
 			io_event_del(st->ev_gread);
-		if (st->kind == IO_STDIN && pending > 0)
+		if (st->kind == IO_STDIN && (pending > 0 || st->tx_left > 0))
 			event_add(st->ev_gwrite, NULL);
 		else
 			io_event_del(st->ev_gwrite);
@@ -401,12 +452,13 @@ io_stream_update(struct io_stream *st)
 	}
 	if (st->host != IO_HOST_CLOSED) {
 		if (st->kind == IO_STDIN) {
-			if (io_stream_room(st) >= STREAM_LEN_SIZE + IO_READ_CHUNK)
+			if (io_stream_room(st) >= STREAM_LEN_SIZE + IO_READ_CHUNK &&
+			    st->tx_left == 0)
 				event_add(st->ev_hread, NULL);
 			else
 				io_event_del(st->ev_hread);
 		} else if (!st->host_is_file) {
-			if (pending > 0)
+			if (pending > 0 || st->host == IO_HOST_FULL)
 				event_add(st->ev_hwrite, NULL);
 			else
 				io_event_del(st->ev_hwrite);
@@ -467,28 +519,80 @@ io_stream_on_frame(struct io_stream *st, enum stream_result r, const uint8_t *da
 	return true;
 }
 
-/* The guest socket is readable: decode what fits under the bound. */
-static void
-io_stream_on_gread(evutil_socket_t fd, short what, void *arg)
+/* Output: the current frame's payload can be spliced (a FIFO, nothing queued before it). */
+static bool
+io_stream_can_splice(struct io_stream *st)
 {
-	struct io_stream *st = arg;
+	return st->splice && st->host == IO_HOST_OPEN && st->tx != STREAM_TX_CLOSED &&
+	       evbuffer_get_length(st->buf) == 0 && stream_decoder_payload_left(&st->dec) > 0;
+}
+
+/*
+ * Output: splice the current frame's payload from the guest socket straight into the host
+ * FIFO, never through our memory. Returns the bytes moved, or -1 when nothing moved: the
+ * socket is empty (wait for it), the FIFO is full (IO_HOST_FULL: wait for it, the socket is
+ * left unread so the agent feels the backpressure), or splice was refused, which switches the
+ * stream to copies for good.
+ */
+static ssize_t
+io_stream_splice_output(struct io_stream *st)
+{
+	struct io_streams *s = st->owner;
+	size_t moved = 0;
+	ssize_t n;
+	int avail = 0;
+
+	while (io_stream_can_splice(st)) {
+		n = splice(st->gfd, NULL, st->hfd, NULL, stream_decoder_payload_left(&st->dec),
+		    SPLICE_F_NONBLOCK | SPLICE_F_MOVE);
+		if (n > 0) {
+			stream_decoder_skip(&st->dec, (uint32_t)n);
+			s->host_written += (uint64_t)n;
+			moved += (size_t)n;
+			continue;
+		}
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && errno == EAGAIN) {
+			/* Which side blocked? Bytes waiting in the socket mean the FIFO is full. */
+			if (ioctl(st->gfd, FIONREAD, &avail) == 0 && avail > 0)
+				st->host = IO_HOST_FULL;
+			break;
+		}
+		/* 0 (the guest closed) and errors are for the read path to see and report. */
+		if (n < 0 && errno != EPIPE && errno != ECONNRESET) {
+			log_debug_id(s->id, s->exec_id, "%s: splice refused (%s): copying",
+			    io_stream_name(st), strerror(errno));
+			st->splice = false;
+		}
+		break;
+	}
+	return moved > 0 ? (ssize_t)moved : -1;
+}
+
+/*
+ * One read from the guest socket, decoded: what fits under the bound. Returns the bytes read,
+ * or 0 when nothing was (EAGAIN) or the stream ended or failed.
+ */
+static size_t
+io_stream_read_guest(struct io_stream *st)
+{
 	const uint8_t *data;
 	enum stream_result r;
 	size_t want, off, used, len;
 	ssize_t n;
 
-	(void)what;
 	/* Payload is never more than what was read, so an output buffer stays under its bound. */
-	want = IO_READ_CHUNK;
+	want = st->gread_want;
 	if (st->kind != IO_STDIN && io_stream_room(st) < want)
 		want = io_stream_room(st);
 	if (want == 0)
-		return;
-	n = read(fd, st->owner->scratch, want);
+		return 0;
+	n = read(st->gfd, st->owner->scratch, want);
 	if (n < 0) {
 		if (errno != EAGAIN && errno != EINTR)
 			io_stream_fail(st, "reading from the guest", errno);
-		return;
+		return 0;
 	}
 	if (n == 0) {
 		if (st->rx == STREAM_RX_EOF) {
@@ -498,22 +602,140 @@ io_stream_on_gread(evutil_socket_t fd, short what, void *arg)
 		} else {
 			io_stream_fail(st, "the guest closed the stream before its EOF", 0);
 		}
-		return;
+		return 0;
 	}
 	for (off = 0; off < (size_t)n; off += used) {
 		r = stream_decoder_feed(
 		    &st->dec, st->owner->scratch + off, (size_t)n - off, &used, &data, &len);
 		/* A failed stream still flushes what came before the failure (below). */
 		if (!io_stream_on_frame(st, r, data, len))
-			break;
+			return 0;
 		if (r == STREAM_MORE)
 			break;
+	}
+	return (size_t)n;
+}
+
+/*
+ * The guest socket is readable. Output to a FIFO alternates a read (a frame header, or a whole
+ * chunk of small frames) and a splice of the frame's payload; after a spliced frame the next
+ * read takes only the header, so big frames are never copied. Anything else is read and
+ * copied as before.
+ */
+static void
+io_stream_on_gread(evutil_socket_t fd, short what, void *arg)
+{
+	struct io_stream *st = arg;
+	size_t turn = 0, n;
+	ssize_t moved;
+
+	(void)fd;
+	(void)what;
+	while (turn < IO_TURN_MAX) {
+		if (io_stream_can_splice(st)) {
+			moved = io_stream_splice_output(st);
+			if (moved < 0)
+				break;
+			turn += (size_t)moved;
+			/*
+			 * After a big spliced payload (the agent sends big frames) only the next
+			 * header is read; after small ones a chunk, which holds several frames.
+			 */
+			st->gread_want =
+			    (size_t)moved >= IO_SPLICE_BIG ? STREAM_LEN_SIZE : IO_READ_CHUNK;
+			if (stream_decoder_payload_left(&st->dec) > 0)
+				break;
+			continue;
+		}
+		n = io_stream_read_guest(st);
+		if (n == 0 || st->gfd == -1)
+			break;
+		turn += n;
+		if (!io_stream_can_splice(st)) {
+			st->gread_want = IO_READ_CHUNK;
+			break;
+		}
 	}
 	if (st->kind == IO_STDIN)
 		io_stream_flush_guest(st);
 	else
 		io_stream_flush_host(st);
 	io_stream_update(st);
+}
+
+/*
+ * Stdin: splice the rest of the frame on the wire from the FIFO into the socket; a full
+ * socket leaves it for ev_gwrite. A refusal (AF_VSOCK) or an error moves the rest into the
+ * buffer, where the copy path sends it or reports the error.
+ */
+static void
+io_stream_splice_input_more(struct io_stream *st)
+{
+	struct io_streams *s = st->owner;
+	ssize_t n;
+
+	while (st->tx_left > 0) {
+		n = splice(
+		    st->hfd, NULL, st->gfd, NULL, st->tx_left, SPLICE_F_NONBLOCK | SPLICE_F_MOVE);
+		if (n > 0) {
+			st->tx_left -= (uint32_t)n;
+			continue;
+		}
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && errno == EAGAIN)
+			return;
+		if (n < 0 && (errno == EINVAL || errno == EOPNOTSUPP || errno == ENOSYS)) {
+			log_debug_id(s->id, s->exec_id, "stdin: splice refused (%s): copying",
+			    strerror(errno));
+			st->splice = false;
+		}
+		io_stream_take_input(st);
+		return;
+	}
+}
+
+/*
+ * Stdin, spliced: FIONREAD says what the FIFO holds, and up to a frame of it goes to the guest
+ * as the frame's header, sent, then its payload spliced from the FIFO into the socket, never
+ * through our memory. False leaves the wake-up to the read path: little or nothing waiting
+ * (a small read is as cheap; nothing is the writer's close), or the socket is full or failed.
+ */
+static bool
+io_stream_splice_input(struct io_stream *st)
+{
+	uint8_t hdr[STREAM_LEN_SIZE];
+	size_t want;
+	ssize_t n;
+	int avail = 0;
+
+	if (ioctl(st->hfd, FIONREAD, &avail) == -1 || avail <= 0)
+		return false;
+	want = (size_t)avail < IO_SPLICE_FRAME_IN ? (size_t)avail : IO_SPLICE_FRAME_IN;
+	if (st->host == IO_HOST_DRAINING && st->close_left < want)
+		want = st->close_left;
+	if (want <= IO_SPLICE_MIN_IN)
+		return false;
+	stream_len_pack((uint32_t)want, hdr);
+	do
+		n = send(st->gfd, hdr, sizeof hdr, MSG_DONTWAIT | MSG_NOSIGNAL | MSG_MORE);
+	while (n < 0 && errno == EINTR);
+	if (n < 0)
+		return false;
+	st->tx_left = (uint32_t)want;
+	if ((size_t)n < sizeof hdr) {
+		/* Rare: part of the header went; the frame finishes through the buffer. */
+		evbuffer_add(st->buf, hdr + n, sizeof hdr - (size_t)n);
+		io_stream_take_input(st);
+	} else {
+		io_stream_splice_input_more(st);
+	}
+	if (st->host == IO_HOST_DRAINING) {
+		st->close_left -= want;
+		if (st->close_left == 0)
+			io_stream_end_stdin(st);
+	}
+	return true;
 }
 
 /* The guest socket takes more stdin bytes. */
@@ -524,6 +746,8 @@ io_stream_on_gwrite(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
+	if (st->tx_left > 0)
+		io_stream_splice_input_more(st);
 	io_stream_flush_guest(st);
 	io_stream_update(st);
 }
@@ -539,6 +763,12 @@ io_stream_on_hread(evutil_socket_t fd, short what, void *arg)
 	ssize_t n;
 
 	(void)what;
+	if (st->splice && st->tx_left == 0 && evbuffer_get_length(st->buf) == 0 &&
+	    io_stream_splice_input(st)) {
+		io_stream_flush_guest(st);
+		io_stream_update(st);
+		return;
+	}
 	want = IO_READ_CHUNK;
 	if (st->host == IO_HOST_DRAINING && st->close_left < want)
 		want = st->close_left;
@@ -565,7 +795,7 @@ io_stream_on_hread(evutil_socket_t fd, short what, void *arg)
 	io_stream_update(st);
 }
 
-/* The host FIFO takes more output. */
+/* The host FIFO takes more output (queued bytes, or the spliced payload waiting for it). */
 static void
 io_stream_on_hwrite(evutil_socket_t fd, short what, void *arg)
 {
@@ -573,6 +803,8 @@ io_stream_on_hwrite(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
+	if (st->host == IO_HOST_FULL)
+		st->host = IO_HOST_OPEN;
 	io_stream_flush_host(st);
 	io_stream_update(st);
 }
@@ -619,19 +851,25 @@ static void
 io_streams_give_up_host(struct io_streams *s)
 {
 	size_t dropped = 0;
-	int i, n = 0;
+	int i, n = 0, stuck = 0;
 
-	for (i = IO_STDOUT; i < IO_NSTREAMS; i++)
-		if (s->st[i].present && s->st[i].host != IO_HOST_CLOSED)
-			dropped += evbuffer_get_length(s->st[i].buf);
-	if (dropped == 0) {
+	/* Stuck on the host: bytes queued for it, or a spliced payload the FIFO had no room for. */
+	for (i = IO_STDOUT; i < IO_NSTREAMS; i++) {
+		if (!s->st[i].present || s->st[i].host == IO_HOST_CLOSED)
+			continue;
+		dropped += evbuffer_get_length(s->st[i].buf);
+		if (evbuffer_get_length(s->st[i].buf) > 0 || s->st[i].host == IO_HOST_FULL)
+			stuck++;
+	}
+	if (stuck == 0) {
 		io_streams_arm_drain(s);
 		return;
 	}
 	for (i = IO_STDOUT; i < IO_NSTREAMS; i++) {
 		struct io_stream *st = &s->st[i];
 
-		if (!st->present || st->host == IO_HOST_CLOSED || evbuffer_get_length(st->buf) == 0)
+		if (!st->present || st->host == IO_HOST_CLOSED ||
+		    (evbuffer_get_length(st->buf) == 0 && st->host != IO_HOST_FULL))
 			continue;
 		io_stream_close_host(st);
 		io_stream_update(st);
@@ -765,6 +1003,15 @@ io_event_new(struct event_base *base, int fd, short what, event_callback_fn cb, 
 	return ev;
 }
 
+/* VMSHIM_IO_COPY=1 in the environment forces the copy path (tests of the fallback). */
+static bool
+io_copy_forced(void)
+{
+	const char *v = getenv("VMSHIM_IO_COPY");
+
+	return v != NULL && strcmp(v, "1") == 0;
+}
+
 /* Take one prepared stream's descriptors and build its events. */
 static void
 io_stream_init(
@@ -789,9 +1036,16 @@ io_stream_init(
 	if (evbuffer_add_cb(st->buf, io_buffer_count, NULL) == NULL)
 		fatalx("evbuffer_add_cb");
 	stream_decoder_init(&st->dec, 0);
+	st->gread_want = IO_READ_CHUNK;
+	if (kind != IO_STDIN && !st->host_is_file) {
+		/* Best effort: a bigger FIFO lets one splice move a whole frame. */
+		(void)fcntl(st->hfd, F_SETPIPE_SZ, IO_PIPE_SIZE);
+		st->splice = !io_copy_forced();
+	}
 	st->ev_gread = io_event_new(base, st->gfd, EV_READ | EV_PERSIST, io_stream_on_gread, st);
 	st->ev_timer = io_event_new(base, -1, 0, io_stream_on_timeout, st);
 	if (kind == IO_STDIN) {
+		st->splice = !io_copy_forced();
 		st->ev_gwrite =
 		    io_event_new(base, st->gfd, EV_WRITE | EV_PERSIST, io_stream_on_gwrite, st);
 		st->ev_hread =
@@ -848,12 +1102,13 @@ io_close_stdin(struct io_streams *s)
 
 	if (!st->present || st->host != IO_HOST_OPEN)
 		return;
-	if (ioctl(st->hfd, FIONREAD, &avail) == -1 || avail <= 0) {
+	/* FIONREAD counts the rest of a frame being spliced too: that is not "more". */
+	if (ioctl(st->hfd, FIONREAD, &avail) == -1 || avail <= (int)st->tx_left) {
 		io_stream_end_stdin(st);
 		io_stream_flush_guest(st);
 	} else {
 		st->host = IO_HOST_DRAINING;
-		st->close_left = (size_t)avail;
+		st->close_left = (size_t)avail - st->tx_left;
 	}
 	io_stream_update(st);
 }

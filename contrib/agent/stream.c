@@ -36,8 +36,12 @@
 #include "config.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <event2/buffer.h>
@@ -52,6 +56,12 @@
 #define STREAM_READ_CHUNK (256 * 1024)
 /* Detaching an output pipe reads what it holds, but never more than this (a busy writer). */
 #define STREAM_DETACH_MAX (64u * STREAM_READ_CHUNK)
+/* Output waiting in the pipe up to this much is copied (one read, one send), more is spliced. */
+#define STREAM_COPY_MAX (32u * 1024)
+/* One pipe callback moves at most this much, so a busy stream cannot starve the loop. */
+#define STREAM_TURN_MAX (4u * STREAM_WRITE_MAX)
+/* The process's pipes are enlarged to this, so frames can be filled from what waits. */
+#define STREAM_PIPE_SIZE (1024 * 1024)
 
 enum stream_phase {
 	STREAM_HELLO,
@@ -80,6 +90,12 @@ struct stream {
 	bool discard;		  /* stdin: the process closed its stdin; drop data */
 	int last_in;		  /* stdin: the last byte given to the pipe (-1: none) */
 	bool pty_wait; /* terminal (oci): no pty master yet, stream_set_pty() brings it */
+
+	/* Output straight from the pipe to the socket while the bufferevent's queue is empty. */
+	bool direct;	       /* the pipe is a pipe: FIONREAD and splice apply */
+	bool no_splice;	       /* splice was refused (or VMSHIM_IO_COPY): copy instead */
+	uint32_t splice_left;  /* payload of the frame on the wire still in the pipe */
+	struct event *sock_ev; /* the socket is writable again (direct path only) */
 
 	enum stream_tx tx; /* OPEN, EOF_QUEUED, EOF_SENT once flushed, CLOSED (frame.h) */
 	enum stream_rx rx; /* OPEN, EOF, CLOSED */
@@ -112,6 +128,8 @@ stream_free(struct stream *s)
 		bufferevent_free(s->bev);
 	if (s->pipe_ev != NULL)
 		event_free(s->pipe_ev);
+	if (s->sock_ev != NULL)
+		event_free(s->sock_ev);
 	if (s->pipe_fd >= 0)
 		close(s->pipe_fd);
 	if (s->timer != NULL)
@@ -150,6 +168,9 @@ stream_close_socket(struct stream *s)
 {
 	if (s->bev == NULL)
 		return;
+	if (s->sock_ev != NULL)
+		event_del(s->sock_ev);
+	s->splice_left = 0; /* the rest of that frame has nowhere to go: drained as discarded */
 	bufferevent_free(s->bev);
 	s->bev = NULL;
 	s->tx = STREAM_TX_CLOSED;
@@ -247,7 +268,8 @@ stream_check(struct stream *s)
 {
 	bool flushed;
 
-	flushed = s->bev == NULL || evbuffer_get_length(bufferevent_get_output(s->bev)) == 0;
+	flushed = s->bev == NULL ||
+		  (evbuffer_get_length(bufferevent_get_output(s->bev)) == 0 && s->splice_left == 0);
 	if (s->tx == STREAM_TX_EOF_QUEUED && flushed)
 		s->tx = STREAM_TX_EOF_SENT;
 	if (s->phase == STREAM_ACTIVE && s->kind != STDIO_IN && !s->done_reported &&
@@ -268,6 +290,163 @@ stream_check(struct stream *s)
 		stream_schedule_free(s);
 }
 
+/* Output: the pipe waits for the socket (full, or the rest of a spliced frame). */
+static void
+stream_pipe_pause_for_socket(struct stream *s)
+{
+	event_del(s->pipe_ev);
+	s->pipe_paused = true;
+	event_add(s->sock_ev, NULL);
+}
+
+/*
+ * Output: read exactly len bytes the pipe is known to hold into the socket's queue, raw (the
+ * frame header is already out or queued): the copy path of a frame begun by the direct one.
+ */
+static void
+stream_pipe_take(struct stream *s, size_t len)
+{
+	struct evbuffer *out = bufferevent_get_output(s->bev);
+	ssize_t n;
+
+	while (len > 0) {
+		n = read(s->pipe_fd, stream_buf, len < sizeof stream_buf ? len : sizeof stream_buf);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			/* Cannot happen (FIONREAD counted them): the frame cannot be completed. */
+			log_warn_id(s->id, s->exec_id, "%s: pipe lost %zu counted byte(s)",
+			    stdio_kind_name(s->kind), len);
+			stream_fail(s, "output pipe lost counted bytes");
+			return;
+		}
+		evbuffer_add(out, stream_buf, (size_t)n);
+		len -= (size_t)n;
+	}
+}
+
+/*
+ * Output: splice the rest of the current frame's payload from the pipe into the socket.
+ * Returns the bytes moved; on a full socket the pipe pauses until the socket is writable. A
+ * descriptor that refuses splice (AF_VSOCK) switches the stream to copies for good.
+ */
+static size_t
+stream_splice_more(struct stream *s)
+{
+	size_t moved = 0;
+	ssize_t n;
+
+	while (s->splice_left > 0) {
+		n = splice(s->pipe_fd, NULL, bufferevent_getfd(s->bev), NULL, s->splice_left,
+		    SPLICE_F_NONBLOCK | SPLICE_F_MOVE);
+		if (n > 0) {
+			s->splice_left -= (uint32_t)n;
+			moved += (size_t)n;
+			continue;
+		}
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && errno == EAGAIN) {
+			stream_pipe_pause_for_socket(s);
+			return moved;
+		}
+		if (n < 0 && (errno == EINVAL || errno == EOPNOTSUPP || errno == ENOSYS)) {
+			log_debug_id(s->id, s->exec_id, "%s: splice refused (%s): copying",
+			    stdio_kind_name(s->kind), strerror(errno));
+			s->no_splice = true;
+		}
+		/* Else the socket failed: the bufferevent reports it when it writes these. */
+		moved += s->splice_left;
+		n = s->splice_left;
+		s->splice_left = 0;
+		stream_pipe_take(s, (size_t)n);
+		break;
+	}
+	return moved;
+}
+
+/*
+ * Output, direct path (the socket's queue is empty): FIONREAD says what the pipe holds, and
+ * up to STREAM_WRITE_MAX of it becomes one frame, so a writer of small lines costs one frame
+ * per wake-up, not per line. A small frame is read and sent in one call; a larger one is its
+ * header then the payload spliced from the pipe, never copied through the agent. What the
+ * socket does not take is queued in the bufferevent (copied bytes) or left in the pipe
+ * (splice_left). Returns the bytes moved, 0 with the pipe paused for a full socket, or -1
+ * for the copy path to take over (nothing waiting: EOF or EAGAIN, or a socket error).
+ */
+static ssize_t
+stream_pipe_direct(struct stream *s)
+{
+	struct evbuffer *out = bufferevent_get_output(s->bev);
+	int sock = bufferevent_getfd(s->bev);
+	uint8_t hdr[STREAM_LEN_SIZE];
+	size_t want, len;
+	ssize_t n, sent;
+	int avail = 0;
+
+	if (ioctl(s->pipe_fd, FIONREAD, &avail) == -1 || avail <= 0)
+		return -1;
+	want = (size_t)avail < STREAM_WRITE_MAX ? (size_t)avail : STREAM_WRITE_MAX;
+	if (want <= STREAM_COPY_MAX || s->no_splice) {
+		if (want > sizeof stream_buf - STREAM_LEN_SIZE)
+			want = sizeof stream_buf - STREAM_LEN_SIZE;
+		do
+			n = read(s->pipe_fd, stream_buf + STREAM_LEN_SIZE, want);
+		while (n < 0 && errno == EINTR);
+		if (n <= 0)
+			return -1;
+		stream_len_pack((uint32_t)n, stream_buf);
+		len = STREAM_LEN_SIZE + (size_t)n;
+		sent = send(sock, stream_buf, len, MSG_DONTWAIT | MSG_NOSIGNAL);
+		if (sent < 0)
+			sent = 0; /* full (queued below) or failed (the bufferevent will say) */
+		if ((size_t)sent < len)
+			evbuffer_add(out, stream_buf + sent, len - (size_t)sent);
+		return n;
+	}
+	stream_len_pack((uint32_t)want, hdr);
+	do
+		sent = send(sock, hdr, sizeof hdr, MSG_DONTWAIT | MSG_NOSIGNAL | MSG_MORE);
+	while (sent < 0 && errno == EINTR);
+	if (sent < 0 && errno == EAGAIN) {
+		stream_pipe_pause_for_socket(s);
+		return 0;
+	}
+	if (sent < 0)
+		return -1;
+	if ((size_t)sent < sizeof hdr) {
+		/* Rare: part of the header went; the frame finishes through the queue. */
+		evbuffer_add(out, hdr + sent, sizeof hdr - (size_t)sent);
+		stream_pipe_take(s, want);
+		return (ssize_t)want;
+	}
+	s->splice_left = (uint32_t)want;
+	return (ssize_t)stream_splice_more(s);
+}
+
+/* Output: the socket takes bytes again: finish the spliced frame, then read the pipe again. */
+static void
+stream_sock_write_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct stream *s = arg;
+
+	if (s->bev == NULL)
+		return;
+	if (s->splice_left > 0) {
+		stream_splice_more(s);
+		if (s->splice_left > 0)
+			return;
+	}
+	event_del(s->sock_ev);
+	if (s->pipe_paused && !s->pipe_closed) {
+		s->pipe_paused = false;
+		event_add(s->pipe_ev, NULL);
+		if (!s->orphaned)
+			proc_grace_update(s->p);
+	}
+	stream_check(s);
+}
+
 /*
  * Output: move pipe bytes into frames. Bounded (the normal case), reading pauses while the
  * socket's queue holds AGENT_STREAM_PENDING; unbounded (detaching), it reads until the pipe is
@@ -283,6 +462,13 @@ stream_pipe_pump(struct stream *s, bool bounded)
 	ssize_t n;
 	int r;
 
+	if (!bounded && s->bev != NULL && s->splice_left > 0) {
+		/* Detaching mid-frame: its payload is still in the pipe, take it first. */
+		total = s->splice_left;
+		s->splice_left = 0;
+		event_del(s->sock_ev);
+		stream_pipe_take(s, total);
+	}
 	for (;;) {
 		if (bounded && s->bev != NULL &&
 		    evbuffer_get_length(bufferevent_get_output(s->bev)) >= AGENT_STREAM_PENDING) {
@@ -294,6 +480,29 @@ stream_pipe_pump(struct stream *s, bool bounded)
 		if (!bounded && total >= STREAM_DETACH_MAX) {
 			r = 0;
 			break;
+		}
+		if (bounded && s->splice_left > 0) {
+			r = 0; /* a spliced frame is on the wire: nothing else may go first */
+			break;
+		}
+		if (bounded && total >= STREAM_TURN_MAX) {
+			r = 0; /* more next turn: the pipe event is level-triggered */
+			break;
+		}
+		if (bounded && s->bev != NULL && s->direct &&
+		    evbuffer_get_length(bufferevent_get_output(s->bev)) == 0) {
+			n = stream_pipe_direct(s);
+			if (n > 0) {
+				total += (size_t)n;
+				if (s->splice_left == 0 && !s->pipe_paused)
+					continue;
+			}
+			if (n >= 0) {
+				r = 0; /* paused until the socket is writable */
+				break;
+			}
+			if (s->bev == NULL)
+				continue;
 		}
 		if (s->bev == NULL) {
 			/* The socket is gone: drain and discard. */
@@ -356,7 +565,9 @@ stream_write_cb(struct bufferevent *bev, void *arg)
 {
 	struct stream *s = arg;
 
-	if (s->pipe_paused && !s->pipe_closed) {
+	/* A pause for the direct path (a spliced frame, a full socket) ends in its own callback. */
+	if (s->pipe_paused && !s->pipe_closed && s->splice_left == 0 &&
+	    (s->sock_ev == NULL || !event_pending(s->sock_ev, EV_WRITE, NULL))) {
 		s->pipe_paused = false;
 		event_add(s->pipe_ev, NULL);
 		if (!s->orphaned)
@@ -486,6 +697,40 @@ stream_input(struct stream *s)
 	}
 }
 
+/* VMSHIM_IO_COPY=1 in the environment forces the copy path (tests of the fallback). */
+static bool
+stream_copy_forced(void)
+{
+	static int forced = -1;
+	const char *v;
+
+	if (forced < 0) {
+		v = getenv("VMSHIM_IO_COPY");
+		forced = v != NULL && strcmp(v, "1") == 0;
+	}
+	return forced == 1;
+}
+
+/*
+ * Output: a real pipe (not a pty) takes the direct path; it is enlarged so a frame can be
+ * filled from what the process wrote meanwhile (best effort: the size is a hint).
+ */
+static void
+stream_output_setup(struct stream *s)
+{
+	struct stat sb;
+
+	if (fstat(s->pipe_fd, &sb) == -1 || !S_ISFIFO(sb.st_mode))
+		return;
+	(void)fcntl(s->pipe_fd, F_SETPIPE_SZ, STREAM_PIPE_SIZE);
+	s->direct = true;
+	s->no_splice = stream_copy_forced();
+	s->sock_ev = event_new(
+	    agent.base, bufferevent_getfd(s->bev), EV_WRITE | EV_PERSIST, stream_sock_write_cb, s);
+	if (s->sock_ev == NULL)
+		fatalx("event_new");
+}
+
 /* Parse the hello frame and attach to the process. 0, 1 for "need more", -1 failed. */
 static int
 stream_hello(struct stream *s)
@@ -562,6 +807,7 @@ stream_hello(struct stream *s)
 			    agent.base, fd, EV_WRITE | EV_PERSIST, stream_pipe_write_cb, s);
 		bufferevent_setwatermark(s->bev, EV_READ, 0, AGENT_STREAM_PENDING);
 	} else if (!s->pty_wait) {
+		stream_output_setup(s);
 		s->pipe_ev =
 		    event_new(agent.base, fd, EV_READ | EV_PERSIST, stream_pipe_read_cb, s);
 		event_add(s->pipe_ev, NULL);

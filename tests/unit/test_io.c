@@ -644,10 +644,12 @@ test_stdout_64mib(void)
 
 /*
  * A host reader that does not read: the shim holds at most its bound and the guest's sender
- * is left blocked on a full socket; once the reader reads, everything arrives.
+ * is left blocked on a full socket; once the reader reads, everything arrives. The copy path
+ * (copy true) fills its buffer to the bound and stops; the splice path buffers nothing at
+ * all (the payload stays in the kernel until the FIFO has room).
  */
 static void
-test_backpressure(void)
+backpressure_run(bool copy)
 {
 	const size_t total = 16u << 20;
 	struct done_ctx d = {0};
@@ -661,6 +663,8 @@ test_backpressure(void)
 	uint8_t *wire;
 	int fds[3], stable = 0, rounds;
 
+	if (copy)
+		setenv("VMSHIM_IO_COPY", "1", 1);
 	fifos_reset();
 	wire = wire_build(total, STREAM_WRITE_MAX, 99, &wlen);
 	p = prepare(false, true, false, false, &st);
@@ -670,6 +674,7 @@ test_backpressure(void)
 	d.reader = &r;
 	d.total = total;
 	s = io_start(base, p, on_done, &d);
+	unsetenv("VMSHIM_IO_COPY");
 
 	/* Push until the guest socket is full and the shim makes no more progress. */
 	for (rounds = 0; rounds < 200000 && stable < 5; rounds++) {
@@ -687,7 +692,11 @@ test_backpressure(void)
 	CU_ASSERT_EQUAL(fd_wait(fds[1], POLLOUT, 0), 0); /* ... on a full socket */
 	CU_ASSERT(maxbuf <= IO_STREAM_BUFFER_MAX);
 	CU_ASSERT(maxbuf < 4u << 20);
-	CU_ASSERT(maxbuf >= IO_STREAM_BUFFER_MAX - IO_READ_CHUNK); /* full, then stopped */
+	if (copy) {
+		CU_ASSERT(maxbuf >= IO_STREAM_BUFFER_MAX - IO_READ_CHUNK); /* full, then stopped */
+	} else {
+		CU_ASSERT_EQUAL(maxbuf, 0); /* spliced: never through our memory */
+	}
 	CU_ASSERT_FALSE(atomic_load(&d.fired));
 
 	reader_run(&r);
@@ -706,6 +715,18 @@ test_backpressure(void)
 	reader_join(&r);
 	close_fds(fds);
 	free(wire);
+}
+
+static void
+test_backpressure(void)
+{
+	backpressure_run(true);
+}
+
+static void
+test_backpressure_splice(void)
+{
+	backpressure_run(false);
 }
 
 /* A host write error: logged, the rest discarded, the guest still read to its EOF. */
@@ -1192,6 +1213,7 @@ main(void)
 	    {"oversized guest frame fails the stream only", test_oversized_frame},
 	    {"stdout: 64 MiB byte-exact, done after last byte", test_stdout_64mib},
 	    {"backpressure: bounded buffer, guest blocked", test_backpressure},
+	    {"backpressure, spliced: nothing buffered, guest blocked", test_backpressure_splice},
 	    {"host write error: discard, keep reading guest", test_host_write_error},
 	    {"stdin: frames, FIFO close is EOF", test_stdin_frames_eof},
 	    {"stdin: CloseIO with data pending", test_close_stdin_pending},
