@@ -78,6 +78,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -98,6 +99,13 @@
 #define IO_SEND_IOV 16 /* iovecs per send to the guest */
 /* One guest callback moves at most this much, so a busy stream cannot starve the loop. */
 #define IO_TURN_MAX (4u * STREAM_WRITE_MAX)
+/*
+ * Stdin: a read smaller than this, from a writer still attached, rests the FIFO for
+ * IO_BATCH_US, so a writer of small lines costs one wake-up and one frame per window, not
+ * per line. A writer gone (POLLHUP: its EOF is there to read) is never waited for.
+ */
+#define IO_BATCH_MIN (16u * 1024)
+#define IO_BATCH_US  500
 /* Stdin waiting in the FIFO up to this much is copied (one read, one send); more is spliced. */
 #define IO_SPLICE_MIN_IN (16u * 1024)
 /* A spliced stdin frame: its payload can always be taken back into the buffer (bound). */
@@ -113,6 +121,7 @@ struct io_streams;
 enum io_host {
 	IO_HOST_OPEN,
 	IO_HOST_FULL,	  /* output: a splice found the FIFO full; wait until it takes more */
+	IO_HOST_RESTING,  /* stdin: a small read from a writer still there: batching window */
 	IO_HOST_DRAINING, /* stdin: CloseIO came; read close_left more bytes, then EOF */
 	IO_HOST_CLOSED,	  /* hfd closed (EOF, CloseIO, a failed write, given up) */
 };
@@ -143,6 +152,7 @@ struct io_stream {
 	struct event *ev_hread;	 /* stdin only */
 	struct event *ev_hwrite; /* stdout/stderr to a FIFO only */
 	struct event *ev_timer;	 /* half-closed timeout */
+	struct event *ev_batch;	 /* stdin: the end of a batching window (IO_HOST_RESTING) */
 	struct evbuffer *buf;	 /* bytes for the sink, at most IO_STREAM_BUFFER_MAX */
 	struct stream_decoder dec;
 	enum stream_tx tx; /* output: EOF_SENT from the start (with the hello) */
@@ -167,6 +177,7 @@ struct io_streams {
 	enum io_proc proc;
 	int busy; /* inside on_output_done; FREED while busy frees on the way out */
 	int half_closed_ms;
+	int batch_us; /* stdin batching window, IO_BATCH_US unless VMSHIM_IO_BATCH_US says */
 	struct event *ev_drain; /* io_exit_pending/seen(): the output's drain deadline */
 	uint64_t host_written;	/* output bytes the host took, ever */
 	uint64_t drain_mark;	/* host_written when the drain deadline was last armed */
@@ -280,6 +291,7 @@ io_stream_close_host(struct io_stream *st)
 		io_stream_take_input(st);
 	io_event_del(st->ev_hread);
 	io_event_del(st->ev_hwrite);
+	io_event_del(st->ev_batch);
 	close(st->hfd);
 	st->hfd = -1;
 	st->host = IO_HOST_CLOSED;
@@ -453,7 +465,7 @@ io_stream_update(struct io_stream *st)
 	if (st->host != IO_HOST_CLOSED) {
 		if (st->kind == IO_STDIN) {
 			if (io_stream_room(st) >= STREAM_LEN_SIZE + IO_READ_CHUNK &&
-			    st->tx_left == 0)
+			    st->tx_left == 0 && st->host != IO_HOST_RESTING)
 				event_add(st->ev_hread, NULL);
 			else
 				io_event_del(st->ev_hread);
@@ -752,6 +764,36 @@ io_stream_on_gwrite(evutil_socket_t fd, short what, void *arg)
 	io_stream_update(st);
 }
 
+/* Stdin: a small read; unless the writer is gone, rest the FIFO for a batching window. */
+static void
+io_stream_batch_start(struct io_stream *st)
+{
+	struct pollfd pfd = {.fd = st->hfd, .events = POLLIN};
+	struct timeval tv = {0, st->owner->batch_us};
+
+	if (st->owner->batch_us == 0 || poll(&pfd, 1, 0) < 0 ||
+	    (pfd.revents & (POLLHUP | POLLERR)) != 0)
+		return;
+	st->host = IO_HOST_RESTING;
+	event_add(st->ev_batch, &tv);
+}
+
+static void io_stream_on_hread(evutil_socket_t fd, short what, void *arg);
+
+/* Stdin: the batching window ended: read what the FIFO gathered. */
+static void
+io_stream_on_batch(evutil_socket_t fd, short what, void *arg)
+{
+	struct io_stream *st = arg;
+
+	(void)fd;
+	(void)what;
+	if (st->host != IO_HOST_RESTING)
+		return;
+	st->host = IO_HOST_OPEN;
+	io_stream_on_hread(st->hfd, EV_READ, st);
+}
+
 /* The stdin FIFO is readable: one read becomes one frame; 0 is the runtime's close. */
 static void
 io_stream_on_hread(evutil_socket_t fd, short what, void *arg)
@@ -784,6 +826,8 @@ io_stream_on_hread(evutil_socket_t fd, short what, void *arg)
 			st->close_left -= (size_t)n;
 			if (st->close_left == 0)
 				io_stream_end_stdin(st);
+		} else if ((size_t)n < IO_BATCH_MIN) {
+			io_stream_batch_start(st);
 		}
 	} else if (n == 0 || (errno == EAGAIN && st->host == IO_HOST_DRAINING)) {
 		io_stream_end_stdin(st);
@@ -1012,6 +1056,20 @@ io_copy_forced(void)
 	return v != NULL && strcmp(v, "1") == 0;
 }
 
+/* VMSHIM_IO_BATCH_US=N (0..100000) in the environment changes the stdin batching window. */
+static int
+io_batch_us(void)
+{
+	const char *v = getenv("VMSHIM_IO_BATCH_US");
+	char *end;
+	long n;
+
+	if (v == NULL || *v == '\0')
+		return IO_BATCH_US;
+	n = strtol(v, &end, 10);
+	return *end == '\0' && n >= 0 && n <= 100000 ? (int)n : IO_BATCH_US;
+}
+
 /* Take one prepared stream's descriptors and build its events. */
 static void
 io_stream_init(
@@ -1046,6 +1104,8 @@ io_stream_init(
 	st->ev_timer = io_event_new(base, -1, 0, io_stream_on_timeout, st);
 	if (kind == IO_STDIN) {
 		st->splice = !io_copy_forced();
+		(void)fcntl(st->hfd, F_SETPIPE_SZ, IO_PIPE_SIZE);
+		st->ev_batch = io_event_new(base, -1, 0, io_stream_on_batch, st);
 		st->ev_gwrite =
 		    io_event_new(base, st->gfd, EV_WRITE | EV_PERSIST, io_stream_on_gwrite, st);
 		st->ev_hread =
@@ -1072,6 +1132,7 @@ io_start(
 	s->on_output_done = on_output_done;
 	s->arg = arg;
 	s->half_closed_ms = atomic_load(&io_half_closed_ms);
+	s->batch_us = io_batch_us();
 	s->scratch = xmalloc(IO_READ_CHUNK);
 	s->ev_done = io_event_new(base, -1, 0, io_streams_on_done, s);
 	s->ev_drain = io_event_new(base, -1, 0, io_streams_on_drain, s);
@@ -1100,7 +1161,7 @@ io_close_stdin(struct io_streams *s)
 	struct io_stream *st = &s->st[IO_STDIN];
 	int avail = 0;
 
-	if (!st->present || st->host != IO_HOST_OPEN)
+	if (!st->present || (st->host != IO_HOST_OPEN && st->host != IO_HOST_RESTING))
 		return;
 	/* FIONREAD counts the rest of a frame being spliced too: that is not "more". */
 	if (ioctl(st->hfd, FIONREAD, &avail) == -1 || avail <= (int)st->tx_left) {
@@ -1137,6 +1198,8 @@ io_stream_teardown(struct io_stream *st)
 		event_free(st->ev_hwrite);
 	if (st->ev_timer != NULL)
 		event_free(st->ev_timer);
+	if (st->ev_batch != NULL)
+		event_free(st->ev_batch);
 	io_stream_discard(st);
 	evbuffer_free(st->buf);
 	st->present = false;

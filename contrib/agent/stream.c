@@ -37,6 +37,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -60,6 +61,14 @@
 #define STREAM_COPY_MAX (32u * 1024)
 /* One pipe callback moves at most this much, so a busy stream cannot starve the loop. */
 #define STREAM_TURN_MAX (4u * STREAM_WRITE_MAX)
+/*
+ * A frame smaller than this, from a writer still attached, starts a batching window: the pipe
+ * is read again STREAM_BATCH_US later, so a writer of small lines costs one wake-up, one
+ * frame and a few calls per window instead of per line. The pipe's EOF is never waited for:
+ * a writer gone (POLLHUP) ends batching at once.
+ */
+#define STREAM_BATCH_MIN (64u * 1024)
+#define STREAM_BATCH_US	 500
 /* The process's pipes are enlarged to this, so frames can be filled from what waits. */
 #define STREAM_PIPE_SIZE (1024 * 1024)
 
@@ -92,10 +101,14 @@ struct stream {
 	bool pty_wait; /* terminal (oci): no pty master yet, stream_set_pty() brings it */
 
 	/* Output straight from the pipe to the socket while the bufferevent's queue is empty. */
-	bool direct;	       /* the pipe is a pipe: FIONREAD and splice apply */
-	bool no_splice;	       /* splice was refused (or VMSHIM_IO_COPY): copy instead */
-	uint32_t splice_left;  /* payload of the frame on the wire still in the pipe */
-	struct event *sock_ev; /* the socket is writable again (direct path only) */
+	bool direct;		/* the pipe is a pipe: FIONREAD and splice apply */
+	bool no_splice;		/* splice was refused (or VMSHIM_IO_COPY): copy instead */
+	uint32_t splice_left;	/* payload of the frame on the wire still in the pipe */
+	struct event *sock_ev;	/* the socket is writable again (direct path only) */
+	struct event *batch_ev; /* the batching window ends: read the pipe again */
+	/* Input: frame payloads spliced from the socket into the pipe (a real pipe, no copy). */
+	bool splice_in;
+	bool in_parked; /* the pipe is full: the socket is not read until it takes more */
 
 	enum stream_tx tx; /* OPEN, EOF_QUEUED, EOF_SENT once flushed, CLOSED (frame.h) */
 	enum stream_rx rx; /* OPEN, EOF, CLOSED */
@@ -107,6 +120,7 @@ static LIST_HEAD(, stream) stream_all = LIST_HEAD_INITIALIZER(stream_all);
 static uint8_t stream_buf[STREAM_READ_CHUNK];
 
 static void stream_check(struct stream *s);
+static void stream_input_unpark(struct stream *s);
 static void stream_input(struct stream *s);
 static void stream_input_bulk(struct stream *s);
 static void stream_event_cb(struct bufferevent *bev, short what, void *arg);
@@ -130,6 +144,8 @@ stream_free(struct stream *s)
 		event_free(s->pipe_ev);
 	if (s->sock_ev != NULL)
 		event_free(s->sock_ev);
+	if (s->batch_ev != NULL)
+		event_free(s->batch_ev);
 	if (s->pipe_fd >= 0)
 		close(s->pipe_fd);
 	if (s->timer != NULL)
@@ -199,6 +215,10 @@ stream_close_pipe(struct stream *s)
 		proc_pty_eof(s->p, s->pipe_fd, s->last_in >= 0 && s->last_in != '\n');
 	if (s->pipe_ev != NULL)
 		event_del(s->pipe_ev);
+	if (s->batch_ev != NULL)
+		evtimer_del(s->batch_ev);
+	/* Stdin parked on a full pipe reads the socket again: the rest is dropped, EOF awaited. */
+	stream_input_unpark(s);
 	if (s->pipe_fd >= 0)
 		close(s->pipe_fd);
 	s->pipe_fd = -1;
@@ -424,6 +444,38 @@ stream_pipe_direct(struct stream *s)
 	return (ssize_t)stream_splice_more(s);
 }
 
+/*
+ * Output: a small frame went out; unless the writer is gone, rest the pipe for STREAM_BATCH_US
+ * so what it writes meanwhile goes out as one frame. True when the window started.
+ */
+static bool
+stream_batch_start(struct stream *s)
+{
+	struct pollfd pfd = {.fd = s->pipe_fd, .events = POLLIN};
+	struct timeval tv = {0, STREAM_BATCH_US};
+
+	if (poll(&pfd, 1, 0) < 0 || (pfd.revents & (POLLHUP | POLLERR)) != 0)
+		return false;
+	event_del(s->pipe_ev);
+	evtimer_add(s->batch_ev, &tv);
+	return true;
+}
+
+static void stream_pipe_read_cb(evutil_socket_t fd, short what, void *arg);
+
+/* Output: the batching window ended: read what the pipe gathered. */
+static void
+stream_batch_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct stream *s = arg;
+
+	/* Paused: the socket's callbacks resume the pipe; closed: nothing to read. */
+	if (s->pipe_closed || s->pipe_paused)
+		return;
+	event_add(s->pipe_ev, NULL);
+	stream_pipe_read_cb(s->pipe_fd, EV_READ, s);
+}
+
 /* Output: the socket takes bytes again: finish the spliced frame, then read the pipe again. */
 static void
 stream_sock_write_cb(evutil_socket_t fd, short what, void *arg)
@@ -492,6 +544,12 @@ stream_pipe_pump(struct stream *s, bool bounded)
 		if (bounded && s->bev != NULL && s->direct &&
 		    evbuffer_get_length(bufferevent_get_output(s->bev)) == 0) {
 			n = stream_pipe_direct(s);
+			if (n > 0 && (size_t)n < STREAM_BATCH_MIN && s->splice_left == 0 &&
+			    !s->pipe_paused && stream_batch_start(s)) {
+				total += (size_t)n;
+				r = 0;
+				break;
+			}
 			if (n > 0) {
 				total += (size_t)n;
 				if (s->splice_left == 0 && !s->pipe_paused)
@@ -587,6 +645,31 @@ stream_input_maybe_close(struct stream *s)
 	stream_check(s);
 }
 
+/*
+ * Stdin: the pipe is full. Wait for it to be writable and stop reading the socket meanwhile
+ * (the bufferevent would otherwise read on, 4 KiB per wake-up, up to its watermark).
+ */
+static void
+stream_input_park(struct stream *s)
+{
+	event_add(s->pipe_ev, NULL);
+	if (s->bev != NULL && !s->in_parked) {
+		s->in_parked = true;
+		bufferevent_disable(s->bev, EV_READ);
+	}
+}
+
+/* Stdin: the pipe took everything parked: read the socket again. */
+static void
+stream_input_unpark(struct stream *s)
+{
+	if (!s->in_parked)
+		return;
+	s->in_parked = false;
+	if (s->bev != NULL)
+		bufferevent_enable(s->bev, EV_READ);
+}
+
 /* Stdin: write bytes to the pipe; keep what it does not take. Returns false when parked. */
 static bool
 stream_pipe_write(struct stream *s, const uint8_t *data, size_t len)
@@ -623,7 +706,7 @@ stream_pipe_write(struct stream *s, const uint8_t *data, size_t len)
 	}
 	if (len > 0) {
 		evbuffer_add(s->pending, data, len);
-		event_add(s->pipe_ev, NULL);
+		stream_input_park(s);
 		return false;
 	}
 	return true;
@@ -653,6 +736,7 @@ stream_pipe_write_cb(evutil_socket_t fd, short what, void *arg)
 		evbuffer_drain(s->pending, evbuffer_get_length(s->pending));
 	}
 	event_del(s->pipe_ev);
+	stream_input_unpark(s);
 	stream_input_maybe_close(s);
 	if (s->bev != NULL) {
 		stream_input(s);
@@ -715,19 +799,26 @@ stream_copy_forced(void)
  * Output: a real pipe (not a pty) takes the direct path; it is enlarged so a frame can be
  * filled from what the process wrote meanwhile (best effort: the size is a hint).
  */
-static void
-stream_output_setup(struct stream *s)
+static bool
+stream_is_pipe(int fd)
 {
 	struct stat sb;
 
-	if (fstat(s->pipe_fd, &sb) == -1 || !S_ISFIFO(sb.st_mode))
+	return fd >= 0 && fstat(fd, &sb) == 0 && S_ISFIFO(sb.st_mode);
+}
+
+static void
+stream_output_setup(struct stream *s)
+{
+	if (!stream_is_pipe(s->pipe_fd))
 		return;
 	(void)fcntl(s->pipe_fd, F_SETPIPE_SZ, STREAM_PIPE_SIZE);
 	s->direct = true;
 	s->no_splice = stream_copy_forced();
 	s->sock_ev = event_new(
 	    agent.base, bufferevent_getfd(s->bev), EV_WRITE | EV_PERSIST, stream_sock_write_cb, s);
-	if (s->sock_ev == NULL)
+	s->batch_ev = evtimer_new(agent.base, stream_batch_cb, s);
+	if (s->sock_ev == NULL || s->batch_ev == NULL)
 		fatalx("event_new");
 }
 
@@ -802,6 +893,9 @@ stream_hello(struct stream *s)
 	    s->pty_wait ? " (waiting for the pty)" : "");
 	if (k == STDIO_IN) {
 		s->pending = evbuffer_new();
+		s->splice_in = !p->terminal && stream_is_pipe(fd) && !stream_copy_forced();
+		if (stream_is_pipe(fd))
+			(void)fcntl(fd, F_SETPIPE_SZ, STREAM_PIPE_SIZE);
 		if (!s->pty_wait)
 			s->pipe_ev = event_new(
 			    agent.base, fd, EV_WRITE | EV_PERSIST, stream_pipe_write_cb, s);
@@ -817,6 +911,55 @@ stream_hello(struct stream *s)
 	return s->bev != NULL ? 0 : -1;
 }
 
+/* Stdin: the current frame's payload can be spliced (nothing read or parked before it). */
+static bool
+stream_input_can_splice(struct stream *s)
+{
+	return s->splice_in && !s->discard && !s->pipe_closed && s->pipe_fd >= 0 &&
+	       evbuffer_get_length(s->pending) == 0 &&
+	       evbuffer_get_length(bufferevent_get_input(s->bev)) == 0 &&
+	       stream_decoder_payload_left(&s->dec) > 0;
+}
+
+/*
+ * Stdin: splice the current frame's payload from the socket into the process's pipe, never
+ * through our memory. Returns 1 after progress, 0 to wait (the socket is empty, or the pipe
+ * is full: parked), -1 for the read path to carry on (the socket's EOF or error, the
+ * process closed its stdin, or splice refused: then copies for good).
+ */
+static int
+stream_input_splice(struct stream *s)
+{
+	ssize_t n;
+	int avail = 0;
+
+	n = splice(bufferevent_getfd(s->bev), NULL, s->pipe_fd, NULL,
+	    stream_decoder_payload_left(&s->dec), SPLICE_F_NONBLOCK | SPLICE_F_MOVE);
+	if (n > 0) {
+		stream_decoder_skip(&s->dec, (uint32_t)n);
+		return 1;
+	}
+	if (n < 0 && errno == EINTR)
+		return 1;
+	if (n < 0 && errno == EAGAIN) {
+		/* Bytes waiting in the socket mean the pipe is full. */
+		if (ioctl(bufferevent_getfd(s->bev), FIONREAD, &avail) == 0 && avail > 0)
+			stream_input_park(s);
+		return 0;
+	}
+	if (n < 0 && errno == EPIPE) {
+		/* The process closed its stdin: the rest is read and dropped. */
+		log_debug_id(s->id, s->exec_id, "stdin: %s: discarding", strerror(errno));
+		s->discard = true;
+		s->input_close = true;
+	} else if (n < 0 && (errno == EINVAL || errno == EOPNOTSUPP || errno == ENOSYS)) {
+		log_debug_id(
+		    s->id, s->exec_id, "stdin: splice refused (%s): copying", strerror(errno));
+		s->splice_in = false;
+	}
+	return -1;
+}
+
 /*
  * Stdin: read the socket directly in big chunks. A bufferevent reads at most 4 KiB per call
  * (libevent 2.1's EVBUFFER_MAX_READ), which made one pipe write, and one wake-up of the
@@ -829,9 +972,23 @@ stream_input_bulk(struct stream *s)
 	struct evbuffer *in;
 	struct evbuffer_iovec v;
 	ssize_t n;
+	int r;
 
 	while (s->bev != NULL && s->phase == STREAM_ACTIVE && s->kind == STDIO_IN &&
 	       s->rx == STREAM_RX_OPEN && evbuffer_get_length(s->pending) == 0) {
+		if (s->in_parked)
+			return;
+		if (stream_input_can_splice(s)) {
+			r = stream_input_splice(s);
+			if (r > 0)
+				continue;
+			if (r == 0)
+				return;
+			if (s->discard)
+				stream_input_maybe_close(s);
+			if (s->bev == NULL)
+				return;
+		}
 		in = bufferevent_get_input(s->bev);
 		if (evbuffer_get_length(in) >= AGENT_STREAM_PENDING)
 			return;

@@ -84,7 +84,7 @@ run() {
 		sink=$!
 		wait_path "$T/c.sock" || die "$path did not listen"
 		if [ "$path" = socat ]; then
-			"$RELAY" write "$size" "$bs" | socat -b65536 -u STDIN UNIX-CONNECT:"$T/c.sock"
+			"$RELAY" write "$size" "$bs" | socat -b65536 -u STDIN UNIX-CONNECT:"$T/c.sock",retry=250,interval=0.02
 		else
 			"$RELAY" write "$size" "$bs" | "$RELAY" connect "$T/c.sock"
 		fi

@@ -91,9 +91,18 @@ relay_connect(const char *path)
 	int fd;
 
 	relay_addr(&sa, path);
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof sa) < 0)
-		relay_die("connect");
+	/* The listener may have bound its name but not be listening yet: retry for 5 s. */
+	for (int i = 0;; i++) {
+		fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		if (fd < 0)
+			relay_die("socket");
+		if (connect(fd, (struct sockaddr *)&sa, sizeof sa) == 0)
+			break;
+		if ((errno != ECONNREFUSED && errno != ENOENT) || i >= 500)
+			relay_die("connect");
+		close(fd);
+		usleep(10000);
+	}
 	relay_copy(0, fd);
 	close(fd);
 	return 0;
