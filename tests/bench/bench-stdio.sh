@@ -37,8 +37,8 @@ MIB=${BENCH_MIB:-1024}
 REPS=${BENCH_REPS:-3}
 STRACE_MIB=${BENCH_STRACE_MIB:-64}
 HZ=$(getconf CLK_TCK)
-WRITERS="1048576 8192 100"
-PATHS="pipe socat relay out in"
+WRITERS=${BENCH_WRITERS:-"1048576 8192 100"}
+PATHS=${BENCH_PATHS:-"pipe socat relay out in"}
 
 setup
 start_agent
