@@ -18,7 +18,8 @@
 # rounds (default 3) are made; the tables show medians. MB/s are 10^6 bytes per second from the
 # reader's first byte to its EOF. "CPU s/GiB" is utime+stime of the shim and of the agent
 # (/proc/PID/stat) over the transfer, per GiB. Syscalls per MiB come from a separate short run
-# (BENCH_STRACE_MIB, default 64) with strace -c attached to every thread of both daemons.
+# (BENCH_STRACE_MIB, default 64; 0 skips it) with strace -c attached to every thread of both
+# daemons. BENCH_PATHS and BENCH_WRITERS select rows (e.g. BENCH_PATHS="out in").
 . "$(dirname "$0")/../integration/lib.sh"
 RELAY=$B/tests/bench/relay
 need_bins "$RELAY"
@@ -188,7 +189,7 @@ done
 echo "  runs: $(for p in $PATHS; do for bs in $WRITERS; do printf '%s/%s [%s] ' "$p" "$(wname "$bs")" "$(all "$p" "$bs" 4)"; done; done)"
 
 # Syscalls per MiB: strace -c on every thread of the shim and of the agent, one short run each.
-if [ "$HAVE_STRACE" = 1 ]; then
+if [ "$HAVE_STRACE" = 1 ] && [ "$STRACE_MIB" -gt 0 ]; then
 	SSIZE=$((STRACE_MIB * 1048576))
 	tids() { ls "/proc/$1/task" | sed 's/^/-p /'; }
 	echo
