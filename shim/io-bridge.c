@@ -16,6 +16,14 @@
  *    written straight to the host fd when nothing is queued before it, and what the host does
  *    not take is appended to the evbuffer and written later (FIFO: non-blocking with EV_WRITE;
  *    regular file: synchronously, files are never "not ready").
+ *  - Zero copy (the fast path, docs/ARCHITECTURE.md): with a FIFO as the host side, a frame's
+ *    payload is spliced between the guest socket and the FIFO and never enters our memory.
+ *    Stdout: after a big spliced frame only the next header is read; a FIFO without room is
+ *    IO_HOST_FULL (the socket is left unread). Stdin: FIONREAD sizes a frame, its header is
+ *    sent, its payload spliced (tx_left: what is still in the FIFO; nothing else may be sent
+ *    until it is through, and an EOF or CloseIO first reads it into the buffer). Small amounts
+ *    take the copy path above; a small stdin read from a writer still attached rests the FIFO
+ *    for a batching window (IO_HOST_RESTING). Splice refused: copies for good.
  *  - Backpressure: a source is read only while one more read fits under IO_STREAM_BUFFER_MAX
  *    (io.h), so each stream holds at most that much; a full sink leaves the source unread and
  *    the kernel's buffers push back on the writer at the far end.
