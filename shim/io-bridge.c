@@ -549,16 +549,17 @@ io_stream_can_splice(struct io_stream *st)
 
 /*
  * Output: splice the current frame's payload from the guest socket straight into the host
- * FIFO, never through our memory. Returns the bytes moved, or -1 when nothing moved: the
- * socket is empty (wait for it), the FIFO is full (IO_HOST_FULL: wait for it, the socket is
- * left unread so the agent feels the backpressure), or splice was refused, which switches the
- * stream to copies for good.
+ * FIFO, never through our memory. Returns the bytes moved; else 0 to wait (the socket is
+ * empty, or the FIFO is full: IO_HOST_FULL, the socket is left unread so the agent feels the
+ * backpressure), or -1 for the read path to see what splice cannot report: the guest's close
+ * (0), a socket error, or splice refused (which switches the stream to copies for good).
  */
 static ssize_t
 io_stream_splice_output(struct io_stream *st)
 {
 	struct io_streams *s = st->owner;
 	size_t moved = 0;
+	bool ended = false;
 	ssize_t n;
 	int avail = 0;
 
@@ -585,9 +586,12 @@ io_stream_splice_output(struct io_stream *st)
 			    io_stream_name(st), strerror(errno));
 			st->splice = false;
 		}
+		ended = true;
 		break;
 	}
-	return moved > 0 ? (ssize_t)moved : -1;
+	if (moved > 0)
+		return (ssize_t)moved;
+	return ended ? -1 : 0;
 }
 
 /*
@@ -652,10 +656,11 @@ io_stream_on_gread(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	while (turn < IO_TURN_MAX) {
-		if (io_stream_can_splice(st)) {
-			moved = io_stream_splice_output(st);
-			if (moved < 0)
-				break;
+		/* -1: not spliceable now, or something for the read path to see (EOF, error). */
+		moved = io_stream_can_splice(st) ? io_stream_splice_output(st) : -1;
+		if (moved == 0)
+			break;
+		if (moved > 0) {
 			turn += (size_t)moved;
 			/*
 			 * After a big spliced payload (the agent sends big frames) only the next
