@@ -5,6 +5,7 @@ common_libcommon_a_SOURCES = \
 	common/status.c common/status.h \
 	common/log.c common/log.h \
 	common/frame.c common/frame.h \
+	common/ptimer.c common/ptimer.h \
 	common/msg.c common/msg.h \
 	common/transport.c common/transport.h \
 	common/conn.c common/conn.h \

@@ -23,7 +23,9 @@
  *    sent, its payload spliced (tx_left: what is still in the FIFO; nothing else may be sent
  *    until it is through, and an EOF or CloseIO first reads it into the buffer). Small amounts
  *    take the copy path above; a small stdin read from a writer still attached rests the FIFO
- *    for a batching window (IO_HOST_RESTING). Splice refused: copies for good.
+ *    for a batching window (IO_HOST_RESTING), timed by a timerfd (ptimer.h: libevent's own
+ *    timers run 1-4 ms late, long enough for a writer to fill the FIFO and stall). Splice
+ *    refused: copies for good.
  *  - Backpressure: a source is read only while one more read fits under IO_STREAM_BUFFER_MAX
  *    (io.h), so each stream holds at most that much; a full sink leaves the source unread and
  *    the kernel's buffers push back on the writer at the far end.
@@ -102,6 +104,7 @@
 #include "io-int.h"
 #include "io.h"
 #include "log.h"
+#include "ptimer.h"
 #include "util.h"
 
 #define IO_SEND_IOV 16 /* iovecs per send to the guest */
@@ -160,7 +163,7 @@ struct io_stream {
 	struct event *ev_hread;	 /* stdin only */
 	struct event *ev_hwrite; /* stdout/stderr to a FIFO only */
 	struct event *ev_timer;	 /* half-closed timeout */
-	struct event *ev_batch;	 /* stdin: the end of a batching window (IO_HOST_RESTING) */
+	struct ptimer *batch_tm; /* stdin: the end of a batching window (IO_HOST_RESTING) */
 	struct evbuffer *buf;	 /* bytes for the sink, at most IO_STREAM_BUFFER_MAX */
 	struct stream_decoder dec;
 	enum stream_tx tx; /* output: EOF_SENT from the start (with the hello) */
@@ -299,7 +302,8 @@ io_stream_close_host(struct io_stream *st)
 		io_stream_take_input(st);
 	io_event_del(st->ev_hread);
 	io_event_del(st->ev_hwrite);
-	io_event_del(st->ev_batch);
+	if (st->batch_tm != NULL)
+		ptimer_disarm(st->batch_tm);
 	close(st->hfd);
 	st->hfd = -1;
 	st->host = IO_HOST_CLOSED;
@@ -782,13 +786,13 @@ static void
 io_stream_batch_start(struct io_stream *st)
 {
 	struct pollfd pfd = {.fd = st->hfd, .events = POLLIN};
-	struct timeval tv = {0, st->owner->batch_us};
 
 	if (st->owner->batch_us == 0 || poll(&pfd, 1, 0) < 0 ||
 	    (pfd.revents & (POLLHUP | POLLERR)) != 0)
 		return;
+	if (ptimer_arm(st->batch_tm, (unsigned int)st->owner->batch_us) < 0)
+		return;
 	st->host = IO_HOST_RESTING;
-	event_add(st->ev_batch, &tv);
 }
 
 static void io_stream_on_hread(evutil_socket_t fd, short what, void *arg);
@@ -1118,7 +1122,7 @@ io_stream_init(
 	if (kind == IO_STDIN) {
 		st->splice = !io_copy_forced();
 		(void)fcntl(st->hfd, F_SETPIPE_SZ, IO_PIPE_SIZE);
-		st->ev_batch = io_event_new(base, -1, 0, io_stream_on_batch, st);
+		st->batch_tm = ptimer_new(base, io_stream_on_batch, st);
 		st->ev_gwrite =
 		    io_event_new(base, st->gfd, EV_WRITE | EV_PERSIST, io_stream_on_gwrite, st);
 		st->ev_hread =
@@ -1211,8 +1215,8 @@ io_stream_teardown(struct io_stream *st)
 		event_free(st->ev_hwrite);
 	if (st->ev_timer != NULL)
 		event_free(st->ev_timer);
-	if (st->ev_batch != NULL)
-		event_free(st->ev_batch);
+	ptimer_free(st->batch_tm);
+	st->batch_tm = NULL;
 	io_stream_discard(st);
 	evbuffer_free(st->buf);
 	st->present = false;

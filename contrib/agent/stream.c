@@ -37,9 +37,9 @@
  * straight out: FIONREAD sizes a frame (up to 1 MiB), its header is sent and its payload
  * spliced from the pipe into the socket (splice_left: what is still in the pipe; nothing else
  * may be written until it is through). A small frame from a writer still attached starts a
- * batching window (batch_ev) instead of watching the pipe. Stdin payloads are spliced from the
- * socket into the pipe; a full pipe parks the stream (in_parked: the socket is not read). A
- * pty, or splice refused, takes the copy path.
+ * batching window (batch_tm, a timerfd: ptimer.h) instead of watching the pipe. Stdin payloads are
+ * spliced from the socket into the pipe; a full pipe parks the stream (in_parked: the socket is not
+ * read). A pty, or splice refused, takes the copy path.
  */
 #include "config.h"
 
@@ -60,6 +60,7 @@
 #include "frame.h"
 #include "log.h"
 #include "msg.h"
+#include "ptimer.h"
 #include "util.h"
 
 #define STREAM_READ_CHUNK (256 * 1024)
@@ -109,11 +110,11 @@ struct stream {
 	bool pty_wait; /* terminal (oci): no pty master yet, stream_set_pty() brings it */
 
 	/* Output straight from the pipe to the socket while the bufferevent's queue is empty. */
-	bool direct;		/* the pipe is a pipe: FIONREAD and splice apply */
-	bool no_splice;		/* splice was refused (or VMSHIM_IO_COPY): copy instead */
-	uint32_t splice_left;	/* payload of the frame on the wire still in the pipe */
-	struct event *sock_ev;	/* the socket is writable again (direct path only) */
-	struct event *batch_ev; /* the batching window ends: read the pipe again */
+	bool direct;		 /* the pipe is a pipe: FIONREAD and splice apply */
+	bool no_splice;		 /* splice was refused (or VMSHIM_IO_COPY): copy instead */
+	uint32_t splice_left;	 /* payload of the frame on the wire still in the pipe */
+	struct event *sock_ev;	 /* the socket is writable again (direct path only) */
+	struct ptimer *batch_tm; /* the batching window ends: read the pipe again */
 	/* Input: frame payloads spliced from the socket into the pipe (a real pipe, no copy). */
 	bool splice_in;
 	bool in_parked; /* the pipe is full: the socket is not read until it takes more */
@@ -152,8 +153,7 @@ stream_free(struct stream *s)
 		event_free(s->pipe_ev);
 	if (s->sock_ev != NULL)
 		event_free(s->sock_ev);
-	if (s->batch_ev != NULL)
-		event_free(s->batch_ev);
+	ptimer_free(s->batch_tm);
 	if (s->pipe_fd >= 0)
 		close(s->pipe_fd);
 	if (s->timer != NULL)
@@ -223,8 +223,8 @@ stream_close_pipe(struct stream *s)
 		proc_pty_eof(s->p, s->pipe_fd, s->last_in >= 0 && s->last_in != '\n');
 	if (s->pipe_ev != NULL)
 		event_del(s->pipe_ev);
-	if (s->batch_ev != NULL)
-		evtimer_del(s->batch_ev);
+	if (s->batch_tm != NULL)
+		ptimer_disarm(s->batch_tm);
 	/* Stdin parked on a full pipe reads the socket again: the rest is dropped, EOF awaited. */
 	stream_input_unpark(s);
 	if (s->pipe_fd >= 0)
@@ -460,12 +460,12 @@ static bool
 stream_batch_start(struct stream *s)
 {
 	struct pollfd pfd = {.fd = s->pipe_fd, .events = POLLIN};
-	struct timeval tv = {0, STREAM_BATCH_US};
 
 	if (poll(&pfd, 1, 0) < 0 || (pfd.revents & (POLLHUP | POLLERR)) != 0)
 		return false;
+	if (ptimer_arm(s->batch_tm, STREAM_BATCH_US) < 0)
+		return false;
 	event_del(s->pipe_ev);
-	evtimer_add(s->batch_ev, &tv);
 	return true;
 }
 
@@ -825,8 +825,8 @@ stream_output_setup(struct stream *s)
 	s->no_splice = stream_copy_forced();
 	s->sock_ev = event_new(
 	    agent.base, bufferevent_getfd(s->bev), EV_WRITE | EV_PERSIST, stream_sock_write_cb, s);
-	s->batch_ev = evtimer_new(agent.base, stream_batch_cb, s);
-	if (s->sock_ev == NULL || s->batch_ev == NULL)
+	s->batch_tm = ptimer_new(agent.base, stream_batch_cb, s);
+	if (s->sock_ev == NULL)
 		fatalx("event_new");
 }
 
