@@ -117,6 +117,14 @@ static const char *const seccomp_shim_allow[] = {
     "restart_syscall"};
 
 /*
+ * The shim's hot calls, most frequent first (strace -c of the stdio data plane and of the
+ * control loop): the filter tests them before anything else, so the call the daemon makes
+ * thousands of times a second is matched by its first comparisons, not after a hundred.
+ */
+static const char *const seccomp_shim_hot[] = {"splice", "epoll_wait", "epoll_ctl", "read", "ioctl",
+    "write", "sendmsg", "sendto", "readv", "writev", "recvfrom", "futex", "poll"};
+
+/*
  * Never legitimate in the shim: a call kills the process (SIGSYS). Also refused in the
  * sanitizer build, except ptrace, which is handled in confine_add_ptrace().
  */
@@ -302,6 +310,13 @@ confine_build_shim(scmp_filter_ctx ctx, uint32_t kill, unsigned *allowed, struct
 #endif
 	if (confine_add_ptrace(ctx, kill, true, st) < 0)
 		return -1;
+	/* A hint to libseccomp's layout of the filter (higher first): never fatal. */
+	for (size_t i = 0; i < ARRAY_SIZE(seccomp_shim_hot); i++) {
+		int nr = seccomp_syscall_resolve_name(seccomp_shim_hot[i]);
+
+		if (nr != __NR_SCMP_ERROR)
+			(void)seccomp_syscall_priority(ctx, nr, (uint8_t)(255 - i));
+	}
 	for (size_t i = 0; i < ARRAY_SIZE(seccomp_shim_kill); i++) {
 		if (strcmp(seccomp_shim_kill[i], "ptrace") == 0)
 			continue;

@@ -269,6 +269,20 @@ stream_decoder_feed(struct stream_decoder *d, const uint8_t *buf, size_t len, si
 	return STREAM_MORE;
 }
 
+uint32_t
+stream_decoder_payload_left(const struct stream_decoder *d)
+{
+	return d->failed ? 0 : d->left;
+}
+
+void
+stream_decoder_skip(struct stream_decoder *d, uint32_t n)
+{
+	if (n > d->left)
+		fatalx("stream_decoder_skip: %u over the %u payload bytes left", n, d->left);
+	d->left -= n;
+}
+
 /*
  * Read the length, refuse it before touching the payload if it is over max_len, then read
  * exactly the payload: what follows on the fd belongs to the caller.

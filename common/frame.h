@@ -91,6 +91,26 @@ bool frame_decoder_idle(const struct frame_decoder *d);
 
 void stream_len_pack(uint32_t len, uint8_t out[STREAM_LEN_SIZE]);
 
+/*
+ * The two directions of one stream connection as either end sees them, under the same names
+ * in the shim (shim/io-bridge.c) and the agent (contrib/agent/stream.c): tx is what this end
+ * sends on the socket, rx what it receives. Each moves forward only; the socket is closed
+ * once tx has sent its EOF and rx has received the peer's, or earlier when the stream fails
+ * or stays half-closed too long, and both directions are then CLOSED.
+ */
+enum stream_tx {
+	STREAM_TX_OPEN,	      /* data frames may still be sent */
+	STREAM_TX_EOF_QUEUED, /* our EOF frame is queued behind the last data */
+	STREAM_TX_EOF_SENT,   /* our EOF frame was written to the socket */
+	STREAM_TX_CLOSED,     /* the socket is closed */
+};
+
+enum stream_rx {
+	STREAM_RX_OPEN,	  /* the peer's data frames may still arrive */
+	STREAM_RX_EOF,	  /* the peer's EOF frame arrived */
+	STREAM_RX_CLOSED, /* the socket is closed */
+};
+
 enum stream_result {
 	STREAM_MORE,  /* all input consumed */
 	STREAM_DATA,  /* data, data_len: a slice of the current frame's payload */
@@ -115,6 +135,13 @@ void stream_decoder_init(struct stream_decoder *d, uint32_t max_len);
  */
 enum stream_result stream_decoder_feed(struct stream_decoder *d, const uint8_t *buf, size_t len,
     size_t *consumed, const uint8_t **data, size_t *data_len);
+/*
+ * Payload bytes of the current frame still to come (0 between frames): a caller may move them
+ * without looking at them (splice) and then account for them with stream_decoder_skip().
+ */
+uint32_t stream_decoder_payload_left(const struct stream_decoder *d);
+/* n (at most stream_decoder_payload_left()) payload bytes were consumed outside the decoder. */
+void stream_decoder_skip(struct stream_decoder *d, uint32_t n);
 
 /*
  * Read one whole length-prefixed frame of at most max_len bytes from a blocking-style fd with

@@ -6,6 +6,7 @@ common_libcommon_a_SOURCES = \
 	common/log.c common/log.h \
 	common/frame.c common/frame.h \
 	common/protocol.c common/protocol.h \
+	common/ptimer.c common/ptimer.h \
 	common/msg.c common/msg.h \
 	common/msg-pb.c common/msg-pb.h \
 	common/transport.c common/transport.h \

@@ -16,14 +16,27 @@
  *    written straight to the host fd when nothing is queued before it, and what the host does
  *    not take is appended to the evbuffer and written later (FIFO: non-blocking with EV_WRITE;
  *    regular file: synchronously, files are never "not ready").
+ *  - Zero copy (the fast path, docs/ARCHITECTURE.md): with a FIFO as the host side, a frame's
+ *    payload is spliced between the guest socket and the FIFO and never enters our memory.
+ *    Stdout: after a big spliced frame only the next header is read; a FIFO without room is
+ *    IO_HOST_FULL (the socket is left unread). Stdin: FIONREAD sizes a frame, its header is
+ *    sent, its payload spliced (tx_left: what is still in the FIFO; nothing else may be sent
+ *    until it is through, and an EOF or CloseIO first reads it into the buffer). Small amounts
+ *    take the copy path above; a small stdin read from a writer still attached rests the FIFO
+ *    for a batching window (IO_HOST_RESTING), timed by a timerfd (ptimer.h: libevent's own
+ *    timers run 1-4 ms late, long enough for a writer to fill the FIFO and stall). Splice
+ *    refused: copies for good.
  *  - Backpressure: a source is read only while one more read fits under IO_STREAM_BUFFER_MAX
  *    (io.h), so each stream holds at most that much; a full sink leaves the source unread and
  *    the kernel's buffers push back on the writer at the far end.
  *
  * EOF and closing (docs/PROTOCOL.md section 3; data in flight is never
- * lost to a shutdown, a half-close or a descriptor closed under a user). Each stream tracks four
- * facts: our EOF sent, the guest's EOF received, guest fd closed, host fd closed.
- * io_stream_update() derives everything else from them after every change:
+ * lost to a shutdown, a half-close or a descriptor closed under a user). Each stream has one state
+ * per direction, named as in the agent (frame.h): tx, our frames to the guest (OPEN, EOF_QUEUED,
+ * EOF_SENT), rx, the guest's frames (OPEN, EOF), both CLOSED once the guest fd is closed; and
+ * the host side (OPEN; stdin only: DRAINING, reading what the FIFO held at CloseIO; CLOSED).
+ * Each only moves forward. io_stream_update() derives everything else from them after every
+ * change:
  *  - the guest fd is closed only once EOF was both sent and received, or the stream failed
  *    (protocol error, hang-up, socket error) or stayed half-closed for the timeout; never
  *    shutdown(). Stdin after our EOF is not "stuck" while the process lives: the agent echoes
@@ -75,6 +88,8 @@
 #include "config.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -90,11 +105,52 @@
 #include "io-int.h"
 #include "io.h"
 #include "log.h"
+#include "ptimer.h"
 #include "util.h"
 
 #define IO_SEND_IOV 16 /* iovecs per send to the guest */
+/* One guest callback moves at most this much, so a busy stream cannot starve the loop. */
+#define IO_TURN_MAX (4u * STREAM_WRITE_MAX)
+/*
+ * Stdin: a read smaller than this, from a writer still attached, rests the FIFO for
+ * IO_BATCH_US, so a writer of small lines costs one wake-up and one frame per window, not
+ * per line. A writer gone (POLLHUP: its EOF is there to read) is never waited for.
+ */
+#define IO_BATCH_MIN (16u * 1024)
+#define IO_BATCH_US  500
+/* Stdin waiting in the FIFO up to this much is copied (one read, one send); more is spliced. */
+#define IO_SPLICE_MIN_IN (16u * 1024)
+/* A spliced stdin frame: its payload can always be taken back into the buffer (bound). */
+#define IO_SPLICE_FRAME_IN (IO_STREAM_BUFFER_MAX - 2 * STREAM_LEN_SIZE)
+/* A spliced payload this big makes the next guest read take only the frame header. */
+#define IO_SPLICE_BIG (32u * 1024)
+/* Host FIFOs are enlarged to this (best effort), so a splice moves a whole frame at once. */
+#define IO_PIPE_SIZE (1024 * 1024)
 
 struct io_streams;
+
+/* The runtime's side of a stream: the host FIFO (or file). */
+enum io_host {
+	IO_HOST_OPEN,
+	IO_HOST_FULL,	  /* output: a splice found the FIFO full; wait until it takes more */
+	IO_HOST_RESTING,  /* stdin: a small read from a writer still there: batching window */
+	IO_HOST_DRAINING, /* stdin: CloseIO came; read close_left more bytes, then EOF */
+	IO_HOST_CLOSED,	  /* hfd closed (EOF, CloseIO, a failed write, given up) */
+};
+
+/* What the task code told us about the process; each step only moves forward. */
+enum io_proc {
+	IO_PROC_RUNNING,
+	IO_PROC_PENDING, /* the agent's exit-pending notice: reaped, output still draining */
+	IO_PROC_EXITED,	 /* the exit itself */
+};
+
+/* The streams as a whole: on_output_done fires once, io_free() ends them. */
+enum io_phase {
+	IO_PHASE_FLOWING,
+	IO_PHASE_OUTPUT_DONE, /* every output stream finished; ev_done scheduled */
+	IO_PHASE_FREED,	      /* io_free() ran (the struct lives on while busy) */
+};
 
 struct io_stream {
 	struct io_streams *owner;
@@ -108,18 +164,16 @@ struct io_stream {
 	struct event *ev_hread;	 /* stdin only */
 	struct event *ev_hwrite; /* stdout/stderr to a FIFO only */
 	struct event *ev_timer;	 /* half-closed timeout */
+	struct ptimer *batch_tm; /* stdin: the end of a batching window (IO_HOST_RESTING) */
 	struct evbuffer *buf;	 /* bytes for the sink, at most IO_STREAM_BUFFER_MAX */
 	struct stream_decoder dec;
-	bool closing;	   /* stdin: CloseIO came; read close_left more bytes, then EOF */
-	size_t close_left; /* stdin: bytes the FIFO held at CloseIO, still to be read */
-	bool eof_queued;   /* stdin: our EOF frame is at the end of buf */
-	bool eof_sent;	   /* our EOF frame was written to the guest */
-	bool eof_received; /* the guest's EOF frame arrived */
-	bool guest_done;   /* gfd closed */
-	bool host_done;	   /* hfd closed */
-	bool host_failed;  /* output: a host write failed, the rest is discarded */
-	bool finished;	   /* output: counted for on_output_done */
-	bool timer_armed;
+	enum stream_tx tx; /* output: EOF_SENT from the start (with the hello) */
+	enum stream_rx rx;
+	enum io_host host;
+	size_t close_left; /* stdin, IO_HOST_DRAINING: bytes still to be read */
+	bool splice;	   /* FIFO payloads are spliced to/from the socket (else copied) */
+	uint32_t tx_left;  /* stdin: payload of the frame on the wire still in the FIFO */
+	size_t gread_want; /* next guest read: a whole chunk, or only a header after a splice */
 };
 
 struct io_streams {
@@ -131,16 +185,14 @@ struct io_streams {
 	struct event *ev_done;
 	void (*on_output_done)(void *arg);
 	void *arg;
-	bool output_done;
-	int busy;  /* inside on_output_done */
-	bool dead; /* io_free() ran while busy: free on the way out */
+	enum io_phase phase;
+	enum io_proc proc;
+	int busy; /* inside on_output_done; FREED while busy frees on the way out */
 	int half_closed_ms;
+	int batch_us; /* stdin batching window, IO_BATCH_US unless VMSHIM_IO_BATCH_US says */
 	struct event *ev_drain; /* io_exit_pending/seen(): the output's drain deadline */
-	bool drain_armed;
-	bool exit_real;	       /* io_exit_seen(), not only io_exit_pending() */
-	bool proc_gone;	       /* io_exit_seen() or io_exit_pending(): the process is gone */
-	uint64_t host_written; /* output bytes the host took, ever */
-	uint64_t drain_mark;   /* host_written when the drain deadline was last armed */
+	uint64_t host_written;	/* output bytes the host took, ever */
+	uint64_t drain_mark;	/* host_written when the drain deadline was last armed */
 };
 
 static atomic_size_t io_buffered_total;
@@ -203,9 +255,42 @@ io_stream_close_guest(struct io_stream *st)
 	io_event_del(st->ev_timer);
 	close(st->gfd);
 	st->gfd = -1;
-	st->guest_done = true;
+	st->tx_left = 0;
+	st->tx = STREAM_TX_CLOSED;
+	st->rx = STREAM_RX_CLOSED;
 	if (st->kind == IO_STDIN)
 		io_stream_discard(st);
+}
+
+/*
+ * Stdin: the payload of the frame on the wire still in the FIFO (counted, so there) is read
+ * into the buffer, raw behind its header: the frame then ends through the copy path.
+ */
+static void
+io_stream_take_input(struct io_stream *st)
+{
+	struct io_streams *s = st->owner;
+	struct evbuffer_iovec vec;
+	ssize_t n;
+
+	while (st->tx_left > 0) {
+		if (evbuffer_reserve_space(st->buf, st->tx_left, &vec, 1) != 1 ||
+		    vec.iov_len < st->tx_left)
+			fatalx("evbuffer_reserve_space");
+		n = read(st->hfd, vec.iov_base, st->tx_left);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			/* Cannot happen (FIONREAD counted them): the frame cannot be completed. */
+			log_warn_id(s->id, s->exec_id, "stdin: the FIFO lost %u counted byte(s)",
+			    st->tx_left);
+			io_stream_close_guest(st);
+			return;
+		}
+		vec.iov_len = (size_t)n;
+		evbuffer_commit_space(st->buf, &vec, 1);
+		st->tx_left -= (uint32_t)n;
+	}
 }
 
 /* Close the host descriptor once; an output stream's unwritten bytes are dropped with it. */
@@ -214,11 +299,15 @@ io_stream_close_host(struct io_stream *st)
 {
 	if (st->hfd == -1)
 		return;
+	if (st->kind == IO_STDIN)
+		io_stream_take_input(st);
 	io_event_del(st->ev_hread);
 	io_event_del(st->ev_hwrite);
+	if (st->batch_tm != NULL)
+		ptimer_disarm(st->batch_tm);
 	close(st->hfd);
 	st->hfd = -1;
-	st->host_done = true;
+	st->host = IO_HOST_CLOSED;
 	if (st->kind != IO_STDIN)
 		io_stream_discard(st);
 }
@@ -247,9 +336,9 @@ io_stream_end_stdin(struct io_stream *st)
 	static const uint8_t eof[STREAM_LEN_SIZE];
 
 	io_stream_close_host(st);
-	if (!st->eof_queued && !st->guest_done) {
+	if (st->tx == STREAM_TX_OPEN) {
 		evbuffer_add(st->buf, eof, sizeof eof);
-		st->eof_queued = true;
+		st->tx = STREAM_TX_EOF_QUEUED;
 	}
 }
 
@@ -262,7 +351,8 @@ io_stream_flush_guest(struct io_stream *st)
 	ssize_t n;
 	int niov;
 
-	while (st->gfd != -1 && evbuffer_get_length(st->buf) > 0) {
+	/* Behind a frame still being spliced, nothing may go out. */
+	while (st->gfd != -1 && st->tx_left == 0 && evbuffer_get_length(st->buf) > 0) {
 		niov = evbuffer_peek(st->buf, -1, NULL, (struct evbuffer_iovec *)iov, IO_SEND_IOV);
 		if (niov > IO_SEND_IOV)
 			niov = IO_SEND_IOV;
@@ -306,7 +396,6 @@ io_stream_flush_host(struct io_stream *st)
 		    "%s: writing to the host failed: %s; discarding "
 		    "the rest of the output",
 		    io_stream_name(st), n < 0 ? strerror(errno) : "no progress");
-		st->host_failed = true;
 		io_stream_close_host(st);
 	}
 }
@@ -320,6 +409,13 @@ io_stream_room(const struct io_stream *st)
 	return pending >= IO_STREAM_BUFFER_MAX ? 0 : IO_STREAM_BUFFER_MAX - pending;
 }
 
+/* An output stream is finished once both its sides are closed: nothing more can happen. */
+static bool
+io_stream_finished(const struct io_stream *st)
+{
+	return st->tx == STREAM_TX_CLOSED && st->host == IO_HOST_CLOSED;
+}
+
 /* Tell on_output_done's event to fire once every output stream is finished. */
 static void
 io_streams_check_output(struct io_streams *s)
@@ -327,12 +423,12 @@ io_streams_check_output(struct io_streams *s)
 	static const struct timeval now;
 	int i;
 
-	if (s->output_done)
+	if (s->phase != IO_PHASE_FLOWING)
 		return;
 	for (i = IO_STDOUT; i < IO_NSTREAMS; i++)
-		if (s->st[i].present && !s->st[i].finished)
+		if (s->st[i].present && !io_stream_finished(&s->st[i]))
 			return;
-	s->output_done = true;
+	s->phase = IO_PHASE_OUTPUT_DONE;
 	event_add(s->ev_done, &now);
 }
 
@@ -345,22 +441,22 @@ io_stream_update(struct io_stream *st)
 	size_t pending;
 	bool half;
 
-	if (st->kind == IO_STDIN && st->eof_queued && !st->guest_done &&
-	    evbuffer_get_length(st->buf) == 0)
-		st->eof_sent = true;
-	if (st->eof_sent && st->eof_received)
+	if (st->tx == STREAM_TX_EOF_QUEUED && evbuffer_get_length(st->buf) == 0 && st->tx_left == 0)
+		st->tx = STREAM_TX_EOF_SENT;
+	if (st->tx == STREAM_TX_EOF_SENT && st->rx == STREAM_RX_EOF)
 		io_stream_close_guest(st);
 	/* Output: once the guest side is over, the host side ends when the buffer is written. */
-	if (st->kind != IO_STDIN && st->guest_done && evbuffer_get_length(st->buf) == 0)
+	if (st->kind != IO_STDIN && st->tx == STREAM_TX_CLOSED && evbuffer_get_length(st->buf) == 0)
 		io_stream_close_host(st);
 
 	pending = evbuffer_get_length(st->buf);
-	if (!st->guest_done) {
-		if (st->kind == IO_STDIN || io_stream_room(st) >= IO_READ_CHUNK)
+	if (st->tx != STREAM_TX_CLOSED) {
+		if (st->kind == IO_STDIN ||
+		    (io_stream_room(st) >= IO_READ_CHUNK && st->host != IO_HOST_FULL))
 			event_add(st->ev_gread, NULL);
 		else
 			io_event_del(st->ev_gread);
-		if (st->kind == IO_STDIN && pending > 0)
+		if (st->kind == IO_STDIN && (pending > 0 || st->tx_left > 0))
 			event_add(st->ev_gwrite, NULL);
 		else
 			io_event_del(st->ev_gwrite);
@@ -369,35 +465,32 @@ io_stream_update(struct io_stream *st)
 		 * only once the agent wrote everything into the process, which may rightly take
 		 * as long as the process does not read: that wait counts only once it is gone.
 		 */
-		if (st->kind == IO_STDIN)
-			half = (st->eof_received && !st->eof_sent) ||
-			       (st->eof_sent && !st->eof_received && s->proc_gone);
-		else
-			half = st->eof_received && !st->eof_sent;
-		if (half && !st->timer_armed) {
+		half = (st->rx == STREAM_RX_EOF && st->tx != STREAM_TX_EOF_SENT) ||
+		       (st->kind == IO_STDIN && st->tx == STREAM_TX_EOF_SENT &&
+			   st->rx == STREAM_RX_OPEN && s->proc != IO_PROC_RUNNING);
+		/* Once half-closed a stream stays so until closed: the timer is armed once. */
+		if (half && !evtimer_pending(st->ev_timer, NULL)) {
 			tv.tv_sec = s->half_closed_ms / 1000;
 			tv.tv_usec = (s->half_closed_ms % 1000) * 1000;
 			event_add(st->ev_timer, &tv);
-			st->timer_armed = true;
 		}
 	}
-	if (!st->host_done) {
+	if (st->host != IO_HOST_CLOSED) {
 		if (st->kind == IO_STDIN) {
-			if (io_stream_room(st) >= STREAM_LEN_SIZE + IO_READ_CHUNK)
+			if (io_stream_room(st) >= STREAM_LEN_SIZE + IO_READ_CHUNK &&
+			    st->tx_left == 0 && st->host != IO_HOST_RESTING)
 				event_add(st->ev_hread, NULL);
 			else
 				io_event_del(st->ev_hread);
 		} else if (!st->host_is_file) {
-			if (pending > 0)
+			if (pending > 0 || st->host == IO_HOST_FULL)
 				event_add(st->ev_hwrite, NULL);
 			else
 				io_event_del(st->ev_hwrite);
 		}
 	}
-	if (st->kind != IO_STDIN && !st->finished && st->guest_done && st->host_done) {
-		st->finished = true;
+	if (st->kind != IO_STDIN && io_stream_finished(st))
 		io_streams_check_output(s);
-	}
 }
 
 /*
@@ -434,11 +527,11 @@ io_stream_on_frame(struct io_stream *st, enum stream_result r, const uint8_t *da
 			io_stream_fail(st, "data from the guest on stdin", 0);
 			return false;
 		}
-		if (!st->host_done)
+		if (st->host != IO_HOST_CLOSED)
 			io_stream_output(st, data, len);
 		return true;
 	case STREAM_EOF:
-		st->eof_received = true;
+		st->rx = STREAM_RX_EOF;
 		if (st->kind == IO_STDIN)
 			io_stream_end_stdin(st);
 		return true;
@@ -451,53 +544,228 @@ io_stream_on_frame(struct io_stream *st, enum stream_result r, const uint8_t *da
 	return true;
 }
 
-/* The guest socket is readable: decode what fits under the bound. */
-static void
-io_stream_on_gread(evutil_socket_t fd, short what, void *arg)
+/* Output: the current frame's payload can be spliced (a FIFO, nothing queued before it). */
+static bool
+io_stream_can_splice(struct io_stream *st)
 {
-	struct io_stream *st = arg;
+	return st->splice && st->host == IO_HOST_OPEN && st->tx != STREAM_TX_CLOSED &&
+	       evbuffer_get_length(st->buf) == 0 && stream_decoder_payload_left(&st->dec) > 0;
+}
+
+/*
+ * Output: splice the current frame's payload from the guest socket straight into the host
+ * FIFO, never through our memory. Returns the bytes moved; else 0 to wait (the socket is
+ * empty, or the FIFO is full: IO_HOST_FULL, the socket is left unread so the agent feels the
+ * backpressure), or -1 for the read path to see what splice cannot report: the guest's close
+ * (0), a socket error, or splice refused (which switches the stream to copies for good).
+ */
+static ssize_t
+io_stream_splice_output(struct io_stream *st)
+{
+	struct io_streams *s = st->owner;
+	size_t moved = 0;
+	bool ended = false;
+	ssize_t n;
+	int avail = 0;
+
+	while (io_stream_can_splice(st)) {
+		n = splice(st->gfd, NULL, st->hfd, NULL, stream_decoder_payload_left(&st->dec),
+		    SPLICE_F_NONBLOCK | SPLICE_F_MOVE);
+		if (n > 0) {
+			stream_decoder_skip(&st->dec, (uint32_t)n);
+			s->host_written += (uint64_t)n;
+			moved += (size_t)n;
+			continue;
+		}
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && errno == EAGAIN) {
+			/* Which side blocked? Bytes waiting in the socket mean the FIFO is full. */
+			if (ioctl(st->gfd, FIONREAD, &avail) == 0 && avail > 0)
+				st->host = IO_HOST_FULL;
+			break;
+		}
+		/* 0 (the guest closed) and errors are for the read path to see and report. */
+		if (n < 0 && errno != EPIPE && errno != ECONNRESET) {
+			log_debug_id(s->id, s->exec_id, "%s: splice refused (%s): copying",
+			    io_stream_name(st), strerror(errno));
+			st->splice = false;
+		}
+		ended = true;
+		break;
+	}
+	if (moved > 0)
+		return (ssize_t)moved;
+	return ended ? -1 : 0;
+}
+
+/*
+ * One read from the guest socket, decoded: what fits under the bound. Returns the bytes read,
+ * or 0 when nothing was (EAGAIN) or the stream ended or failed.
+ */
+static size_t
+io_stream_read_guest(struct io_stream *st)
+{
 	const uint8_t *data;
 	enum stream_result r;
 	size_t want, off, used, len;
 	ssize_t n;
 
-	(void)what;
 	/* Payload is never more than what was read, so an output buffer stays under its bound. */
-	want = IO_READ_CHUNK;
+	want = st->gread_want;
 	if (st->kind != IO_STDIN && io_stream_room(st) < want)
 		want = io_stream_room(st);
 	if (want == 0)
-		return;
-	n = read(fd, st->owner->scratch, want);
+		return 0;
+	n = read(st->gfd, st->owner->scratch, want);
 	if (n < 0) {
 		if (errno != EAGAIN && errno != EINTR)
 			io_stream_fail(st, "reading from the guest", errno);
-		return;
+		return 0;
 	}
 	if (n == 0) {
-		if (st->eof_received) {
+		if (st->rx == STREAM_RX_EOF) {
 			/* The agent had said all it had to say; what we still owed it is moot. */
 			io_stream_close_guest(st);
 			io_stream_update(st);
 		} else {
 			io_stream_fail(st, "the guest closed the stream before its EOF", 0);
 		}
-		return;
+		return 0;
 	}
 	for (off = 0; off < (size_t)n; off += used) {
 		r = stream_decoder_feed(
 		    &st->dec, st->owner->scratch + off, (size_t)n - off, &used, &data, &len);
 		/* A failed stream still flushes what came before the failure (below). */
 		if (!io_stream_on_frame(st, r, data, len))
-			break;
+			return 0;
 		if (r == STREAM_MORE)
 			break;
+	}
+	return (size_t)n;
+}
+
+/*
+ * The guest socket is readable. Output to a FIFO alternates a read (a frame header, or a whole
+ * chunk of small frames) and a splice of the frame's payload; after a spliced frame the next
+ * read takes only the header, so big frames are never copied. Anything else is read and
+ * copied as before.
+ */
+static void
+io_stream_on_gread(evutil_socket_t fd, short what, void *arg)
+{
+	struct io_stream *st = arg;
+	size_t turn = 0, n;
+	ssize_t moved;
+
+	(void)fd;
+	(void)what;
+	while (turn < IO_TURN_MAX) {
+		/* -1: not spliceable now, or something for the read path to see (EOF, error). */
+		moved = io_stream_can_splice(st) ? io_stream_splice_output(st) : -1;
+		if (moved == 0)
+			break;
+		if (moved > 0) {
+			turn += (size_t)moved;
+			/*
+			 * After a big spliced payload (the agent sends big frames) only the next
+			 * header is read; after small ones a chunk, which holds several frames.
+			 */
+			st->gread_want =
+			    (size_t)moved >= IO_SPLICE_BIG ? STREAM_LEN_SIZE : IO_READ_CHUNK;
+			if (stream_decoder_payload_left(&st->dec) > 0)
+				break;
+			continue;
+		}
+		n = io_stream_read_guest(st);
+		if (n == 0 || st->gfd == -1)
+			break;
+		turn += n;
+		if (!io_stream_can_splice(st)) {
+			st->gread_want = IO_READ_CHUNK;
+			break;
+		}
 	}
 	if (st->kind == IO_STDIN)
 		io_stream_flush_guest(st);
 	else
 		io_stream_flush_host(st);
 	io_stream_update(st);
+}
+
+/*
+ * Stdin: splice the rest of the frame on the wire from the FIFO into the socket; a full
+ * socket leaves it for ev_gwrite. A refusal (AF_VSOCK) or an error moves the rest into the
+ * buffer, where the copy path sends it or reports the error.
+ */
+static void
+io_stream_splice_input_more(struct io_stream *st)
+{
+	struct io_streams *s = st->owner;
+	ssize_t n;
+
+	while (st->tx_left > 0) {
+		n = splice(
+		    st->hfd, NULL, st->gfd, NULL, st->tx_left, SPLICE_F_NONBLOCK | SPLICE_F_MOVE);
+		if (n > 0) {
+			st->tx_left -= (uint32_t)n;
+			continue;
+		}
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && errno == EAGAIN)
+			return;
+		if (n < 0 && (errno == EINVAL || errno == EOPNOTSUPP || errno == ENOSYS)) {
+			log_debug_id(s->id, s->exec_id, "stdin: splice refused (%s): copying",
+			    strerror(errno));
+			st->splice = false;
+		}
+		io_stream_take_input(st);
+		return;
+	}
+}
+
+/*
+ * Stdin, spliced: FIONREAD says what the FIFO holds, and up to a frame of it goes to the guest
+ * as the frame's header, sent, then its payload spliced from the FIFO into the socket, never
+ * through our memory. False leaves the wake-up to the read path: little or nothing waiting
+ * (a small read is as cheap; nothing is the writer's close), or the socket is full or failed.
+ */
+static bool
+io_stream_splice_input(struct io_stream *st)
+{
+	uint8_t hdr[STREAM_LEN_SIZE];
+	size_t want;
+	ssize_t n;
+	int avail = 0;
+
+	if (ioctl(st->hfd, FIONREAD, &avail) == -1 || avail <= 0)
+		return false;
+	want = (size_t)avail < IO_SPLICE_FRAME_IN ? (size_t)avail : IO_SPLICE_FRAME_IN;
+	if (st->host == IO_HOST_DRAINING && st->close_left < want)
+		want = st->close_left;
+	if (want <= IO_SPLICE_MIN_IN)
+		return false;
+	stream_len_pack((uint32_t)want, hdr);
+	do
+		n = send(st->gfd, hdr, sizeof hdr, MSG_DONTWAIT | MSG_NOSIGNAL | MSG_MORE);
+	while (n < 0 && errno == EINTR);
+	if (n < 0)
+		return false;
+	st->tx_left = (uint32_t)want;
+	if ((size_t)n < sizeof hdr) {
+		/* Rare: part of the header went; the frame finishes through the buffer. */
+		evbuffer_add(st->buf, hdr + n, sizeof hdr - (size_t)n);
+		io_stream_take_input(st);
+	} else {
+		io_stream_splice_input_more(st);
+	}
+	if (st->host == IO_HOST_DRAINING) {
+		st->close_left -= want;
+		if (st->close_left == 0)
+			io_stream_end_stdin(st);
+	}
+	return true;
 }
 
 /* The guest socket takes more stdin bytes. */
@@ -508,8 +776,40 @@ io_stream_on_gwrite(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
+	if (st->tx_left > 0)
+		io_stream_splice_input_more(st);
 	io_stream_flush_guest(st);
 	io_stream_update(st);
+}
+
+/* Stdin: a small read; unless the writer is gone, rest the FIFO for a batching window. */
+static void
+io_stream_batch_start(struct io_stream *st)
+{
+	struct pollfd pfd = {.fd = st->hfd, .events = POLLIN};
+
+	if (st->owner->batch_us == 0 || poll(&pfd, 1, 0) < 0 ||
+	    (pfd.revents & (POLLHUP | POLLERR)) != 0)
+		return;
+	if (ptimer_arm(st->batch_tm, (unsigned int)st->owner->batch_us) < 0)
+		return;
+	st->host = IO_HOST_RESTING;
+}
+
+static void io_stream_on_hread(evutil_socket_t fd, short what, void *arg);
+
+/* Stdin: the batching window ended: read what the FIFO gathered. */
+static void
+io_stream_on_batch(evutil_socket_t fd, short what, void *arg)
+{
+	struct io_stream *st = arg;
+
+	(void)fd;
+	(void)what;
+	if (st->host != IO_HOST_RESTING)
+		return;
+	st->host = IO_HOST_OPEN;
+	io_stream_on_hread(st->hfd, EV_READ, st);
 }
 
 /* The stdin FIFO is readable: one read becomes one frame; 0 is the runtime's close. */
@@ -523,8 +823,14 @@ io_stream_on_hread(evutil_socket_t fd, short what, void *arg)
 	ssize_t n;
 
 	(void)what;
+	if (st->splice && st->tx_left == 0 && evbuffer_get_length(st->buf) == 0 &&
+	    io_stream_splice_input(st)) {
+		io_stream_flush_guest(st);
+		io_stream_update(st);
+		return;
+	}
 	want = IO_READ_CHUNK;
-	if (st->closing && st->close_left < want)
+	if (st->host == IO_HOST_DRAINING && st->close_left < want)
 		want = st->close_left;
 	if (evbuffer_reserve_space(st->buf, STREAM_LEN_SIZE + IO_READ_CHUNK, &vec, 1) != 1 ||
 	    vec.iov_len < STREAM_LEN_SIZE + IO_READ_CHUNK)
@@ -534,12 +840,14 @@ io_stream_on_hread(evutil_socket_t fd, short what, void *arg)
 		stream_len_pack((uint32_t)n, vec.iov_base);
 		vec.iov_len = STREAM_LEN_SIZE + (size_t)n;
 		evbuffer_commit_space(st->buf, &vec, 1);
-		if (st->closing) {
+		if (st->host == IO_HOST_DRAINING) {
 			st->close_left -= (size_t)n;
 			if (st->close_left == 0)
 				io_stream_end_stdin(st);
+		} else if ((size_t)n < IO_BATCH_MIN) {
+			io_stream_batch_start(st);
 		}
-	} else if (n == 0 || (errno == EAGAIN && st->closing)) {
+	} else if (n == 0 || (errno == EAGAIN && st->host == IO_HOST_DRAINING)) {
 		io_stream_end_stdin(st);
 	} else if (errno != EAGAIN && errno != EINTR) {
 		log_warn_id(s->id, s->exec_id, "reading stdin: %s; ending stdin", strerror(errno));
@@ -549,7 +857,7 @@ io_stream_on_hread(evutil_socket_t fd, short what, void *arg)
 	io_stream_update(st);
 }
 
-/* The host FIFO takes more output. */
+/* The host FIFO takes more output (queued bytes, or the spliced payload waiting for it). */
 static void
 io_stream_on_hwrite(evutil_socket_t fd, short what, void *arg)
 {
@@ -557,6 +865,8 @@ io_stream_on_hwrite(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
+	if (st->host == IO_HOST_FULL)
+		st->host = IO_HOST_OPEN;
 	io_stream_flush_host(st);
 	io_stream_update(st);
 }
@@ -571,8 +881,9 @@ io_stream_on_timeout(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	log_warn_id(s->id, s->exec_id, "%s stream half-closed for %d ms (EOF %s, not %s): closing",
-	    io_stream_name(st), s->half_closed_ms, st->eof_sent ? "sent" : "received",
-	    st->eof_sent ? "received" : "sent");
+	    io_stream_name(st), s->half_closed_ms,
+	    st->tx == STREAM_TX_EOF_SENT ? "sent" : "received",
+	    st->tx == STREAM_TX_EOF_SENT ? "received" : "sent");
 	io_stream_close_guest(st);
 	if (st->kind == IO_STDIN)
 		io_stream_close_host(st);
@@ -602,20 +913,25 @@ static void
 io_streams_give_up_host(struct io_streams *s)
 {
 	size_t dropped = 0;
-	int i, n = 0;
+	int i, n = 0, stuck = 0;
 
-	for (i = IO_STDOUT; i < IO_NSTREAMS; i++)
-		if (s->st[i].present && !s->st[i].finished && !s->st[i].host_done)
-			dropped += evbuffer_get_length(s->st[i].buf);
-	if (dropped == 0) {
+	/* Stuck on the host: bytes queued for it, or a spliced payload the FIFO had no room for. */
+	for (i = IO_STDOUT; i < IO_NSTREAMS; i++) {
+		if (!s->st[i].present || s->st[i].host == IO_HOST_CLOSED)
+			continue;
+		dropped += evbuffer_get_length(s->st[i].buf);
+		if (evbuffer_get_length(s->st[i].buf) > 0 || s->st[i].host == IO_HOST_FULL)
+			stuck++;
+	}
+	if (stuck == 0) {
 		io_streams_arm_drain(s);
 		return;
 	}
 	for (i = IO_STDOUT; i < IO_NSTREAMS; i++) {
 		struct io_stream *st = &s->st[i];
 
-		if (!st->present || st->finished || st->host_done ||
-		    evbuffer_get_length(st->buf) == 0)
+		if (!st->present || st->host == IO_HOST_CLOSED ||
+		    (evbuffer_get_length(st->buf) == 0 && st->host != IO_HOST_FULL))
 			continue;
 		io_stream_close_host(st);
 		io_stream_update(st);
@@ -648,18 +964,18 @@ io_streams_on_drain(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
-	if (s->output_done)
+	if (s->phase != IO_PHASE_FLOWING)
 		return;
 	if (s->host_written != s->drain_mark) {
 		io_streams_arm_drain(s);
 		return;
 	}
-	if (!s->exit_real) {
+	if (s->proc != IO_PROC_EXITED) {
 		io_streams_give_up_host(s);
 		return;
 	}
 	for (i = IO_STDOUT; i < IO_NSTREAMS; i++)
-		if (s->st[i].present && !s->st[i].finished)
+		if (s->st[i].present && !io_stream_finished(&s->st[i]))
 			dropped += evbuffer_get_length(s->st[i].buf);
 	log_warn_id(s->id, s->exec_id,
 	    "output not drained %d ms after the process exited (the host side takes nothing): "
@@ -668,7 +984,7 @@ io_streams_on_drain(evutil_socket_t fd, short what, void *arg)
 	for (i = IO_STDOUT; i < IO_NSTREAMS; i++) {
 		struct io_stream *st = &s->st[i];
 
-		if (!st->present || st->finished)
+		if (!st->present || io_stream_finished(st))
 			continue;
 		io_stream_close_guest(st);
 		io_stream_close_host(st);
@@ -676,45 +992,40 @@ io_streams_on_drain(evutil_socket_t fd, short what, void *arg)
 	}
 }
 
-/* The process is gone: a stdin stream still waiting for the agent's EOF now has a deadline. */
+/*
+ * The process moved on (exit-pending notice, then the exit). Leaving RUNNING starts the
+ * output's drain deadline, once (it re-arms itself while it runs), and gives a stdin stream
+ * still waiting for the agent's EOF its half-closed deadline.
+ */
 static void
-io_streams_proc_gone(struct io_streams *s)
+io_streams_set_proc(struct io_streams *s, enum io_proc proc)
 {
 	struct io_stream *in = &s->st[IO_STDIN];
+	enum io_proc was = s->proc;
 
-	if (s->proc_gone)
+	if (s->phase == IO_PHASE_FREED || proc <= was)
 		return;
-	s->proc_gone = true;
-	if (in->present && !in->guest_done)
+	s->proc = proc;
+	if (was != IO_PROC_RUNNING)
+		return;
+	if (in->present && in->tx != STREAM_TX_CLOSED)
 		io_stream_update(in);
+	if (s->phase == IO_PHASE_FLOWING)
+		io_streams_arm_drain(s);
 }
 
 void
 io_exit_seen(struct io_streams *s)
 {
-	if (s == NULL || s->dead)
-		return;
-	io_streams_proc_gone(s);
-	if (s->output_done || s->exit_real)
-		return;
-	s->exit_real = true;
-	/* The exit-pending deadline, when running, goes on; else the output gets one now. */
-	if (evtimer_pending(s->ev_drain, NULL))
-		return;
-	s->drain_armed = true;
-	io_streams_arm_drain(s);
+	if (s != NULL)
+		io_streams_set_proc(s, IO_PROC_EXITED);
 }
 
 void
 io_exit_pending(struct io_streams *s)
 {
-	if (s == NULL || s->dead)
-		return;
-	io_streams_proc_gone(s);
-	if (s->output_done || s->drain_armed)
-		return;
-	s->drain_armed = true;
-	io_streams_arm_drain(s);
+	if (s != NULL)
+		io_streams_set_proc(s, IO_PROC_PENDING);
 }
 
 /* Free what io_free() has torn down; the struct itself goes last. */
@@ -739,7 +1050,7 @@ io_streams_on_done(evutil_socket_t fd, short what, void *arg)
 	if (s->on_output_done != NULL)
 		s->on_output_done(s->arg);
 	/* on_output_done may have called io_free(): then we hold the last reference. */
-	if (--s->busy == 0 && s->dead)
+	if (--s->busy == 0 && s->phase == IO_PHASE_FREED)
 		io_streams_release(s);
 }
 
@@ -752,6 +1063,29 @@ io_event_new(struct event_base *base, int fd, short what, event_callback_fn cb, 
 	if (ev == NULL)
 		fatalx("event_new");
 	return ev;
+}
+
+/* VMSHIM_IO_COPY=1 in the environment forces the copy path (tests of the fallback). */
+static bool
+io_copy_forced(void)
+{
+	const char *v = getenv("VMSHIM_IO_COPY");
+
+	return v != NULL && strcmp(v, "1") == 0;
+}
+
+/* VMSHIM_IO_BATCH_US=N (0..100000) in the environment changes the stdin batching window. */
+static int
+io_batch_us(void)
+{
+	const char *v = getenv("VMSHIM_IO_BATCH_US");
+	char *end;
+	long n;
+
+	if (v == NULL || *v == '\0')
+		return IO_BATCH_US;
+	n = strtol(v, &end, 10);
+	return *end == '\0' && n >= 0 && n <= 100000 ? (int)n : IO_BATCH_US;
 }
 
 /* Take one prepared stream's descriptors and build its events. */
@@ -778,15 +1112,24 @@ io_stream_init(
 	if (evbuffer_add_cb(st->buf, io_buffer_count, NULL) == NULL)
 		fatalx("evbuffer_add_cb");
 	stream_decoder_init(&st->dec, 0);
+	st->gread_want = IO_READ_CHUNK;
+	if (kind != IO_STDIN && !st->host_is_file) {
+		/* Best effort: a bigger FIFO lets one splice move a whole frame. */
+		(void)fcntl(st->hfd, F_SETPIPE_SZ, IO_PIPE_SIZE);
+		st->splice = !io_copy_forced();
+	}
 	st->ev_gread = io_event_new(base, st->gfd, EV_READ | EV_PERSIST, io_stream_on_gread, st);
 	st->ev_timer = io_event_new(base, -1, 0, io_stream_on_timeout, st);
 	if (kind == IO_STDIN) {
+		st->splice = !io_copy_forced();
+		(void)fcntl(st->hfd, F_SETPIPE_SZ, IO_PIPE_SIZE);
+		st->batch_tm = ptimer_new(base, io_stream_on_batch, st);
 		st->ev_gwrite =
 		    io_event_new(base, st->gfd, EV_WRITE | EV_PERSIST, io_stream_on_gwrite, st);
 		st->ev_hread =
 		    io_event_new(base, st->hfd, EV_READ | EV_PERSIST, io_stream_on_hread, st);
 	} else {
-		st->eof_sent = true; /* with the hello, by io_prepare() */
+		st->tx = STREAM_TX_EOF_SENT; /* with the hello, by io_prepare() */
 		if (!st->host_is_file)
 			st->ev_hwrite = io_event_new(
 			    base, st->hfd, EV_WRITE | EV_PERSIST, io_stream_on_hwrite, st);
@@ -807,6 +1150,7 @@ io_start(
 	s->on_output_done = on_output_done;
 	s->arg = arg;
 	s->half_closed_ms = atomic_load(&io_half_closed_ms);
+	s->batch_us = io_batch_us();
 	s->scratch = xmalloc(IO_READ_CHUNK);
 	s->ev_done = io_event_new(base, -1, 0, io_streams_on_done, s);
 	s->ev_drain = io_event_new(base, -1, 0, io_streams_on_drain, s);
@@ -835,14 +1179,15 @@ io_close_stdin(struct io_streams *s)
 	struct io_stream *st = &s->st[IO_STDIN];
 	int avail = 0;
 
-	if (!st->present || st->host_done || st->closing)
+	if (!st->present || (st->host != IO_HOST_OPEN && st->host != IO_HOST_RESTING))
 		return;
-	if (ioctl(st->hfd, FIONREAD, &avail) == -1 || avail <= 0) {
+	/* FIONREAD counts the rest of a frame being spliced too: that is not "more". */
+	if (ioctl(st->hfd, FIONREAD, &avail) == -1 || avail <= (int)st->tx_left) {
 		io_stream_end_stdin(st);
 		io_stream_flush_guest(st);
 	} else {
-		st->closing = true;
-		st->close_left = (size_t)avail;
+		st->host = IO_HOST_DRAINING;
+		st->close_left = (size_t)avail - st->tx_left;
 	}
 	io_stream_update(st);
 }
@@ -850,7 +1195,7 @@ io_close_stdin(struct io_streams *s)
 bool
 io_output_done(const struct io_streams *s)
 {
-	return s->output_done;
+	return s->phase == IO_PHASE_OUTPUT_DONE;
 }
 
 /* Close a stream's descriptors and free its events and buffer. */
@@ -871,6 +1216,8 @@ io_stream_teardown(struct io_stream *st)
 		event_free(st->ev_hwrite);
 	if (st->ev_timer != NULL)
 		event_free(st->ev_timer);
+	ptimer_free(st->batch_tm);
+	st->batch_tm = NULL;
 	io_stream_discard(st);
 	evbuffer_free(st->buf);
 	st->present = false;
@@ -881,7 +1228,7 @@ io_free(struct io_streams *s)
 {
 	int i;
 
-	if (s == NULL || s->dead)
+	if (s == NULL || s->phase == IO_PHASE_FREED)
 		return;
 	for (i = 0; i < IO_NSTREAMS; i++)
 		io_stream_teardown(&s->st[i]);
@@ -889,7 +1236,7 @@ io_free(struct io_streams *s)
 	s->ev_done = NULL;
 	event_free(s->ev_drain);
 	s->ev_drain = NULL;
-	s->dead = true;
+	s->phase = IO_PHASE_FREED;
 	if (s->busy == 0)
 		io_streams_release(s);
 }

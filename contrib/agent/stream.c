@@ -12,6 +12,8 @@
  * flight and lose the last chunk); each side sends exactly one. The socket is
  * closed only when EOF was both sent (and flushed) and received, or when the peer broke the
  * protocol or vanished, or after AGENT_HALF_CLOSED_MS half-closed (logged).
+ * The two directions are explicit states, named as in the shim (frame.h): tx (OPEN,
+ * EOF_QUEUED, EOF_SENT once flushed) and rx (OPEN, EOF), both CLOSED with the socket.
  *
  * Output (stdout/stderr): the pipe is read only while less than AGENT_STREAM_PENDING bytes wait
  * for the socket (backpressure), in frames of at most 256 KiB; the pipe's EOF queues the EOF
@@ -31,12 +33,25 @@
  * Bulk: both directions move up to 256 KiB per system call (stdin reads the socket itself,
  * stream_input_bulk(); stdout reads the pipe straight into the socket's queue), since
  * libevent's 4 KiB/16 KiB defaults cost one process wake-up per 4 KiB.
+ *
+ * Zero copy (docs/ARCHITECTURE.md): while the socket's queue is empty, stdout frames go
+ * straight out: FIONREAD sizes a frame (up to 1 MiB), its header is sent and its payload
+ * spliced from the pipe into the socket (splice_left: what is still in the pipe; nothing else
+ * may be written until it is through). A small frame from a writer still attached starts a
+ * batching window (batch_tm, a timerfd: ptimer.h) instead of watching the pipe. Stdin payloads are
+ * spliced from the socket into the pipe; a full pipe parks the stream (in_parked: the socket is not
+ * read). A pty, or splice refused, takes the copy path.
  */
 #include "config.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <event2/buffer.h>
@@ -46,11 +61,26 @@
 #include "frame.h"
 #include "log.h"
 #include "msg.h"
+#include "ptimer.h"
 #include "util.h"
 
 #define STREAM_READ_CHUNK (256 * 1024)
 /* Detaching an output pipe reads what it holds, but never more than this (a busy writer). */
 #define STREAM_DETACH_MAX (64u * STREAM_READ_CHUNK)
+/* Output waiting in the pipe up to this much is copied (one read, one send), more is spliced. */
+#define STREAM_COPY_MAX (32u * 1024)
+/* One pipe callback moves at most this much, so a busy stream cannot starve the loop. */
+#define STREAM_TURN_MAX (4u * STREAM_WRITE_MAX)
+/*
+ * A frame smaller than this, from a writer still attached, starts a batching window: the pipe
+ * is read again STREAM_BATCH_US later, so a writer of small lines costs one wake-up, one
+ * frame and a few calls per window instead of per line. The pipe's EOF is never waited for:
+ * a writer gone (POLLHUP) ends batching at once.
+ */
+#define STREAM_BATCH_MIN (64u * 1024)
+#define STREAM_BATCH_US	 500
+/* The process's pipes are enlarged to this, so frames can be filled from what waits. */
+#define STREAM_PIPE_SIZE (1024 * 1024)
 
 enum stream_phase {
 	STREAM_HELLO,
@@ -80,8 +110,18 @@ struct stream {
 	int last_in;		  /* stdin: the last byte given to the pipe (-1: none) */
 	bool pty_wait; /* terminal (oci): no pty master yet, stream_set_pty() brings it */
 
-	bool eof_sent; /* our EOF frame is queued */
-	bool eof_recv;
+	/* Output straight from the pipe to the socket while the bufferevent's queue is empty. */
+	bool direct;		 /* the pipe is a pipe: FIONREAD and splice apply */
+	bool no_splice;		 /* splice was refused (or VMSHIM_IO_COPY): copy instead */
+	uint32_t splice_left;	 /* payload of the frame on the wire still in the pipe */
+	struct event *sock_ev;	 /* the socket is writable again (direct path only) */
+	struct ptimer *batch_tm; /* the batching window ends: read the pipe again */
+	/* Input: frame payloads spliced from the socket into the pipe (a real pipe, no copy). */
+	bool splice_in;
+	bool in_parked; /* the pipe is full: the socket is not read until it takes more */
+
+	enum stream_tx tx; /* OPEN, EOF_QUEUED, EOF_SENT once flushed, CLOSED (frame.h) */
+	enum stream_rx rx; /* OPEN, EOF, CLOSED */
 	bool done_reported;
 	bool freeing; /* the free is scheduled for a later loop turn */
 };
@@ -90,6 +130,7 @@ static LIST_HEAD(, stream) stream_all = LIST_HEAD_INITIALIZER(stream_all);
 static uint8_t stream_buf[STREAM_READ_CHUNK];
 
 static void stream_check(struct stream *s);
+static void stream_input_unpark(struct stream *s);
 static void stream_input(struct stream *s);
 static void stream_input_bulk(struct stream *s);
 static void stream_event_cb(struct bufferevent *bev, short what, void *arg);
@@ -103,6 +144,9 @@ stream_free(struct stream *s)
 		bufferevent_free(s->bev);
 	if (s->pipe_ev != NULL)
 		event_free(s->pipe_ev);
+	if (s->sock_ev != NULL)
+		event_free(s->sock_ev);
+	ptimer_free(s->batch_tm);
 	if (s->pipe_fd >= 0)
 		close(s->pipe_fd);
 	if (s->timer != NULL)
@@ -141,8 +185,13 @@ stream_close_socket(struct stream *s)
 {
 	if (s->bev == NULL)
 		return;
+	if (s->sock_ev != NULL)
+		event_del(s->sock_ev);
+	s->splice_left = 0; /* the rest of that frame has nowhere to go: drained as discarded */
 	bufferevent_free(s->bev);
 	s->bev = NULL;
+	s->tx = STREAM_TX_CLOSED;
+	s->rx = STREAM_RX_CLOSED;
 	if (s->timer != NULL)
 		evtimer_del(s->timer);
 }
@@ -167,6 +216,10 @@ stream_close_pipe(struct stream *s)
 		proc_pty_eof(s->p, s->pipe_fd, s->last_in >= 0 && s->last_in != '\n');
 	if (s->pipe_ev != NULL)
 		event_del(s->pipe_ev);
+	if (s->batch_tm != NULL)
+		ptimer_disarm(s->batch_tm);
+	/* Stdin parked on a full pipe reads the socket again: the rest is dropped, EOF awaited. */
+	stream_input_unpark(s);
 	if (s->pipe_fd >= 0)
 		close(s->pipe_fd);
 	s->pipe_fd = -1;
@@ -178,9 +231,9 @@ stream_send_eof(struct stream *s)
 {
 	static const uint8_t zero[STREAM_LEN_SIZE];
 
-	if (s->eof_sent)
+	if (s->tx != STREAM_TX_OPEN)
 		return;
-	s->eof_sent = true;
+	s->tx = STREAM_TX_EOF_QUEUED;
 	if (s->bev != NULL)
 		evbuffer_add(bufferevent_get_output(s->bev), zero, sizeof zero);
 }
@@ -195,7 +248,6 @@ stream_fail(struct stream *s, const char *why)
 		log_warn_id(
 		    s->id, s->exec_id, "%s stream failed: %s", stdio_kind_name(s->kind), why);
 	stream_close_socket(s);
-	s->eof_recv = s->eof_sent = true;
 	if (s->phase == STREAM_ACTIVE && s->kind == STDIO_IN) {
 		/* Nobody will feed stdin any more: the process sees EOF. */
 		stream_close_pipe(s);
@@ -223,7 +275,8 @@ stream_timer_cb(evutil_socket_t fd, short what, void *arg)
 	log_warn_id(s->id, s->exec_id,
 	    "%s stream half-closed for %d s (eof sent %d, received %d): "
 	    "closing",
-	    stdio_kind_name(s->kind), AGENT_HALF_CLOSED_MS / 1000, s->eof_sent, s->eof_recv);
+	    stdio_kind_name(s->kind), AGENT_HALF_CLOSED_MS / 1000, s->tx != STREAM_TX_OPEN,
+	    s->rx != STREAM_RX_OPEN);
 	stream_close_socket(s);
 	if (s->kind == STDIO_IN)
 		stream_close_pipe(s);
@@ -236,23 +289,215 @@ stream_check(struct stream *s)
 {
 	bool flushed;
 
-	flushed = s->bev == NULL || evbuffer_get_length(bufferevent_get_output(s->bev)) == 0;
+	flushed = s->bev == NULL ||
+		  (evbuffer_get_length(bufferevent_get_output(s->bev)) == 0 && s->splice_left == 0);
+	if (s->tx == STREAM_TX_EOF_QUEUED && flushed)
+		s->tx = STREAM_TX_EOF_SENT;
 	if (s->phase == STREAM_ACTIVE && s->kind != STDIO_IN && !s->done_reported &&
-	    s->pipe_closed && s->eof_sent && flushed) {
+	    s->pipe_closed && (s->tx == STREAM_TX_EOF_SENT || s->tx == STREAM_TX_CLOSED)) {
 		s->done_reported = true;
 		if (!s->orphaned)
 			proc_output_done(s->p, s->kind);
 	}
-	if (s->bev != NULL && s->eof_sent && s->eof_recv && flushed)
+	if (s->tx == STREAM_TX_EOF_SENT && s->rx == STREAM_RX_EOF)
 		stream_close_socket(s);
 	/* Half-closed: we are done sending and wait for the peer's EOF. */
-	if (s->bev != NULL && s->phase == STREAM_ACTIVE && s->eof_sent && !s->eof_recv &&
-	    !evtimer_pending(s->timer, NULL)) {
+	if (s->bev != NULL && s->phase == STREAM_ACTIVE && s->tx != STREAM_TX_OPEN &&
+	    s->rx == STREAM_RX_OPEN && !evtimer_pending(s->timer, NULL)) {
 		struct timeval tv = {AGENT_HALF_CLOSED_MS / 1000, 0};
 		evtimer_add(s->timer, &tv);
 	}
 	if (s->bev == NULL && (s->phase == STREAM_HELLO || s->pipe_closed))
 		stream_schedule_free(s);
+}
+
+/* Output: the pipe waits for the socket (full, or the rest of a spliced frame). */
+static void
+stream_pipe_pause_for_socket(struct stream *s)
+{
+	event_del(s->pipe_ev);
+	s->pipe_paused = true;
+	event_add(s->sock_ev, NULL);
+}
+
+/*
+ * Output: read exactly len bytes the pipe is known to hold into the socket's queue, raw (the
+ * frame header is already out or queued): the copy path of a frame begun by the direct one.
+ */
+static void
+stream_pipe_take(struct stream *s, size_t len)
+{
+	struct evbuffer *out = bufferevent_get_output(s->bev);
+	ssize_t n;
+
+	while (len > 0) {
+		n = read(s->pipe_fd, stream_buf, len < sizeof stream_buf ? len : sizeof stream_buf);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			/* Cannot happen (FIONREAD counted them): the frame cannot be completed. */
+			log_warn_id(s->id, s->exec_id, "%s: pipe lost %zu counted byte(s)",
+			    stdio_kind_name(s->kind), len);
+			stream_fail(s, "output pipe lost counted bytes");
+			return;
+		}
+		evbuffer_add(out, stream_buf, (size_t)n);
+		len -= (size_t)n;
+	}
+}
+
+/*
+ * Output: splice the rest of the current frame's payload from the pipe into the socket.
+ * Returns the bytes moved; on a full socket the pipe pauses until the socket is writable. A
+ * descriptor that refuses splice (AF_VSOCK) switches the stream to copies for good.
+ */
+static size_t
+stream_splice_more(struct stream *s)
+{
+	size_t moved = 0;
+	ssize_t n;
+
+	while (s->splice_left > 0) {
+		n = splice(s->pipe_fd, NULL, bufferevent_getfd(s->bev), NULL, s->splice_left,
+		    SPLICE_F_NONBLOCK | SPLICE_F_MOVE);
+		if (n > 0) {
+			s->splice_left -= (uint32_t)n;
+			moved += (size_t)n;
+			continue;
+		}
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && errno == EAGAIN) {
+			stream_pipe_pause_for_socket(s);
+			return moved;
+		}
+		if (n < 0 && (errno == EINVAL || errno == EOPNOTSUPP || errno == ENOSYS)) {
+			log_debug_id(s->id, s->exec_id, "%s: splice refused (%s): copying",
+			    stdio_kind_name(s->kind), strerror(errno));
+			s->no_splice = true;
+		}
+		/* Else the socket failed: the bufferevent reports it when it writes these. */
+		moved += s->splice_left;
+		n = s->splice_left;
+		s->splice_left = 0;
+		stream_pipe_take(s, (size_t)n);
+		break;
+	}
+	return moved;
+}
+
+/*
+ * Output, direct path (the socket's queue is empty): FIONREAD says what the pipe holds, and
+ * up to STREAM_WRITE_MAX of it becomes one frame, so a writer of small lines costs one frame
+ * per wake-up, not per line. A small frame is read and sent in one call; a larger one is its
+ * header then the payload spliced from the pipe, never copied through the agent. What the
+ * socket does not take is queued in the bufferevent (copied bytes) or left in the pipe
+ * (splice_left). Returns the bytes moved, 0 with the pipe paused for a full socket, or -1
+ * for the copy path to take over (nothing waiting: EOF or EAGAIN, or a socket error).
+ */
+static ssize_t
+stream_pipe_direct(struct stream *s)
+{
+	struct evbuffer *out = bufferevent_get_output(s->bev);
+	int sock = bufferevent_getfd(s->bev);
+	uint8_t hdr[STREAM_LEN_SIZE];
+	size_t want, len;
+	ssize_t n, sent;
+	int avail = 0;
+
+	if (ioctl(s->pipe_fd, FIONREAD, &avail) == -1 || avail <= 0)
+		return -1;
+	want = (size_t)avail < STREAM_WRITE_MAX ? (size_t)avail : STREAM_WRITE_MAX;
+	if (want <= STREAM_COPY_MAX || s->no_splice) {
+		if (want > sizeof stream_buf - STREAM_LEN_SIZE)
+			want = sizeof stream_buf - STREAM_LEN_SIZE;
+		do
+			n = read(s->pipe_fd, stream_buf + STREAM_LEN_SIZE, want);
+		while (n < 0 && errno == EINTR);
+		if (n <= 0)
+			return -1;
+		stream_len_pack((uint32_t)n, stream_buf);
+		len = STREAM_LEN_SIZE + (size_t)n;
+		sent = send(sock, stream_buf, len, MSG_DONTWAIT | MSG_NOSIGNAL);
+		if (sent < 0)
+			sent = 0; /* full (queued below) or failed (the bufferevent will say) */
+		if ((size_t)sent < len)
+			evbuffer_add(out, stream_buf + sent, len - (size_t)sent);
+		return n;
+	}
+	stream_len_pack((uint32_t)want, hdr);
+	do
+		sent = send(sock, hdr, sizeof hdr, MSG_DONTWAIT | MSG_NOSIGNAL | MSG_MORE);
+	while (sent < 0 && errno == EINTR);
+	if (sent < 0 && errno == EAGAIN) {
+		stream_pipe_pause_for_socket(s);
+		return 0;
+	}
+	if (sent < 0)
+		return -1;
+	if ((size_t)sent < sizeof hdr) {
+		/* Rare: part of the header went; the frame finishes through the queue. */
+		evbuffer_add(out, hdr + sent, sizeof hdr - (size_t)sent);
+		stream_pipe_take(s, want);
+		return (ssize_t)want;
+	}
+	s->splice_left = (uint32_t)want;
+	return (ssize_t)stream_splice_more(s);
+}
+
+/*
+ * Output: a small frame went out; unless the writer is gone, rest the pipe for STREAM_BATCH_US
+ * so what it writes meanwhile goes out as one frame. True when the window started.
+ */
+static bool
+stream_batch_start(struct stream *s)
+{
+	struct pollfd pfd = {.fd = s->pipe_fd, .events = POLLIN};
+
+	if (poll(&pfd, 1, 0) < 0 || (pfd.revents & (POLLHUP | POLLERR)) != 0)
+		return false;
+	if (ptimer_arm(s->batch_tm, STREAM_BATCH_US) < 0)
+		return false;
+	event_del(s->pipe_ev);
+	return true;
+}
+
+static void stream_pipe_read_cb(evutil_socket_t fd, short what, void *arg);
+
+/* Output: the batching window ended: read what the pipe gathered. */
+static void
+stream_batch_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct stream *s = arg;
+
+	/* Paused: the socket's callbacks resume the pipe; closed: nothing to read. */
+	if (s->pipe_closed || s->pipe_paused)
+		return;
+	event_add(s->pipe_ev, NULL);
+	stream_pipe_read_cb(s->pipe_fd, EV_READ, s);
+}
+
+/* Output: the socket takes bytes again: finish the spliced frame, then read the pipe again. */
+static void
+stream_sock_write_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct stream *s = arg;
+
+	if (s->bev == NULL)
+		return;
+	if (s->splice_left > 0) {
+		stream_splice_more(s);
+		if (s->splice_left > 0)
+			return;
+	}
+	event_del(s->sock_ev);
+	if (s->pipe_paused && !s->pipe_closed) {
+		s->pipe_paused = false;
+		event_add(s->pipe_ev, NULL);
+		if (!s->orphaned)
+			proc_grace_update(s->p);
+	}
+	stream_check(s);
 }
 
 /*
@@ -270,6 +515,13 @@ stream_pipe_pump(struct stream *s, bool bounded)
 	ssize_t n;
 	int r;
 
+	if (!bounded && s->bev != NULL && s->splice_left > 0) {
+		/* Detaching mid-frame: its payload is still in the pipe, take it first. */
+		total = s->splice_left;
+		s->splice_left = 0;
+		event_del(s->sock_ev);
+		stream_pipe_take(s, total);
+	}
 	for (;;) {
 		if (bounded && s->bev != NULL &&
 		    evbuffer_get_length(bufferevent_get_output(s->bev)) >= AGENT_STREAM_PENDING) {
@@ -281,6 +533,35 @@ stream_pipe_pump(struct stream *s, bool bounded)
 		if (!bounded && total >= STREAM_DETACH_MAX) {
 			r = 0;
 			break;
+		}
+		if (bounded && s->splice_left > 0) {
+			r = 0; /* a spliced frame is on the wire: nothing else may go first */
+			break;
+		}
+		if (bounded && total >= STREAM_TURN_MAX) {
+			r = 0; /* more next turn: the pipe event is level-triggered */
+			break;
+		}
+		if (bounded && s->bev != NULL && s->direct &&
+		    evbuffer_get_length(bufferevent_get_output(s->bev)) == 0) {
+			n = stream_pipe_direct(s);
+			if (n > 0 && (size_t)n < STREAM_BATCH_MIN && s->splice_left == 0 &&
+			    !s->pipe_paused && stream_batch_start(s)) {
+				total += (size_t)n;
+				r = 0;
+				break;
+			}
+			if (n > 0) {
+				total += (size_t)n;
+				if (s->splice_left == 0 && !s->pipe_paused)
+					continue;
+			}
+			if (n >= 0) {
+				r = 0; /* paused until the socket is writable */
+				break;
+			}
+			if (s->bev == NULL)
+				continue;
 		}
 		if (s->bev == NULL) {
 			/* The socket is gone: drain and discard. */
@@ -343,7 +624,9 @@ stream_write_cb(struct bufferevent *bev, void *arg)
 {
 	struct stream *s = arg;
 
-	if (s->pipe_paused && !s->pipe_closed) {
+	/* A pause for the direct path (a spliced frame, a full socket) ends in its own callback. */
+	if (s->pipe_paused && !s->pipe_closed && s->splice_left == 0 &&
+	    (s->sock_ev == NULL || !event_pending(s->sock_ev, EV_WRITE, NULL))) {
 		s->pipe_paused = false;
 		event_add(s->pipe_ev, NULL);
 		if (!s->orphaned)
@@ -361,6 +644,31 @@ stream_input_maybe_close(struct stream *s)
 	stream_close_pipe(s);
 	stream_send_eof(s);
 	stream_check(s);
+}
+
+/*
+ * Stdin: the pipe is full. Wait for it to be writable and stop reading the socket meanwhile
+ * (the bufferevent would otherwise read on, 4 KiB per wake-up, up to its watermark).
+ */
+static void
+stream_input_park(struct stream *s)
+{
+	event_add(s->pipe_ev, NULL);
+	if (s->bev != NULL && !s->in_parked) {
+		s->in_parked = true;
+		bufferevent_disable(s->bev, EV_READ);
+	}
+}
+
+/* Stdin: the pipe took everything parked: read the socket again. */
+static void
+stream_input_unpark(struct stream *s)
+{
+	if (!s->in_parked)
+		return;
+	s->in_parked = false;
+	if (s->bev != NULL)
+		bufferevent_enable(s->bev, EV_READ);
 }
 
 /* Stdin: write bytes to the pipe; keep what it does not take. Returns false when parked. */
@@ -399,7 +707,7 @@ stream_pipe_write(struct stream *s, const uint8_t *data, size_t len)
 	}
 	if (len > 0) {
 		evbuffer_add(s->pending, data, len);
-		event_add(s->pipe_ev, NULL);
+		stream_input_park(s);
 		return false;
 	}
 	return true;
@@ -429,6 +737,7 @@ stream_pipe_write_cb(evutil_socket_t fd, short what, void *arg)
 		evbuffer_drain(s->pending, evbuffer_get_length(s->pending));
 	}
 	event_del(s->pipe_ev);
+	stream_input_unpark(s);
 	stream_input_maybe_close(s);
 	if (s->bev != NULL) {
 		stream_input(s);
@@ -463,7 +772,7 @@ stream_input(struct stream *s)
 		}
 		evbuffer_drain(in, used);
 		if (r == STREAM_EOF) {
-			s->eof_recv = true;
+			s->rx = STREAM_RX_EOF;
 			if (s->kind == STDIO_IN) {
 				s->input_close = true;
 				stream_input_maybe_close(s);
@@ -471,6 +780,47 @@ stream_input(struct stream *s)
 			stream_check(s);
 		}
 	}
+}
+
+/* VMSHIM_IO_COPY=1 in the environment forces the copy path (tests of the fallback). */
+static bool
+stream_copy_forced(void)
+{
+	static int forced = -1;
+	const char *v;
+
+	if (forced < 0) {
+		v = getenv("VMSHIM_IO_COPY");
+		forced = v != NULL && strcmp(v, "1") == 0;
+	}
+	return forced == 1;
+}
+
+/*
+ * Output: a real pipe (not a pty) takes the direct path; it is enlarged so a frame can be
+ * filled from what the process wrote meanwhile (best effort: the size is a hint).
+ */
+static bool
+stream_is_pipe(int fd)
+{
+	struct stat sb;
+
+	return fd >= 0 && fstat(fd, &sb) == 0 && S_ISFIFO(sb.st_mode);
+}
+
+static void
+stream_output_setup(struct stream *s)
+{
+	if (!stream_is_pipe(s->pipe_fd))
+		return;
+	(void)fcntl(s->pipe_fd, F_SETPIPE_SZ, STREAM_PIPE_SIZE);
+	s->direct = true;
+	s->no_splice = stream_copy_forced();
+	s->sock_ev = event_new(
+	    agent.base, bufferevent_getfd(s->bev), EV_WRITE | EV_PERSIST, stream_sock_write_cb, s);
+	s->batch_tm = ptimer_new(agent.base, stream_batch_cb, s);
+	if (s->sock_ev == NULL)
+		fatalx("event_new");
 }
 
 /* Parse the hello frame and attach to the process. 0, 1 for "need more", -1 failed. */
@@ -545,11 +895,15 @@ stream_hello(struct stream *s)
 	    s->pty_wait ? " (waiting for the pty)" : "");
 	if (k == STDIO_IN) {
 		s->pending = evbuffer_new();
+		s->splice_in = !p->terminal && stream_is_pipe(fd) && !stream_copy_forced();
+		if (stream_is_pipe(fd))
+			(void)fcntl(fd, F_SETPIPE_SZ, STREAM_PIPE_SIZE);
 		if (!s->pty_wait)
 			s->pipe_ev = event_new(
 			    agent.base, fd, EV_WRITE | EV_PERSIST, stream_pipe_write_cb, s);
 		bufferevent_setwatermark(s->bev, EV_READ, 0, AGENT_STREAM_PENDING);
 	} else if (!s->pty_wait) {
+		stream_output_setup(s);
 		s->pipe_ev =
 		    event_new(agent.base, fd, EV_READ | EV_PERSIST, stream_pipe_read_cb, s);
 		event_add(s->pipe_ev, NULL);
@@ -557,6 +911,55 @@ stream_hello(struct stream *s)
 	/* Now the process may close our stdin, or let a parked StartProcess go on. */
 	proc_stream_activated(p, k);
 	return s->bev != NULL ? 0 : -1;
+}
+
+/* Stdin: the current frame's payload can be spliced (nothing read or parked before it). */
+static bool
+stream_input_can_splice(struct stream *s)
+{
+	return s->splice_in && !s->discard && !s->pipe_closed && s->pipe_fd >= 0 &&
+	       evbuffer_get_length(s->pending) == 0 &&
+	       evbuffer_get_length(bufferevent_get_input(s->bev)) == 0 &&
+	       stream_decoder_payload_left(&s->dec) > 0;
+}
+
+/*
+ * Stdin: splice the current frame's payload from the socket into the process's pipe, never
+ * through our memory. Returns 1 after progress, 0 to wait (the socket is empty, or the pipe
+ * is full: parked), -1 for the read path to carry on (the socket's EOF or error, the
+ * process closed its stdin, or splice refused: then copies for good).
+ */
+static int
+stream_input_splice(struct stream *s)
+{
+	ssize_t n;
+	int avail = 0;
+
+	n = splice(bufferevent_getfd(s->bev), NULL, s->pipe_fd, NULL,
+	    stream_decoder_payload_left(&s->dec), SPLICE_F_NONBLOCK | SPLICE_F_MOVE);
+	if (n > 0) {
+		stream_decoder_skip(&s->dec, (uint32_t)n);
+		return 1;
+	}
+	if (n < 0 && errno == EINTR)
+		return 1;
+	if (n < 0 && errno == EAGAIN) {
+		/* Bytes waiting in the socket mean the pipe is full. */
+		if (ioctl(bufferevent_getfd(s->bev), FIONREAD, &avail) == 0 && avail > 0)
+			stream_input_park(s);
+		return 0;
+	}
+	if (n < 0 && errno == EPIPE) {
+		/* The process closed its stdin: the rest is read and dropped. */
+		log_debug_id(s->id, s->exec_id, "stdin: %s: discarding", strerror(errno));
+		s->discard = true;
+		s->input_close = true;
+	} else if (n < 0 && (errno == EINVAL || errno == EOPNOTSUPP || errno == ENOSYS)) {
+		log_debug_id(
+		    s->id, s->exec_id, "stdin: splice refused (%s): copying", strerror(errno));
+		s->splice_in = false;
+	}
+	return -1;
 }
 
 /*
@@ -571,9 +974,23 @@ stream_input_bulk(struct stream *s)
 	struct evbuffer *in;
 	struct evbuffer_iovec v;
 	ssize_t n;
+	int r;
 
-	while (s->bev != NULL && s->phase == STREAM_ACTIVE && s->kind == STDIO_IN && !s->eof_recv &&
-	       evbuffer_get_length(s->pending) == 0) {
+	while (s->bev != NULL && s->phase == STREAM_ACTIVE && s->kind == STDIO_IN &&
+	       s->rx == STREAM_RX_OPEN && evbuffer_get_length(s->pending) == 0) {
+		if (s->in_parked)
+			return;
+		if (stream_input_can_splice(s)) {
+			r = stream_input_splice(s);
+			if (r > 0)
+				continue;
+			if (r == 0)
+				return;
+			if (s->discard)
+				stream_input_maybe_close(s);
+			if (s->bev == NULL)
+				return;
+		}
 		in = bufferevent_get_input(s->bev);
 		if (evbuffer_get_length(in) >= AGENT_STREAM_PENDING)
 			return;
@@ -623,14 +1040,13 @@ stream_read_cb(struct bufferevent *bev, void *arg)
 static bool
 stream_input_complete_close(struct stream *s)
 {
-	if (s->phase != STREAM_ACTIVE || s->kind != STDIO_IN || !s->eof_recv || s->discard ||
-	    s->pipe_closed)
+	if (s->phase != STREAM_ACTIVE || s->kind != STDIO_IN || s->rx != STREAM_RX_EOF ||
+	    s->discard || s->pipe_closed)
 		return false;
 	log_debug_id(s->id, s->exec_id,
 	    "stdin: the connection closed after its EOF; %zu byte(s) still go to the process",
 	    evbuffer_get_length(s->pending));
 	stream_close_socket(s);
-	s->eof_sent = true;
 	s->input_close = true;
 	stream_input_maybe_close(s);
 	return true;
@@ -645,8 +1061,8 @@ stream_event_cb(struct bufferevent *bev, short what, void *arg)
 	if (stream_input_complete_close(s))
 		return;
 	if (what & BEV_EVENT_EOF)
-		stream_fail(s, s->eof_recv ? "peer closed before our EOF was read"
-					   : "peer closed without EOF");
+		stream_fail(s, s->rx == STREAM_RX_EOF ? "peer closed before our EOF was read"
+						      : "peer closed without EOF");
 	else if (what & BEV_EVENT_ERROR)
 		stream_fail(s, strerror(EVUTIL_SOCKET_ERROR()));
 }
@@ -763,19 +1179,26 @@ stream_orphan(struct stream *s)
 	}
 }
 
-/* Shutdown: close every stream at once. */
+/*
+ * Shutdown: close every stream at once. A stream whose free is already scheduled is left to
+ * that callback (the shutdown's last loop turn runs it): freeing it here too would free it
+ * twice.
+ */
 void
 stream_close_all(void)
 {
-	struct stream *s;
+	struct stream *s, *next;
 
-	while ((s = LIST_FIRST(&stream_all)) != NULL) {
+	for (s = LIST_FIRST(&stream_all); s != NULL; s = next) {
+		next = LIST_NEXT(s, entry);
 		/* The process outlives its streams here (proc_shutdown comes later): unlink. */
 		if (s->p != NULL && !s->orphaned && s->p->streams[s->kind] == s)
 			s->p->streams[s->kind] = NULL;
 		s->orphaned = true;
 		stream_close_socket(s);
 		stream_close_pipe(s);
+		if (s->freeing)
+			continue;
 		s->phase = STREAM_ACTIVE;
 		stream_free(s);
 	}

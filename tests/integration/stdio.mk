@@ -10,6 +10,7 @@ STDIO_ITESTS = \
 	tests/integration/shim_stdio_edge.sh \
 	tests/integration/shim_stdio_unread.sh \
 	tests/integration/shim_stdio_slowstdin.sh \
-	tests/integration/shim_stdio_chatty.sh
+	tests/integration/shim_stdio_chatty.sh \
+	tests/integration/shim_stdio_splice.sh
 TESTS += $(STDIO_ITESTS)
 EXTRA_DIST += $(STDIO_ITESTS)

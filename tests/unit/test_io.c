@@ -628,10 +628,12 @@ test_stdout_64mib(void)
 
 /*
  * A host reader that does not read: the shim holds at most its bound and the guest's sender
- * is left blocked on a full socket; once the reader reads, everything arrives.
+ * is left blocked on a full socket; once the reader reads, everything arrives. The copy path
+ * (copy true) fills its buffer to the bound and stops; the splice path buffers nothing at
+ * all (the payload stays in the kernel until the FIFO has room).
  */
 static void
-test_backpressure(void)
+backpressure_run(bool copy)
 {
 	const size_t total = 16u << 20;
 	struct done_ctx d = {0};
@@ -645,6 +647,8 @@ test_backpressure(void)
 	uint8_t *wire;
 	int fds[3], stable = 0, rounds;
 
+	if (copy)
+		setenv("VMSHIM_IO_COPY", "1", 1);
 	fifos_reset();
 	wire = wire_build(total, STREAM_WRITE_MAX, 99, &wlen);
 	p = prepare(false, true, false, false, &st);
@@ -654,6 +658,7 @@ test_backpressure(void)
 	d.reader = &r;
 	d.total = total;
 	s = io_start(base, p, on_done, &d);
+	unsetenv("VMSHIM_IO_COPY");
 
 	/* Push until the guest socket is full and the shim makes no more progress. */
 	for (rounds = 0; rounds < 200000 && stable < 5; rounds++) {
@@ -671,7 +676,11 @@ test_backpressure(void)
 	CU_ASSERT_EQUAL(fd_wait(fds[1], POLLOUT, 0), 0); /* ... on a full socket */
 	CU_ASSERT(maxbuf <= IO_STREAM_BUFFER_MAX);
 	CU_ASSERT(maxbuf < 4u << 20);
-	CU_ASSERT(maxbuf >= IO_STREAM_BUFFER_MAX - IO_READ_CHUNK); /* full, then stopped */
+	if (copy) {
+		CU_ASSERT(maxbuf >= IO_STREAM_BUFFER_MAX - IO_READ_CHUNK); /* full, then stopped */
+	} else {
+		CU_ASSERT_EQUAL(maxbuf, 0); /* spliced: never through our memory */
+	}
 	CU_ASSERT_FALSE(atomic_load(&d.fired));
 
 	reader_run(&r);
@@ -690,6 +699,18 @@ test_backpressure(void)
 	reader_join(&r);
 	close_fds(fds);
 	free(wire);
+}
+
+static void
+test_backpressure(void)
+{
+	backpressure_run(true);
+}
+
+static void
+test_backpressure_splice(void)
+{
+	backpressure_run(false);
 }
 
 /* A host write error: logged, the rest discarded, the guest still read to its EOF. */
@@ -846,10 +867,13 @@ test_stdin_frames_eof(void)
 
 /*
  * CloseIO with bytes read from the FIFO but not yet sent, and more still in the FIFO: all of
- * them go out (CloseIO comes after the runtime wrote its last byte), then EOF.
+ * them go out (CloseIO comes after the runtime wrote its last byte), then EOF. On the copy
+ * path (copy true) the bytes not yet sent sit in the shim's buffer; on the splice path a frame
+ * is on the wire with the rest of its payload still in the FIFO, which CloseIO must neither
+ * count as more input nor lose.
  */
 static void
-test_close_stdin_pending(void)
+close_stdin_pending_run(bool copy)
 {
 	struct gstdin g = {0};
 	struct done_ctx d = {0};
@@ -861,11 +885,18 @@ test_close_stdin_pending(void)
 	int fds[3], wfd, queued = 0, stable = 0, rounds;
 	ssize_t n;
 
+	/* The copy path as it was: no splice, and no batching window a tight loop cannot see. */
+	if (copy) {
+		setenv("VMSHIM_IO_COPY", "1", 1);
+		setenv("VMSHIM_IO_BATCH_US", "0", 1);
+	}
 	fifos_reset();
 	p = prepare(true, false, false, false, &st);
 	CU_ASSERT_FATAL(p != NULL);
 	CU_ASSERT_EQUAL(guest_accept(fds, "e1"), 1);
 	s = io_start(base, p, on_done, &d);
+	unsetenv("VMSHIM_IO_COPY");
+	unsetenv("VMSHIM_IO_BATCH_US");
 	wfd = open(in_path, O_WRONLY | O_NONBLOCK | O_CLOEXEC);
 	CU_ASSERT_FATAL(wfd >= 0);
 	/* Fill the FIFO, the shim's buffer and the guest socket (the guest is not reading). */
@@ -882,7 +913,9 @@ test_close_stdin_pending(void)
 		prev = io_buffered_bytes();
 	}
 	CU_ASSERT(stable >= 5);
-	CU_ASSERT(io_buffered_bytes() > 0); /* bytes read from the FIFO, not yet sent */
+	if (copy) {
+		CU_ASSERT(io_buffered_bytes() > 0); /* bytes read from the FIFO, not yet sent */
+	}
 	CU_ASSERT(maxbuf <= IO_STREAM_BUFFER_MAX);
 	CU_ASSERT(ioctl(wfd, FIONREAD, &queued) == 0);
 	CU_ASSERT(queued > 0); /* the shim stopped reading the FIFO at its bound */
@@ -901,6 +934,18 @@ test_close_stdin_pending(void)
 	CU_ASSERT_EQUAL(io_buffered_bytes(), 0);
 	io_free(s);
 	close_fds(fds);
+}
+
+static void
+test_close_stdin_pending(void)
+{
+	close_stdin_pending_run(true);
+}
+
+static void
+test_close_stdin_pending_splice(void)
+{
+	close_stdin_pending_run(false);
 }
 
 /* Half-close: stdin ends and its stream closes while stdout keeps flowing afterwards. */
@@ -1176,9 +1221,11 @@ main(void)
 	    {"oversized guest frame fails the stream only", test_oversized_frame},
 	    {"stdout: 64 MiB byte-exact, done after last byte", test_stdout_64mib},
 	    {"backpressure: bounded buffer, guest blocked", test_backpressure},
+	    {"backpressure, spliced: nothing buffered, guest blocked", test_backpressure_splice},
 	    {"host write error: discard, keep reading guest", test_host_write_error},
 	    {"stdin: frames, FIFO close is EOF", test_stdin_frames_eof},
 	    {"stdin: CloseIO with data pending", test_close_stdin_pending},
+	    {"stdin, spliced: CloseIO with a frame on the wire", test_close_stdin_pending_splice},
 	    {"half-close: stdout flows after stdin closed", test_half_close},
 	    {"half-closed stream closed after timeout", test_half_closed_timeout},
 	    {"stdin: the agent's EOF first", test_stdin_guest_eof_first},
