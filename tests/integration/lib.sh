@@ -123,6 +123,9 @@ start_shim() {
 	SHIM_PID=$!
 	PIDS="$PIDS $SHIM_PID"
 	wait_socket "$T/shim.sock" "$SHIM_PID" || die "the shim did not come up (see $T/shim.log)"
+	# wait_socket's probe connection may still be open in the shim: a descriptor count taken
+	# now would be one too high.
+	wait_clients_closed
 }
 
 # A bundle whose init process runs `sh -c SCRIPT`.
