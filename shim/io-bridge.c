@@ -256,6 +256,7 @@ io_stream_close_guest(struct io_stream *st)
 	close(st->gfd);
 	st->gfd = -1;
 	st->tx_left = 0;
+	st->gfull = false;
 	st->tx = STREAM_TX_CLOSED;
 	st->rx = STREAM_RX_CLOSED;
 	if (st->kind == IO_STDIN)
