@@ -498,3 +498,37 @@ util_file_strerror(int err, mode_t want)
 		return "file too large";
 	return strerror(-err);
 }
+
+bool
+util_find_in(const char *dir, const char *name, char **out)
+{
+	char *p = NULL;
+
+	xasprintf(&p, "%s/%s", dir, name);
+	if (access(p, X_OK) == 0) {
+		*out = p;
+		return true;
+	}
+	free(p);
+	return false;
+}
+
+char *
+util_which(const char *name, bool system_dirs)
+{
+	static const char *const extra[] = {"/usr/sbin", "/usr/bin", "/sbin", "/bin"};
+	const char *path = getenv("PATH");
+	cleanup_free char *copy = NULL;
+	char *dir, *save = NULL, *out = NULL;
+
+	if (strchr(name, '/') != NULL)
+		return access(name, X_OK) == 0 ? xstrdup(name) : NULL;
+	copy = xstrdup(path != NULL && *path != '\0' ? path : "/usr/local/bin:/usr/bin:/bin");
+	for (dir = strtok_r(copy, ":", &save); dir != NULL; dir = strtok_r(NULL, ":", &save))
+		if (*dir == '/' && util_find_in(dir, name, &out))
+			return out;
+	for (size_t i = 0; system_dirs && i < ARRAY_SIZE(extra); i++)
+		if (util_find_in(extra[i], name, &out))
+			return out;
+	return NULL;
+}

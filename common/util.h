@@ -125,4 +125,13 @@ int util_read_regular_file(const char *path, size_t max, char **out, size_t *len
 /* The message for a util_read_regular_file / util_open_nonblock error. */
 const char *util_file_strerror(int err, mode_t want);
 
+/* An executable dir/name? Its path goes to *out (caller frees) and true is returned. */
+bool util_find_in(const char *dir, const char *name, char **out);
+/*
+ * The executable name: itself when it holds a '/', else the first match on PATH (a default
+ * PATH when it is unset or empty), then, with system_dirs, in /usr/sbin, /usr/bin, /sbin and
+ * /bin. NULL when absent; the caller frees the result.
+ */
+char *util_which(const char *name, bool system_dirs);
+
 #endif

@@ -54,39 +54,6 @@ static char *vm_local_dir;	  /* the state directory, removed by vm_local_stop */
 
 static int vm_local_rm_cb(const char *path, const struct stat *sb, int type, struct FTW *ftw);
 
-/* An executable file at dir/name? The full path goes to *out. */
-static bool
-vm_local_find_in(const char *dir, const char *name, char **out)
-{
-	char *p = NULL;
-
-	xasprintf(&p, "%s/%s", dir, name);
-	if (access(p, X_OK) == 0) {
-		*out = p;
-		return true;
-	}
-	free(p);
-	return false;
-}
-
-/* Search PATH, then the usual system directories; NULL when absent. */
-static char *
-vm_local_which(const char *name, bool system_dirs)
-{
-	static const char *const extra[] = {"/usr/sbin", "/usr/bin", "/sbin", "/bin"};
-	const char *path = getenv("PATH");
-	cleanup_free char *copy = xstrdup(path != NULL ? path : "");
-	char *dir, *save = NULL, *out = NULL;
-
-	for (dir = strtok_r(copy, ":", &save); dir != NULL; dir = strtok_r(NULL, ":", &save))
-		if (*dir == '/' && vm_local_find_in(dir, name, &out))
-			return out;
-	for (size_t i = 0; system_dirs && i < ARRAY_SIZE(extra); i++)
-		if (vm_local_find_in(extra[i], name, &out))
-			return out;
-	return NULL;
-}
-
 /* vm.agent, else the vmshim-agent beside our own binary (or in ../sbin), else on PATH. */
 static char *
 vm_local_agent_path(const struct shim_config *cfg, struct status *st)
@@ -108,17 +75,17 @@ vm_local_agent_path(const struct shim_config *cfg, struct status *st)
 		slash = strrchr(self, '/');
 		if (slash != NULL) {
 			*slash = '\0';
-			if (vm_local_find_in(*self ? self : "/", "vmshim-agent", &out))
+			if (util_find_in(*self ? self : "/", "vmshim-agent", &out))
 				return out;
 			/* make install and the packages: vmshim in bin, the agent in sbin. */
 			if (strlen(self) > 4 && strcmp(self + strlen(self) - 4, "/bin") == 0) {
 				strcpy(self + strlen(self) - 3, "sbin");
-				if (vm_local_find_in(self, "vmshim-agent", &out))
+				if (util_find_in(self, "vmshim-agent", &out))
 					return out;
 			}
 		}
 	}
-	out = vm_local_which("vmshim-agent", false);
+	out = util_which("vmshim-agent", false);
 	if (out == NULL)
 		status_set(st, ST_FAILED_PRECONDITION,
 		    "vm.launch local: vmshim-agent not found beside vmshim, in ../sbin from it, "
@@ -216,7 +183,7 @@ vm_local_start(struct shim_config *cfg, const char *state_dir, struct status *st
 	cfg->vm_vsock = steal_ptr(&vsock);
 	if (config_endpoints(cfg, "vm.launch local", st) < 0)
 		return -1;
-	runc = vm_local_which("runc", true);
+	runc = util_which("runc", true);
 	argv[n++] = agent;
 	argv[n++] = "--listen-uds";
 	argv[n++] = sock;
@@ -391,7 +358,7 @@ vm_local_cleanup_runc(const char *state_dir)
 	d = opendir(root);
 	if (d == NULL)
 		return;
-	runc = vm_local_which("runc", true);
+	runc = util_which("runc", true);
 	while (runc != NULL && (e = readdir(d)) != NULL)
 		if (e->d_name[0] != '.')
 			vm_local_runc_delete(runc, root, e->d_name);

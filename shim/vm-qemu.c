@@ -66,38 +66,6 @@ static struct {
 	char why[STATUS_MSG_MAX]; /* what ended the VM, once it ended */
 } vq = {.qemu = -1, .vsock = -1};
 
-/* An executable dir/name? The full path goes to *out. */
-static bool
-vm_qemu_find_in(const char *dir, const char *name, char **out)
-{
-	char *p = NULL;
-
-	xasprintf(&p, "%s/%s", dir, name);
-	if (access(p, X_OK) == 0) {
-		*out = p;
-		return true;
-	}
-	free(p);
-	return false;
-}
-
-/* name on PATH (or name itself when it contains a '/'); NULL when absent. */
-static char *
-vm_qemu_which(const char *name)
-{
-	const char *path = getenv("PATH");
-	cleanup_free char *copy = NULL;
-	char *dir, *save = NULL, *out = NULL;
-
-	if (strchr(name, '/') != NULL)
-		return access(name, X_OK) == 0 ? xstrdup(name) : NULL;
-	copy = xstrdup(path != NULL && *path != '\0' ? path : "/usr/local/bin:/usr/bin:/bin");
-	for (dir = strtok_r(copy, ":", &save); dir != NULL; dir = strtok_r(NULL, ":", &save))
-		if (*dir == '/' && vm_qemu_find_in(dir, name, &out))
-			return out;
-	return NULL;
-}
-
 /* vmshim-vsock beside our binary, in the build tree (shim/../contrib/vsock), else on PATH. */
 static char *
 vm_qemu_backend_path(void)
@@ -112,14 +80,14 @@ vm_qemu_backend_path(void)
 			cleanup_free char *tree = NULL;
 
 			*slash = '\0';
-			if (vm_qemu_find_in(*self ? self : "/", "vmshim-vsock", &out))
+			if (util_find_in(*self ? self : "/", "vmshim-vsock", &out))
 				return out;
 			xasprintf(&tree, "%s/../contrib/vsock", self);
-			if (vm_qemu_find_in(tree, "vmshim-vsock", &out))
+			if (util_find_in(tree, "vmshim-vsock", &out))
 				return out;
 		}
 	}
-	return vm_qemu_which("vmshim-vsock");
+	return util_which("vmshim-vsock", false);
 }
 
 /* vm.accel "auto": hardware KVM (kvm_intel / kvm_amd loaded, /dev/kvm usable), else TCG. */
@@ -371,7 +339,8 @@ vm_qemu_check_words(const struct shim_config *cfg, const char *dir, struct statu
 static int
 vm_qemu_start_qemu(const struct shim_config *cfg, const char *dir, struct status *st)
 {
-	cleanup_free char *bin = vm_qemu_which(cfg->vm_qemu), *m = NULL, *mem = NULL, *smp = NULL;
+	cleanup_free char *bin = util_which(cfg->vm_qemu, false), *m = NULL, *mem = NULL,
+			  *smp = NULL;
 	cleanup_free char *kernel = NULL, *initrd = NULL, *append = NULL, *chardev = NULL;
 	cleanup_free char *qmp = NULL, *serial = NULL, *out = NULL, *machine = NULL;
 	char **ports = NULL;

@@ -572,6 +572,43 @@ test_cleanup(void)
 	free(seen);
 }
 
+/* util_which: a path is itself, a name is found on PATH, then in the system dirs on request. */
+static void
+test_which(void)
+{
+	char dir[PATH_MAX], *p;
+	const char *old = getenv("PATH");
+	cleanup_free char *saved = old != NULL ? xstrdup(old) : NULL;
+	int fd;
+
+	snprintf(dir, sizeof dir, "%s/bin", tmpdir);
+	CU_ASSERT_EQUAL(mkdir_p(dir, 0700), 0);
+	snprintf(dir, sizeof dir, "%s/bin/vmshim-which-test", tmpdir);
+	fd = open(dir, O_WRONLY | O_CREAT | O_CLOEXEC, 0700);
+	CU_ASSERT(fd >= 0);
+	close(fd);
+	snprintf(dir, sizeof dir, "/nonexistent:%s/bin", tmpdir);
+	setenv("PATH", dir, 1);
+	p = util_which("vmshim-which-test", false);
+	CU_ASSERT_PTR_NOT_NULL(p);
+	if (p != NULL)
+		CU_ASSERT(strstr(p, "/bin/vmshim-which-test") != NULL);
+	free(p);
+	/* sh is not on this PATH: only the system directories find it. */
+	CU_ASSERT_PTR_NULL(util_which("sh", false));
+	p = util_which("sh", true);
+	CU_ASSERT_PTR_NOT_NULL(p);
+	free(p);
+	CU_ASSERT_PTR_NULL(util_which("/nonexistent/sh", true));
+	CU_ASSERT_PTR_NULL(util_which("vmshim-no-such-program", true));
+	if (saved != NULL)
+		setenv("PATH", saved, 1);
+	snprintf(dir, sizeof dir, "%s/bin/vmshim-which-test", tmpdir);
+	unlink(dir);
+	snprintf(dir, sizeof dir, "%s/bin", tmpdir);
+	rmdir(dir);
+}
+
 /* Remove the private directory tree the mkdir_p case made. */
 static void
 cleanup_tmpdir(void)
@@ -602,6 +639,7 @@ static const struct unit_case cases[] = {
     {"read_full_deadline", test_read_full_deadline},
     {"mkdir_p", test_mkdir_p},
     {"util_read_regular_file / util_open_nonblock", test_read_regular_file},
+    {"util_which / util_find_in", test_which},
     {"status_set / status_errno / status_wrap", test_status},
     {"status code names", test_status_names},
     {"cleanup attributes", test_cleanup},
