@@ -701,3 +701,9 @@ task_agent_resync(void)
 		task_resync_done(j);
 	}
 }
+
+const struct guest_ops task_guest_ops = {
+    .event = task_agent_event,
+    .lost = task_agent_lost,
+    .resync = task_agent_resync,
+};
