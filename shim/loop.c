@@ -283,6 +283,7 @@ loop_run(int listen_fd, int ready_fd, struct status *st)
 		fatalx("loop: cannot set up events");
 
 	loop_vm_new();
+	task_init(loop_request_exit);
 	if (worker_init(shim.base, shim.cfg.workers, 64, st) < 0 ||
 	    guest_init(&task_guest_ops, st) < 0 ||
 	    forward_start(shim.base, task_forward_progress, st) < 0 ||

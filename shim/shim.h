@@ -337,6 +337,13 @@ struct task_proc *task_proc_next(struct task_container *ctr, struct task_proc *p
 
 typedef void (*task_method_fn)(struct task_call *call);
 
+/*
+ * Loop thread, at start-up: how the table asks the daemon to exit (loop_request_exit), after
+ * a Shutdown, at once or once the last task is deleted.
+ */
+void task_init(void (*request_exit)(void));
+/* Loop thread: ask the daemon to exit (the callback given to task_init). */
+void task_request_exit(void);
 void task_dispatch(struct rpc_conn *c, uint32_t stream_id, uint8_t flags, struct msg_request *req);
 /* Answer and free the call; `payload` (may be NULL) is stolen. */
 void task_call_finish(struct task_call *call, int code, const char *msg, json_t *payload);

@@ -914,7 +914,7 @@ task_delete_done(void *arg)
 	task_simple_job_free(j);
 	if (last && shim.exit_when_empty) {
 		log_info("last task deleted after Shutdown: exiting");
-		loop_request_exit();
+		task_request_exit();
 	}
 }
 
