@@ -534,10 +534,7 @@ task_bringup_done(void *arg)
 	} else if (b->st.code != ST_OK) {
 		log_warn_id(
 		    b->id, b->exec_id, "%s failed: %s", init ? "create" : "exec", b->st.msg);
-		if (init)
-			task_container_remove(ctr);
-		else
-			task_proc_remove(p);
+		task_proc_remove(p); /* an init takes its container with it */
 		task_call_finish_status(b->call, &b->st);
 	} else {
 		if (init) {
