@@ -236,8 +236,8 @@ struct guest;
  * What the link reports to the layer above it (the task table), all on the loop thread: an
  * event from the agent's stream, the loss of a published link (in-flight calls have already
  * failed UNAVAILABLE with `why`), and a link newly published (exits may have been missed).
- * The task layer passes its table (task_guest_ops) to guest_init at start-up, so this file
- * calls up through these pointers only.
+ * loop_run passes the task layer's table (task_guest_ops) to guest_init at start-up, so
+ * guest.c calls up into the task table through these pointers only.
  */
 struct guest_ops {
 	void (*event)(const char *topic, json_t *event);
