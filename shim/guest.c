@@ -11,8 +11,8 @@
  * Threads: connecting (transport_connect with retries and back-off, bounded by
  * vm.connect_timeout_ms) and subscribing run as worker jobs; the loop thread reads the fd and
  * feeds the rpc_client, so the agent's events (rpc_client_subscribe's on_data) run on the loop
- * thread and reach the task table through the guest_ops it registered (shim.h): this file
- * knows nothing of tasks. When the agent closes, resets or sends garbage,
+ * thread and reach the task table through the guest_ops given to guest_init (shim.h): this
+ * file knows nothing of tasks. When the agent closes, resets or sends garbage,
  * the loop fails the rpc_client (in-flight calls turn UNAVAILABLE), unpublishes the link and
  * schedules a reconnect with exponential back-off. gs.lock guards `cur` and `stopping`;
  * everything else here is loop-thread only.
