@@ -6,8 +6,9 @@
  * non-blocking), SO_PEERCRED against allowed_uids (refused peers are closed at once and
  * logged) and the max_connections bound (an atomic count the loop decrements when a
  * connection closes). It never reads from a client. Accepted fds go on a queue guarded by
- * q_lock and the loop is woken with event_active (libevent is thread-safe after
- * evthread_use_pthreads()); the loop owns an fd from accept_take() on.
+ * q_lock and the loop is woken through the notify callback it passed to accept_start (it
+ * calls event_active, which is thread-safe after evthread_use_pthreads()); the loop owns an
+ * fd from accept_take() on.
  *
  * Out of descriptors (EMFILE/ENFILE), the listening socket stays readable while the backlog
  * holds connections we cannot accept, so a naive loop would spin. Instead the thread keeps one
@@ -46,7 +47,8 @@ static struct {
 	int stop_efd; /* owned here */
 	int spare_fd; /* /dev/null, given up to refuse a connection on EMFILE; owned here */
 	const struct shim_config *cfg;
-	atomic_uint nconns; /* accepted and not yet closed */
+	void (*notify)(void); /* wakes the loop: an fd is queued */
+	atomic_uint nconns;   /* accepted and not yet closed */
 
 	/* q_lock guards head and tail. */
 	pthread_mutex_t q_lock;
@@ -105,7 +107,7 @@ accept_one(int fd)
 		ac.head = a;
 	ac.tail = a;
 	pthread_mutex_unlock(&ac.q_lock);
-	loop_notify_accept();
+	ac.notify();
 }
 
 static void
@@ -214,12 +216,13 @@ accept_main(void *arg)
 }
 
 int
-accept_start(int listen_fd, const struct shim_config *cfg, struct status *st)
+accept_start(int listen_fd, const struct shim_config *cfg, void (*notify)(void), struct status *st)
 {
 	int r;
 
 	ac.listen_fd = listen_fd;
 	ac.cfg = cfg;
+	ac.notify = notify;
 	ac.stop_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (ac.stop_efd < 0)
 		return status_errno(st, ST_INTERNAL, errno, "accept: eventfd");

@@ -15,8 +15,9 @@
  * flags; the thread holds it only to look at the queue, never across a socket call. The item
  * at the head that the thread is sending is marked in_flight and is never dropped or freed by
  * anyone else. The thread tells the loop thread that events were settled (or that containerd
- * went out of reach) with event_active on fw.notify, which runs task_forward_progress on the
- * loop. The connection's fd belongs to the thread alone and is closed once, by it.
+ * went out of reach) with event_active on fw.notify, which runs the progress callback given to
+ * forward_start (the task table's task_forward_progress) on the loop. The connection's fd belongs
+ * to the thread alone and is closed once, by it.
  *
  * Ordering against Wait: events carry increasing sequence numbers; every number below the
  * queue's head is settled (delivered, refused or dropped), which is what forward_settled
@@ -62,6 +63,7 @@ static struct {
 	char *ns;
 	struct event_base *base;
 	struct event *notify;
+	void (*progress)(void); /* run by notify's callback: more events are settled */
 	pthread_t thread;
 	bool started;
 	size_t queue_max; /* FORWARD_QUEUE_MAX, or a test's VMSHIM_TEST_FORWARD_QUEUE */
@@ -110,7 +112,7 @@ forward_remove_locked(struct forward_item *prev, struct forward_item *it)
 	forward_settle_locked();
 }
 
-/* Any thread: have the loop run task_forward_progress. */
+/* Any thread: have the loop run the progress callback. */
 static void
 forward_wake_loop(void)
 {
@@ -124,7 +126,7 @@ forward_notify_cb(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	(void)arg;
-	task_forward_progress();
+	fw.progress();
 }
 
 void
@@ -315,13 +317,14 @@ forward_main(void *arg)
 }
 
 int
-forward_start(struct event_base *base, struct status *st)
+forward_start(struct event_base *base, void (*progress)(void), struct status *st)
 {
 	int r;
 
 	if (fw.address == NULL || fw.started)
 		return 0;
 	fw.base = base;
+	fw.progress = progress;
 	fw.notify = event_new(base, -1, 0, forward_notify_cb, NULL);
 	if (fw.notify == NULL)
 		fatalx("forward: event_new failed");

@@ -9,9 +9,9 @@
  *
  * A /tasks/exit must reach containerd before the Wait it answers: forward_settled() tells the
  * task code whether an event is done with (acknowledged by containerd, refused by it, or
- * dropped), and forward.c calls task_forward_progress() on the loop thread whenever more
- * events are. While containerd cannot be reached at all every event counts as settled, so
- * its absence holds no Wait.
+ * dropped), and forward.c calls the progress callback given to forward_start (the task
+ * table's task_forward_progress) on the loop thread whenever more events are. While containerd
+ * cannot be reached at all every event counts as settled, so its absence holds no Wait.
  *
  * Every function runs on the loop thread.
  */
@@ -32,9 +32,10 @@
 void forward_configure(const char *address, const char *ns);
 /*
  * Start the forwarding thread on base (when an address was configured; otherwise nothing).
- * loop_run calls it before confining the threads. -1 with *st when the thread cannot start.
+ * loop_run calls it before confining the threads. progress runs on the loop thread whenever
+ * more events are settled. -1 with *st when the thread cannot start.
  */
-int forward_start(struct event_base *base, struct status *st);
+int forward_start(struct event_base *base, void (*progress)(void), struct status *st);
 /* Queue one event (borrowed); its sequence number, 0 when forwarding is off. */
 uint64_t forward_event(const char *topic, const char *timestamp, json_t *event);
 /* Event seq (0: none) is delivered, refused, dropped, or containerd is out of reach. */

@@ -11,7 +11,8 @@
  * Threads: connecting (transport_connect with retries and back-off, bounded by
  * vm.connect_timeout_ms) and subscribing run as worker jobs; the loop thread reads the fd and
  * feeds the rpc_client, so the agent's events (rpc_client_subscribe's on_data) run on the loop
- * thread and update the task table directly. When the agent closes, resets or sends garbage,
+ * thread and reach the task table through the guest_ops given to guest_init (shim.h): this
+ * file knows nothing of tasks. When the agent closes, resets or sends garbage,
  * the loop fails the rpc_client (in-flight calls turn UNAVAILABLE), unpublishes the link and
  * schedules a reconnect with exponential back-off. gs.lock guards `cur` and `stopping`;
  * everything else here is loop-thread only.
@@ -74,7 +75,8 @@ static struct {
 	bool connecting;
 	bool ever_connected;
 	bool warned_down;
-	struct guest *pending; /* connected, not yet subscribed (no reference of its own) */
+	struct guest *pending;	     /* connected, not yet subscribed (no reference of its own) */
+	const struct guest_ops *ops; /* the task layer's callbacks, set by guest_init */
 } gs = {
     .lock = PTHREAD_MUTEX_INITIALIZER,
     .retry_ms = GUEST_RETRY_MIN_MS,
@@ -205,7 +207,7 @@ guest_link_down(struct guest *g, int code, const char *why)
 		char msg[STATUS_MSG_MAX];
 
 		snprintf(msg, sizeof msg, "agent link lost: %s", why);
-		task_agent_lost(msg);
+		gs.ops->lost(msg);
 	}
 	gs.retry_ms = GUEST_RETRY_MIN_MS;
 	guest_schedule_connect();
@@ -367,7 +369,7 @@ guest_on_event(void *arg, const uint8_t *buf, size_t len)
 		log_warn("agent event: %s", st.msg);
 		return;
 	}
-	task_agent_event(ev.topic, ev.event);
+	gs.ops->event(ev.topic, ev.event);
 	msg_event_clear(&ev);
 }
 
@@ -421,7 +423,7 @@ guest_subscribe_done(void *arg)
 		gs.ever_connected = true;
 		gs.warned_down = false;
 		/* Exits published while the link was down may be lost: ask about them. */
-		task_agent_resync();
+		gs.ops->resync();
 	} else if (g->ev != NULL) {
 		guest_link_down(g, ST_UNAVAILABLE, j->st.msg);
 	}
@@ -534,11 +536,12 @@ guest_schedule_connect(void)
 }
 
 int
-guest_init(struct status *st)
+guest_init(const struct guest_ops *ops, struct status *st)
 {
 	pthread_condattr_t ca;
 	struct timeval zero = {0, 0};
 
+	gs.ops = ops;
 	pthread_condattr_init(&ca);
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
 	pthread_cond_init(&gs.cond, &ca);

@@ -124,7 +124,8 @@ loop_accept_cb(evutil_socket_t unused, short what, void *arg)
 	}
 }
 
-void
+/* Accept thread (accept_start's notify): a new fd is queued; wake the loop. */
+static void
 loop_notify_accept(void)
 {
 	event_active(lp.accept_ev, EV_READ, 0);
@@ -316,8 +317,11 @@ loop_run(int listen_fd, int ready_fd, struct status *st)
 		loop_child_cb(SIGCHLD, EV_SIGNAL, NULL);
 	}
 	loop_vm_new();
-	if (worker_init(shim.base, shim.cfg.workers, 64, st) < 0 || guest_init(st) < 0 ||
-	    forward_start(shim.base, st) < 0 || accept_start(listen_fd, &shim.cfg, st) < 0) {
+	task_init(loop_request_exit);
+	if (worker_init(shim.base, shim.cfg.workers, 64, st) < 0 ||
+	    guest_init(&task_guest_ops, st) < 0 ||
+	    forward_start(shim.base, task_forward_progress, st) < 0 ||
+	    accept_start(listen_fd, &shim.cfg, loop_notify_accept, st) < 0) {
 		r = -1;
 		goto out;
 	}

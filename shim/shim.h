@@ -208,8 +208,12 @@ bool worker_stopping(void);
 
 /* accept.c */
 
-/* Spawn the accept thread on listen_fd (ownership stays with the caller). */
-int accept_start(int listen_fd, const struct shim_config *cfg, struct status *st);
+/*
+ * Spawn the accept thread on listen_fd (ownership stays with the caller). The thread calls
+ * notify (from its own thread) after queueing each accepted fd for accept_take().
+ */
+int accept_start(
+    int listen_fd, const struct shim_config *cfg, void (*notify)(void), struct status *st);
 /* Wake and join the accept thread; fds it queued but the loop did not take are closed. */
 void accept_stop(void);
 /* Loop thread: take the next accepted fd, or -1. */
@@ -248,8 +252,6 @@ extern struct shim shim;
  * caller to report the error on it.
  */
 int loop_run(int listen_fd, int ready_fd, struct status *st);
-/* Loop thread: the accept thread queued a new fd. */
-void loop_notify_accept(void);
 /* Loop thread: begin the orderly shutdown (answers parked calls, stops everything). */
 void loop_request_exit(void);
 
@@ -257,7 +259,21 @@ void loop_request_exit(void);
 
 struct guest;
 
-int guest_init(struct status *st);
+/*
+ * What the link reports to the layer above it (the task table), all on the loop thread: an
+ * event from the agent's stream, the loss of a published link (in-flight calls have already
+ * failed UNAVAILABLE with `why`), and a link newly published (exits may have been missed).
+ * loop_run passes the task layer's table (task_guest_ops) to guest_init at start-up, so
+ * guest.c calls up into the task table through these pointers only.
+ */
+struct guest_ops {
+	void (*event)(const char *topic, json_t *event);
+	void (*lost)(const char *why);
+	void (*resync)(void);
+};
+
+/* Loop thread: start connecting to the agent; ops must outlive the link. */
+int guest_init(const struct guest_ops *ops, struct status *st);
 /* Worker thread: a reference to the live agent link, waiting up to wait_ms for one. */
 struct guest *guest_get(int wait_ms, struct status *st);
 void guest_put(struct guest *g);
@@ -348,6 +364,13 @@ struct task_proc *task_proc_next(struct task_container *ctr, struct task_proc *p
 
 typedef void (*task_method_fn)(struct task_call *call);
 
+/*
+ * Loop thread, at start-up: how the table asks the daemon to exit (loop_request_exit), after
+ * a Shutdown, at once or once the last task is deleted.
+ */
+void task_init(void (*request_exit)(void));
+/* Loop thread: ask the daemon to exit (the callback given to task_init). */
+void task_request_exit(void);
 void task_dispatch(struct rpc_conn *c, uint32_t stream_id, uint8_t flags, struct msg_request *req);
 /* Answer and free the call; `payload` (may be NULL) is stolen. */
 void task_call_finish(struct task_call *call, int code, const char *msg, json_t *payload);
@@ -408,6 +431,8 @@ void task_agent_resync(void);
  * are answered with that.
  */
 void task_vm_lost(const char *why);
+/* The three above, for guest_init: how the agent link reports to the task table. */
+extern const struct guest_ops task_guest_ops;
 /* Loop thread: connection c closed; free the Waits it had parked. Returns how many. */
 unsigned task_conn_closed(struct rpc_conn *c);
 const char *task_status_name(const struct task_proc *p);

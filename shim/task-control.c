@@ -291,7 +291,7 @@ task_shutdown_method(struct task_call *call)
 	task_call_finish(call, ST_OK, "", NULL);
 	if (now || task_table_empty()) {
 		log_info("Shutdown%s: exiting", now ? " (now)" : "");
-		loop_request_exit();
+		task_request_exit();
 	} else {
 		/*
 		 * containerd asks Shutdown after deleting each task; the group's other containers

@@ -490,41 +490,63 @@ task_proc_start_io(struct task_proc *p, struct task_bringup *b)
 		p->output_done = true;
 }
 
-static void
-task_create_done(void *arg)
+/*
+ * Loop: the bring-up of p succeeded: announce it (/tasks/create for a container's init,
+ * /tasks/exec-added for an exec) and return the answer's payload (NULL: none).
+ */
+static json_t *
+task_bringup_publish(struct task_container *ctr, struct task_proc *p)
 {
-	struct task_bringup *b = arg;
-	struct task_call *call = b->call;
-	struct task_container *ctr = task_find(b->id);
-	struct task_proc *p = ctr != NULL ? ctr->init : NULL;
 	json_t *rootfs;
 
-	if (p == NULL || p->state != PROC_CREATING) {
-		task_call_finish(call, ST_UNAVAILABLE, "the shim is shutting down", NULL);
-		task_bringup_free(b);
-		return;
+	if (p != ctr->init) {
+		log_info_id(ctr->id, p->exec_id, "exec added");
+		events_publish("/tasks/exec-added",
+		    json_pack("{s:s, s:s}", "container_id", ctr->id, "exec_id", p->exec_id));
+		return NULL;
 	}
-	if (b->st.code != ST_OK) {
-		log_warn_id(b->id, NULL, "create failed: %s", b->st.msg);
-		task_container_remove(ctr);
-		task_call_finish_status(call, &b->st);
-		task_bringup_free(b);
-		return;
-	}
-	p->pid = b->pid;
-	p->terminal = b->terminal;
-	ctr->disk = b->disk_attached;
-	ctr->disk_mounted = b->disk_mounted;
-	task_proc_start_io(p, b);
-	p->state = PROC_CREATED;
 	rootfs = ctr->rootfs != NULL ? json_incref(ctr->rootfs) : json_array();
-	log_info_id(b->id, NULL, "created, pid %u", p->pid);
+	log_info_id(ctr->id, NULL, "created, pid %u", p->pid);
 	events_publish("/tasks/create",
 	    json_pack("{s:s, s:s, s:o, s:{s:s, s:s, s:s, s:b}, s:s, s:i}", "container_id", ctr->id,
 		"bundle", ctr->bundle, "rootfs", rootfs, "io", "stdin", p->stdin_path, "stdout",
 		p->stdout_path, "stderr", p->stderr_path, "terminal", p->terminal, "checkpoint", "",
 		"pid", (int)p->pid));
-	task_call_finish(call, ST_OK, "", json_pack("{s:i}", "pid", (int)p->pid));
+	return json_pack("{s:i}", "pid", (int)p->pid);
+}
+
+/*
+ * Loop: the completion of a Create or an Exec bring-up (b->exec_id "" for a container's
+ * init). Look the process up again (a shutdown may have emptied the table); on failure take
+ * it out of the table (the whole container for an init) and answer the bring-up's status;
+ * on success record what the guest said, bridge the stdio, publish and answer.
+ */
+static void
+task_bringup_done(void *arg)
+{
+	struct task_bringup *b = arg;
+	struct task_container *ctr = task_find(b->id);
+	struct task_proc *p = ctr != NULL ? task_find_proc(ctr, b->exec_id) : NULL;
+	bool init = *b->exec_id == '\0';
+
+	if (p == NULL || p->state != PROC_CREATING) {
+		task_call_finish(b->call, ST_UNAVAILABLE, "the shim is shutting down", NULL);
+	} else if (b->st.code != ST_OK) {
+		log_warn_id(
+		    b->id, b->exec_id, "%s failed: %s", init ? "create" : "exec", b->st.msg);
+		task_proc_remove(p); /* an init takes its container with it */
+		task_call_finish_status(b->call, &b->st);
+	} else {
+		if (init) {
+			p->pid = b->pid;
+			ctr->disk = b->disk_attached;
+			ctr->disk_mounted = b->disk_mounted;
+		}
+		p->terminal = b->terminal;
+		task_proc_start_io(p, b);
+		p->state = PROC_CREATED;
+		task_call_finish(b->call, ST_OK, "", task_bringup_publish(ctr, p));
+	}
 	task_bringup_free(b);
 }
 
@@ -595,7 +617,7 @@ task_create(struct task_call *call)
 	b->bundle = xstrdup(bundle);
 	b->rootfs = rootfs != NULL ? json_deep_copy(rootfs) : json_array();
 	b->disk = disk;
-	if (worker_submit_bringup(task_create_run, task_create_done, b, &st) < 0) {
+	if (worker_submit_bringup(task_create_run, task_bringup_done, b, &st) < 0) {
 		b->call = NULL;
 		task_bringup_free(b);
 		task_container_remove(ctr);
@@ -618,36 +640,6 @@ task_exec_run(void *arg)
 	    *b->out != '\0', "stderr", *task_bringup_stderr(b) != '\0');
 	if (guest_call("ExecProcess", req, b->timeout_ms, true, &resp, &b->st) == 0)
 		task_bringup_attach(b, &b->st);
-}
-
-static void
-task_exec_done(void *arg)
-{
-	struct task_bringup *b = arg;
-	struct task_call *call = b->call;
-	struct task_container *ctr = task_find(b->id);
-	struct task_proc *p = ctr != NULL ? task_find_proc(ctr, b->exec_id) : NULL;
-
-	if (p == NULL || p->state != PROC_CREATING) {
-		task_call_finish(call, ST_UNAVAILABLE, "the shim is shutting down", NULL);
-		task_bringup_free(b);
-		return;
-	}
-	if (b->st.code != ST_OK) {
-		log_warn_id(b->id, b->exec_id, "exec failed: %s", b->st.msg);
-		task_proc_remove(p);
-		task_call_finish_status(call, &b->st);
-		task_bringup_free(b);
-		return;
-	}
-	p->terminal = b->terminal;
-	task_proc_start_io(p, b);
-	p->state = PROC_CREATED;
-	log_info_id(b->id, b->exec_id, "exec added");
-	events_publish("/tasks/exec-added",
-	    json_pack("{s:s, s:s}", "container_id", b->id, "exec_id", b->exec_id));
-	task_call_finish(call, ST_OK, "", NULL);
-	task_bringup_free(b);
 }
 
 void
@@ -695,7 +687,7 @@ task_exec(struct task_call *call)
 	task_proc_set_stdio(task_proc_new(ctr, exec_id), &sio);
 	b = task_bringup_new(call, id, exec_id, &sio);
 	b->process = json_deep_copy(spec);
-	if (worker_submit(task_exec_run, task_exec_done, b, &st) < 0) {
+	if (worker_submit(task_exec_run, task_bringup_done, b, &st) < 0) {
 		b->call = NULL;
 		task_bringup_free(b);
 		task_proc_remove(task_find_proc(ctr, exec_id));
@@ -914,7 +906,7 @@ task_delete_done(void *arg)
 	task_simple_job_free(j);
 	if (last && shim.exit_when_empty) {
 		log_info("last task deleted after Shutdown: exiting");
-		loop_request_exit();
+		task_request_exit();
 	}
 }
 

@@ -25,6 +25,8 @@
 #include "shim.h"
 #include "util.h"
 
+static void (*task_exit_fn)(void); /* task_init's request_exit */
+
 static void task_checkpoint(struct task_call *call);
 static void task_subscribe(struct task_call *call);
 
@@ -725,4 +727,22 @@ task_agent_resync(void)
 		log_warn("resync: %s", st.msg);
 		task_resync_done(j);
 	}
+}
+
+const struct guest_ops task_guest_ops = {
+    .event = task_agent_event,
+    .lost = task_agent_lost,
+    .resync = task_agent_resync,
+};
+
+void
+task_init(void (*request_exit)(void))
+{
+	task_exit_fn = request_exit;
+}
+
+void
+task_request_exit(void)
+{
+	task_exit_fn();
 }
