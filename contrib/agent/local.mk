@@ -4,9 +4,18 @@ contrib_agent_vmshim_agent_SOURCES = \
 	contrib/agent/agent.h contrib/agent/runner.h contrib/agent/stats.h \
 	contrib/agent/main.c \
 	contrib/agent/listen.c \
-	contrib/agent/control.c \
+	contrib/agent/control.c contrib/agent/control.h \
+	contrib/agent/control-call.c \
+	contrib/agent/control-event.c \
+	contrib/agent/control-lifecycle.c \
+	contrib/agent/control-mount.c \
+	contrib/agent/control-overlap.c \
+	contrib/agent/control-process.c \
 	contrib/agent/stream.c \
-	contrib/agent/proc.c \
+	contrib/agent/proc.c contrib/agent/proc.h \
+	contrib/agent/proc-helper.c \
+	contrib/agent/proc-reap.c \
+	contrib/agent/proc-stdio.c \
 	contrib/agent/rootfs.c \
 	contrib/agent/stats.c \
 	contrib/agent/disk.c contrib/agent/disk.h \
