@@ -21,7 +21,8 @@ contrib_agent_vmshim_agent_SOURCES = \
 	contrib/agent/disk.c contrib/agent/disk.h \
 	contrib/agent/runner.c \
 	contrib/agent/runner-process.c \
-	contrib/agent/runner-oci.c
+	contrib/agent/runner-oci.c contrib/agent/runner-oci.h \
+	contrib/agent/runner-oci-run.c
 contrib_agent_vmshim_agent_CFLAGS = $(AM_CFLAGS)
 contrib_agent_vmshim_agent_LDFLAGS = $(AM_LDFLAGS) $(LINKAGE_LDFLAGS)
 contrib_agent_vmshim_agent_LDADD = $(CONFINE_LIBS) $(COMMON_LIBS)
