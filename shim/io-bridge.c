@@ -173,6 +173,7 @@ struct io_stream {
 	size_t close_left; /* stdin, IO_HOST_DRAINING: bytes still to be read */
 	bool splice;	   /* FIFO payloads are spliced to/from the socket (else copied) */
 	uint32_t tx_left;  /* stdin: payload of the frame on the wire still in the FIFO */
+	bool gfull; /* stdin: a frame could not start (socket full): FIFO unread till it drains */
 	size_t gread_want; /* next guest read: a whole chunk, or only a header after a splice */
 };
 
@@ -256,6 +257,7 @@ io_stream_close_guest(struct io_stream *st)
 	close(st->gfd);
 	st->gfd = -1;
 	st->tx_left = 0;
+	st->gfull = false;
 	st->tx = STREAM_TX_CLOSED;
 	st->rx = STREAM_RX_CLOSED;
 	if (st->kind == IO_STDIN)
@@ -456,7 +458,7 @@ io_stream_update(struct io_stream *st)
 			event_add(st->ev_gread, NULL);
 		else
 			io_event_del(st->ev_gread);
-		if (st->kind == IO_STDIN && (pending > 0 || st->tx_left > 0))
+		if (st->kind == IO_STDIN && (pending > 0 || st->tx_left > 0 || st->gfull))
 			event_add(st->ev_gwrite, NULL);
 		else
 			io_event_del(st->ev_gwrite);
@@ -478,7 +480,7 @@ io_stream_update(struct io_stream *st)
 	if (st->host != IO_HOST_CLOSED) {
 		if (st->kind == IO_STDIN) {
 			if (io_stream_room(st) >= STREAM_LEN_SIZE + IO_READ_CHUNK &&
-			    st->tx_left == 0 && st->host != IO_HOST_RESTING)
+			    st->tx_left == 0 && !st->gfull && st->host != IO_HOST_RESTING)
 				event_add(st->ev_hread, NULL);
 			else
 				io_event_del(st->ev_hread);
@@ -728,8 +730,10 @@ io_stream_splice_input_more(struct io_stream *st)
 /*
  * Stdin, spliced: FIONREAD says what the FIFO holds, and up to a frame of it goes to the guest
  * as the frame's header, sent, then its payload spliced from the FIFO into the socket, never
- * through our memory. False leaves the wake-up to the read path: little or nothing waiting
- * (a small read is as cheap; nothing is the writer's close), or the socket is full or failed.
+ * through our memory. A full socket sets gfull: the FIFO is left unread until the socket
+ * drains (reading it into the buffer instead would turn the rest of the transfer into copies).
+ * False leaves the wake-up to the read path: little or nothing waiting (a small read is as
+ * cheap; nothing is the writer's close), or the socket failed.
  */
 static bool
 io_stream_splice_input(struct io_stream *st)
@@ -750,6 +754,10 @@ io_stream_splice_input(struct io_stream *st)
 	do
 		n = send(st->gfd, hdr, sizeof hdr, MSG_DONTWAIT | MSG_NOSIGNAL | MSG_MORE);
 	while (n < 0 && errno == EINTR);
+	if (n < 0 && errno == EAGAIN) {
+		st->gfull = true;
+		return true;
+	}
 	if (n < 0)
 		return false;
 	st->tx_left = (uint32_t)want;
@@ -779,6 +787,13 @@ io_stream_on_gwrite(evutil_socket_t fd, short what, void *arg)
 	if (st->tx_left > 0)
 		io_stream_splice_input_more(st);
 	io_stream_flush_guest(st);
+	if (st->gfull) {
+		/* The frame that could not start, now (or the FIFO's next wake-up does). */
+		st->gfull = false;
+		if ((st->host == IO_HOST_OPEN || st->host == IO_HOST_DRAINING) && st->splice &&
+		    st->tx_left == 0 && evbuffer_get_length(st->buf) == 0)
+			io_stream_splice_input(st);
+	}
 	io_stream_update(st);
 }
 

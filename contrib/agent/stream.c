@@ -118,7 +118,8 @@ struct stream {
 	struct ptimer *batch_tm; /* the batching window ends: read the pipe again */
 	/* Input: frame payloads spliced from the socket into the pipe (a real pipe, no copy). */
 	bool splice_in;
-	bool in_parked; /* the pipe is full: the socket is not read until it takes more */
+	bool in_parked;	  /* the pipe is full: the socket is not read until it takes more */
+	bool in_hdr_only; /* big frames come: read only the next header, splice its payload */
 
 	enum stream_tx tx; /* OPEN, EOF_QUEUED, EOF_SENT once flushed, CLOSED (frame.h) */
 	enum stream_rx rx; /* OPEN, EOF, CLOSED */
@@ -935,6 +936,8 @@ stream_input_splice(struct stream *s)
 	ssize_t n;
 	int avail = 0;
 
+	if (stream_decoder_payload_left(&s->dec) >= STREAM_COPY_MAX)
+		s->in_hdr_only = true;
 	n = splice(bufferevent_getfd(s->bev), NULL, s->pipe_fd, NULL,
 	    stream_decoder_payload_left(&s->dec), SPLICE_F_NONBLOCK | SPLICE_F_MOVE);
 	if (n > 0) {
@@ -973,6 +976,7 @@ stream_input_bulk(struct stream *s)
 {
 	struct evbuffer *in;
 	struct evbuffer_iovec v;
+	size_t want;
 	ssize_t n;
 	int r;
 
@@ -1000,7 +1004,12 @@ stream_input_bulk(struct stream *s)
 			evbuffer_freeze(in, 0);
 			return;
 		}
-		n = read(bufferevent_getfd(s->bev), v.iov_base, v.iov_len);
+		/*
+		 * After a big spliced payload only the next header is read, so the next payload
+		 * is spliced too rather than read here in part and copied (as the shim does).
+		 */
+		want = s->splice_in && s->in_hdr_only ? STREAM_LEN_SIZE : v.iov_len;
+		n = read(bufferevent_getfd(s->bev), v.iov_base, want);
 		if (n > 0) {
 			v.iov_len = (size_t)n;
 			evbuffer_commit_space(in, &v, 1);
@@ -1016,6 +1025,9 @@ stream_input_bulk(struct stream *s)
 			return;
 		}
 		stream_input(s);
+		if (want == STREAM_LEN_SIZE &&
+		    stream_decoder_payload_left(&s->dec) < STREAM_COPY_MAX)
+			s->in_hdr_only = false; /* small frames again: read them by the chunk */
 	}
 }
 

@@ -5,6 +5,7 @@ UNIT_CFLAGS = $(AM_CFLAGS) $(CUNIT_CFLAGS) $(TESTLIB_CFLAGS)
 UNIT_TESTS = \
 	tests/unit/test_util \
 	tests/unit/test_frame \
+	tests/unit/test_ptimer \
 	tests/unit/test_msg \
 	tests/unit/test_msg_pb \
 	tests/unit/test_transport \
@@ -22,6 +23,9 @@ tests_unit_test_util_LDADD = $(UNIT_LDADD)
 tests_unit_test_frame_SOURCES = tests/unit/test_frame.c
 tests_unit_test_frame_CFLAGS = $(UNIT_CFLAGS)
 tests_unit_test_frame_LDADD = $(UNIT_LDADD)
+tests_unit_test_ptimer_SOURCES = tests/unit/test_ptimer.c
+tests_unit_test_ptimer_CFLAGS = $(UNIT_CFLAGS)
+tests_unit_test_ptimer_LDADD = $(UNIT_LDADD)
 tests_unit_test_msg_SOURCES = tests/unit/test_msg.c
 tests_unit_test_msg_CFLAGS = $(UNIT_CFLAGS)
 tests_unit_test_msg_LDADD = $(UNIT_LDADD)
