@@ -64,7 +64,7 @@ int listen_vsock(uint32_t control_port, uint32_t stream_port, struct status *st)
 int listen_uds(const char *path, struct status *st);
 void listen_close(void);
 
-/* ---- control.c ---- */
+/* ---- control.c (the control-*.c family's internal header: control.h) ---- */
 
 /* Register control's observers (process events, the overlap switch's drop action). */
 void control_init(void);
@@ -74,7 +74,7 @@ void control_accept(int fd);
 void control_close_all(void);
 void control_shutdown(void);
 
-/* ---- stream.c ---- */
+/* ---- stream.c (the stream-*.c family's internal header: stream.h) ---- */
 
 struct stream;
 
@@ -100,7 +100,7 @@ void stream_set_pty(struct stream *s, int fd);
 void stream_orphan(struct stream *s);
 void stream_close_all(void);
 
-/* ---- proc.c ---- */
+/* ---- proc*.c: proc.c, proc-stdio.c, proc-reap.c, proc-helper.c (internal: proc.h) ---- */
 
 enum proc_state {
 	PROC_CREATED,  /* prepared, waiting for StartProcess */

@@ -131,7 +131,7 @@ main_test_ms(const char *name, uint32_t min, uint32_t max, uint32_t *ms)
  * Test-only knobs, which for vmshim and vmshim-agent alike are VMSHIM_TEST_* environment
  * variables (docs/RELIABILITY.md, "Test-only knobs"), each logged when in effect:
  * VMSHIM_TEST_BRINGUP_OVERLAP=1 drops every control connection when two container bring-ups
- * overlap (control.c); VMSHIM_TEST_DRAIN_MAX_MS shortens AGENT_DRAIN_MAX_MS;
+ * overlap (control-overlap.c); VMSHIM_TEST_DRAIN_MAX_MS shortens AGENT_DRAIN_MAX_MS;
  * VMSHIM_TEST_SPAN_HOLD_MS holds each MountDisk that opens a bring-up that long before it goes
  * on, so two bring-ups the shim lets run together certainly overlap.
  */
