@@ -64,39 +64,26 @@ int listen_vsock(uint32_t control_port, uint32_t stream_port, struct status *st)
 int listen_uds(const char *path, struct status *st);
 void listen_close(void);
 
-/* ---- control.c ---- */
+/* ---- control.c (the control-*.c family's internal header: control.h) ---- */
 
-struct proc;
-
+/* Register control's observers (process events, the overlap switch's drop action). */
+void control_init(void);
 /* Take an accepted, non-blocking control connection (ownership of fd passes in). */
 void control_accept(int fd);
-/* Publish an event to every subscriber (queued while nobody subscribes). */
-void control_publish(const char *topic, json_t *event);
 /* Close every control connection (bring-up overlap switch, shutdown). */
 void control_close_all(void);
 void control_shutdown(void);
-/* Bring-up overlap switch: a container's bring-up starts / ends. */
-void control_bringup_begin(const char *id);
-void control_bringup_end(const char *id);
-/* Publish a process's exit event (proc.c calls it once output drained). */
-void control_publish_exit(struct proc *p);
-/*
- * The process was reaped but its output has not drained yet: tell the shim at once
- * (PROTOCOL_TOPIC_EXIT_PENDING), so that a host side nobody reads cannot hold the exit forever:
- * the shim starts its own drain deadline and, past it, reads and discards the rest.
- */
-void control_publish_exit_pending(struct proc *p);
-/* A stream attached to p: a parked StartProcess may go on. */
-void control_streams_changed(struct proc *p);
-/* p is being removed: answer its parked StartProcess, if any. */
-void control_proc_removed(struct proc *p);
 
 /* ---- stream.c ---- */
 
 struct stream;
 
+/* Register the stream operations proc.c calls through struct proc_stream_ops. */
+void stream_init(void);
+
 /* Take an accepted, non-blocking stream connection (ownership of fd passes in). */
 void stream_accept(int fd);
+/* The functions below are what stream_init() registers as struct proc_stream_ops. */
 /* stdin: the process is gone or CloseStdin was called: close its stdin after what is queued. */
 void stream_close_input(struct stream *s);
 /*
@@ -113,7 +100,7 @@ void stream_set_pty(struct stream *s, int fd);
 void stream_orphan(struct stream *s);
 void stream_close_all(void);
 
-/* ---- proc.c ---- */
+/* ---- proc*.c: proc.c, proc-stdio.c, proc-reap.c, proc-helper.c (internal: proc.h) ---- */
 
 enum proc_state {
 	PROC_CREATED,  /* prepared, waiting for StartProcess */
@@ -190,8 +177,39 @@ struct container {
 	int refs;
 };
 
+/*
+ * What the process table reports to the control service (control.c registers it with
+ * proc_observe(), so proc*.c call nothing of control). Every member is set.
+ */
+struct proc_observer {
+	/* The exit status is in and every output stream is done: publish the exit. */
+	void (*exited)(struct proc *p);
+	/*
+	 * The process was reaped but its output has not drained yet: tell the shim at once
+	 * (PROTOCOL_TOPIC_EXIT_PENDING), so that a host side nobody reads cannot hold the exit
+	 * forever: the shim starts its own drain deadline and, past it, discards the rest.
+	 */
+	void (*exit_pending)(struct proc *p);
+	/* A stream attached to p: a parked StartProcess may go on. */
+	void (*streams_changed)(struct proc *p);
+	/* p is being removed: answer its parked StartProcess, if any. */
+	void (*removed)(struct proc *p);
+};
+
+/* What the process table asks of the stream attached to one of its stdio (stream.c's). */
+struct proc_stream_ops {
+	void (*close_input)(struct stream *s);
+	bool (*detach_output)(struct stream *s);
+	bool (*output_paused)(const struct stream *s);
+	void (*set_pty)(struct stream *s, int fd);
+	void (*orphan)(struct stream *s);
+};
+
 int proc_init(struct status *st);
 void proc_shutdown(void);
+/* Register the observer / the stream operations (once, before the loop runs). */
+void proc_observe(const struct proc_observer *obs);
+void proc_set_stream_ops(const struct proc_stream_ops *ops);
 
 struct container *container_find(const char *id);
 struct container *container_new(const char *id, const char *bundle);

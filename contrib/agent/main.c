@@ -1,10 +1,11 @@
 /*
  * main.c: vmshim-agent's command line, start-up and shutdown.
  *
- * main() parses the options (bad usage: one line on stderr, exit 2), blocks SIGCHLD, SIGTERM
- * and SIGINT before anything else exists (they are taken from signalfds in the loop), ignores
- * SIGPIPE, creates the one event_base (after evthread_use_pthreads), opens the listeners and
- * runs the loop on the main thread until SIGTERM/SIGINT.
+ * main() runs three steps on the main thread: main_parse reads the options (bad usage: one
+ * line on stderr, exit 2); main_setup blocks SIGCHLD, SIGTERM and SIGINT before anything else
+ * exists (they are taken from signalfds in the loop), ignores SIGPIPE, creates the one
+ * event_base (after evthread_use_pthreads), opens the listeners and confines the agent; the
+ * loop then runs until SIGTERM/SIGINT, and main_stop shuts down.
  *
  * Shutdown (documented choice): the agent stops listening, sends SIGKILL to the process group
  * of every process it still runs (inside a VM nobody else would ever reap them, and in local-VM
@@ -130,7 +131,7 @@ main_test_ms(const char *name, uint32_t min, uint32_t max, uint32_t *ms)
  * Test-only knobs, which for vmshim and vmshim-agent alike are VMSHIM_TEST_* environment
  * variables (docs/RELIABILITY.md, "Test-only knobs"), each logged when in effect:
  * VMSHIM_TEST_BRINGUP_OVERLAP=1 drops every control connection when two container bring-ups
- * overlap (control.c); VMSHIM_TEST_DRAIN_MAX_MS shortens AGENT_DRAIN_MAX_MS;
+ * overlap (control-overlap.c); VMSHIM_TEST_DRAIN_MAX_MS shortens AGENT_DRAIN_MAX_MS;
  * VMSHIM_TEST_SPAN_HOLD_MS holds each MountDisk that opens a bring-up that long before it goes
  * on, so two bring-ups the shim lets run together certainly overlap.
  */
@@ -156,8 +157,23 @@ main_test_knobs(void)
 	}
 }
 
-int
-main(int argc, char **argv)
+/* What the command line asks for, beyond what goes straight into `agent`. */
+struct main_opts {
+	const char *uds;     /* --listen-uds, or NULL for --vsock-port */
+	const char *logfile; /* --log, or NULL for stderr */
+	char *state_dir;     /* owned by main() */
+	bool vsock, debug, confine;
+};
+
+static struct event *main_sigev; /* SIGTERM / SIGINT, read from main_sigfd */
+static int main_sigfd = -1;
+
+/*
+ * Parse the options into o and `agent` (bad usage: a line on stderr, exit 2). False when the
+ * agent has nothing more to do (--version, --help).
+ */
+static bool
+main_parse(int argc, char **argv, struct main_opts *o)
 {
 	static const struct option opts[] = {
 	    {"vsock-port", required_argument, NULL, 'v'},
@@ -173,13 +189,7 @@ main(int argc, char **argv)
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
-	const char *uds = NULL, *logfile = NULL;
-	cleanup_free char *state_dir = NULL;
-	bool vsock = false, debug = false, confine = true;
-	struct event *sigev;
-	struct status st;
-	sigset_t set;
-	int c, sigfd;
+	int c;
 
 	agent.control_port = PROTOCOL_AGENT_PORT;
 	agent.stream_port = PROTOCOL_STREAM_PORT;
@@ -188,11 +198,11 @@ main(int argc, char **argv)
 	while ((c = getopt_long(argc, argv, ":", opts, NULL)) != -1) {
 		switch (c) {
 		case 'v':
-			vsock = true;
+			o->vsock = true;
 			agent.control_port = main_port("--vsock-port", optarg);
 			break;
 		case 'u':
-			uds = optarg;
+			o->uds = optarg;
 			break;
 		case 'c':
 			agent.control_port = main_port("--control-port", optarg);
@@ -204,23 +214,24 @@ main(int argc, char **argv)
 			agent.runtime = optarg;
 			break;
 		case 'S':
-			state_dir = xstrdup(optarg);
+			free(o->state_dir);
+			o->state_dir = xstrdup(optarg);
 			break;
 		case 'l':
-			logfile = optarg;
+			o->logfile = optarg;
 			break;
 		case 'd':
-			debug = true;
+			o->debug = true;
 			break;
 		case 'N':
-			confine = false;
+			o->confine = false;
 			break;
 		case 'V':
 			printf("vmshim-agent %s\n", AGENT_VERSION);
-			return 0;
+			return false;
 		case 'h':
 			main_usage(stdout);
-			return 0;
+			return false;
 		case ':':
 			main_bad_usage("%s needs an argument", argv[optind - 1]);
 		default:
@@ -229,28 +240,50 @@ main(int argc, char **argv)
 	}
 	if (optind < argc)
 		main_bad_usage("unexpected argument %s", argv[optind]);
-	if (vsock == (uds != NULL))
+	if (o->vsock == (o->uds != NULL))
 		main_bad_usage("%s", "give exactly one of --vsock-port N and --listen-uds PATH");
 	if (agent.control_port == agent.stream_port)
 		main_bad_usage("%s", "the control and stream ports must differ");
 	if (agent.runtime != NULL && access(agent.runtime, X_OK) < 0)
 		main_bad_usage("--runtime %s: not an executable", agent.runtime);
-	if (state_dir == NULL) {
-		if (uds != NULL)
-			xasprintf(&state_dir, "%s.state", uds);
+	if (o->state_dir == NULL) {
+		if (o->uds != NULL)
+			xasprintf(&o->state_dir, "%s.state", o->uds);
 		else
-			state_dir = xstrdup("/run/vmshim-agent");
+			o->state_dir = xstrdup("/run/vmshim-agent");
 	}
-	agent.state_dir = state_dir;
-	agent.local_vm = uds != NULL;
+	agent.state_dir = o->state_dir;
+	agent.local_vm = o->uds != NULL;
 	agent.runner = agent.runtime != NULL ? &runner_oci_ops : &runner_process_ops;
+	return true;
+}
+
+/* Log to stderr and to the log, for a start-up failure. */
+static int
+main_fail(const struct status *st)
+{
+	log_error("%s", st->msg);
+	fprintf(stderr, "vmshim-agent: %s\n", st->msg);
+	return 1;
+}
+
+/*
+ * Set up everything the loop needs: the log, the signal mask (before any thread exists), the
+ * event_base, the signalfd, the process table, the listeners, then the seccomp filter. 0, or
+ * the exit code after a message.
+ */
+static int
+main_setup(const struct main_opts *o)
+{
+	struct status st;
+	sigset_t set;
 
 	main_std_fds();
-	if (log_open(logfile, &st) < 0) {
+	if (log_open(o->logfile, &st) < 0) {
 		fprintf(stderr, "vmshim-agent: %s\n", st.msg);
 		return 1;
 	}
-	log_set_level(debug ? LOG_DEBUG : LOG_INFO);
+	log_set_level(o->debug ? LOG_DEBUG : LOG_INFO);
 	main_test_knobs();
 
 	/* Before any thread exists, so every thread inherits the mask. */
@@ -269,37 +302,37 @@ main(int argc, char **argv)
 		fatalx("event_base_new failed");
 
 	sigdelset(&set, SIGCHLD);
-	sigfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
-	if (sigfd < 0)
+	main_sigfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+	if (main_sigfd < 0)
 		fatal("signalfd");
-	sigev = event_new(agent.base, sigfd, EV_READ | EV_PERSIST, main_signal_cb, NULL);
-	event_add(sigev, NULL);
+	main_sigev = event_new(agent.base, main_sigfd, EV_READ | EV_PERSIST, main_signal_cb, NULL);
+	event_add(main_sigev, NULL);
 
-	if (agent.runner == &runner_oci_ops && mkdir_p(state_dir, 0700) < 0) {
-		log_error("state dir %s: %s", state_dir, strerror(errno));
+	if (agent.runner == &runner_oci_ops && mkdir_p(o->state_dir, 0700) < 0) {
+		log_error("state dir %s: %s", o->state_dir, strerror(errno));
 		return 1;
 	}
+	control_init();
+	stream_init();
 	if (proc_init(&st) < 0 ||
-	    (uds != NULL ? listen_uds(uds, &st)
-			 : listen_vsock(agent.control_port, agent.stream_port, &st)) < 0) {
-		log_error("%s", st.msg);
-		fprintf(stderr, "vmshim-agent: %s\n", st.msg);
-		return 1;
-	}
+	    (o->uds != NULL ? listen_uds(o->uds, &st)
+			    : listen_vsock(agent.control_port, agent.stream_port, &st)) < 0)
+		return main_fail(&st);
 	/*
 	 * Confine once the listeners exist. The agent's profile is a deny-list (docs/SECCOMP.md):
 	 * the filter is inherited by runc and every workload, which need execve, mount and more.
 	 */
-	if (confine && confine_apply(CONFINE_PROFILE_AGENT, &st) < 0) {
-		log_error("%s", st.msg);
-		fprintf(stderr, "vmshim-agent: %s\n", st.msg);
-		return 1;
-	}
+	if (o->confine && confine_apply(CONFINE_PROFILE_AGENT, &st) < 0)
+		return main_fail(&st);
 	log_info("vmshim-agent %s started (runner %s, pid %d, seccomp %s)", AGENT_VERSION,
-	    agent.runner->name, (int)getpid(), confine ? confine_state() : "off (--no-seccomp)");
+	    agent.runner->name, (int)getpid(), o->confine ? confine_state() : "off (--no-seccomp)");
+	return 0;
+}
 
-	event_base_dispatch(agent.base);
-
+/* After the loop: stop listening, kill and reap the workload, close everything. */
+static void
+main_stop(void)
+{
 	listen_close();
 	proc_kill_all(1000);
 	control_shutdown();
@@ -307,10 +340,26 @@ main(int argc, char **argv)
 	/* Let closing control connections flush and run their on_close. */
 	event_base_loop(agent.base, EVLOOP_NONBLOCK);
 	proc_shutdown();
-	event_free(sigev);
-	close(sigfd);
+	event_free(main_sigev);
+	close(main_sigfd);
 	event_base_free(agent.base);
 	log_info("vmshim-agent stopped");
 	log_close();
-	return 0;
+}
+
+int
+main(int argc, char **argv)
+{
+	struct main_opts o = {.confine = true};
+	int rc = 0;
+
+	if (main_parse(argc, argv, &o)) {
+		rc = main_setup(&o);
+		if (rc == 0) {
+			event_base_dispatch(agent.base);
+			main_stop();
+		}
+	}
+	free(o.state_dir);
+	return rc;
 }

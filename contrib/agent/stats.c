@@ -8,8 +8,8 @@
  * the thread count -> pids. Runs on the loop thread; these are small reads of pseudo-files
  * that never block. Owns nothing.
  *
- * The cgroup's OOM-kill counter (stats_oom_file, stats_oom_count) lets control.c tell the shim
- * that the kernel's OOM killer struck a container (/tasks/oom).
+ * The cgroup's OOM-kill counter (stats_oom_file, stats_oom_count) lets control-event.c tell the
+ * shim that the kernel's OOM killer struck a container (/tasks/oom).
  */
 #include "config.h"
 

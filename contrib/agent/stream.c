@@ -1191,6 +1191,20 @@ stream_orphan(struct stream *s)
 	}
 }
 
+static const struct proc_stream_ops stream_proc_ops = {
+    .close_input = stream_close_input,
+    .detach_output = stream_detach_output,
+    .output_paused = stream_output_paused,
+    .set_pty = stream_set_pty,
+    .orphan = stream_orphan,
+};
+
+void
+stream_init(void)
+{
+	proc_set_stream_ops(&stream_proc_ops);
+}
+
 /*
  * Shutdown: close every stream at once. A stream whose free is already scheduled is left to
  * that callback (the shutdown's last loop turn runs it): freeing it here too would free it
