@@ -31,8 +31,14 @@ fi
 agent_start --runtime "$RUNC" --state-dir "$TMP/state"
 check "$CLIENT" oci "$SOCK" "$B"
 check "$CLIENT" ociterm "$SOCK" "$B"
-# Every terminal is deleted: no pty master and no console socket is left in the agent.
-ptys=$(ls -l "/proc/$AGENT_PID/fd" | grep -c ptmx || true)
+# Every terminal is deleted: no pty master and no console socket is left in the agent. The
+# client has just exited: the agent closes a terminal's last master once it has seen that
+# client's stream connections close, so this waits (bounded, 5 s) for that rather than racing it.
+i=0
+while ptys=$(ls -l "/proc/$AGENT_PID/fd" | grep -c ptmx || true) && [ "$ptys" != 0 ] && [ $i -lt 100 ]; do
+	sleep 0.05
+	i=$((i + 1))
+done
 [ "$ptys" = 0 ] || { echo "FAIL: the agent still holds $ptys pty master(s)"; exit 1; }
 socks=$(find "$TMP/state" -name 'console-*.sock' | wc -l)
 [ "$socks" = 0 ] || { echo "FAIL: $socks console socket(s) left in the state dir"; exit 1; }
