@@ -11,7 +11,9 @@ contrib_agent_vmshim_agent_SOURCES = \
 	contrib/agent/control-mount.c \
 	contrib/agent/control-overlap.c \
 	contrib/agent/control-process.c \
-	contrib/agent/stream.c \
+	contrib/agent/stream.c contrib/agent/stream.h \
+	contrib/agent/stream-input.c \
+	contrib/agent/stream-output.c \
 	contrib/agent/proc.c contrib/agent/proc.h \
 	contrib/agent/proc-helper.c \
 	contrib/agent/proc-reap.c \
