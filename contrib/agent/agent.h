@@ -74,7 +74,7 @@ void control_accept(int fd);
 void control_close_all(void);
 void control_shutdown(void);
 
-/* ---- stream.c ---- */
+/* ---- stream.c (the stream-*.c family's internal header: stream.h) ---- */
 
 struct stream;
 
