@@ -76,4 +76,7 @@ EXTRA_DIST += \
 	packaging/debian/vmshim.install \
 	packaging/debian/vmshim-agent.install \
 	packaging/debian/vmshim.lintian-overrides \
-	packaging/debian/vmshim-agent.lintian-overrides
+	packaging/debian/vmshim-agent.lintian-overrides \
+	packaging/debian/vmshim-guest.lintian-overrides \
+	packaging/debian/vmshim-guest.postinst \
+	packaging/debian/vmshim-guest.postrm

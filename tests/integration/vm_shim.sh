@@ -18,6 +18,9 @@
 #     4 concurrent Creates with a block rootfs all succeed, the overlap switch stays silent,
 #       each container reads its own disk
 #     the vsock backend killed under a running task: the same as QEMU's death
+#   guest 3: `vmshim delete` with the shim stopped (SIGSTOP) and its pid file gone: delete
+#     kills QEMU and vmshim-vsock by their pid files, removes the state directory and prints
+#     the DeleteResponse
 #   no guest:
 #     QEMU that exits at once, a root port id that would smuggle QEMU options, and a guest
 #       that never answers (an image without the agent):
@@ -111,6 +114,21 @@ bundle() {
              "user": {"uid": 0, "gid": 0}, "terminal": ${3:-false}},
  "root": {"path": "rootfs"}}
 JSON
+}
+
+# dead PID...: every pid has exited, a zombie counts (its parent may be stopped) (bounded wait).
+dead() {
+	local p i st
+	for p in "$@"; do
+		i=0
+		while st=$(sed 's/.*) //' "/proc/$p/stat" 2>/dev/null | cut -d' ' -f1) &&
+			[ -n "$st" ] && [ "$st" != Z ] && [ $i -lt 100 ]; do
+			sleep 0.05
+			i=$((i + 1))
+		done
+		[ -z "$st" ] || [ "$st" = Z ] || return 1
+	done
+	return 0
 }
 
 # gone PID...: every pid has ended (bounded wait).
@@ -296,6 +314,32 @@ gone "$QPID" && pass "QEMU was stopped with its backend gone" || fail "QEMU stil
 for i in 5 6 7 8; do c Delete "{\"id\":\"k$i\"}" >/dev/null || fail "Delete k$i"; done
 expect "Delete victim2" Delete '{"id":"victim2"}' '^OK'
 shutdown_shim ""
+
+# ---- guest 3: `vmshim delete` after its shim stopped answering ----
+# The shim is stopped, not killed, so the parent-death signal QEMU and the backend asked for
+# cannot fire; its pid file is removed, so delete has no shim to kill (killing it would fire
+# that signal). QEMU and vmshim-vsock can then only end by delete's own cleanup.
+vm_config g6 false
+boot g6
+QPID=$(cat "$STATE/qemu.pid")
+VPID=$(cat "$STATE/vsock.pid")
+kill -STOP "$SHIM_PID"
+rm -f "$T/g6.pid"
+hex=$("$SHIM" -socket "$SOCK" delete 2>"$T/g6.delete.err" | od -An -tx1 | tr -d ' \n')
+case $hex in
+1089011a??08*) pass "delete of a stopped shim's group: protobuf DeleteResponse ($hex)" ;;
+*) fail "delete of a stopped shim's group: '$hex' ($(cat "$T/g6.delete.err"))" ;;
+esac
+if dead "$QPID" "$VPID"; then
+	pass "delete killed the stopped shim's QEMU ($QPID) and vmshim-vsock ($VPID): $(tr '\n' ' ' <"$T/g6.delete.err")"
+else
+	fail "still running after delete: $(ps -o pid=,stat=,args= -p "$QPID" -p "$VPID" | tr '\n' ';')"
+fi
+[ ! -e "$STATE" ] && [ ! -e "$SOCK" ] && pass "delete removed the state directory and the socket" ||
+	fail "delete left $(ls -d "$STATE" "$SOCK" 2>/dev/null | tr '\n' ' ')"
+kill -0 "$SHIM_PID" 2>/dev/null || fail "the stopped shim $SHIM_PID was gone before it was killed"
+kill -KILL "$SHIM_PID"
+gone "$SHIM_PID" "$QPID" "$VPID" || fail "the shim or its children outlived SIGKILL"
 
 # ---- boot failures ----
 VMQEMU=/bin/false vm_config g3 false
