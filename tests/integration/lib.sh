@@ -226,3 +226,25 @@ finish() {
 	echo "PASS"
 	exit 0
 }
+
+# The microVM tests' preconditions. need_qemu_vsock: QEMU with the vhost-user-vsock device
+# (QEMU_BIN, default qemu-system-x86_64), else skip. need_static_agent: the guest image needs
+# a static vmshim-agent; a sanitizer build links it dynamically, so skip. need_mkfs_ext4: the
+# block-rootfs rows make ext4 images.
+need_qemu_vsock() {
+	QEMU_BIN=${QEMU_BIN:-qemu-system-x86_64}
+	command -v "$QEMU_BIN" >/dev/null 2>&1 ||
+		skip "$QEMU_BIN is not installed (apt-get install qemu-system-x86)"
+	"$QEMU_BIN" -device help 2>/dev/null | grep -q '"vhost-user-vsock-pci"' ||
+		skip "$QEMU_BIN has no vhost-user-vsock-pci device"
+}
+
+need_static_agent() {
+	! LC_ALL=C readelf -l "$AGENT" 2>/dev/null | grep -q INTERP ||
+		skip "this build's vmshim-agent is linked dynamically (sanitizer build): no guest image"
+}
+
+need_mkfs_ext4() {
+	command -v mkfs.ext4 >/dev/null 2>&1 || PATH=$PATH:/sbin:/usr/sbin
+	command -v mkfs.ext4 >/dev/null 2>&1 || die "mkfs.ext4 not found (apt-get install e2fsprogs)"
+}

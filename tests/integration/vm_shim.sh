@@ -29,20 +29,14 @@
 # when this build's agent is linked dynamically (sanitizer builds): the image has no libraries.
 . "${top_srcdir:-$(cd "$(dirname "$0")/../.." && pwd)}/tests/integration/lib.sh"
 
-QEMU_BIN=${QEMU_BIN:-qemu-system-x86_64}
 VSOCKD=$B/contrib/vsock/vmshim-vsock
 
-command -v "$QEMU_BIN" >/dev/null 2>&1 ||
-	skip "$QEMU_BIN is not installed (apt-get install qemu-system-x86)"
-"$QEMU_BIN" -device help 2>/dev/null | grep -q '"vhost-user-vsock-pci"' ||
-	skip "$QEMU_BIN has no vhost-user-vsock-pci device"
+need_qemu_vsock
 for b in "$SHIM" "$AGENT" "$RAW" "$VSOCKD"; do
 	[ -x "$b" ] || die "$b is not built"
 done
-LC_ALL=C readelf -l "$AGENT" 2>/dev/null | grep -q INTERP &&
-	skip "this build's vmshim-agent is linked dynamically (sanitizer build): no guest image"
-command -v mkfs.ext4 >/dev/null 2>&1 || PATH=$PATH:/sbin:/usr/sbin
-command -v mkfs.ext4 >/dev/null 2>&1 || die "mkfs.ext4 not found (apt-get install e2fsprogs)"
+need_static_agent
+need_mkfs_ext4
 BUSYBOX=$(command -v busybox || echo /bin/busybox)
 LC_ALL=C readelf -l "$BUSYBOX" 2>/dev/null | grep -q INTERP &&
 	die "$BUSYBOX is not static (apt-get install busybox-static)"

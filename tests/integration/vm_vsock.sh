@@ -17,12 +17,8 @@
 VSOCKD=$B/contrib/vsock/vmshim-vsock
 HOSTC=$B/tests/integration/vsock_host
 PEER=$B/tests/integration/vsock_peer
-QEMU_BIN=${QEMU_BIN:-qemu-system-x86_64}
 
-command -v "$QEMU_BIN" >/dev/null 2>&1 ||
-	skip "$QEMU_BIN is not installed (apt-get install qemu-system-x86)"
-"$QEMU_BIN" -device help 2>/dev/null | grep -q '"vhost-user-vsock-pci"' ||
-	skip "$QEMU_BIN has no vhost-user-vsock-pci device"
+need_qemu_vsock
 for b in "$VSOCKD" "$HOSTC" "$PEER"; do
 	[ -x "$b" ] || die "$b is not built"
 done
