@@ -425,6 +425,8 @@ void task_agent_lost(const char *why);
  * process the shim believes running, and publish the exits it missed during the outage.
  */
 void task_agent_resync(void);
+/* Loop thread: does the VM report its processes' fate with the agent link down (launched)? */
+bool task_vm_reports_exits(void);
 /*
  * Loop thread: the VM itself is gone (vm.launch "qemu"): every process not yet exited is
  * reported exited with status 255 (its /tasks/exit once its stdio has ended), parked Waits

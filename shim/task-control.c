@@ -265,7 +265,7 @@ task_wait(struct task_call *call)
 	}
 	/* Nobody could report the exit: answer now rather than park forever (docs/CONTRACT.md 5.6).
 	 */
-	if (!p->exit_seen && !guest_connected()) {
+	if (!p->exit_seen && !guest_connected() && !task_vm_reports_exits()) {
 		task_call_finish(call, ST_UNAVAILABLE,
 		    "guest agent is not connected: the exit cannot be observed", NULL);
 		return;

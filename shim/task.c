@@ -509,18 +509,25 @@ task_proc_next(struct task_container *ctr, struct task_proc *p)
 	return p == ctr->init ? ctr->execs : p->next;
 }
 
+/*
+ * With the agent link down, can a process's exit still be learned? A VM the shim launched tells
+ * us itself what became of its processes: either it died
+ * (SIGCHLD, often just after its transport broke: task_vm_lost answers 255) or its agent comes
+ * back (the guest's init restarts it) and the resync reports their exits. Waits park for that
+ * answer rather than being told UNAVAILABLE.
+ */
+bool
+task_vm_reports_exits(void)
+{
+	return shim.cfg.vm_launch == VM_LAUNCH_QEMU;
+}
+
 void
 task_agent_lost(const char *why)
 {
 	struct task_proc *p;
 
-	/*
-	 * A VM the shim launched tells us itself what became of its processes: either it died
-	 * (SIGCHLD, often just after its transport broke: task_vm_lost answers 255) or its agent
-	 * comes back (the guest's init restarts it) and the resync reports their exits. Waits
-	 * stay parked for that answer.
-	 */
-	if (shim.cfg.vm_launch == VM_LAUNCH_QEMU)
+	if (task_vm_reports_exits())
 		return;
 	/* An exit already reported is published once its output drains: keep those waiters. */
 	for (struct task_container *ctr = task_table; ctr != NULL; ctr = ctr->next)
