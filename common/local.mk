@@ -7,6 +7,7 @@ common_libcommon_a_SOURCES = \
 	common/frame.c common/frame.h \
 	common/protocol.c common/protocol.h \
 	common/ptimer.c common/ptimer.h \
+	common/mount-list.c common/mount-list.h \
 	common/msg.c common/msg.h \
 	common/msg-pb.c common/msg-pb.h \
 	common/transport.c common/transport.h \

@@ -92,6 +92,11 @@ int write_all_wake(
 /* Monotonic milliseconds, for deadlines. */
 int64_t time_mono_ms(void);
 /*
+ * Reap child pid, giving it grace_ms to exit (the caller has asked it to: SIGTERM, EOF);
+ * past that it is SIGKILLed and reaped. True when it exited within the grace period.
+ */
+bool util_reap_child(pid_t pid, int grace_ms);
+/*
  * Wait until fd is ready for `events` (POLLIN/POLLOUT) or the monotonic deadline passes.
  * Returns 1 ready, 0 timed out, -errno on error. deadline_ms < 0 waits forever.
  */

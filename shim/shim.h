@@ -178,6 +178,36 @@ void vm_qemu_stop(void);
 /* `vmshim delete`: kill the QEMU and backend a dead shim left in state_dir. */
 void vm_qemu_cleanup(const char *state_dir);
 
+/* vm-share.c */
+
+/* The 9p mount tag of the share, and where the guest's init mounts it. */
+#define VM_SHARE_TAG	   "vmshim-rootfs"
+#define VM_SHARE_GUEST_DIR "/run/vmshim-rootfs"
+
+/*
+ * Make STATE/share (exported to the guest) and fork the mounter that mounts containers' root
+ * filesystems in it. Main thread, before any other thread exists and before seccomp.
+ */
+int vm_share_start(const char *state_dir, struct status *st);
+/* STATE/share, or NULL when no share was started. */
+const char *vm_share_dir(void);
+/* Is there a share (vm.launch "qemu")? */
+bool vm_share_active(void);
+/*
+ * Worker: mount a container's rootfs list (checked with mount_list_check by the mounter) on
+ * STATE/share/ID, which the guest sees as VM_SHARE_GUEST_DIR/ID. Blocks up to timeout_ms.
+ */
+int vm_share_mount(const char *id, json_t *mounts, int timeout_ms, struct status *st);
+/* Worker: unmount STATE/share/ID and remove it. Blocks up to timeout_ms. */
+int vm_share_unmount(const char *id, int timeout_ms, struct status *st);
+/*
+ * After every thread has ended: close the mounter's socket (it unmounts what is left and
+ * exits), reap it, remove STATE/share.
+ */
+void vm_share_stop(void);
+/* `vmshim delete`: unmount and remove whatever a dead shim left in STATE/share. */
+void vm_share_cleanup(const char *state_dir);
+
 /* worker.c */
 
 /*
@@ -352,6 +382,7 @@ struct task_container {
 	bool paused;
 	bool disk;	   /* a block rootfs is hot-added (task-lifecycle.c removes it on Delete) */
 	bool disk_mounted; /* ... and the agent mounted it (Delete unmounts it first) */
+	bool shared;	   /* its root is mounted in the microVM's share (Delete unmounts it) */
 	struct task_proc *init;
 	struct task_proc *execs;
 	struct task_container *next;

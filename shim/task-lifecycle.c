@@ -196,6 +196,7 @@ struct task_bringup {
 	struct io_prepared *io;
 	bool disk_attached; /* the disk is in the VM */
 	bool disk_mounted;  /* ... and the agent mounted it */
+	bool shared;	    /* its root filesystem is mounted in the microVM's share */
 	char serial[VM_DISK_SERIAL_MAX + 1];
 };
 
@@ -345,6 +346,9 @@ task_bringup_disks_undo(struct task_bringup *b, struct status *st)
 	if (b->disk_attached && vm_disk_detach(shim.disks, b->id, &undo) < 0)
 		task_status_append(st, "rollback", &undo);
 	b->disk_attached = false;
+	if (b->shared && vm_share_unmount(b->id, b->timeout_ms, &undo) < 0)
+		task_status_append(st, "rollback", &undo);
+	b->shared = false;
 }
 
 /*
@@ -402,13 +406,17 @@ task_bringup_stopping(struct task_bringup *b)
 
 /*
  * The runtime's own root filesystem mounts (every rootfs[] entry but a block disk: an
- * overlay of image snapshots, a bind mount) go to the agent as rootfs_mounts; the local VM's
- * agent, on this host, mounts them as the container's root (a VM's agent refuses them).
+ * overlay of image snapshots, a bind mount). With a microVM the shim's mounter mounts them on
+ * the host in the share the guest reaches over 9p, and the container's root is the share's
+ * directory as the guest sees it (rootfs_mount); the local VM's agent, on this host, mounts
+ * them itself (rootfs_mounts).
  */
-static void
-task_bringup_host_mounts(struct task_bringup *b, json_t *req)
+static int
+task_bringup_host_mounts(struct task_bringup *b, json_t *req, struct status *st)
 {
-	json_t *mounts = json_array(), *m;
+	cleanup_json json_t *mounts = json_array();
+	cleanup_free char *guest = NULL;
+	json_t *m;
 	size_t i;
 
 	if (b->disk.source == NULL) {
@@ -422,10 +430,18 @@ task_bringup_host_mounts(struct task_bringup *b, json_t *req)
 				opts != NULL ? json_incref(opts) : json_array()));
 		}
 	}
-	if (json_array_size(mounts) > 0)
-		json_object_set_new(req, "rootfs_mounts", mounts);
-	else
-		json_decref(mounts);
+	if (json_array_size(mounts) == 0)
+		return 0;
+	if (!vm_share_active()) {
+		json_object_set(req, "rootfs_mounts", mounts);
+		return 0;
+	}
+	if (vm_share_mount(b->id, mounts, b->timeout_ms, st) < 0)
+		return status_wrap(st, "root filesystem");
+	b->shared = true;
+	xasprintf(&guest, "%s/%s", VM_SHARE_GUEST_DIR, b->id);
+	json_object_set_new(req, "rootfs_mount", json_string(guest));
+	return 0;
 }
 
 /* Worker (a bring-up job): bundle, then under the bring-up span disk, CreateContainer, streams. */
@@ -455,7 +471,8 @@ task_create_run(void *arg)
 	    b->bundle, "spec", spec, "rootfs_mount", b->disk_mounted ? b->disk.target : "",
 	    "terminal", b->terminal, "stdin", *b->in != '\0', "stdout", *b->out != '\0', "stderr",
 	    *task_bringup_stderr(b) != '\0');
-	task_bringup_host_mounts(b, req);
+	if (task_bringup_host_mounts(b, req, &b->st) < 0)
+		goto undo;
 	if (guest_call("CreateContainer", req, b->timeout_ms, true, &resp, &b->st) < 0)
 		goto undo;
 	if (guest_reply_u32(resp, "CreateContainer", "pid", true, &b->pid, &b->st) < 0) {
@@ -541,6 +558,7 @@ task_bringup_done(void *arg)
 			p->pid = b->pid;
 			ctr->disk = b->disk_attached;
 			ctr->disk_mounted = b->disk_mounted;
+			ctr->shared = b->shared;
 		}
 		p->terminal = b->terminal;
 		task_proc_start_io(p, b);
@@ -708,6 +726,7 @@ struct task_simple_job {
 	/* Delete of an init process whose container has a hot-added disk. */
 	bool disk, disk_mounted;
 	char *disk_target;
+	bool shared;	       /* ... or whose root filesystem is in the microVM's share */
 	struct status disk_st; /* why the disk could not be removed */
 };
 
@@ -833,12 +852,17 @@ task_delete_run(void *arg)
 {
 	struct task_simple_job *j = arg;
 	cleanup_json json_t *req = json_pack("{s:s, s:s}", "id", j->id, "exec_id", j->exec_id);
+	struct status st;
 
 	/* No waiting for a link: Delete must work from the shim's state with the agent down. */
 	guest_call("DeleteProcess", req, j->timeout_ms, false, &j->resp, &j->st);
-	if (j->disk &&
-	    (j->st.code == ST_OK || j->st.code == ST_UNAVAILABLE || j->st.code == ST_NOT_FOUND))
+	if (j->st.code != ST_OK && j->st.code != ST_UNAVAILABLE && j->st.code != ST_NOT_FOUND)
+		return;
+	if (j->disk)
 		task_delete_disk(j);
+	if (j->shared && vm_share_unmount(j->id, j->timeout_ms, &st) < 0)
+		log_error_id(j->id, "",
+		    "Delete: its root filesystem stays mounted in the share: %s", st.msg);
 }
 
 static void
@@ -972,6 +996,7 @@ task_delete(struct task_call *call)
 		j->disk_target = steal_ptr(&disk.target);
 		task_disk_clear(&disk);
 	}
+	j->shared = p == p->ctr->init && p->ctr->shared;
 	if ((j->disk ? worker_submit_bringup : worker_submit)(
 		task_delete_run, task_delete_done, j, &st) < 0) {
 		j->call = NULL;

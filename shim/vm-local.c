@@ -222,26 +222,12 @@ vm_local_pid(void)
 void
 vm_local_stop(void)
 {
-	int64_t deadline = time_mono_ms() + VM_LOCAL_STOP_GRACE_MS;
-	int status, nap = 1;
-	pid_t r;
-
 	if (vm_local_child <= 0)
 		goto out;
 	kill(vm_local_child, SIGTERM);
-	while ((r = waitpid(vm_local_child, &status, WNOHANG)) == 0 || (r < 0 && errno == EINTR)) {
-		if (time_mono_ms() >= deadline) {
-			log_warn(
-			    "local VM: agent pid %ld still running %d ms after SIGTERM: killing",
-			    (long)vm_local_child, VM_LOCAL_STOP_GRACE_MS);
-			kill(vm_local_child, SIGKILL);
-			waitpid(vm_local_child, &status, 0);
-			break;
-		}
-		poll(NULL, 0, nap);
-		if (nap < VM_LOCAL_POLL_MAX_MS)
-			nap *= 2;
-	}
+	if (!util_reap_child(vm_local_child, VM_LOCAL_STOP_GRACE_MS))
+		log_warn("local VM: agent pid %ld still ran %d ms after SIGTERM: killed",
+		    (long)vm_local_child, VM_LOCAL_STOP_GRACE_MS);
 	log_info("local VM: agent pid %ld stopped", (long)vm_local_child);
 	vm_local_child = -1;
 out:

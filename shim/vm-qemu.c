@@ -9,10 +9,11 @@
  *      the hybrid socket STATE/v.sock, guest CID 3 (each VM has a backend of its own, so CIDs
  *      never meet), its log in STATE/vsock.log. It renames its sockets into place once they
  *      listen, so STATE/vu.sock appearing means QEMU may connect (QEMU does not reconnect);
+ *   0. the root filesystem share STATE/share and its mounter (vm-share.c);
  *   2. QEMU: q35 with a shared memfd memory backend (vhost-user needs the guest's memory as
- *      fds), vhost-user-vsock-pci on STATE/vu.sock, one pcie-root-port per vm.hotplug_ports
- *      entry, a QMP server the shim owns (vm.qmp, else STATE/qmp.sock), -accel from vm.accel,
- *      vm.cpus, vm.memory_mib, vm.kernel and vm.initrd (default: the installed guest image),
+ *      fds), vhost-user-vsock-pci on STATE/vu.sock, STATE/share as virtio-9p, one pcie-root-port
+ * per vm.hotplug_ports entry, a QMP server the shim owns (vm.qmp, else STATE/qmp.sock), -accel from
+ * vm.accel, vm.cpus, vm.memory_mib, vm.kernel and vm.initrd (default: the installed guest image),
  *      the serial console in STATE/console.log and QEMU's own output in STATE/qemu.log;
  *   3. then waits, within vm.boot_timeout_ms, until the agent answers a hybrid-vsock
  *      handshake on its control port through STATE/v.sock.
@@ -30,9 +31,9 @@
  * waitpid WNOHANG on the two pids, both allowed by the seccomp profile): the VM is then gone
  * and every task is reported exited (loop.c). vm_qemu_stop() (after the loop and every thread
  * have ended) SIGTERMs QEMU and the backend, SIGKILLs what is left after a grace period,
- * reaps both and removes the state directory. vm_qemu_cleanup() is `vmshim delete`'s part:
- * it kills the processes a SIGKILLed shim left, each only if its command line still names
- * this state directory's sockets (a reused pid is left alone).
+ * reaps both, stops the mounter and removes the state directory. vm_qemu_cleanup() is `vmshim
+ * delete`'s part: it kills the processes a SIGKILLed shim left, each only if its command line still
+ * names this state directory's sockets (a reused pid is left alone).
  */
 #include "config.h"
 
@@ -343,6 +344,7 @@ vm_qemu_start_qemu(const struct shim_config *cfg, const char *dir, struct status
 			  *smp = NULL;
 	cleanup_free char *kernel = NULL, *initrd = NULL, *append = NULL, *chardev = NULL;
 	cleanup_free char *qmp = NULL, *serial = NULL, *out = NULL, *machine = NULL;
+	cleanup_free char *fsdev = NULL, *share = NULL;
 	char **ports = NULL;
 	char *argv[VM_QEMU_ARGV_MAX];
 	const char *accel, *why;
@@ -375,6 +377,10 @@ vm_qemu_start_qemu(const struct shim_config *cfg, const char *dir, struct status
 	xasprintf(&qmp, "unix:%s,server=on,wait=off", cfg->vm_qmp);
 	xasprintf(&serial, "file:%s/console.log", dir);
 	xasprintf(&out, "%s/qemu.log", dir);
+	/* multidevs=remap: the share spans several host filesystems (one overlay each). */
+	xasprintf(&fsdev, "local,id=share,path=%s,security_model=passthrough,multidevs=remap",
+	    vm_share_dir());
+	xasprintf(&share, "virtio-9p-pci,fsdev=share,mount_tag=%s", VM_SHARE_TAG);
 	argv[n++] = bin;
 	argv[n++] = "-accel";
 	argv[n++] = (char *)accel;
@@ -400,6 +406,10 @@ vm_qemu_start_qemu(const struct shim_config *cfg, const char *dir, struct status
 	argv[n++] = chardev;
 	argv[n++] = "-device";
 	argv[n++] = "vhost-user-vsock-pci,chardev=vu";
+	argv[n++] = "-fsdev";
+	argv[n++] = fsdev;
+	argv[n++] = "-device";
+	argv[n++] = share;
 	ports = xcalloc(cfg->n_hotplug_ports + 1, sizeof *ports);
 	for (size_t i = 0; i < cfg->n_hotplug_ports; i++) {
 		xasprintf(
@@ -489,7 +499,8 @@ vm_qemu_start(struct shim_config *cfg, const char *state_dir, struct status *st)
 	unlink(cfg->vm_qmp);
 	if (config_endpoints(cfg, "vm.launch qemu", st) < 0)
 		return -1;
-	if (vm_qemu_start_backend(state_dir, deadline, cfg->log_level >= LOG_DEBUG, st) < 0 ||
+	if (vm_share_start(state_dir, st) < 0 ||
+	    vm_qemu_start_backend(state_dir, deadline, cfg->log_level >= LOG_DEBUG, st) < 0 ||
 	    vm_qemu_start_qemu(cfg, state_dir, st) < 0 ||
 	    vm_qemu_wait_agent(cfg, t0, deadline, st) < 0) {
 		log_error("%s", st->msg);
@@ -503,26 +514,12 @@ vm_qemu_start(struct shim_config *cfg, const char *state_dir, struct status *st)
 static void
 vm_qemu_kill(pid_t *pid, const char *what)
 {
-	int64_t deadline = time_mono_ms() + VM_QEMU_STOP_GRACE_MS;
-	int status, nap = 1;
-	pid_t r;
-
 	if (*pid <= 0)
 		return;
 	kill(*pid, SIGTERM);
-	while ((r = waitpid(*pid, &status, WNOHANG)) == 0 || (r < 0 && errno == EINTR)) {
-		if (time_mono_ms() >= deadline) {
-			log_warn("microVM: %s pid %ld still running %d ms after SIGTERM: killing",
-			    what, (long)*pid, VM_QEMU_STOP_GRACE_MS);
-			kill(*pid, SIGKILL);
-			while (waitpid(*pid, &status, 0) < 0 && errno == EINTR)
-				;
-			break;
-		}
-		poll(NULL, 0, nap);
-		if (nap < VM_QEMU_POLL_MAX_MS)
-			nap *= 2;
-	}
+	if (!util_reap_child(*pid, VM_QEMU_STOP_GRACE_MS))
+		log_warn("microVM: %s pid %ld still ran %d ms after SIGTERM: killed", what,
+		    (long)*pid, VM_QEMU_STOP_GRACE_MS);
 	log_info("microVM: %s pid %ld stopped", what, (long)*pid);
 	*pid = -1;
 }
@@ -544,6 +541,7 @@ vm_qemu_stop(void)
 	vm_qemu_kill(&vq.qemu, "QEMU");
 	/* With QEMU gone the backend exits by itself; SIGTERM covers one that did not. */
 	vm_qemu_kill(&vq.vsock, "vmshim-vsock");
+	vm_share_stop();
 	if (vq.dir != NULL)
 		nftw(vq.dir, vm_qemu_rm_cb, 16, FTW_DEPTH | FTW_PHYS | FTW_MOUNT);
 	free(vq.dir);
@@ -630,4 +628,5 @@ vm_qemu_cleanup(const char *state_dir)
 		return;
 	vm_qemu_cleanup_one(state_dir, "qemu.pid", "QEMU");
 	vm_qemu_cleanup_one(state_dir, "vsock.pid", "vmshim-vsock");
+	vm_share_cleanup(state_dir);
 }

@@ -18,9 +18,14 @@
 #     4 concurrent Creates with a block rootfs all succeed, the overlap switch stays silent,
 #       each container reads its own disk
 #     the vsock backend killed under a running task: the same as QEMU's death
+#     an overlay rootfs as containerd gives it (host directories): mounted by the shim's mounter
+#       in the share, reached over virtio-9p, the container reads the image and its write lands
+#       in the upper dir; Delete unmounts; the id reused; a refused and a malformed mount fail
+#       Create and leave nothing
 #   guest 3: `vmshim delete` with the shim stopped (SIGSTOP) and its pid file gone: delete
-#     kills QEMU and vmshim-vsock by their pid files, removes the state directory and prints
-#     the DeleteResponse
+#     kills QEMU and vmshim-vsock by their pid files, unmounts the share, removes the state
+#     directory and prints the DeleteResponse; the shim's SIGKILL then ends its mounter
+#   guest 4: the shim SIGKILLed with a root mounted: the mounter unmounts it and exits
 #   no guest:
 #     QEMU that exits at once, a root port id that would smuggle QEMU options, and a guest
 #       that never answers (an image without the agent):
@@ -238,6 +243,48 @@ grep -q '"removed [^"]* from rp[0-9]".*"id":"blk"' "$T/g1.log" &&
 	pass "the guest released the disk itself: DEVICE_DELETED, no reset" ||
 	fail "no unplug of blk's disk in the log: $(grep '"blk"' "$T/g1.log" | tail -n 3)"
 
+# A root filesystem as containerd hands it over: an overlay of host directories. The shim's
+# mounter mounts it on the host in the share, the guest reaches it over virtio-9p, and the
+# container runs in it: it reads the image's file, and what it writes lands in the upper dir.
+make_overlay() {
+	mkdir -p "$T/$1.lower/bin" "$T/$1.upper" "$T/$1.work"
+	cp "$BUSYBOX" "$T/$1.lower/bin/busybox"
+	for a in sh cat echo uname; do ln -sf busybox "$T/$1.lower/bin/$a"; done
+	echo "from the image $1" >"$T/$1.lower/hello"
+	OVERLAY="[{\"type\":\"overlay\",\"source\":\"overlay\",\"options\":[\"lowerdir=$T/$1.lower\",\"upperdir=$T/$1.upper\",\"workdir=$T/$1.work\"]}]"
+}
+make_overlay ovl
+bundle ovl 'cat /hello; uname -r; echo written-in-the-guest >/new'
+expect "Create with an overlay rootfs" Create "{\"id\":\"ovl\",\"bundle\":\"$T/ovl\",\"stdout\":\"$T/ovl.out\",\"rootfs\":$OVERLAY}" '^OK'
+grep -q " $STATE/share/ovl overlay " /proc/mounts &&
+	pass "the overlay is mounted on the host in the share" ||
+	fail "no overlay on $STATE/share/ovl: $(grep "$STATE" /proc/mounts)"
+expect "Start ovl" Start '{"id":"ovl"}' '^OK'
+expect "Wait ovl" Wait '{"id":"ovl"}' '"exit_status":0'
+[ "$(tr '\n' ' ' <"$T/ovl.out")" = "from the image ovl $kver " ] &&
+	pass "the guest's container ran in the overlay: $(tr '\n' ' ' <"$T/ovl.out")" ||
+	fail "overlay rootfs output '$(cat "$T/ovl.out")' (want the image's file and $kver)"
+[ "$(cat "$T/ovl.upper/new" 2>&1)" = written-in-the-guest ] &&
+	pass "the guest's write landed in the host's upper dir" ||
+	fail "upper dir after the guest wrote: $(ls "$T/ovl.upper" 2>&1)"
+expect "Delete ovl" Delete '{"id":"ovl"}' '^OK'
+! grep -q "$STATE/share" /proc/mounts && [ ! -e "$STATE/share/ovl" ] &&
+	pass "Delete unmounted the overlay and removed its mount point" ||
+	fail "after Delete: $(grep "$STATE/share" /proc/mounts) $(ls "$STATE/share")"
+# The same id again works (nothing stale in the share or the guest's 9p view).
+make_overlay ovl2
+bundle ovl2 'cat /hello'
+expect "Create ovl (again, another image)" Create "{\"id\":\"ovl\",\"bundle\":\"$T/ovl2\",\"stdout\":\"$T/ovl2.out\",\"rootfs\":$OVERLAY}" '^OK'
+expect "Start ovl again" Start '{"id":"ovl"}' '^OK'
+expect "Wait ovl again" Wait '{"id":"ovl"}' '"exit_status":0'
+[ "$(cat "$T/ovl2.out")" = "from the image ovl2" ] && pass "the id reused: the new image's root" ||
+	fail "reused id output '$(cat "$T/ovl2.out")'"
+expect "Delete ovl again" Delete '{"id":"ovl"}' '^OK'
+# A mount the kernel refuses fails the Create and leaves nothing.
+expect "Create with a bad overlay" Create "{\"id\":\"bad\",\"bundle\":\"$T/ovl\",\"rootfs\":[{\"type\":\"overlay\",\"source\":\"overlay\",\"options\":[\"lowerdir=$T/nonexistent\"]}]}" '^INTERNAL.*root filesystem.*mount \[0\] \(overlay overlay\)'
+[ ! -e "$STATE/share/bad" ] && pass "the failed mount left no mount point" || fail "$STATE/share/bad left"
+expect "Create with a malformed rootfs" Create "{\"id\":\"bad\",\"bundle\":\"$T/ovl\",\"rootfs\":[{\"type\":\"overlay\",\"source\":\"overlay\",\"options\":[7]}]}" '^INVALID_ARGUMENT.*options\[0\]: expected a string'
+
 # A task that keeps running, for the fault below.
 bundle victim 'echo up; exec sleep 100000'
 expect "Create victim" Create "{\"id\":\"victim\",\"bundle\":\"$T/victim\",\"stdout\":\"$T/victim.out\"}" '^OK'
@@ -315,6 +362,11 @@ shutdown_shim ""
 # that signal). QEMU and vmshim-vsock can then only end by delete's own cleanup.
 vm_config g6 false
 boot g6
+make_overlay ovl6
+bundle ovl6 'exec sleep 100000'
+expect "Create ovl6 (overlay)" Create "{\"id\":\"ovl6\",\"bundle\":\"$T/ovl6\",\"rootfs\":$OVERLAY}" '^OK'
+expect "Start ovl6" Start '{"id":"ovl6"}' '^OK'
+MOUNTER=$(pgrep -P "$SHIM_PID" -x vmshim-mounter)
 QPID=$(cat "$STATE/qemu.pid")
 VPID=$(cat "$STATE/vsock.pid")
 kill -STOP "$SHIM_PID"
@@ -329,11 +381,32 @@ if dead "$QPID" "$VPID"; then
 else
 	fail "still running after delete: $(ps -o pid=,stat=,args= -p "$QPID" -p "$VPID" | tr '\n' ';')"
 fi
-[ ! -e "$STATE" ] && [ ! -e "$SOCK" ] && pass "delete removed the state directory and the socket" ||
-	fail "delete left $(ls -d "$STATE" "$SOCK" 2>/dev/null | tr '\n' ' ')"
+[ ! -e "$STATE" ] && [ ! -e "$SOCK" ] && ! grep -q "$STATE" /proc/mounts &&
+	pass "delete unmounted the share and removed the state directory and the socket" ||
+	fail "delete left $(ls -d "$STATE" "$SOCK" 2>/dev/null | tr '\n' ' ') $(grep "$STATE" /proc/mounts)"
 kill -0 "$SHIM_PID" 2>/dev/null || fail "the stopped shim $SHIM_PID was gone before it was killed"
 kill -KILL "$SHIM_PID"
-gone "$SHIM_PID" "$QPID" "$VPID" || fail "the shim or its children outlived SIGKILL"
+[ -n "$MOUNTER" ] && gone "$SHIM_PID" "$QPID" "$VPID" "$MOUNTER" &&
+	pass "the shim's SIGKILL ended its mounter ($MOUNTER) too" ||
+	fail "the shim or its children outlived SIGKILL (mounter '$MOUNTER')"
+
+# A shim SIGKILLed with a container's root mounted: its mounter unmounts it and exits.
+vm_config g7 false
+boot g7
+make_overlay ovl7
+bundle ovl7 'exec sleep 100000'
+expect "Create ovl7 (overlay)" Create "{\"id\":\"ovl7\",\"bundle\":\"$T/ovl7\",\"rootfs\":$OVERLAY}" '^OK'
+MOUNTER=$(pgrep -P "$SHIM_PID" -x vmshim-mounter)
+grep -q " $STATE/share/ovl7 " /proc/mounts || fail "ovl7 is not mounted in the share"
+kill -KILL "$SHIM_PID"
+if [ -n "$MOUNTER" ] && gone "$MOUNTER" "$(cat "$STATE/qemu.pid")" && ! grep -q " $STATE/share/ovl7 " /proc/mounts; then
+	pass "a SIGKILLed shim's mounter unmounted the share and exited"
+else
+	fail "after the shim's SIGKILL: mounter '$MOUNTER', mounts: $(grep "$STATE" /proc/mounts)"
+fi
+"$SHIM" -socket "$SOCK" delete >/dev/null 2>"$T/g7.delete.err"
+[ ! -e "$STATE" ] && pass "delete after a SIGKILLed shim removed its state directory" ||
+	fail "delete left $(find "$STATE" | head -5 | tr '\n' ' ') ($(cat "$T/g7.delete.err"))"
 
 # ---- boot failures ----
 VMQEMU=/bin/false vm_config g3 false

@@ -6,6 +6,7 @@ UNIT_TESTS = \
 	tests/unit/test_util \
 	tests/unit/test_frame \
 	tests/unit/test_ptimer \
+	tests/unit/test_mount_list \
 	tests/unit/test_msg \
 	tests/unit/test_msg_pb \
 	tests/unit/test_transport \
@@ -26,6 +27,9 @@ tests_unit_test_frame_LDADD = $(UNIT_LDADD)
 tests_unit_test_ptimer_SOURCES = tests/unit/test_ptimer.c
 tests_unit_test_ptimer_CFLAGS = $(UNIT_CFLAGS)
 tests_unit_test_ptimer_LDADD = $(UNIT_LDADD)
+tests_unit_test_mount_list_SOURCES = tests/unit/test_mount_list.c
+tests_unit_test_mount_list_CFLAGS = $(UNIT_CFLAGS)
+tests_unit_test_mount_list_LDADD = $(UNIT_LDADD)
 tests_unit_test_msg_SOURCES = tests/unit/test_msg.c
 tests_unit_test_msg_CFLAGS = $(UNIT_CFLAGS)
 tests_unit_test_msg_LDADD = $(UNIT_LDADD)

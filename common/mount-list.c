@@ -1,0 +1,148 @@
+/*
+ * mount-list.c: mount containerd's root filesystem list on a host directory (mount-list.h).
+ *
+ * Entries are mounted in order on the same target, as containerd's own mount helper does:
+ * the last one is what the container sees. A bind mount that asks for ro takes effect only
+ * on a remount, so it gets one. Undo unmounts with MNT_DETACH until nothing is left stacked
+ * on the target, so a process still holding a file cannot keep the mount busy, and then
+ * removes the directory; it never descends into the target.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <unistd.h>
+
+#include "msg.h"
+#include "mount-list.h"
+#include "util.h"
+
+/* mount(8) words that are flags, not filesystem data. */
+static const struct {
+	const char *word;
+	unsigned long set, clear;
+} mount_list_flags[] = {
+    {"ro", MS_RDONLY, 0},
+    {"rw", 0, MS_RDONLY},
+    {"bind", MS_BIND, 0},
+    {"rbind", MS_BIND | MS_REC, 0},
+    {"nosuid", MS_NOSUID, 0},
+    {"suid", 0, MS_NOSUID},
+    {"nodev", MS_NODEV, 0},
+    {"dev", 0, MS_NODEV},
+    {"noexec", MS_NOEXEC, 0},
+    {"exec", 0, MS_NOEXEC},
+    {"noatime", MS_NOATIME, 0},
+    {"relatime", MS_RELATIME, 0},
+    {"sync", MS_SYNCHRONOUS, 0},
+    {"async", 0, MS_SYNCHRONOUS},
+    {"defaults", 0, 0},
+};
+
+/* Split one entry's options into flags and the data string (data holds DATA_MAX bytes). */
+static int
+mount_list_options(
+    json_t *opts, const char *where, unsigned long *flags, char *data, struct status *st)
+{
+	size_t i, n = 0, k;
+	json_t *o;
+
+	*flags = 0;
+	data[0] = '\0';
+	json_array_foreach (opts, i, o) {
+		const char *w = json_string_value(o);
+		bool found = false;
+
+		if (w == NULL)
+			return status_set(st, ST_INVALID_ARGUMENT,
+			    "%s.options[%zu]: expected a string", where, i);
+		for (k = 0; k < ARRAY_SIZE(mount_list_flags); k++) {
+			if (strcmp(w, mount_list_flags[k].word) == 0) {
+				*flags =
+				    (*flags | mount_list_flags[k].set) & ~mount_list_flags[k].clear;
+				found = true;
+				break;
+			}
+		}
+		if (found)
+			continue;
+		if (n + strlen(w) + 2 > MOUNT_LIST_DATA_MAX)
+			return status_set(st, ST_INVALID_ARGUMENT,
+			    "%s.options: longer than %d bytes", where, MOUNT_LIST_DATA_MAX);
+		n += (size_t)snprintf(data + n, MOUNT_LIST_DATA_MAX - n, "%s%s", n ? "," : "", w);
+	}
+	return 0;
+}
+
+int
+mount_list_check(json_t *mounts, const char *where, struct status *st)
+{
+	char data[MOUNT_LIST_DATA_MAX];
+	unsigned long flags;
+	size_t i;
+	json_t *m;
+
+	if (!json_is_array(mounts))
+		return status_set(st, ST_INVALID_ARGUMENT, "%s: expected an array", where);
+	if (json_array_size(mounts) > MOUNT_LIST_MAX)
+		return status_set(
+		    st, ST_INVALID_ARGUMENT, "%s: more than %d mounts", where, MOUNT_LIST_MAX);
+	json_array_foreach (mounts, i, m) {
+		char at[96];
+		const char *type = NULL, *source = NULL;
+		json_t *opts = NULL;
+
+		snprintf(at, sizeof at, "%s[%zu]", where, i);
+		if (msg_get_string(m, at, "type", true, &type, st) < 0 ||
+		    msg_get_string(m, at, "source", true, &source, st) < 0 ||
+		    msg_get_array(m, at, "options", false, &opts, st) < 0 ||
+		    mount_list_options(opts, at, &flags, data, st) < 0)
+			return -1;
+		if (*type == '\0')
+			return status_set(
+			    st, ST_INVALID_ARGUMENT, "%s.type: must not be empty", at);
+	}
+	return 0;
+}
+
+int
+mount_list_undo(const char *target)
+{
+	while (umount2(target, MNT_DETACH) == 0)
+		; /* every mount stacked on it */
+	if (rmdir(target) < 0 && errno != ENOENT)
+		return -errno;
+	return 0;
+}
+
+int
+mount_list_apply(json_t *mounts, const char *target, struct status *st)
+{
+	char data[MOUNT_LIST_DATA_MAX];
+	unsigned long flags;
+	size_t i;
+	json_t *m;
+
+	if (mkdir_p(target, 0700) < 0)
+		return status_errno(st, ST_INTERNAL, errno, "mkdir %s", target);
+	json_array_foreach (mounts, i, m) {
+		const char *type = json_string_value(json_object_get(m, "type"));
+		const char *source = json_string_value(json_object_get(m, "source"));
+
+		mount_list_options(json_object_get(m, "options"), "", &flags, data, st);
+		if (strcmp(type, "bind") == 0 || strcmp(type, "rbind") == 0)
+			flags |= MS_BIND;
+		if (mount(source, target, type, flags & ~MS_RDONLY, data[0] ? data : NULL) < 0 ||
+		    ((flags & (MS_BIND | MS_RDONLY)) == (MS_BIND | MS_RDONLY) &&
+			mount(NULL, target, NULL, flags | MS_REMOUNT, NULL) < 0)) {
+			int err = errno;
+
+			mount_list_undo(target);
+			return status_errno(st, ST_INTERNAL, err, "mount [%zu] (%s %s) on %s", i,
+			    type, source, target);
+		}
+	}
+	return 0;
+}
