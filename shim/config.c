@@ -139,6 +139,7 @@ config_free(struct shim_config *cfg)
 	free(cfg->vm_kernel);
 	free(cfg->vm_initrd);
 	free(cfg->vm_accel);
+	free(cfg->vm_cgroup);
 	config_free_strlist(cfg->allowed_annotations, cfg->n_allowed_annotations);
 	memset(cfg, 0, sizeof *cfg);
 }
@@ -490,6 +491,7 @@ config_apply_bundle(struct shim_config *cfg, const char *bundle, struct status *
 {
 	cleanup_free char *path = NULL, *text = NULL;
 	cleanup_json json_t *root = NULL;
+	json_t *cg;
 	json_error_t jerr;
 	size_t len;
 	int r;
@@ -512,6 +514,12 @@ config_apply_bundle(struct shim_config *cfg, const char *bundle, struct status *
 		return 0;
 	if (config_apply_annotations(cfg, json_object_get(root, "annotations"), st) < 0)
 		return status_wrap(st, "bundle %s", path);
+	cg = json_object_get(json_object_get(root, "linux"), "cgroupsPath");
+	if (cg != NULL && !json_is_string(cg))
+		return status_set(st, ST_INVALID_ARGUMENT,
+		    "bundle %s: linux.cgroupsPath: expected a string", path);
+	free(cfg->vm_cgroup);
+	cfg->vm_cgroup = cg != NULL ? xstrdup(json_string_value(cg)) : NULL;
 	return 0;
 }
 

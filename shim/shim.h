@@ -74,6 +74,9 @@ struct shim_config {
 	bool seccomp;
 	enum log_level log_level;
 
+	/* From the first bundle (config_apply_bundle): its linux.cgroupsPath, or NULL. */
+	char *vm_cgroup;
+
 	/* Derived from vm_vsock and the ports by config_endpoints(). */
 	struct endpoint agent_ep;
 	struct endpoint stream_ep;
@@ -178,6 +181,25 @@ void vm_qemu_stop(void);
 /* `vmshim delete`: kill the QEMU and backend a dead shim left in state_dir. */
 void vm_qemu_cleanup(const char *state_dir);
 
+/* vm-cgroup.c */
+
+/*
+ * linux.cgroupsPath (a path, or systemd's SLICE:PREFIX:NAME) as a path relative to a cgroup
+ * hierarchy's root ("/a/b"); INVALID_ARGUMENT for "..", empty components or a malformed form.
+ */
+int vm_cgroup_resolve(const char *spec, char *out, size_t len, struct status *st);
+/*
+ * Main thread, before seccomp: create the cgroup spec names in each hierarchy (the unified
+ * one, or the v1 controllers; a no-op for NULL or "", or with none mounted), record them in
+ * STATE/cgroup and move pids[0..n) into them.
+ */
+int vm_cgroup_join(
+    const char *spec, const char *state_dir, const pid_t *pids, size_t n, struct status *st);
+/* After the VM's processes are reaped: remove the cgroup vm_cgroup_join made. */
+void vm_cgroup_leave(void);
+/* `vmshim delete`: remove the cgroup a dead shim's VM was in (STATE/cgroup). */
+void vm_cgroup_cleanup(const char *state_dir);
+
 /* vm-share.c */
 
 /* The 9p mount tag of the share, and where the guest's init mounts it. */
@@ -191,6 +213,8 @@ void vm_qemu_cleanup(const char *state_dir);
 int vm_share_start(const char *state_dir, struct status *st);
 /* STATE/share, or NULL when no share was started. */
 const char *vm_share_dir(void);
+/* The mounter's pid, or -1. */
+pid_t vm_share_pid(void);
 /* Is there a share (vm.launch "qemu")? */
 bool vm_share_active(void);
 /*

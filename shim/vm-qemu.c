@@ -15,6 +15,7 @@
  * per vm.hotplug_ports entry, a QMP server the shim owns (vm.qmp, else STATE/qmp.sock), -accel from
  * vm.accel, vm.cpus, vm.memory_mib, vm.kernel and vm.initrd (default: the installed guest image),
  *      the serial console in STATE/console.log and QEMU's own output in STATE/qemu.log;
+ *   2a. moves QEMU, the backend and the mounter into the pod's cgroup (vm-cgroup.c);
  *   3. then waits, within vm.boot_timeout_ms, until the agent answers a hybrid-vsock
  *      handshake on its control port through STATE/v.sock.
  * Both children ask for a signal when the shim dies (PR_SET_PDEATHSIG: SIGKILL for QEMU,
@@ -502,6 +503,8 @@ vm_qemu_start(struct shim_config *cfg, const char *state_dir, struct status *st)
 	if (vm_share_start(state_dir, st) < 0 ||
 	    vm_qemu_start_backend(state_dir, deadline, cfg->log_level >= LOG_DEBUG, st) < 0 ||
 	    vm_qemu_start_qemu(cfg, state_dir, st) < 0 ||
+	    vm_cgroup_join(cfg->vm_cgroup, state_dir, (pid_t[]){vq.qemu, vq.vsock, vm_share_pid()},
+		3, st) < 0 ||
 	    vm_qemu_wait_agent(cfg, t0, deadline, st) < 0) {
 		log_error("%s", st->msg);
 		vm_qemu_stop();
@@ -542,6 +545,7 @@ vm_qemu_stop(void)
 	/* With QEMU gone the backend exits by itself; SIGTERM covers one that did not. */
 	vm_qemu_kill(&vq.vsock, "vmshim-vsock");
 	vm_share_stop();
+	vm_cgroup_leave();
 	if (vq.dir != NULL)
 		nftw(vq.dir, vm_qemu_rm_cb, 16, FTW_DEPTH | FTW_PHYS | FTW_MOUNT);
 	free(vq.dir);
@@ -629,4 +633,5 @@ vm_qemu_cleanup(const char *state_dir)
 	vm_qemu_cleanup_one(state_dir, "qemu.pid", "QEMU");
 	vm_qemu_cleanup_one(state_dir, "vsock.pid", "vmshim-vsock");
 	vm_share_cleanup(state_dir);
+	vm_cgroup_cleanup(state_dir);
 }

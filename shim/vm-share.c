@@ -221,6 +221,12 @@ vm_share_dir(void)
 	return vs.dir;
 }
 
+pid_t
+vm_share_pid(void)
+{
+	return vs.pid;
+}
+
 bool
 vm_share_active(void)
 {

@@ -6,6 +6,7 @@
 CRI_ITESTS = \
 	tests/integration/cri_pod_runc.sh \
 	tests/integration/cri_pod_vmshim.sh \
+	tests/integration/cri_pod_qemu.sh \
 	tests/integration/cri_concurrent_runc.sh \
 	tests/integration/cri_concurrent_vmshim.sh \
 	tests/integration/cri_oom_runc.sh \

@@ -9,7 +9,9 @@
 #           containerd-shim-vmshim-v2 in $T/bin (first on its PATH), with the runtime option
 #           ConfigPath naming $T/vmshim.json; pod annotations io.vmshim.* are passed through;
 #   vmshim-alt  the same runtime with ConfigPath naming $T/vmshim-alt.json, which widens the
-#           annotation allow-list: two vmshim handlers side by side, each with its own file.
+#           annotation allow-list: two vmshim handlers side by side, each with its own file;
+#   vmshim-qemu  the same runtime with ConfigPath naming $T/vmshim-qemu.json: vm.launch "qemu",
+#           a TCG microVM per pod booted from the guest image cri_guest builds in $T/guest.
 # There is no registry: the pause image (cri_pause, a static program that waits for signals)
 # and a busybox-static image are written as OCI archives by cri_oci_image.py and imported with
 # `ctr -n k8s.io images import`; the plugin's sandbox_image is the local pause image.
@@ -78,7 +80,7 @@ cri_make_images() {
 	"$PY" "$OCI_IMAGE" -n "$PAUSE_IMAGE" -o "$T/images/pause.tar" -e /pause \
 		"$PAUSE_BIN=/pause" || die "cannot write the pause image"
 	set --
-	for a in sh cat echo sleep true false ls ps head grep env id kill yes dd wc sync; do
+	for a in sh cat echo sleep true false ls ps head grep env id kill yes dd wc sync uname; do
 		set -- "$@" "bin/$a@busybox"
 	done
 	"$PY" "$OCI_IMAGE" -n "$BUSYBOX_IMAGE" -o "$T/images/busybox.tar" -c sh \
@@ -94,6 +96,23 @@ cri_write_vmshim_config() {
 	fi
 	# The second handler's own file: it lets pods set io.vmshim.workers as well.
 	printf '{"log_level": "debug", "allowed_annotations": ["workers"]}\n' >"$T/vmshim-alt.json"
+	# The microVM handler's (used only once cri_guest has built $T/guest).
+	cat >"$T/vmshim-qemu.json" <<JSON
+{"log_level": "debug", "seccomp": true,
+ "vm": {"launch": "qemu", "accel": "tcg", "kernel": "$T/guest/vmlinux",
+        "initrd": "$T/guest/initramfs.cpio.gz", "boot_timeout_ms": 120000}}
+JSON
+}
+
+# Build the microVM guest image in $T/guest (skips when it cannot be had here).
+cri_guest() {
+	need_qemu_vsock
+	need_static_agent
+	"$top_srcdir/contrib/guest/build-guest" --out "$T/guest" --agent "$AGENT" \
+		>"$T/build-guest.log" 2>&1
+	rc=$?
+	[ $rc -eq 3 ] && skip "the guest kernel cannot be had: $(tail -n 1 "$T/build-guest.log")"
+	[ $rc -eq 0 ] || die "build-guest failed: $(tail -n 5 "$T/build-guest.log")"
 }
 
 cri_write_containerd_config() {
@@ -129,6 +148,11 @@ state = "$T/state"
       pod_annotations = ["io.vmshim.*"]
       [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.vmshim-alt.options]
         ConfigPath = "$T/vmshim-alt.json"
+    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.vmshim-qemu]
+      runtime_type = "io.containerd.vmshim.v2"
+      pod_annotations = ["io.vmshim.*"]
+      [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.vmshim-qemu.options]
+        ConfigPath = "$T/vmshim-qemu.json"
 TOML
 }
 

@@ -1,11 +1,13 @@
 # cri_pod.sh: one Kubernetes pod through containerd's CRI plugin, on the runtime handler
-# $CRI_HANDLER (sourced by cri_pod_runc.sh, the control, and cri_pod_vmshim.sh).
+# $CRI_HANDLER (sourced by cri_pod_runc.sh, the control, cri_pod_vmshim.sh, the local VM, and
+# cri_pod_qemu.sh, a TCG microVM per pod).
 #
 # A private containerd with the CRI plugin on (cri_lib.sh); the pod uses the node's network
 # namespace, so no CNI plugin is needed. The rows:
 #   - RunPodSandbox + 2 containers: the three tasks share one shim (the bundles' address files
 #     name one socket, served by one shim process, and every container process descends from
-#     it); on vmshim, one VM (one vmshim-agent, the shim's child) runs all three;
+#     it); on vmshim, one VM (one vmshim-agent, the shim's child) runs all three; on
+#     vmshim-qemu, one QEMU (the shim's child) and every container sees the guest's kernel;
 #   - ExecSync in each container: its stdout, stderr and exit code;
 #   - a container's stdout and stderr in its CRI log file, in CRI log format;
 #   - ContainerStatus of a container that exits 3: EXITED, exit code 3;
@@ -18,7 +20,7 @@
 #   - StopPodSandbox + RemovePodSandbox: no shim, agent or container process, socket, state
 #     directory, mount or container cgroup is left.
 
-H=${CRI_HANDLER:?CRI_HANDLER must be runc or vmshim}
+H=${CRI_HANDLER:?CRI_HANDLER must be runc, vmshim or vmshim-qemu}
 # shellcheck source=lib.sh
 . "$(dirname "$0")/lib.sh"
 # shellcheck source=cri_lib.sh
@@ -28,11 +30,13 @@ cri_need
 case $H in
 runc) SHIM_EXE=$(readlink -f "$(command -v containerd-shim-runc-v2)") ||
 	skip "containerd-shim-runc-v2 is not installed" ;;
-vmshim) SHIM_EXE=$(readlink -f "$SHIM") ;;
+vmshim | vmshim-qemu) SHIM_EXE=$(readlink -f "$SHIM") ;;
 *) die "unknown handler $H" ;;
 esac
 AGENT_EXE=$(readlink -f "$AGENT")
+[ "$H" = vmshim-qemu ] && need_qemu_vsock && need_static_agent
 cri_setup
+[ "$H" = vmshim-qemu ] && cri_guest
 
 exe_of() {
 	readlink -f "/proc/$1/exe" 2>/dev/null
@@ -70,7 +74,10 @@ else
 	fail "[$H] address files differ: '$addr_s' '$addr_1' '$addr_2'"
 fi
 SHIM_PID=$(socket_pid "$sock")
-shims=$(procs_of "$SHIM_EXE" | tr '\n' ' ')
+# The microVM's mounter is a fork of the shim (same binary), named vmshim-mounter.
+shims=$(for p in $(procs_of "$SHIM_EXE"); do
+	[ "$(cat "/proc/$p/comm" 2>/dev/null)" = vmshim-mounter ] || echo "$p"
+done | tr '\n' ' ')
 if [ -n "$SHIM_PID" ] && [ "$(exe_of "$SHIM_PID")" = "$SHIM_EXE" ] && [ "$shims" = "$SHIM_PID " ]; then
 	pass "[$H] one shim process ($SHIM_PID) serves $sock"
 else
@@ -92,15 +99,41 @@ if [ "$H" = vmshim ]; then
 		cri_ps
 	fi
 fi
-ok=1
-for p in "$P0" "$P1" "$P2"; do
-	[ -n "$p" ] && [ "$p" != 0 ] && is_descendant "$p" "$TOP" || ok=0
-done
-if [ $ok = 1 ]; then
-	pass "[$H] the sandbox and both containers ($P0 $P1 $P2) run under $TOP"
+if [ "$H" = vmshim-qemu ]; then
+	QEMU_EXE=$(readlink -f "$(command -v "$QEMU_BIN")")
+	qemus=$(procs_of "$QEMU_EXE" | tr '\n' ' ')
+	set -- $qemus
+	if [ $# -eq 1 ] && [ "$(awk '/^PPid:/ {print $2}' "/proc/$1/status")" = "$SHIM_PID" ]; then
+		pass "[$H] one VM: one QEMU ($1), the shim's child"
+		TOP=$1
+	else
+		fail "[$H] QEMU processes: '$qemus' (want one, child of the shim $SHIM_PID)"
+		cri_ps
+	fi
+	# The pids are the guest's; what shows they run there is the kernel they see.
+	kver=$(cat "$T/guest/kernel-version")
+	for nc in "sandbox $S" "c1 $C1" "c2 $C2"; do
+		set -- $nc
+		[ "$1" = sandbox ] && continue # the pause image has no shell
+		out=$(cri ExecSync "{\"container_id\":\"$2\",\"cmd\":[\"uname\",\"-r\"],\"timeout\":60}")
+		[ "$(echo "$out" | jget stdout)" = "$kver" ] && [ "$kver" != "$(uname -r)" ] &&
+			pass "[$H] $1 runs in the guest: uname -r says $kver (the host runs $(uname -r))" ||
+			fail "[$H] uname -r in $1: $out (guest $kver, host $(uname -r))"
+	done
+	[ -n "$P0" ] && [ "$P0" != 0 ] && [ -n "$P1" ] && [ "$P1" != 0 ] && [ -n "$P2" ] && [ "$P2" != 0 ] &&
+		pass "[$H] the sandbox and both containers have pids in the guest: $P0 $P1 $P2" ||
+		fail "[$H] container pids '$P0' '$P1' '$P2'"
 else
-	fail "[$H] container pids '$P0' '$P1' '$P2' do not all descend from $TOP"
-	cri_ps
+	ok=1
+	for p in "$P0" "$P1" "$P2"; do
+		[ -n "$p" ] && [ "$p" != 0 ] && is_descendant "$p" "$TOP" || ok=0
+	done
+	if [ $ok = 1 ]; then
+		pass "[$H] the sandbox and both containers ($P0 $P1 $P2) run under $TOP"
+	else
+		fail "[$H] container pids '$P0' '$P1' '$P2' do not all descend from $TOP"
+		cri_ps
+	fi
 fi
 
 # --- ExecSync in each container ---
@@ -224,7 +257,11 @@ if [ "$H" = vmshim ]; then
 fi
 
 # --- StopPodSandbox + RemovePodSandbox leave nothing ---
-pids="$SHIM_PID $P0 $P1 $P2 ${TOP#"$SHIM_PID"}"
+if [ "$H" = vmshim-qemu ]; then
+	pids="$SHIM_PID $TOP $(pgrep -P "$SHIM_PID" | tr '\n' ' ')" # QEMU, vmshim-vsock, the mounter
+else
+	pids="$SHIM_PID $P0 $P1 $P2 ${TOP#"$SHIM_PID"}"
+fi
 dirs="$(bundle_dir "$S") $(bundle_dir "$C1") $(bundle_dir "$C2") $(bundle_dir "$C3")"
 for id in "$S" "$C1" "$C2" "$C3"; do
 	dirs="$dirs /run/containerd/runc/$CRI_NS/$id /run/vmshim/$CRI_NS/$id"
