@@ -38,11 +38,18 @@ static const struct {
     {"relatime", MS_RELATIME, 0},
     {"sync", MS_SYNCHRONOUS, 0},
     {"async", 0, MS_SYNCHRONOUS},
+    {"strictatime", MS_STRICTATIME, 0},
     {"defaults", 0, 0},
+    /* Propagation words are accepted and not applied: the mount keeps its parent's. */
+    {"private", 0, 0},
+    {"rprivate", 0, 0},
+    {"slave", 0, 0},
+    {"rslave", 0, 0},
+    {"shared", 0, 0},
+    {"rshared", 0, 0},
 };
 
-/* Split one entry's options into flags and the data string (data holds DATA_MAX bytes). */
-static int
+int
 mount_list_options(
     json_t *opts, const char *where, unsigned long *flags, char *data, struct status *st)
 {

@@ -20,6 +20,12 @@
 #define MOUNT_LIST_MAX	    16
 #define MOUNT_LIST_DATA_MAX 8192
 
+/*
+ * Split a mount's options (a JSON array of strings, or NULL) into mount flags and the data
+ * string; data holds MOUNT_LIST_DATA_MAX bytes. INVALID_ARGUMENT naming where.options[i].
+ */
+int mount_list_options(
+    json_t *opts, const char *where, unsigned long *flags, char *data, struct status *st);
 /* INVALID_ARGUMENT naming where[i].field when mounts is not a well-formed list. */
 int mount_list_check(json_t *mounts, const char *where, struct status *st);
 /*

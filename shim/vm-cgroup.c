@@ -140,8 +140,8 @@ vm_cgroup_resolve(const char *spec, char *out, size_t len, struct status *st)
 	if (spec[0] == '/') {
 		for (p = spec + 1; *p != '\0'; p = *slash ? slash + 1 : slash) {
 			slash = strchrnul(p, '/');
-			if (slash == p && *slash == '\0')
-				break; /* a trailing '/' */
+			if (slash == p)
+				continue; /* "//" or a trailing '/' */
 			if (vm_cgroup_append(rel, p, (size_t)(slash - p), st) < 0)
 				return -1;
 		}

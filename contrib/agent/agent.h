@@ -167,7 +167,10 @@ struct container {
 	char *rootfs;	      /* CreateContainer's rootfs_mount ("" when none) */
 	char *rootfs_mounted; /* local VM: where rootfs_mounts are mounted (rootfs.c), or NULL */
 	char *oom_file;	      /* its cgroup's OOM-kill counter (stats_oom_file), or NULL */
-	uint64_t oom_kills;   /* that count when last looked at */
+	char *cgroup;	      /* real guest: its own cgroup (guest-env.c), or NULL */
+	char **env_mounts;    /* real guest: what guest-env.c mounted in its root, in order */
+	size_t n_env_mounts;
+	uint64_t oom_kills; /* that count when last looked at */
 	struct proc *init;
 	struct proc_list procs; /* init first */
 	void *runner_data;
@@ -217,6 +220,20 @@ void container_ref(struct container *c);
 void container_unref(struct container *c);
 /* Remove from the table (deleting its processes); the last ref frees it. */
 void container_remove(struct container *c);
+
+/* ---- guest-env.c ---- */
+
+/*
+ * Real guest, before the init is forked: give c a cgroup of its own (spec.linux.resources
+ * applied) and the spec's kernel filesystems in its root. On failure nothing is left.
+ */
+int guest_env_setup(struct container *c, json_t *spec, struct status *st);
+/* Move a freshly forked process of c into c's cgroup (nothing without one). */
+void guest_env_join(struct container *c, pid_t pid);
+/* Apply OCI linux resources to c's cgroup; FAILED_PRECONDITION without one. */
+int guest_env_update(struct container *c, json_t *resources, struct status *st);
+/* Unmount what setup mounted, kill what is left in the cgroup and remove it. */
+void guest_env_teardown(struct container *c);
 
 /* ---- rootfs.c ---- */
 

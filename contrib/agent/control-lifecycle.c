@@ -121,11 +121,12 @@ control_create_done(const struct status *st, json_t *result, void *arg)
 	log_info_id(
 	    k->c->id, NULL, "created, init pid %d", k->c->init != NULL ? (int)k->c->init->pid : 0);
 	/*
-	 * The oci runner gives the container a cgroup of its own: watch its OOM-kill count.
-	 * (The process runner's processes share the agent's cgroup, whose count is not theirs.)
+	 * The oci runner, and the process runner in a real guest, give the container a cgroup of
+	 * its own: watch its OOM-kill count. (Elsewhere the process runner's processes share the
+	 * agent's cgroup, whose count is not theirs.)
 	 */
-	if (agent.runner == &runner_oci_ops && k->c->init != NULL && k->c->init->pid > 0 &&
-	    (k->c->oom_file = stats_oom_file(k->c->init->pid)) != NULL)
+	if ((agent.runner == &runner_oci_ops || k->c->cgroup != NULL) && k->c->init != NULL &&
+	    k->c->init->pid > 0 && (k->c->oom_file = stats_oom_file(k->c->init->pid)) != NULL)
 		k->c->oom_kills = stats_oom_count(k->c->oom_file);
 	res = json_pack("{s:i}", "pid", k->c->init != NULL ? (int)k->c->init->pid : 0);
 	control_call_done(k, st, res);

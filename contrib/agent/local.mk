@@ -19,6 +19,7 @@ contrib_agent_vmshim_agent_SOURCES = \
 	contrib/agent/proc-reap.c \
 	contrib/agent/proc-stdio.c \
 	contrib/agent/rootfs.c \
+	contrib/agent/guest-env.c \
 	contrib/agent/stats.c \
 	contrib/agent/disk.c contrib/agent/disk.h \
 	contrib/agent/runner.c \

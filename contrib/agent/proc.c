@@ -84,6 +84,7 @@ container_unref(struct container *c)
 		return;
 	if (agent.runner->free_container != NULL)
 		agent.runner->free_container(c);
+	guest_env_teardown(c);
 	rootfs_unmount(c);
 	free(c->id);
 	free(c->bundle);

@@ -216,6 +216,7 @@ rp_fork(struct proc *p, struct status *st)
 	r->status_fd = status[0];
 	proc_close_child_fds(p);
 	proc_set_pid(p, pid);
+	guest_env_join(p->c, pid); /* before the start byte lets it exec */
 	log_debug_id(p->c->id, p->exec_id, "forked pid %d (%s)", (int)pid, r->argv[0]);
 	return 0;
 }
@@ -248,7 +249,8 @@ rp_create(struct container *c, json_t *spec, runner_cb done, void *arg)
 	struct proc *p = c->init;
 	struct status st;
 
-	if (rp_prepare(p, &st) < 0 || rp_fork(p, &st) < 0) {
+	if (rp_prepare(p, &st) < 0 || (!agent.local_vm && guest_env_setup(c, spec, &st) < 0) ||
+	    rp_fork(p, &st) < 0) {
 		done(&st, NULL, arg);
 		return;
 	}
@@ -356,8 +358,16 @@ rp_pause(struct container *c, bool pause, runner_cb done, void *arg)
 static void
 rp_update(struct container *c, json_t *resources, runner_cb done, void *arg)
 {
-	log_info_id(c->id, NULL, "process runner: resource update ignored (no cgroup)");
-	runner_ok(done, arg, NULL);
+	struct status st;
+
+	if (c->cgroup == NULL) {
+		log_info_id(c->id, NULL, "process runner: resource update ignored (no cgroup)");
+		runner_ok(done, arg, NULL);
+	} else if (guest_env_update(c, resources, &st) < 0) {
+		done(&st, NULL, arg);
+	} else {
+		runner_ok(done, arg, NULL);
+	}
 }
 
 /* The pids of the container's live processes. */

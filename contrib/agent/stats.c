@@ -3,7 +3,8 @@
  *
  * With the oci runner the init process sits in the container's own cgroup (read from
  * /proc/PID/cgroup, v2 unified or v1 per controller), and the cgroup's counters cover every
- * process of the container. The process runner shares the agent's cgroup, so it reads
+ * process of the container; so does the process runner's in a real guest (guest-env.c).
+ * Elsewhere the process runner shares the agent's cgroup, so it reads
  * /proc/PID of each live process instead: utime+stime -> usage_usec, VmRSS -> usage_bytes,
  * the thread count -> pids. Runs on the loop thread; these are small reads of pseudo-files
  * that never block. Owns nothing.
@@ -178,7 +179,8 @@ stats_collect(struct container *c)
 	struct stats s = {0};
 	struct proc *p;
 
-	if (!(agent.runner == &runner_oci_ops && stats_from_cgroup(c->init->pid, &s))) {
+	if (!((agent.runner == &runner_oci_ops || c->cgroup != NULL) &&
+		stats_from_cgroup(c->init->pid, &s))) {
 		memset(&s, 0, sizeof s);
 		TAILQ_FOREACH (p, &c->procs, entry) {
 			if (proc_is_live(p))

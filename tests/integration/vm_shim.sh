@@ -22,6 +22,9 @@
 #       in the share, reached over virtio-9p, the container reads the image and its write lands
 #       in the upper dir; Delete unmounts; the id reused; a refused and a malformed mount fail
 #       Create and leave nothing
+#     a guest container's environment: /proc, a /dev tmpfs with its nodes, /sys, its own
+#       cgroup bound read-only on /sys/fs/cgroup with the spec's memory limit; an image whose
+#       /proc is a symlink out of the root is refused
 #   guest 3: `vmshim delete` with the shim stopped (SIGSTOP) and its pid file gone: delete
 #     kills QEMU and vmshim-vsock by their pid files, unmounts the share, removes the state
 #     directory and prints the DeleteResponse; the shim's SIGKILL then ends its mounter
@@ -101,6 +104,16 @@ expect() {
 	else
 		fail "$1: got '$out', want /$4/"
 	fi
+}
+
+# run_ctr ID CREATE-PAYLOAD WANT WHAT: Create, Start and Wait (exit 0) for ID, then its
+# stdout ($T/ID.out, newlines as spaces) must be WANT.
+run_ctr() {
+	expect "Create $1" Create "$2" '^OK'
+	expect "Start $1" Start "{\"id\":\"$1\"}" '^OK'
+	expect "Wait $1" Wait "{\"id\":\"$1\"}" '"exit_status":0'
+	got=$(tr '\n' ' ' <"$T/$1.out")
+	[ "$got" = "$3" ] && pass "$4: $got" || fail "$4: '$got', want '$3'"
 }
 
 # bundle NAME SCRIPT [terminal]: the process is `sh -c SCRIPT`.
@@ -231,12 +244,8 @@ expect "Delete run" Delete '{"id":"run"}' '^OK'
 
 # Block rootfs, hot-added into the running guest; the container runs chrooted in it.
 bundle blk 'cat /hello; test ! -e /sbin/vmshim-agent && echo chrooted'
-expect "Create with a block rootfs" Create "{\"id\":\"blk\",\"bundle\":\"$T/blk\",\"stdout\":\"$T/blk.out\",\"rootfs\":[{\"type\":\"block\",\"source\":\"$T/d0.img\",\"options\":[\"fstype=ext4\"]}]}" '^OK'
-expect "Start blk" Start '{"id":"blk"}' '^OK'
-expect "Wait blk" Wait '{"id":"blk"}' '"exit_status":0'
-[ "$(tr '\n' ' ' <"$T/blk.out")" = "from disk d0 chrooted " ] &&
-	pass "the container read its hot-added, mounted root: $(tr '\n' ' ' <"$T/blk.out")" ||
-	fail "block rootfs output '$(cat "$T/blk.out")'"
+run_ctr blk "{\"id\":\"blk\",\"bundle\":\"$T/blk\",\"stdout\":\"$T/blk.out\",\"rootfs\":[{\"type\":\"block\",\"source\":\"$T/d0.img\",\"options\":[\"fstype=ext4\"]}]}" \
+	"from disk d0 chrooted " "a block rootfs: the container read its hot-added, mounted root"
 expect "Delete blk (unplug)" Delete '{"id":"blk"}' '^OK'
 grep -q '"removed [^"]* from rp[0-9]".*"id":"blk"' "$T/g1.log" &&
 	! grep -q 'disk stays in the VM' "$T/g1.log" &&
@@ -249,7 +258,7 @@ grep -q '"removed [^"]* from rp[0-9]".*"id":"blk"' "$T/g1.log" &&
 make_overlay() {
 	mkdir -p "$T/$1.lower/bin" "$T/$1.upper" "$T/$1.work"
 	cp "$BUSYBOX" "$T/$1.lower/bin/busybox"
-	for a in sh cat echo uname; do ln -sf busybox "$T/$1.lower/bin/$a"; done
+	for a in sh cat echo uname grep; do ln -sf busybox "$T/$1.lower/bin/$a"; done
 	echo "from the image $1" >"$T/$1.lower/hello"
 	OVERLAY="[{\"type\":\"overlay\",\"source\":\"overlay\",\"options\":[\"lowerdir=$T/$1.lower\",\"upperdir=$T/$1.upper\",\"workdir=$T/$1.work\"]}]"
 }
@@ -284,6 +293,38 @@ expect "Delete ovl again" Delete '{"id":"ovl"}' '^OK'
 expect "Create with a bad overlay" Create "{\"id\":\"bad\",\"bundle\":\"$T/ovl\",\"rootfs\":[{\"type\":\"overlay\",\"source\":\"overlay\",\"options\":[\"lowerdir=$T/nonexistent\"]}]}" '^INTERNAL.*root filesystem.*mount \[0\] \(overlay overlay\)'
 [ ! -e "$STATE/share/bad" ] && pass "the failed mount left no mount point" || fail "$STATE/share/bad left"
 expect "Create with a malformed rootfs" Create "{\"id\":\"bad\",\"bundle\":\"$T/ovl\",\"rootfs\":[{\"type\":\"overlay\",\"source\":\"overlay\",\"options\":[7]}]}" '^INVALID_ARGUMENT.*options\[0\]: expected a string'
+
+# A guest container's environment: the spec's kernel filesystems in its root and a cgroup of
+# its own with the spec's memory limit, seen from inside.
+bundle_env() {
+	mkdir -p "$T/$1"
+	cat >"$T/$1/config.json" <<JSON
+{"ociVersion": "1.0.2",
+ "process": {"args": ["sh", "-c", "$2"], "env": ["PATH=/bin"], "cwd": "/", "user": {"uid": 0, "gid": 0}},
+ "root": {"path": "rootfs"},
+ "mounts": [{"destination": "/proc", "type": "proc", "source": "proc", "options": ["nosuid", "noexec", "nodev"]},
+            {"destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]},
+            {"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": ["nosuid", "noexec", "nodev", "ro"]},
+            {"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup", "options": ["nosuid", "noexec", "nodev", "relatime", "ro"]},
+            {"destination": "/etc/hosts", "type": "bind", "source": "/nonexistent/on/the/host", "options": ["rbind", "rprivate", "rw"]}],
+ "linux": {"resources": {"memory": {"limit": 33554432}}}}
+JSON
+}
+make_overlay env
+bundle_env env 'cat /sys/fs/cgroup/memory.max; echo x >/dev/null && echo devnull-ok; grep -q ^Name: /proc/self/status && echo proc-ok; grep -q /vmshim/env /proc/self/cgroup && echo cgroup-ok; echo y >/sys/fs/cgroup/memory.max 2>/dev/null || echo cgroup-ro'
+run_ctr env "{\"id\":\"env\",\"bundle\":\"$T/env\",\"stdout\":\"$T/env.out\",\"rootfs\":$OVERLAY}" \
+	"33554432 devnull-ok proc-ok cgroup-ok cgroup-ro " \
+	"spec mounts and a memory limit: the container's /proc, /dev, its cgroup and its limit"
+expect "Delete env" Delete '{"id":"env"}' '^OK'
+! grep -q "$STATE/share" /proc/mounts && pass "Delete env: nothing mounted in the share" ||
+	fail "after Delete env: $(grep "$STATE/share" /proc/mounts)"
+# An image whose /proc is a symlink out of its root: the mount is refused, nothing is left.
+make_overlay evil
+ln -s /etc "$T/evil.lower/proc"
+bundle_env evil 'echo should-not-run'
+expect "Create with /proc a symlink in the image" Create "{\"id\":\"evil\",\"bundle\":\"$T/evil\",\"rootfs\":$OVERLAY}" '^INVALID_ARGUMENT.*mount destination /proc in the root'
+[ ! -e "$STATE/share/evil" ] && pass "the refused Create left nothing in the share" ||
+	fail "$STATE/share/evil left"
 
 # A task that keeps running, for the fault below.
 bundle victim 'echo up; exec sleep 100000'
