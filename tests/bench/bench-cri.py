@@ -1,13 +1,15 @@
 #!/usr/bin/python3
 # bench-cri.py: the measuring half of `make bench-cri` (bench-cri.sh starts the containerd).
 #
-#   bench-cri.py SOCKET TESTDIR HANDLER:SHIM-EXE[:AGENT-EXE]... 
+#   bench-cri.py SOCKET TESTDIR HANDLER:SHIM-EXE[:VM-EXE...]...
 #
-# For each handler, in the order given, N pods (BENCH_PODS, default 10) one after the other:
-# RunPodSandbox + CreateContainer + StartContainer timed in this process (so the client's own
-# start-up is not counted), then, with all N pods running, the memory of the processes that
-# serve them (the shims, and the agents on vmshim: RSS and PSS from /proc), then every pod is
-# stopped and removed. Prints figures; asserts nothing.
+# For each handler, in the order given, N pods (BENCH_PODS, default 10; BENCH_QEMU_PODS,
+# default 3, for the microVM handler vmshim-qemu, whose TCG guests are slow to boot and each
+# hold their memory) one after the other: RunPodSandbox + CreateContainer + StartContainer
+# timed in this process (so the client's own start-up is not counted), then, with all N pods
+# running, the memory of the processes that serve them (the shims; and the VM: the agent of
+# the local VM, or QEMU, vmshim-vsock and the shim's mounter of a microVM: RSS and PSS from
+# /proc), then every pod is stopped and removed. Prints figures; asserts nothing.
 import os
 import statistics
 import sys
@@ -43,6 +45,14 @@ def exe(pid):
         return ""
 
 
+def comm(pid):
+    try:
+        with open("/proc/%d/comm" % pid) as f:
+            return f.read().strip()
+    except OSError:
+        return ""
+
+
 def mem_kb(pid):
     """(RSS, PSS) in kB."""
     rss = pss = 0
@@ -58,6 +68,14 @@ def mem_kb(pid):
     return rss, pss
 
 
+def children(pid):
+    try:
+        with open("/proc/%d/task/%d/children" % (pid, pid)) as f:
+            return [int(c) for c in f.read().split()]
+    except OSError:
+        return []
+
+
 def pod_config(testdir, name):
     logdir = os.path.join(testdir, "logs", name)
     os.makedirs(logdir, exist_ok=True)
@@ -69,11 +87,12 @@ def pod_config(testdir, name):
     }
 
 
-def bench(client, testdir, handler, shim_exe, agent_exe):
+def bench(client, testdir, handler, shim_exe, vm_exes):
+    n = int(os.environ.get("BENCH_QEMU_PODS", "3")) if handler == "vmshim-qemu" else N
     times = []
     pods = []
     try:
-        for i in range(N):
+        for i in range(n):
             cfg = pod_config(testdir, "%s-%d" % (handler, i))
             t0 = time.monotonic()
             sid = client.call("RunPodSandbox", {"config": cfg, "runtime_handler": handler})[
@@ -88,10 +107,12 @@ def bench(client, testdir, handler, shim_exe, agent_exe):
             client.call("StartContainer", {"container_id": cid})
             times.append(time.monotonic() - t0)
         procs = list(ours(testdir))
-        shims = [p for p in procs if exe(p) == shim_exe]
-        agents = [p for p in procs if agent_exe and exe(p) == agent_exe]
+        procs += [c for p in procs for c in children(p) if c not in procs]
+        # The microVM's mounter is a fork of the shim: it counts with the VM.
+        shims = [p for p in procs if exe(p) == shim_exe and comm(p) != "vmshim-mounter"]
+        vms = [p for p in procs if exe(p) in vm_exes or comm(p) == "vmshim-mounter"]
         shim_mem = [mem_kb(p) for p in shims]
-        agent_mem = [mem_kb(p) for p in agents]
+        vm_mem = [mem_kb(p) for p in vms]
     except client.grpc.RpcError as e:
         print("%-7s failed after %d pods: %s %s" % (handler, len(pods), e.code().name, e.details()))
         return None
@@ -104,16 +125,16 @@ def bench(client, testdir, handler, shim_exe, agent_exe):
                 print("%-7s cleanup of %s: %s" % (handler, sid[:12], e.details()))
 
     def per_pod(mem):
-        return (sum(m[0] for m in mem) / N, sum(m[1] for m in mem) / N)
+        return (sum(m[0] for m in mem) / n, sum(m[1] for m in mem) / n)
 
     med = statistics.median(times) * 1000
     srss, spss = per_pod(shim_mem)
-    line = ("%-7s RunPodSandbox+CreateContainer+StartContainer median %7.1f ms (min %.1f, max "
-            "%.1f) | per pod: shim RSS %6.0f kB PSS %6.0f kB (%d shim process(es))"
-            % (handler, med, min(times) * 1000, max(times) * 1000, srss, spss, len(shims)))
-    if agent_exe:
-        arss, apss = per_pod(agent_mem)
-        line += " | agent RSS %6.0f kB PSS %6.0f kB (%d)" % (arss, apss, len(agents))
+    line = ("%-11s %2d pods: RunPodSandbox+CreateContainer+StartContainer median %7.1f ms "
+            "(min %.1f, max %.1f) | per pod: shim RSS %6.0f kB PSS %6.0f kB (%d shim process(es))"
+            % (handler, n, med, min(times) * 1000, max(times) * 1000, srss, spss, len(shims)))
+    if vm_exes:
+        vrss, vpss = per_pod(vm_mem)
+        line += " | VM RSS %7.0f kB PSS %7.0f kB (%d process(es))" % (vrss, vpss, len(vms))
     print(line)
     return med, spss
 
@@ -125,8 +146,8 @@ def main(argv):
     for spec in argv[2:]:
         parts = spec.split(":")
         handler, shim_exe = parts[0], os.path.realpath(parts[1])
-        agent_exe = os.path.realpath(parts[2]) if len(parts) > 2 else ""
-        results[handler] = bench(client, testdir, handler, shim_exe, agent_exe)
+        vm_exes = [os.path.realpath(p) for p in parts[2:]]
+        results[handler] = bench(client, testdir, handler, shim_exe, vm_exes)
     if results.get("runc") and results.get("vmshim"):
         (rt, rp), (vt, vp) = results["runc"], results["vmshim"]
         print("ratio vmshim/runc: start-up time %.2f, shim PSS per pod %.2f" % (vt / rt, vp / rp))
