@@ -24,8 +24,11 @@
  *    until it is through, and an EOF or CloseIO first reads it into the buffer). Small amounts
  *    take the copy path above; a small stdin read from a writer still attached rests the FIFO
  *    for a batching window (IO_HOST_RESTING), timed by a timerfd (ptimer.h: libevent's own
- *    timers run 1-4 ms late, long enough for a writer to fill the FIFO and stall). Splice
- *    refused: copies for good.
+ *    timers run 1-4 ms late, long enough for a writer to fill the FIFO and stall), unless the
+ *    frame before it found the FIFO at least half full (bulk: a fast writer's tail, for which
+ *    a window only idles the chain). While copied bytes wait in the buffer for the socket, the
+ *    FIFO is not read, so the next frame is spliced rather than copied. Splice refused: copies
+ *    for good.
  *  - Backpressure: a source is read only while one more read fits under IO_STREAM_BUFFER_MAX
  *    (io.h), so each stream holds at most that much; a full sink leaves the source unread and
  *    the kernel's buffers push back on the writer at the far end.
@@ -118,6 +121,11 @@
  */
 #define IO_BATCH_MIN (16u * 1024)
 #define IO_BATCH_US  500
+/*
+ * A FIFO found holding this much (half of IO_PIPE_SIZE) has a writer that outruns us, not a
+ * slow one: the small read that may follow its frame starts no batching window.
+ */
+#define IO_BULK_MIN (512u * 1024)
 /* Stdin waiting in the FIFO up to this much is copied (one read, one send); more is spliced. */
 #define IO_SPLICE_MIN_IN (16u * 1024)
 /* A spliced stdin frame: its payload can always be taken back into the buffer (bound). */
@@ -174,6 +182,7 @@ struct io_stream {
 	bool splice;	   /* FIFO payloads are spliced to/from the socket (else copied) */
 	uint32_t tx_left;  /* stdin: payload of the frame on the wire still in the FIFO */
 	bool gfull; /* stdin: a frame could not start (socket full): FIFO unread till it drains */
+	bool bulk;  /* stdin: the last frame found IO_BULK_MIN waiting: do not batch its tail */
 	size_t gread_want; /* next guest read: a whole chunk, or only a header after a splice */
 };
 
@@ -434,6 +443,17 @@ io_streams_check_output(struct io_streams *s)
 	event_add(s->ev_done, &now);
 }
 
+/*
+ * Stdin, spliced: bytes of ours still wait for the socket. The FIFO is then left unread until
+ * they are through, so that its next frame is spliced; reading it meanwhile would copy the
+ * rest of a big transfer into the buffer, 64 KiB per read, for as long as the socket stays full.
+ */
+static bool
+io_stream_stdin_queued(const struct io_stream *st)
+{
+	return st->splice && evbuffer_get_length(st->buf) > 0;
+}
+
 /* Derive closes, the half-closed timer and which events are wanted from a stream's state. */
 static void
 io_stream_update(struct io_stream *st)
@@ -480,7 +500,8 @@ io_stream_update(struct io_stream *st)
 	if (st->host != IO_HOST_CLOSED) {
 		if (st->kind == IO_STDIN) {
 			if (io_stream_room(st) >= STREAM_LEN_SIZE + IO_READ_CHUNK &&
-			    st->tx_left == 0 && !st->gfull && st->host != IO_HOST_RESTING)
+			    st->tx_left == 0 && !st->gfull && st->host != IO_HOST_RESTING &&
+			    !io_stream_stdin_queued(st))
 				event_add(st->ev_hread, NULL);
 			else
 				io_event_del(st->ev_hread);
@@ -761,6 +782,7 @@ io_stream_splice_input(struct io_stream *st)
 	if (n < 0)
 		return false;
 	st->tx_left = (uint32_t)want;
+	st->bulk = (size_t)avail >= IO_BULK_MIN;
 	if ((size_t)n < sizeof hdr) {
 		/* Rare: part of the header went; the frame finishes through the buffer. */
 		evbuffer_add(st->buf, hdr + n, sizeof hdr - (size_t)n);
@@ -803,6 +825,15 @@ io_stream_batch_start(struct io_stream *st)
 {
 	struct pollfd pfd = {.fd = st->hfd, .events = POLLIN};
 
+	if (st->bulk) {
+		/*
+		 * What a fast writer added while its big frame was spliced: waiting would only
+		 * idle the chain (the writer was blocked on the full FIFO, not slow). The next
+		 * small read, if any, starts a window.
+		 */
+		st->bulk = false;
+		return;
+	}
 	if (st->owner->batch_us == 0 || poll(&pfd, 1, 0) < 0 ||
 	    (pfd.revents & (POLLHUP | POLLERR)) != 0)
 		return;
@@ -841,6 +872,11 @@ io_stream_on_hread(evutil_socket_t fd, short what, void *arg)
 	if (st->splice && st->tx_left == 0 && evbuffer_get_length(st->buf) == 0 &&
 	    io_stream_splice_input(st)) {
 		io_stream_flush_guest(st);
+		io_stream_update(st);
+		return;
+	}
+	if (io_stream_stdin_queued(st)) {
+		/* A batching window's end, with the last frame not through yet: wait for it. */
 		io_stream_update(st);
 		return;
 	}

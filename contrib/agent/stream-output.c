@@ -18,7 +18,8 @@
  * straight out: FIONREAD sizes a frame (up to 1 MiB), its header is sent and its payload
  * spliced from the pipe into the socket (splice_left: what is still in the pipe; nothing else
  * may be written until it is through). A small frame from a writer still attached starts a
- * batching window (batch_tm, a timerfd: ptimer.h) instead of watching the pipe. Stdin payloads are
+ * batching window (batch_tm, a timerfd: ptimer.h) instead of watching the pipe, unless the frame
+ * before it found the pipe at least half full (bulk: a fast writer's tail). Stdin payloads are
  * spliced from the socket into the pipe; a full pipe parks the stream (in_parked: the socket is not
  * read). A pty, or splice refused, takes the copy path.
  */
@@ -176,6 +177,7 @@ stream_pipe_direct(struct stream *s)
 		return (ssize_t)want;
 	}
 	s->splice_left = (uint32_t)want;
+	s->bulk = (size_t)avail >= STREAM_BULK_MIN;
 	return (ssize_t)stream_splice_more(s);
 }
 
@@ -188,6 +190,15 @@ stream_batch_start(struct stream *s)
 {
 	struct pollfd pfd = {.fd = s->pipe_fd, .events = POLLIN};
 
+	if (s->bulk) {
+		/*
+		 * What a fast writer added while its big frame went out: waiting would only idle
+		 * the chain (the writer was blocked on the full pipe, not slow). The next small
+		 * frame, if any, starts a window.
+		 */
+		s->bulk = false;
+		return false;
+	}
 	if (poll(&pfd, 1, 0) < 0 || (pfd.revents & (POLLHUP | POLLERR)) != 0)
 		return false;
 	if (ptimer_arm(s->batch_tm, STREAM_BATCH_US) < 0)

@@ -35,6 +35,11 @@
  */
 #define STREAM_BATCH_MIN (64u * 1024)
 #define STREAM_BATCH_US	 500
+/*
+ * A pipe found holding this much (half of STREAM_PIPE_SIZE) has a writer that outruns us, not
+ * a slow one: the small frame that may follow its frame starts no batching window.
+ */
+#define STREAM_BULK_MIN (512u * 1024)
 /* The process's pipes are enlarged to this, so frames can be filled from what waits. */
 #define STREAM_PIPE_SIZE (1024 * 1024)
 
@@ -72,6 +77,7 @@ struct stream {
 	uint32_t splice_left;	 /* payload of the frame on the wire still in the pipe */
 	struct event *sock_ev;	 /* the socket is writable again (direct path only) */
 	struct ptimer *batch_tm; /* the batching window ends: read the pipe again */
+	bool bulk;		 /* the last frame found STREAM_BULK_MIN: do not batch its tail */
 	/* Input: frame payloads spliced from the socket into the pipe (a real pipe, no copy). */
 	bool splice_in;
 	bool in_parked;	  /* the pipe is full: the socket is not read until it takes more */

@@ -948,6 +948,69 @@ test_close_stdin_pending_splice(void)
 	close_stdin_pending_run(false);
 }
 
+/*
+ * Stdin, spliced, with the guest not reading: small writes become small copied frames until
+ * the socket is full, and the last one waits in the shim's buffer. The FIFO must then be left
+ * unread (the rest is spliced once the socket drains), not read into the buffer 64 KiB at a
+ * time up to its bound, which turned the rest of a big transfer into copies. Then everything
+ * arrives, in order, and the EOF after it.
+ */
+static void
+test_stdin_full_socket_no_copy(void)
+{
+	struct gstdin g = {0};
+	struct done_ctx d = {0};
+	struct io_streams *s;
+	struct io_prepared *p;
+	struct status st;
+	uint8_t chunk[4096];
+	size_t written = 0, prev = (size_t)-1, maxbuf = 0;
+	int fds[3], wfd, queued = 0, stable = 0, rounds;
+	ssize_t n;
+
+	/* No batching window: every small write is read and framed at once. */
+	setenv("VMSHIM_IO_BATCH_US", "0", 1);
+	fifos_reset();
+	p = prepare(true, false, false, false, &st);
+	CU_ASSERT_FATAL(p != NULL);
+	CU_ASSERT_EQUAL(guest_accept(fds, "e1"), 1);
+	s = io_start(base, p, on_done, &d);
+	unsetenv("VMSHIM_IO_BATCH_US");
+	wfd = open(in_path, O_WRONLY | O_NONBLOCK | O_CLOEXEC);
+	CU_ASSERT_FATAL(wfd >= 0);
+	for (rounds = 0; rounds < 200000 && stable < 5; rounds++) {
+		for (size_t k = 0; k < sizeof chunk; k++)
+			chunk[k] = pat(written + k);
+		n = write(wfd, chunk, sizeof chunk);
+		if (n > 0)
+			written += (size_t)n;
+		event_base_loop(base, EVLOOP_NONBLOCK);
+		if (io_buffered_bytes() > maxbuf)
+			maxbuf = io_buffered_bytes();
+		stable = n <= 0 && io_buffered_bytes() == prev ? stable + 1 : 0;
+		prev = io_buffered_bytes();
+	}
+	CU_ASSERT(stable >= 5);
+	CU_ASSERT(io_buffered_bytes() > 0); /* the frame the full socket did not take */
+	CU_ASSERT(maxbuf <= STREAM_LEN_SIZE + IO_READ_CHUNK);
+	CU_ASSERT(ioctl(wfd, FIONREAD, &queued) == 0);
+	CU_ASSERT(queued > 0); /* the rest waits in the FIFO */
+	close(wfd);
+
+	g.fd = fds[0];
+	g.send_eof = true;
+	CU_ASSERT_FATAL(pthread_create(&g.th, NULL, gstdin_main, &g) == 0);
+	CU_ASSERT(run_until(&g.done));
+	pthread_join(g.th, NULL);
+	CU_ASSERT_EQUAL(g.count, written);
+	CU_ASSERT(!g.mismatch);
+	CU_ASSERT(g.got_eof);
+	CU_ASSERT(g.closed);
+	CU_ASSERT_EQUAL(io_buffered_bytes(), 0);
+	io_free(s);
+	close_fds(fds);
+}
+
 /* Half-close: stdin ends and its stream closes while stdout keeps flowing afterwards. */
 struct halfclose {
 	struct gstdin in;
@@ -1226,6 +1289,8 @@ main(void)
 	    {"stdin: frames, FIFO close is EOF", test_stdin_frames_eof},
 	    {"stdin: CloseIO with data pending", test_close_stdin_pending},
 	    {"stdin, spliced: CloseIO with a frame on the wire", test_close_stdin_pending_splice},
+	    {"stdin, spliced: a full socket leaves the FIFO unread",
+		test_stdin_full_socket_no_copy},
 	    {"half-close: stdout flows after stdin closed", test_half_close},
 	    {"half-closed stream closed after timeout", test_half_closed_timeout},
 	    {"stdin: the agent's EOF first", test_stdin_guest_eof_first},
