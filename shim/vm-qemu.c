@@ -428,6 +428,9 @@ vm_qemu_start_qemu(const struct shim_config *cfg, const char *dir, struct status
 	argv[n++] = "none";
 	argv[n++] = "-nodefaults";
 	argv[n++] = "-no-reboot";
+	/* QEMU faces the untrusted guest: its own seccomp filter, no exec, no privileges. */
+	argv[n++] = "-sandbox";
+	argv[n++] = "on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny";
 	argv[n] = NULL;
 	vq.qemu = vm_qemu_spawn(argv, out, SIGKILL, st);
 	if (vq.qemu < 0 || vm_qemu_write_pid(dir, "qemu.pid", vq.qemu, st) < 0)

@@ -2,6 +2,7 @@
 # vm_shim.sh: vmshim with vm.launch "qemu": the shim launches vmshim-vsock and QEMU (TCG) with
 # the `make guest` image and drives containers in the real guest. Two guests for every row:
 #   guest 1 (not confidential):
+#     QEMU runs under its own seccomp filter (-sandbox on)
 #     start prints the address only once the agent in the guest answers (boot time printed)
 #     uname -r in a container prints the guest's kernel, not the host's
 #     300,000 lines written just before exit all arrive before Wait answers
@@ -176,6 +177,10 @@ for i in 0 1 2 3 4 5 6 7 8; do make_rootfs_image "d$i"; done
 # ---- guest 1 ----
 vm_config g1 false
 boot g1
+# QEMU faces the guest: it runs under its own seccomp filter (-sandbox on).
+grep -q '^Seccomp:[[:space:]]*2' "/proc/$(cat "$STATE/qemu.pid")/status" &&
+	pass "QEMU runs under a seccomp filter" ||
+	fail "QEMU is not confined: $(grep Seccomp "/proc/$(cat "$STATE/qemu.pid")/status")"
 QPID=$(cat "$STATE/qemu.pid")
 VPID=$(cat "$STATE/vsock.pid")
 tr '\0' ' ' <"/proc/$QPID/cmdline" | grep -q -- "-accel tcg" || fail "QEMU does not run with -accel tcg"
