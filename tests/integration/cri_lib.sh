@@ -320,7 +320,15 @@ is_descendant() {
 }
 
 # Remove every pod the test left, stop containerd, and sweep what a failed test left behind.
+# A failed test first prints the errors and warnings containerd and the shims logged (the
+# shims' logs reach containerd's through the bundles' log FIFOs), since CI keeps no $T.
 cri_cleanup() {
+	rc=$?
+	if [ $rc -ne 0 ] && [ -f "$T/containerd.log" ]; then
+		echo "--- errors and warnings logged during the test (last 40):"
+		grep -E 'level=(error|warning)|"level":"(error|warning)"' "$T/containerd.log" |
+			grep -v 'failed to load cni' | tail -n 40 | cut -c1-400
+	fi
 	if [ -n "$CTRD_PID" ] && kill -0 "$CTRD_PID" 2>/dev/null; then
 		for id in $(ls "$T/state/io.containerd.grpc.v1.cri/sandboxes" 2>/dev/null); do
 			cri StopPodSandbox "{\"pod_sandbox_id\":\"$id\"}" >/dev/null 2>&1
