@@ -5,14 +5,18 @@
  * the last one is what the container sees. A bind mount that asks for ro takes effect only
  * on a remount, so it gets one. Undo unmounts with MNT_DETACH until nothing is left stacked
  * on the target, so a process still holding a file cannot keep the mount busy, and then
- * removes the directory; it never descends into the target.
+ * removes the directory; it never descends into the target. The target's directory may be
+ * writable by someone else (the guest, for the microVM's share): a symlink in its place is
+ * never followed, neither to mount nor to unmount (O_NOFOLLOW, UMOUNT_NOFOLLOW), but removed.
  */
 #include "config.h"
 
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/mount.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "msg.h"
@@ -117,39 +121,86 @@ mount_list_check(json_t *mounts, const char *where, struct status *st)
 int
 mount_list_undo(const char *target)
 {
-	while (umount2(target, MNT_DETACH) == 0)
+	struct stat sb;
+
+	/* UMOUNT_NOFOLLOW: a symlink someone put in target's place is not followed. */
+	while (umount2(target, MNT_DETACH | UMOUNT_NOFOLLOW) == 0)
 		; /* every mount stacked on it */
+	if (lstat(target, &sb) == 0 && !S_ISDIR(sb.st_mode))
+		return unlink(target) < 0 ? -errno : 0;
 	if (rmdir(target) < 0 && errno != ENOENT)
 		return -errno;
 	return 0;
 }
 
-int
-mount_list_apply(json_t *mounts, const char *target, struct status *st)
+/*
+ * target as a directory of its own, opened O_PATH without following a symlink in its last
+ * component (a non-directory there is removed first); its parents are made as needed.
+ */
+static int
+mount_list_target(const char *target, struct status *st)
 {
-	char data[MOUNT_LIST_DATA_MAX];
+	cleanup_free char *parent = xstrdup(target);
+	char *slash = strrchr(parent, '/');
+	struct stat sb;
+	int fd;
+
+	if (slash != NULL && slash != parent) {
+		*slash = '\0';
+		if (mkdir_p(parent, 0700) < 0)
+			return status_errno(st, ST_INTERNAL, errno, "mkdir %s", parent);
+	}
+	if (lstat(target, &sb) == 0 && !S_ISDIR(sb.st_mode) && unlink(target) < 0)
+		return status_errno(st, ST_INTERNAL, errno, "unlink %s", target);
+	if (mkdir(target, 0700) < 0 && errno != EEXIST)
+		return status_errno(st, ST_INTERNAL, errno, "mkdir %s", target);
+	fd = open(target, O_PATH | O_NOFOLLOW | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return status_errno(st, ST_INTERNAL, errno, "open %s", target);
+	return fd;
+}
+
+int
+mount_list_apply(json_t *mounts, const char *target, unsigned long force, struct status *st)
+{
+	char data[MOUNT_LIST_DATA_MAX], via[64];
 	unsigned long flags;
 	size_t i;
 	json_t *m;
+	int fd = mount_list_target(target, st);
 
-	if (mkdir_p(target, 0700) < 0)
-		return status_errno(st, ST_INTERNAL, errno, "mkdir %s", target);
+	if (fd < 0)
+		return -1;
+	/*
+	 * The first mount goes on the directory opened without following symlinks; once it
+	 * is a mount point nobody can rename or replace it, so the rest go by path.
+	 */
+	snprintf(via, sizeof via, "/proc/self/fd/%d", fd);
 	json_array_foreach (mounts, i, m) {
 		const char *type = json_string_value(json_object_get(m, "type"));
 		const char *source = json_string_value(json_object_get(m, "source"));
+		const char *on = i == 0 ? via : target;
+		bool bind = strcmp(type, "bind") == 0 || strcmp(type, "rbind") == 0;
+		int r;
 
 		mount_list_options(json_object_get(m, "options"), "", &flags, data, st);
-		if (strcmp(type, "bind") == 0 || strcmp(type, "rbind") == 0)
+		flags |= force;
+		if (bind)
 			flags |= MS_BIND;
-		if (mount(source, target, type, flags & ~MS_RDONLY, data[0] ? data : NULL) < 0 ||
-		    ((flags & (MS_BIND | MS_RDONLY)) == (MS_BIND | MS_RDONLY) &&
-			mount(NULL, target, NULL, flags | MS_REMOUNT, NULL) < 0)) {
+		/* A bind takes ro and the like only on a remount. */
+		r = mount(source, on, type, bind ? flags & ~(MS_RDONLY | force) : flags,
+		    data[0] ? data : NULL);
+		if (r == 0 && bind && (flags & (MS_RDONLY | force)) != 0)
+			r = mount(NULL, target, NULL, flags | MS_REMOUNT, NULL);
+		if (r < 0) {
 			int err = errno;
 
+			close(fd);
 			mount_list_undo(target);
 			return status_errno(st, ST_INTERNAL, err, "mount [%zu] (%s %s) on %s", i,
 			    type, source, target);
 		}
 	}
+	close(fd);
 	return 0;
 }

@@ -29,12 +29,16 @@ int mount_list_options(
 /* INVALID_ARGUMENT naming where[i].field when mounts is not a well-formed list. */
 int mount_list_check(json_t *mounts, const char *where, struct status *st);
 /*
- * Create target (mode 0700, parents too) and mount every entry on it in order. A failure
- * undoes what was mounted (mount_list_undo) and says which entry failed. The list must have
- * passed mount_list_check.
+ * Create target (mode 0700, parents too; a symlink or file in its place is removed, never
+ * followed) and mount every entry on it in order, each with the flags in force added (e.g.
+ * MS_NOSUID | MS_NODEV). A failure undoes what was mounted (mount_list_undo) and says which
+ * entry failed. The list must have passed mount_list_check.
  */
-int mount_list_apply(json_t *mounts, const char *target, struct status *st);
-/* Lazily unmount everything stacked on target, then remove it: 0, or -errno of the rmdir. */
+int mount_list_apply(json_t *mounts, const char *target, unsigned long force, struct status *st);
+/*
+ * Lazily unmount everything stacked on target (not following a symlink there), then remove
+ * it (a non-directory in its place is unlinked): 0, or -errno.
+ */
 int mount_list_undo(const char *target);
 
 #endif

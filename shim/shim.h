@@ -226,9 +226,10 @@ int vm_share_mount(const char *id, json_t *mounts, int timeout_ms, struct status
 int vm_share_unmount(const char *id, int timeout_ms, struct status *st);
 /*
  * After every thread has ended: close the mounter's socket (it unmounts what is left and
- * exits), reap it, remove STATE/share.
+ * exits), reap it, remove STATE/share. False when STATE/share could not be removed (a mount
+ * the mounter left): the caller must then not remove the state directory recursively.
  */
-void vm_share_stop(void);
+bool vm_share_stop(void);
 /* `vmshim delete`: unmount and remove whatever a dead shim left in STATE/share. */
 void vm_share_cleanup(const char *state_dir);
 

@@ -436,9 +436,10 @@ task_bringup_host_mounts(struct task_bringup *b, json_t *req, struct status *st)
 		json_object_set(req, "rootfs_mounts", mounts);
 		return 0;
 	}
+	/* Set first: a mount that timed out may still complete, and unmounting is idempotent. */
+	b->shared = true;
 	if (vm_share_mount(b->id, mounts, b->timeout_ms, st) < 0)
 		return status_wrap(st, "root filesystem");
-	b->shared = true;
 	xasprintf(&guest, "%s/%s", VM_SHARE_GUEST_DIR, b->id);
 	json_object_set_new(req, "rootfs_mount", json_string(guest));
 	return 0;

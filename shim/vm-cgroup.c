@@ -100,6 +100,9 @@ vm_cgroup_systemd(const char *spec, char *out, struct status *st)
 		    "linux.cgroupsPath \"%.*s\": expected a path or SLICE:PREFIX:NAME", LOG_STR_MAX,
 		    spec);
 	slice_len = (size_t)(c1 - spec);
+	if (memchr(spec, '/', slice_len) != NULL)
+		return status_set(st, ST_INVALID_ARGUMENT,
+		    "linux.cgroupsPath \"%.*s\": a slice name with '/'", LOG_STR_MAX, spec);
 	if (slice_len == 0 || (slice_len == 1 && spec[0] == '-')) {
 		/* The root slice. */
 	} else {

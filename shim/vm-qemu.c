@@ -544,12 +544,15 @@ vm_qemu_rm_cb(const char *path, const struct stat *sb, int type, struct FTW *ftw
 void
 vm_qemu_stop(void)
 {
+	bool share_gone;
+
 	vm_qemu_kill(&vq.qemu, "QEMU");
 	/* With QEMU gone the backend exits by itself; SIGTERM covers one that did not. */
 	vm_qemu_kill(&vq.vsock, "vmshim-vsock");
-	vm_share_stop();
+	share_gone = vm_share_stop();
 	vm_cgroup_leave();
-	if (vq.dir != NULL)
+	/* FTW_MOUNT stops at another device, not at a bind of the same filesystem: no walk then. */
+	if (vq.dir != NULL && share_gone)
 		nftw(vq.dir, vm_qemu_rm_cb, 16, FTW_DEPTH | FTW_PHYS | FTW_MOUNT);
 	free(vq.dir);
 	vq.dir = NULL;

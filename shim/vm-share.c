@@ -14,10 +14,12 @@
  *   {"seq": N, "op": "mount", "id": ID, "mounts": [{type, source, options}, ...]}
  *   {"seq": N, "op": "unmount", "id": ID}
  * answering {"seq": N, "code": C, "message": M}. It checks everything (the id as a container
- * id, the list with mount_list_check) and only ever mounts on STATE/share/ID, so a confused
- * request cannot mount elsewhere. When its socket reaches EOF (the shim stopped it, or died),
- * it unmounts every share it made and exits: a dead shim leaves no mount behind. `vmshim
- * delete` also unmounts whatever is still under STATE/share (vm_share_cleanup).
+ * id, the list with mount_list_check, only overlays and binds, never of "/") and only ever
+ * mounts on STATE/share/ID, nosuid and nodev. The guest can write into the share's root (9p
+ * passthrough), so a symlink it puts at STATE/share/ID is removed, never followed, whether
+ * mounting, unmounting or cleaning up (mount-list.c). When its socket reaches EOF (the shim stopped
+ * it, or died), it unmounts every share it made and exits: a dead shim leaves no mount behind.
+ * `vmshim delete` also unmounts whatever is still under STATE/share (vm_share_cleanup).
  *
  * Workers call vm_share_mount and vm_share_unmount; a mutex serializes the exchanges (it
  * exists to serialize exactly that call), each waits at most its timeout, and replies are
@@ -34,6 +36,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -85,6 +89,41 @@ vm_share_known(const struct vm_share_mounted *m, const char *id)
 	return false;
 }
 
+/*
+ * What the share takes: a container's root as containerd's snapshotters make it, an overlay
+ * of directories or a bind of one, never of "/" (the guest would see the host). Whatever it is,
+ * it is mounted nosuid and nodev on the host (the guest may write setuid files or device
+ * nodes into it through 9p).
+ */
+static int
+vm_share_allowed(json_t *mounts, struct status *st)
+{
+	size_t i;
+	json_t *m;
+
+	json_array_foreach (mounts, i, m) {
+		const char *type = json_string_value(json_object_get(m, "type"));
+		const char *source = json_string_value(json_object_get(m, "source"));
+
+		if (strcmp(type, "bind") == 0 || strcmp(type, "rbind") == 0) {
+			if (source[0] != '/' || source[strspn(source, "/")] == '\0' ||
+			    strstr(source, "/../") != NULL ||
+			    (strlen(source) >= 3 &&
+				strcmp(source + strlen(source) - 3, "/..") == 0))
+				return status_set(st, ST_INVALID_ARGUMENT,
+				    "rootfs[%zu].source: a bind of \"%.*s\" is not shared with a "
+				    "microVM",
+				    i, LOG_STR_MAX, source);
+		} else if (strcmp(type, "overlay") != 0) {
+			return status_set(st, ST_INVALID_ARGUMENT,
+			    "rootfs[%zu].type: \"%.*s\" is not shared with a microVM (overlay or "
+			    "bind)",
+			    i, LOG_STR_MAX, type);
+		}
+	}
+	return 0;
+}
+
 /* Serve one request; st is the answer. */
 static void
 vm_share_handle(const char *dir, struct vm_share_mounted *m, json_t *req, struct status *st)
@@ -101,13 +140,13 @@ vm_share_handle(const char *dir, struct vm_share_mounted *m, json_t *req, struct
 	xasprintf(&target, "%s/%s", dir, id);
 	if (strcmp(op, "mount") == 0) {
 		if (msg_get_array(req, "request", "mounts", true, &mounts, st) < 0 ||
-		    mount_list_check(mounts, "rootfs", st) < 0)
+		    mount_list_check(mounts, "rootfs", st) < 0 || vm_share_allowed(mounts, st) < 0)
 			return;
 		if (vm_share_known(m, id)) {
 			status_set(st, ST_ALREADY_EXISTS, "%s: already mounted", target);
 			return;
 		}
-		if (mount_list_apply(mounts, target, st) < 0)
+		if (mount_list_apply(mounts, target, MS_NOSUID | MS_NODEV, st) < 0)
 			return;
 		if (m->n == m->cap) {
 			m->cap = m->cap ? 2 * m->cap : 16;
@@ -202,8 +241,12 @@ vm_share_start(const char *state_dir, struct status *st)
 		close_range(VM_SHARE_MOUNTER_FD + 1, ~0U, 0);
 		sigemptyset(&all);
 		sigprocmask(SIG_SETMASK, &all, NULL);
-		signal(SIGTERM, SIG_DFL);
-		signal(SIGINT, SIG_DFL);
+		/*
+		 * Only the EOF of its socket ends it (after unmounting): a terminal's SIGINT or
+		 * a process group's SIGTERM must not kill it before the shim is done.
+		 */
+		signal(SIGTERM, SIG_IGN);
+		signal(SIGINT, SIG_IGN);
 		signal(SIGPIPE, SIG_IGN);
 		prctl(PR_SET_NAME, VM_SHARE_NAME);
 		vm_share_serve(vs.dir);
@@ -289,10 +332,23 @@ vm_share_call(json_t *req, int timeout_ms, struct status *st)
 {
 	int r;
 
+	struct timespec until;
+	int64_t t0 = time_mono_ms();
+
 	if (vs.fd < 0)
 		return status_set(st, ST_FAILED_PRECONDITION, "no root filesystem share");
-	pthread_mutex_lock(&vs.lock);
-	r = vm_share_exchange(req, timeout_ms, st);
+	/* The deadline covers the wait for the exchange before ours too. */
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += timeout_ms / 1000;
+	until.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+	if (until.tv_nsec >= 1000000000L) {
+		until.tv_sec++;
+		until.tv_nsec -= 1000000000L;
+	}
+	if ((r = pthread_mutex_timedlock(&vs.lock, &until)) != 0)
+		return status_errno(st, r == ETIMEDOUT ? ST_DEADLINE_EXCEEDED : ST_INTERNAL, r,
+		    "the root filesystem mounter is busy");
+	r = vm_share_exchange(req, timeout_ms - (int)(time_mono_ms() - t0), st);
 	pthread_mutex_unlock(&vs.lock);
 	return r;
 }
@@ -321,9 +377,11 @@ vm_share_unmount(const char *id, int timeout_ms, struct status *st)
 	return 0;
 }
 
-void
+bool
 vm_share_stop(void)
 {
+	bool gone = true;
+
 	if (vs.fd >= 0) {
 		close(vs.fd); /* EOF: the mounter unmounts what is left and exits */
 		vs.fd = -1;
@@ -334,9 +392,15 @@ vm_share_stop(void)
 	vs.pid = -1;
 	if (vs.dir != NULL) {
 		vm_share_remove(vs.dir, false);
+		gone = access(vs.dir, F_OK) < 0;
+		if (!gone)
+			log_warn("microVM: %s still holds mounts: the state directory stays for "
+				 "`vmshim delete`",
+			    vs.dir);
 		free(vs.dir);
 		vs.dir = NULL;
 	}
+	return gone;
 }
 
 /*
@@ -354,12 +418,16 @@ vm_share_remove(const char *dir, bool unmount)
 		return;
 	while ((e = readdir(d)) != NULL) {
 		cleanup_free char *target = NULL;
+		struct stat sb;
 		int r = 0;
 
 		if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
 			continue;
 		xasprintf(&target, "%s/%s", dir, e->d_name);
-		if (unmount)
+		/* What the guest put in the share's root is removed, never followed. */
+		if (lstat(target, &sb) == 0 && !S_ISDIR(sb.st_mode))
+			r = unlink(target) < 0 ? -errno : 0;
+		else if (unmount)
 			r = mount_list_undo(target);
 		else if (rmdir(target) < 0 && errno != ENOENT)
 			r = -errno;

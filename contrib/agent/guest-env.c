@@ -21,8 +21,10 @@
  * of the root, and the mount goes on the walked descriptor (/proc/self/fd/N).
  * guest_env_teardown (when the container is freed) unmounts in reverse order (MNT_DETACH),
  * kills whatever is left in the cgroup (cgroup.kill) and removes it (when it is already
- * empty; a busy one stays for the next container of the id). Loop thread only; these
- * are syscalls on pseudo-filesystems and the container's root, which do not block on a peer.
+ * empty; a busy one stays for the next container of the id). Loop thread only: these are
+ * syscalls on pseudo-filesystems and on the container's root, which in a microVM is the 9p
+ * share (each a round trip to QEMU on the host, answered by QEMU itself, not by a peer that
+ * could stall it).
  * struct container owns c->cgroup and c->env_mounts.
  */
 #include "config.h"

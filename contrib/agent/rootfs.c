@@ -49,7 +49,7 @@ rootfs_mount(struct container *c, json_t *mounts, struct status *st)
 	if (mount_list_check(mounts, "payload.rootfs_mounts", st) < 0)
 		return -1;
 	xasprintf(&target, "%s/%s.rootfs", agent.state_dir, c->id);
-	if (mount_list_apply(mounts, target, st) < 0)
+	if (mount_list_apply(mounts, target, 0, st) < 0)
 		return -1;
 	c->rootfs_mounted = steal_ptr(&target);
 	log_info_id(c->id, NULL, "root filesystem: %zu mount(s) on %s", json_array_size(mounts),

@@ -316,7 +316,7 @@ bundle_env() {
 JSON
 }
 make_overlay env
-bundle_env env 'cat /sys/fs/cgroup/memory.max; echo x >/dev/null && echo devnull-ok; grep -q ^Name: /proc/self/status && echo proc-ok; grep -q /vmshim/env /proc/self/cgroup && echo cgroup-ok; echo y >/sys/fs/cgroup/memory.max 2>/dev/null || echo cgroup-ro'
+bundle_env env 'cat /sys/fs/cgroup/memory.max; [ -c /dev/null ] && echo x >/dev/null && echo devnull-ok; grep -q ^Name: /proc/self/status && echo proc-ok; grep -q /vmshim/env /proc/self/cgroup && echo cgroup-ok; echo 67108864 >/sys/fs/cgroup/memory.max 2>/dev/null || echo cgroup-ro'
 run_ctr env "{\"id\":\"env\",\"bundle\":\"$T/env\",\"stdout\":\"$T/env.out\",\"rootfs\":$OVERLAY}" \
 	"33554432 devnull-ok proc-ok cgroup-ok cgroup-ro " \
 	"spec mounts and a memory limit: the container's /proc, /dev, its cgroup and its limit"

@@ -66,6 +66,7 @@ UNIT_SHIM_TESTS = \
 	tests/unit/test_io \
 	tests/unit/test_vm \
 	tests/unit/test_vm_cgroup \
+	tests/unit/test_vm_share \
 	tests/unit/test_worker \
 	tests/unit/test_config \
 	tests/unit/test_containerd
@@ -75,6 +76,9 @@ TSAN_TESTS += tests/unit/test_vm tests/unit/test_worker
 tests_unit_test_io_SOURCES = tests/unit/test_io.c $(shim_io_files)
 tests_unit_test_io_CFLAGS = $(UNIT_CFLAGS) -I$(top_srcdir)/shim
 tests_unit_test_io_LDADD = $(UNIT_LDADD)
+tests_unit_test_vm_share_SOURCES = tests/unit/test_vm_share.c shim/vm-share.c
+tests_unit_test_vm_share_CFLAGS = $(UNIT_CFLAGS) -I$(top_srcdir)/shim
+tests_unit_test_vm_share_LDADD = $(UNIT_LDADD)
 tests_unit_test_vm_cgroup_SOURCES = tests/unit/test_vm_cgroup.c shim/vm-cgroup.c
 tests_unit_test_vm_cgroup_CFLAGS = $(UNIT_CFLAGS) -I$(top_srcdir)/shim
 tests_unit_test_vm_cgroup_LDADD = $(UNIT_LDADD)

@@ -67,6 +67,7 @@ test_resolve(void)
 	refused("-kube.slice:a:b");
 	refused("kubepods:a:b");
 	refused("s.slice:a:b/../../x");
+	refused("a-b/../../x.slice:p:n");
 	memset(long_spec, 'a', sizeof long_spec);
 	long_spec[0] = '/';
 	long_spec[sizeof long_spec - 1] = '\0';
