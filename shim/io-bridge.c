@@ -54,6 +54,9 @@
  *    write is logged once, the rest of that output is discarded, and the guest stream is still
  *    read until its EOF so the agent is never stuck. A failed guest stream still flushes what
  *    it delivered before failing, and then counts as finished so the exit is never held.
+ *  - an output FIFO that still holds bytes when its last byte is written keeps the stream
+ *    unfinished (IO_HOST_EMPTYING) until the runtime has read it out (FIONREAD, looked at on a
+ *    backing-off timer): a runtime may close its reader at the exit without reading to EOF.
  *  - on_output_done is called once, from its own event on a later loop iteration (never from
  *    inside io_start() or from a stream callback), when every output stream is finished.
  *  - Drain deadline: our EOF went out with the hello, so the half-closed timer never covers
@@ -126,6 +129,14 @@
  * slow one: the small read that may follow its frame starts no batching window.
  */
 #define IO_BULK_MIN (512u * 1024)
+/*
+ * An output FIFO the runtime has not emptied when the output ends is looked at again after
+ * IO_EMPTY_MIN_US, doubling up to IO_EMPTY_MAX_US once the process has exited (the exit waits
+ * for it), or up to IO_EMPTY_IDLE_US while it runs (only the runtime's EOF waits).
+ */
+#define IO_EMPTY_MIN_US	 50
+#define IO_EMPTY_MAX_US	 2000
+#define IO_EMPTY_IDLE_US 100000
 /* Stdin waiting in the FIFO up to this much is copied (one read, one send); more is spliced. */
 #define IO_SPLICE_MIN_IN (16u * 1024)
 /* A spliced stdin frame: its payload can always be taken back into the buffer (bound). */
@@ -143,6 +154,7 @@ enum io_host {
 	IO_HOST_FULL,	  /* output: a splice found the FIFO full; wait until it takes more */
 	IO_HOST_RESTING,  /* stdin: a small read from a writer still there: batching window */
 	IO_HOST_DRAINING, /* stdin: CloseIO came; read close_left more bytes, then EOF */
+	IO_HOST_EMPTYING, /* output: all in the FIFO; wait until the runtime has read it out */
 	IO_HOST_CLOSED,	  /* hfd closed (EOF, CloseIO, a failed write, given up) */
 };
 
@@ -173,6 +185,9 @@ struct io_stream {
 	struct event *ev_hwrite; /* stdout/stderr to a FIFO only */
 	struct event *ev_timer;	 /* half-closed timeout */
 	struct ptimer *batch_tm; /* stdin: the end of a batching window (IO_HOST_RESTING) */
+	struct ptimer *empty_tm; /* output FIFO, IO_HOST_EMPTYING: look at FIONREAD again */
+	unsigned empty_us;	 /* ... after this long (doubling) */
+	int unread;		 /* ... what the FIFO held at the last look */
 	struct evbuffer *buf;	 /* bytes for the sink, at most IO_STREAM_BUFFER_MAX */
 	struct stream_decoder dec;
 	enum stream_tx tx; /* output: EOF_SENT from the start (with the hello) */
@@ -316,6 +331,8 @@ io_stream_close_host(struct io_stream *st)
 	io_event_del(st->ev_hwrite);
 	if (st->batch_tm != NULL)
 		ptimer_disarm(st->batch_tm);
+	if (st->empty_tm != NULL)
+		ptimer_disarm(st->empty_tm);
 	close(st->hfd);
 	st->hfd = -1;
 	st->host = IO_HOST_CLOSED;
@@ -427,6 +444,64 @@ io_stream_finished(const struct io_stream *st)
 	return st->tx == STREAM_TX_CLOSED && st->host == IO_HOST_CLOSED;
 }
 
+/* Arm the next look at an emptying FIFO. */
+static void
+io_stream_empty_rearm(struct io_stream *st)
+{
+	unsigned max = st->owner->proc == IO_PROC_RUNNING ? IO_EMPTY_IDLE_US : IO_EMPTY_MAX_US;
+
+	st->empty_us = st->empty_us == 0 ? IO_EMPTY_MIN_US : st->empty_us * 2;
+	if (st->empty_us > max)
+		st->empty_us = max;
+	if (ptimer_arm(st->empty_tm, st->empty_us) < 0)
+		io_stream_close_host(st); /* cannot look again: do not hold anything on it */
+}
+
+/*
+ * Everything is in the host FIFO. The runtime may close its reader as soon as it learns of
+ * the exit, without reading to EOF (containerd 1.6's `ctr run --rm` does): what it has not
+ * read yet would be lost with the FIFO. So while the FIFO holds bytes (FIONREAD on our own
+ * O_RDWR end) the stream is not finished, and the exit waits (bounded by the drain deadline,
+ * which the runtime's reading renews); the host fd is closed once the FIFO is empty.
+ */
+static void
+io_stream_output_end(struct io_stream *st)
+{
+	int unread = 0;
+
+	if (st->host_is_file || st->empty_tm == NULL || ioctl(st->hfd, FIONREAD, &unread) < 0 ||
+	    unread <= 0) {
+		io_stream_close_host(st);
+		return;
+	}
+	st->host = IO_HOST_EMPTYING;
+	st->unread = unread;
+	st->empty_us = 0;
+	io_stream_empty_rearm(st);
+}
+
+static void
+io_stream_on_empty(evutil_socket_t fd, short what, void *arg)
+{
+	struct io_stream *st = arg;
+	int unread = 0;
+
+	(void)fd;
+	(void)what;
+	if (st->host != IO_HOST_EMPTYING)
+		return;
+	if (ioctl(st->hfd, FIONREAD, &unread) < 0 || unread <= 0) {
+		io_stream_close_host(st);
+		io_stream_update(st);
+		return;
+	}
+	/* The runtime reading renews the drain deadline, as writing into the FIFO does. */
+	if (unread < st->unread)
+		st->owner->host_written += (uint64_t)(st->unread - unread);
+	st->unread = unread;
+	io_stream_empty_rearm(st);
+}
+
 /* Tell on_output_done's event to fire once every output stream is finished. */
 static void
 io_streams_check_output(struct io_streams *s)
@@ -467,9 +542,14 @@ io_stream_update(struct io_stream *st)
 		st->tx = STREAM_TX_EOF_SENT;
 	if (st->tx == STREAM_TX_EOF_SENT && st->rx == STREAM_RX_EOF)
 		io_stream_close_guest(st);
-	/* Output: once the guest side is over, the host side ends when the buffer is written. */
-	if (st->kind != IO_STDIN && st->tx == STREAM_TX_CLOSED && evbuffer_get_length(st->buf) == 0)
-		io_stream_close_host(st);
+	/*
+	 * Output: once the guest side is over, the host side ends when the buffer is written and
+	 * the runtime has read the FIFO out (io_stream_output_end).
+	 */
+	if (st->kind != IO_STDIN && st->tx == STREAM_TX_CLOSED &&
+	    evbuffer_get_length(st->buf) == 0 && st->host != IO_HOST_CLOSED &&
+	    st->host != IO_HOST_EMPTYING)
+		io_stream_output_end(st);
 
 	pending = evbuffer_get_length(st->buf);
 	if (st->tx != STREAM_TX_CLOSED) {
@@ -1010,7 +1090,7 @@ static void
 io_streams_on_drain(evutil_socket_t fd, short what, void *arg)
 {
 	struct io_streams *s = arg;
-	size_t dropped = 0;
+	size_t dropped = 0, unread = 0;
 	int i;
 
 	(void)fd;
@@ -1025,13 +1105,18 @@ io_streams_on_drain(evutil_socket_t fd, short what, void *arg)
 		io_streams_give_up_host(s);
 		return;
 	}
-	for (i = IO_STDOUT; i < IO_NSTREAMS; i++)
-		if (s->st[i].present && !io_stream_finished(&s->st[i]))
-			dropped += evbuffer_get_length(s->st[i].buf);
+	for (i = IO_STDOUT; i < IO_NSTREAMS; i++) {
+		if (!s->st[i].present || io_stream_finished(&s->st[i]))
+			continue;
+		dropped += evbuffer_get_length(s->st[i].buf);
+		if (s->st[i].host == IO_HOST_EMPTYING)
+			unread += (size_t)s->st[i].unread;
+	}
 	log_warn_id(s->id, s->exec_id,
 	    "output not drained %d ms after the process exited (the host side takes nothing): "
-	    "dropping %zu buffered byte(s) and closing stdout/stderr",
-	    s->half_closed_ms, dropped);
+	    "dropping %zu buffered byte(s), leaving %zu unread in the FIFO(s), closing "
+	    "stdout/stderr",
+	    s->half_closed_ms, dropped, unread);
 	for (i = IO_STDOUT; i < IO_NSTREAMS; i++) {
 		struct io_stream *st = &s->st[i];
 
@@ -1061,6 +1146,15 @@ io_streams_set_proc(struct io_streams *s, enum io_proc proc)
 		return;
 	if (in->present && in->tx != STREAM_TX_CLOSED)
 		io_stream_update(in);
+	/* An exit now waits for the FIFOs being emptied: look at them often from here on. */
+	for (int i = IO_STDOUT; i < IO_NSTREAMS; i++) {
+		struct io_stream *st = &s->st[i];
+
+		if (st->present && st->host == IO_HOST_EMPTYING) {
+			st->empty_us = 0;
+			io_stream_empty_rearm(st);
+		}
+	}
 	if (s->phase == IO_PHASE_FLOWING)
 		io_streams_arm_drain(s);
 }
@@ -1181,9 +1275,11 @@ io_stream_init(
 		    io_event_new(base, st->hfd, EV_READ | EV_PERSIST, io_stream_on_hread, st);
 	} else {
 		st->tx = STREAM_TX_EOF_SENT; /* with the hello, by io_prepare() */
-		if (!st->host_is_file)
+		if (!st->host_is_file) {
 			st->ev_hwrite = io_event_new(
 			    base, st->hfd, EV_WRITE | EV_PERSIST, io_stream_on_hwrite, st);
+			st->empty_tm = ptimer_new(base, io_stream_on_empty, st);
+		}
 	}
 }
 
@@ -1269,6 +1365,8 @@ io_stream_teardown(struct io_stream *st)
 		event_free(st->ev_timer);
 	ptimer_free(st->batch_tm);
 	st->batch_tm = NULL;
+	ptimer_free(st->empty_tm);
+	st->empty_tm = NULL;
 	io_stream_discard(st);
 	evbuffer_free(st->buf);
 	st->present = false;

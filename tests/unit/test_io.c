@@ -145,6 +145,22 @@ run_until(atomic_bool *flag)
 	return atomic_load(flag);
 }
 
+/* Run the loop, reading whatever the FIFO rd holds, until *flag or the bound. */
+static bool
+run_reading_until(int rd, atomic_bool *flag)
+{
+	int64_t deadline = time_mono_ms() + WAIT_MS;
+	char buf[4096];
+
+	while (!atomic_load(flag) && time_mono_ms() < deadline) {
+		while (read(rd, buf, sizeof buf) > 0)
+			;
+		event_base_loop(base, EVLOOP_NONBLOCK);
+		poll(NULL, 0, 1);
+	}
+	return atomic_load(flag);
+}
+
 /* Run the loop for ms milliseconds (only for "nothing happens" checks). */
 static void
 run_for(int ms)
@@ -1185,6 +1201,61 @@ test_stdin_never_opened(void)
 	CU_ASSERT_EQUAL(testlib_fd_count(false), before);
 }
 
+/*
+ * Output that is all in the FIFO but not read yet: the streams are not done (the exit would
+ * wait) until the runtime read it out; after the exit, a runtime that reads nothing holds
+ * them only until the drain deadline.
+ */
+static void
+test_done_after_fifo_read(void)
+{
+	struct done_ctx d = {0};
+	struct io_streams *s;
+	struct io_prepared *p;
+	struct status st;
+	char buf[16];
+	int fds[3], rd;
+
+	fifos_reset();
+	p = prepare(false, true, false, false, &st);
+	CU_ASSERT_FATAL(p != NULL);
+	CU_ASSERT_EQUAL(guest_accept(fds, "e1"), 1);
+	s = io_start(base, p, on_done, &d);
+	rd = open(out_path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+	CU_ASSERT_FATAL(rd >= 0);
+	send_frame(fds[1], "last words", 10);
+	send_frame(fds[1], NULL, 0);
+	io_exit_seen(s);
+	run_for(100);
+	CU_ASSERT_FALSE(atomic_load(&d.fired)); /* all in the FIFO, none of it read */
+	CU_ASSERT_EQUAL(read(rd, buf, sizeof buf), 10);
+	CU_ASSERT(run_until(&d.fired));
+	CU_ASSERT_EQUAL(read(rd, buf, sizeof buf), 0); /* and then EOF: our end is closed */
+	close(rd);
+	io_free(s);
+	close_fds(fds);
+
+	/* Nobody reads: the drain deadline lets the exit go, the bytes stay in the FIFO. */
+	memset(&d, 0, sizeof d);
+	fifos_reset();
+	io_set_half_closed_timeout_ms(200);
+	p = prepare(false, true, false, false, &st);
+	CU_ASSERT_FATAL(p != NULL);
+	CU_ASSERT_EQUAL(guest_accept(fds, "e1"), 1);
+	s = io_start(base, p, on_done, &d);
+	io_set_half_closed_timeout_ms(0);
+	rd = open(out_path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+	CU_ASSERT_FATAL(rd >= 0);
+	send_frame(fds[1], "unread", 6);
+	send_frame(fds[1], NULL, 0);
+	io_exit_seen(s);
+	CU_ASSERT(run_until(&d.fired));
+	CU_ASSERT_EQUAL(read(rd, buf, sizeof buf), 6);
+	close(rd);
+	io_free(s);
+	close_fds(fds);
+}
+
 /* ---- lifetime ---- */
 
 /* No output stream: on_output_done comes from the loop, never from inside io_start(). */
@@ -1221,7 +1292,7 @@ test_cycles(void)
 	struct io_prepared *p;
 	struct status st;
 	uint64_t seed = 42;
-	int fds[3], before, i, k, wfd, calls;
+	int fds[3], before, i, k, wfd, rd, calls;
 
 	fifos_reset();
 	before = testlib_fd_count(false);
@@ -1253,12 +1324,15 @@ test_cycles(void)
 			while (!io_output_done(s))
 				event_base_loop(base, EVLOOP_ONCE);
 			break;
-		case 4: /* freed from inside on_output_done */
+		case 4: /* freed from inside on_output_done (once the runtime read the "x") */
 			d.free_me = &s;
 			send_frame(fds[1], "x", 1);
 			send_frame(fds[1], NULL, 0);
 			send_frame(fds[2], NULL, 0);
-			CU_ASSERT(run_until(&d.fired));
+			rd = open(out_path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+			CU_ASSERT(rd >= 0);
+			CU_ASSERT(run_reading_until(rd, &d.fired));
+			close(rd);
 			CU_ASSERT(s == NULL);
 			break;
 		}
@@ -1295,6 +1369,7 @@ main(void)
 	    {"half-closed stream closed after timeout", test_half_closed_timeout},
 	    {"stdin: the agent's EOF first", test_stdin_guest_eof_first},
 	    {"stdin FIFO never opened by a writer", test_stdin_never_opened},
+	    {"done only once the runtime read the FIFO out", test_done_after_fifo_read},
 	    {"on_output_done deferred and cancellable", test_done_deferred},
 	    {"200 cycles, freed at any point, fds back", test_cycles},
 	    {NULL, NULL},
