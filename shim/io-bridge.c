@@ -132,7 +132,8 @@
 /*
  * An output FIFO the runtime has not emptied when the output ends is looked at again after
  * IO_EMPTY_MIN_US, doubling up to IO_EMPTY_MAX_US once the process has exited (the exit waits
- * for it), or up to IO_EMPTY_IDLE_US while it runs (only the runtime's EOF waits).
+ * for it), or up to IO_EMPTY_IDLE_US while it runs (only the runtime's EOF waits). A libevent
+ * timer (no descriptor; it fires up to a few ms late, which only delays that exit a little).
  */
 #define IO_EMPTY_MIN_US	 50
 #define IO_EMPTY_MAX_US	 2000
@@ -185,7 +186,7 @@ struct io_stream {
 	struct event *ev_hwrite; /* stdout/stderr to a FIFO only */
 	struct event *ev_timer;	 /* half-closed timeout */
 	struct ptimer *batch_tm; /* stdin: the end of a batching window (IO_HOST_RESTING) */
-	struct ptimer *empty_tm; /* output FIFO, IO_HOST_EMPTYING: look at FIONREAD again */
+	struct event *ev_empty;	 /* output FIFO, IO_HOST_EMPTYING: look at FIONREAD again */
 	unsigned empty_us;	 /* ... after this long (doubling) */
 	int unread;		 /* ... what the FIFO held at the last look */
 	struct evbuffer *buf;	 /* bytes for the sink, at most IO_STREAM_BUFFER_MAX */
@@ -331,8 +332,8 @@ io_stream_close_host(struct io_stream *st)
 	io_event_del(st->ev_hwrite);
 	if (st->batch_tm != NULL)
 		ptimer_disarm(st->batch_tm);
-	if (st->empty_tm != NULL)
-		ptimer_disarm(st->empty_tm);
+	if (st->ev_empty != NULL)
+		io_event_del(st->ev_empty);
 	close(st->hfd);
 	st->hfd = -1;
 	st->host = IO_HOST_CLOSED;
@@ -449,12 +450,13 @@ static void
 io_stream_empty_rearm(struct io_stream *st)
 {
 	unsigned max = st->owner->proc == IO_PROC_RUNNING ? IO_EMPTY_IDLE_US : IO_EMPTY_MAX_US;
+	struct timeval tv = {0, 0};
 
 	st->empty_us = st->empty_us == 0 ? IO_EMPTY_MIN_US : st->empty_us * 2;
 	if (st->empty_us > max)
 		st->empty_us = max;
-	if (ptimer_arm(st->empty_tm, st->empty_us) < 0)
-		io_stream_close_host(st); /* cannot look again: do not hold anything on it */
+	tv.tv_usec = (suseconds_t)st->empty_us;
+	event_add(st->ev_empty, &tv);
 }
 
 /*
@@ -469,7 +471,7 @@ io_stream_output_end(struct io_stream *st)
 {
 	int unread = 0;
 
-	if (st->host_is_file || st->empty_tm == NULL || ioctl(st->hfd, FIONREAD, &unread) < 0 ||
+	if (st->host_is_file || st->ev_empty == NULL || ioctl(st->hfd, FIONREAD, &unread) < 0 ||
 	    unread <= 0) {
 		io_stream_close_host(st);
 		return;
@@ -1278,7 +1280,7 @@ io_stream_init(
 		if (!st->host_is_file) {
 			st->ev_hwrite = io_event_new(
 			    base, st->hfd, EV_WRITE | EV_PERSIST, io_stream_on_hwrite, st);
-			st->empty_tm = ptimer_new(base, io_stream_on_empty, st);
+			st->ev_empty = io_event_new(base, -1, 0, io_stream_on_empty, st);
 		}
 	}
 }
@@ -1365,8 +1367,9 @@ io_stream_teardown(struct io_stream *st)
 		event_free(st->ev_timer);
 	ptimer_free(st->batch_tm);
 	st->batch_tm = NULL;
-	ptimer_free(st->empty_tm);
-	st->empty_tm = NULL;
+	if (st->ev_empty != NULL)
+		event_free(st->ev_empty);
+	st->ev_empty = NULL;
 	io_stream_discard(st);
 	evbuffer_free(st->buf);
 	st->present = false;
