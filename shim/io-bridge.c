@@ -57,6 +57,8 @@
  *  - an output FIFO that still holds bytes when its last byte is written keeps the stream
  *    unfinished (IO_HOST_EMPTYING) until the runtime has read it out (FIONREAD, looked at on a
  *    backing-off timer): a runtime may close its reader at the exit without reading to EOF.
+ *    Meanwhile the shim holds a write-only end (its O_RDWR end would count as a reader), so
+ *    a FIFO whose reader has gone (POLLERR) ends the wait at once.
  *  - on_output_done is called once, from its own event on a later loop iteration (never from
  *    inside io_start() or from a stream callback), when every output stream is finished.
  *  - Drain deadline: our EOF went out with the hello, so the half-closed timer never covers
@@ -466,18 +468,55 @@ io_stream_empty_rearm(struct io_stream *st)
  * O_RDWR end) the stream is not finished, and the exit waits (bounded by the drain deadline,
  * which the runtime's reading renews); the host fd is closed once the FIFO is empty.
  */
+/*
+ * What the FIFO still holds for a reader, or 0 when there is nothing to wait for: it is empty,
+ * or no reader is left (POLLERR on a write-only end: nobody will ever read those bytes).
+ */
+static int
+io_stream_unread(const struct io_stream *st)
+{
+	struct pollfd p = {.fd = st->hfd, .events = POLLOUT};
+	int unread = 0;
+
+	if (ioctl(st->hfd, FIONREAD, &unread) < 0 || unread <= 0)
+		return 0;
+	if (poll(&p, 1, 0) < 0 || (p.revents & POLLERR) != 0)
+		return 0;
+	return unread;
+}
+
 static void
 io_stream_output_end(struct io_stream *st)
 {
-	int unread = 0;
+	char self[32];
+	int unread = 0, wfd;
 
 	if (st->host_is_file || st->ev_empty == NULL || ioctl(st->hfd, FIONREAD, &unread) < 0 ||
 	    unread <= 0) {
 		io_stream_close_host(st);
 		return;
 	}
+	/*
+	 * Our O_RDWR end counts as a reader of the FIFO: trade it for a write-only end of the
+	 * same FIFO, so that the FIFO tells when the runtime has no reader left (`ctr run -d`
+	 * exits at once: nothing would ever read those bytes, and the exit must not wait).
+	 */
+	snprintf(self, sizeof self, "/proc/self/fd/%d", st->hfd);
+	io_event_del(st->ev_hwrite);
+	wfd = open(self, O_WRONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+	if (wfd < 0 || dup3(wfd, st->hfd, O_CLOEXEC) < 0) {
+		if (wfd >= 0)
+			close(wfd);
+		io_stream_close_host(st);
+		return;
+	}
+	close(wfd);
+	st->unread = io_stream_unread(st);
+	if (st->unread == 0) {
+		io_stream_close_host(st);
+		return;
+	}
 	st->host = IO_HOST_EMPTYING;
-	st->unread = unread;
 	st->empty_us = 0;
 	io_stream_empty_rearm(st);
 }
@@ -486,13 +525,13 @@ static void
 io_stream_on_empty(evutil_socket_t fd, short what, void *arg)
 {
 	struct io_stream *st = arg;
-	int unread = 0;
+	int unread;
 
 	(void)fd;
 	(void)what;
 	if (st->host != IO_HOST_EMPTYING)
 		return;
-	if (ioctl(st->hfd, FIONREAD, &unread) < 0 || unread <= 0) {
+	if ((unread = io_stream_unread(st)) == 0) {
 		io_stream_close_host(st);
 		io_stream_update(st);
 		return;

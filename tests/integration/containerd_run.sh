@@ -161,6 +161,27 @@ while True:
 		echo "note: $n: a slow ctr's own output: $got of 4194304 bytes (this shim does not wait)"
 	fi
 
+	# Detached: ctr exits at once and nobody will read the output, so the exit must not wait
+	# for the FIFO to be read (a 30 s drain deadline would be the bound, not the normal case).
+	# The container writes only once ctr has gone (the rootfs is a host directory: /go).
+	rm -f "$T/rootfs/go"
+	ctr_ run -d --env PATH=/bin --runtime "$rt" --rootfs "$T/rootfs" "$(cname detached "$rt")" \
+		sh -c 'while [ ! -e /go ]; do sleep 0.05; done; echo unread output; exit 3' \
+		</dev/null >/dev/null 2>"$T/err"
+	: >"$T/rootfs/go"
+	i=0
+	while [ $i -lt 150 ]; do
+		st=$(ctr_ task ls | awk -v id="$(cname detached "$rt")" '$1 == id {print $3}')
+		[ "$st" = STOPPED ] && break
+		sleep 0.1
+		i=$((i + 1))
+	done
+	[ "$st" = STOPPED ] && pass "$n: run -d with output nobody reads: STOPPED without waiting out the drain deadline" ||
+		fail "$n: run -d: still '$st' after 15 s: $(cat "$T/err")"
+	ctr_ task delete "$(cname detached "$rt")" >/dev/null 2>&1
+	ctr_ container delete "$(cname detached "$rt")" >/dev/null 2>&1
+	rm -f "$T/rootfs/go"
+
 	if held_row "run from an image" "$(cname image "$rt")" /dev/null "$T/fromimage" \
 		"$T/fromimage.want" vmshim.test/busybox:latest sh -c 'ls /marker 2>&1; echo image root ok'; then
 		pass "$n: run from an image: its snapshot is the root"

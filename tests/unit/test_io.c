@@ -1203,8 +1203,9 @@ test_stdin_never_opened(void)
 
 /*
  * Output that is all in the FIFO but not read yet: the streams are not done (the exit would
- * wait) until the runtime read it out; after the exit, a runtime that reads nothing holds
- * them only until the drain deadline.
+ * wait) until the runtime read it out; a reader that closed ends the wait at once; after the
+ * exit, a runtime that keeps its reader but reads nothing holds them only until the drain
+ * deadline.
  */
 static void
 test_done_after_fifo_read(void)
@@ -1232,6 +1233,24 @@ test_done_after_fifo_read(void)
 	CU_ASSERT(run_until(&d.fired));
 	CU_ASSERT_EQUAL(read(rd, buf, sizeof buf), 0); /* and then EOF: our end is closed */
 	close(rd);
+	io_free(s);
+	close_fds(fds);
+
+	/* The reader is gone (it will never read): nothing to wait for, at once. */
+	memset(&d, 0, sizeof d);
+	fifos_reset();
+	p = prepare(false, true, false, false, &st);
+	CU_ASSERT_FATAL(p != NULL);
+	CU_ASSERT_EQUAL(guest_accept(fds, "e1"), 1);
+	s = io_start(base, p, on_done, &d);
+	rd = open(out_path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+	CU_ASSERT_FATAL(rd >= 0);
+	send_frame(fds[1], "never read", 10);
+	send_frame(fds[1], NULL, 0);
+	run_for(50);
+	close(rd);
+	io_exit_seen(s);
+	CU_ASSERT(run_until(&d.fired)); /* well before the default 30 s drain deadline */
 	io_free(s);
 	close_fds(fds);
 
