@@ -1207,25 +1207,41 @@ test_stdin_never_opened(void)
  * exit, a runtime that keeps its reader but reads nothing holds them only until the drain
  * deadline.
  */
-static void
-test_done_after_fifo_read(void)
+/*
+ * A stdout-only stream that got `data` and its EOF, with a reader of ours open on the FIFO
+ * (*rd) that has read nothing; half_closed_ms > 0 shortens the drain deadline.
+ */
+static struct io_streams *
+start_written(struct done_ctx *d, int fds[3], int *rd, const char *data, int half_closed_ms)
 {
-	struct done_ctx d = {0};
 	struct io_streams *s;
 	struct io_prepared *p;
 	struct status st;
-	char buf[16];
-	int fds[3], rd;
 
+	memset(d, 0, sizeof *d);
 	fifos_reset();
+	io_set_half_closed_timeout_ms(half_closed_ms);
 	p = prepare(false, true, false, false, &st);
 	CU_ASSERT_FATAL(p != NULL);
 	CU_ASSERT_EQUAL(guest_accept(fds, "e1"), 1);
-	s = io_start(base, p, on_done, &d);
-	rd = open(out_path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
-	CU_ASSERT_FATAL(rd >= 0);
-	send_frame(fds[1], "last words", 10);
+	s = io_start(base, p, on_done, d);
+	io_set_half_closed_timeout_ms(0);
+	*rd = open(out_path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+	CU_ASSERT_FATAL(*rd >= 0);
+	send_frame(fds[1], data, (uint32_t)strlen(data));
 	send_frame(fds[1], NULL, 0);
+	return s;
+}
+
+static void
+test_done_after_fifo_read(void)
+{
+	struct done_ctx d;
+	struct io_streams *s;
+	char buf[16];
+	int fds[3], rd;
+
+	s = start_written(&d, fds, &rd, "last words", 0);
 	io_exit_seen(s);
 	run_for(100);
 	CU_ASSERT_FALSE(atomic_load(&d.fired)); /* all in the FIFO, none of it read */
@@ -1237,16 +1253,7 @@ test_done_after_fifo_read(void)
 	close_fds(fds);
 
 	/* The reader is gone (it will never read): nothing to wait for, at once. */
-	memset(&d, 0, sizeof d);
-	fifos_reset();
-	p = prepare(false, true, false, false, &st);
-	CU_ASSERT_FATAL(p != NULL);
-	CU_ASSERT_EQUAL(guest_accept(fds, "e1"), 1);
-	s = io_start(base, p, on_done, &d);
-	rd = open(out_path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
-	CU_ASSERT_FATAL(rd >= 0);
-	send_frame(fds[1], "never read", 10);
-	send_frame(fds[1], NULL, 0);
+	s = start_written(&d, fds, &rd, "never read", 0);
 	run_for(50);
 	close(rd);
 	io_exit_seen(s);
@@ -1255,18 +1262,7 @@ test_done_after_fifo_read(void)
 	close_fds(fds);
 
 	/* Nobody reads: the drain deadline lets the exit go, the bytes stay in the FIFO. */
-	memset(&d, 0, sizeof d);
-	fifos_reset();
-	io_set_half_closed_timeout_ms(200);
-	p = prepare(false, true, false, false, &st);
-	CU_ASSERT_FATAL(p != NULL);
-	CU_ASSERT_EQUAL(guest_accept(fds, "e1"), 1);
-	s = io_start(base, p, on_done, &d);
-	io_set_half_closed_timeout_ms(0);
-	rd = open(out_path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
-	CU_ASSERT_FATAL(rd >= 0);
-	send_frame(fds[1], "unread", 6);
-	send_frame(fds[1], NULL, 0);
+	s = start_written(&d, fds, &rd, "unread", 200);
 	io_exit_seen(s);
 	CU_ASSERT(run_until(&d.fired));
 	CU_ASSERT_EQUAL(read(rd, buf, sizeof buf), 6);
