@@ -108,11 +108,7 @@ JSON
 cri_guest() {
 	need_qemu_vsock
 	need_static_agent
-	"$top_srcdir/contrib/guest/build-guest" --out "$T/guest" --agent "$AGENT" \
-		>"$T/build-guest.log" 2>&1
-	rc=$?
-	[ $rc -eq 3 ] && skip "the guest kernel cannot be had: $(tail -n 1 "$T/build-guest.log")"
-	[ $rc -eq 0 ] || die "build-guest failed: $(tail -n 5 "$T/build-guest.log")"
+	build_guest "$T/guest" --agent "$AGENT"
 }
 
 cri_write_containerd_config() {

@@ -88,28 +88,22 @@ P0=$(sandbox_pid "$S")
 P1=$(ctr_pid "$C1")
 P2=$(ctr_pid "$C2")
 TOP=$SHIM_PID
-if [ "$H" = vmshim ]; then
-	agents=$(procs_of "$AGENT_EXE" | tr '\n' ' ')
-	set -- $agents
+# one_vm EXE WHAT: exactly one process of EXE serves the pod, the shim's child; TOP is it.
+one_vm() {
+	what=$2
+	vms=$(procs_of "$1" | tr '\n' ' ')
+	set -- $vms
 	if [ $# -eq 1 ] && [ "$(awk '/^PPid:/ {print $2}' "/proc/$1/status")" = "$SHIM_PID" ]; then
-		pass "[$H] one VM: one vmshim-agent ($1), the shim's child"
+		pass "[$H] one VM: one $what ($1), the shim's child"
 		TOP=$1
 	else
-		fail "[$H] agents: '$agents' (want one, child of the shim $SHIM_PID)"
+		fail "[$H] $what processes: '$vms' (want one, child of the shim $SHIM_PID)"
 		cri_ps
 	fi
-fi
+}
+[ "$H" = vmshim ] && one_vm "$AGENT_EXE" vmshim-agent
 if [ "$H" = vmshim-qemu ]; then
-	QEMU_EXE=$(readlink -f "$(command -v "$QEMU_BIN")")
-	qemus=$(procs_of "$QEMU_EXE" | tr '\n' ' ')
-	set -- $qemus
-	if [ $# -eq 1 ] && [ "$(awk '/^PPid:/ {print $2}' "/proc/$1/status")" = "$SHIM_PID" ]; then
-		pass "[$H] one VM: one QEMU ($1), the shim's child"
-		TOP=$1
-	else
-		fail "[$H] QEMU processes: '$qemus' (want one, child of the shim $SHIM_PID)"
-		cri_ps
-	fi
+	one_vm "$(readlink -f "$(command -v "$QEMU_BIN")")" QEMU
 	# The pids are the guest's; what shows they run there is the kernel they see.
 	kver=$(cat "$T/guest/kernel-version")
 	for nc in "sandbox $S" "c1 $C1" "c2 $C2"; do

@@ -244,6 +244,17 @@ need_static_agent() {
 		skip "this build's vmshim-agent is linked dynamically (sanitizer build): no guest image"
 }
 
+# build_guest DIR [build-guest options]: the guest image in DIR (log in DIR.log); skip (77)
+# when the kernel package cannot be had, die when the build fails.
+build_guest() {
+	bg_dir=$1
+	shift
+	"$top_srcdir/contrib/guest/build-guest" --out "$bg_dir" "$@" >"$bg_dir.log" 2>&1
+	bg_rc=$?
+	[ $bg_rc -eq 3 ] && skip "the guest kernel cannot be had: $(tail -n 1 "$bg_dir.log")"
+	[ $bg_rc -eq 0 ] || die "build-guest failed: $(tail -n 5 "$bg_dir.log")"
+}
+
 need_mkfs_ext4() {
 	command -v mkfs.ext4 >/dev/null 2>&1 || PATH=$PATH:/sbin:/usr/sbin
 	command -v mkfs.ext4 >/dev/null 2>&1 || die "mkfs.ext4 not found (apt-get install e2fsprogs)"

@@ -24,11 +24,7 @@ need_static_agent
 need_mkfs_ext4
 setup
 
-"$top_srcdir/contrib/guest/build-guest" --out "$T/guest" --agent "$AGENT" \
-	>"$T/build-guest.log" 2>&1
-rc=$?
-[ $rc -eq 3 ] && skip "the guest kernel cannot be had: $(tail -n 1 "$T/build-guest.log")"
-[ $rc -eq 0 ] || die "build-guest failed: $(tail -n 5 "$T/build-guest.log")"
+build_guest "$T/guest" --agent "$AGENT"
 kver=$(cat "$T/guest/kernel-version")
 
 # The disk to hot-add: ext4 holding one file.

@@ -51,10 +51,7 @@ LC_ALL=C readelf -l "$BUSYBOX" 2>/dev/null | grep -q INTERP &&
 	die "$BUSYBOX is not static (apt-get install busybox-static)"
 setup
 
-"$top_srcdir/contrib/guest/build-guest" --out "$T/guest" --agent "$AGENT" >"$T/build-guest.log" 2>&1
-rc=$?
-[ $rc -eq 3 ] && skip "the guest kernel cannot be had: $(tail -n 1 "$T/build-guest.log")"
-[ $rc -eq 0 ] || die "build-guest failed: $(tail -n 5 "$T/build-guest.log")"
+build_guest "$T/guest" --agent "$AGENT"
 kver=$(cat "$T/guest/kernel-version")
 
 # A root filesystem image: static busybox as /bin/sh and /bin/cat, and a file naming the disk.
@@ -468,8 +465,7 @@ out=$("$SHIM" -socket "$T/g5.sock" -config "$T/g5.json" -log "$T/g5.log" start 2
 	fail "start with a root port id QEMU would parse as options succeeded" ||
 	{ printf '%s' "$out" | grep -q 'vm.hotplug_ports\[4\] "rp4,bus=x" is not a QEMU id' &&
 		pass "a root port id carrying QEMU options: $out" || fail "bad root port id: '$out'"; }
-"$top_srcdir/contrib/guest/build-guest" --out "$T/noagent" >"$T/build-noagent.log" 2>&1 ||
-	die "build-guest without the agent: $(tail -n 3 "$T/build-noagent.log")"
+build_guest "$T/noagent"
 BOOT_MS=8000 VMINITRD=$T/noagent/initramfs.cpio.gz vm_config g4 false
 t0=$(date +%s%N)
 if out=$("$SHIM" -socket "$T/g4.sock" -config "$T/g4.json" -log "$T/g4.log" start 2>&1); then

@@ -25,11 +25,7 @@ done
 setup
 
 # The guest image: kernel from the cache (downloaded once), the peer as an extra program.
-"$top_srcdir/contrib/guest/build-guest" --out "$T/guest" \
-	--extra "$PEER:/bin/vsock_peer" >"$T/build-guest.log" 2>&1
-rc=$?
-[ $rc -eq 3 ] && skip "the guest kernel cannot be had: $(tail -n 1 "$T/build-guest.log")"
-[ $rc -eq 0 ] || die "build-guest failed: $(tail -n 5 "$T/build-guest.log")"
+build_guest "$T/guest" --extra "$PEER:/bin/vsock_peer"
 
 "$VSOCKD" --vhost-user "$T/vu.sock" --uds "$T/v.sock" --log "$T/vsock.log" &
 VPID=$!

@@ -82,3 +82,24 @@ testlib_fd_count(bool io_only)
 	closedir(d);
 	return n;
 }
+
+bool
+testlib_mounted(const char *path, char *opts, size_t len)
+{
+	char line[8192], want[4300];
+	bool found = false;
+	FILE *f = fopen("/proc/self/mounts", "re");
+
+	if (f == NULL)
+		return false;
+	snprintf(want, sizeof want, " %s ", path);
+	while (!found && fgets(line, sizeof line, f) != NULL) {
+		char *at = strstr(line, want);
+
+		found = at != NULL;
+		if (found && opts != NULL)
+			snprintf(opts, len, "%s", at + strlen(want));
+	}
+	fclose(f);
+	return found;
+}

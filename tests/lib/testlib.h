@@ -10,6 +10,7 @@
 #define VMSHIM_TESTLIB_H
 
 #include <stdbool.h>
+#include <stddef.h>
 
 /* A connected, blocking, O_CLOEXEC stream socket to the Unix socket at path; -1 with errno. */
 int testlib_connect(const char *path);
@@ -23,5 +24,11 @@ int testlib_connect_or_exit(const char *path);
  * count is stable. -1 when /proc/self/fd cannot be read.
  */
 int testlib_fd_count(bool io_only);
+
+/*
+ * Is something mounted on path (a line of /proc/self/mounts names it)? When opts is not NULL
+ * it gets the rest of that line (type, options).
+ */
+bool testlib_mounted(const char *path, char *opts, size_t len);
 
 #endif

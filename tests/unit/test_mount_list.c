@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "mount-list.h"
+#include "testlib.h"
 #include "unit.h"
 #include "util.h"
 
@@ -72,23 +73,6 @@ test_check(void)
 	json_decref(l);
 }
 
-/* Is something mounted on path (a line of /proc/self/mounts names it)? */
-static bool
-mounted(const char *path)
-{
-	char line[8192], want[4300];
-	bool found = false;
-	FILE *f = fopen("/proc/self/mounts", "re");
-
-	if (f == NULL)
-		return false;
-	snprintf(want, sizeof want, " %s ", path);
-	while (!found && fgets(line, sizeof line, f) != NULL)
-		found = strstr(line, want) != NULL;
-	fclose(f);
-	return found;
-}
-
 static void
 test_apply_undo(void)
 {
@@ -120,9 +104,9 @@ test_apply_undo(void)
 	snprintf(file, sizeof file, "%s/new", target);
 	CU_ASSERT_PTR_NULL(fopen(file, "w"));
 	CU_ASSERT_EQUAL(errno, EROFS);
-	CU_ASSERT(mounted(target));
+	CU_ASSERT(testlib_mounted(target, NULL, 0));
 	CU_ASSERT_EQUAL(mount_list_undo(target), 0);
-	CU_ASSERT(!mounted(target));
+	CU_ASSERT(!testlib_mounted(target, NULL, 0));
 	CU_ASSERT_EQUAL(access(target, F_OK), -1);
 	json_decref(l);
 
@@ -136,7 +120,7 @@ test_apply_undo(void)
 	CU_ASSERT_EQUAL(mount_list_apply(l, target, 0, &st), -1);
 	CU_ASSERT_EQUAL(st.code, ST_INTERNAL);
 	CU_ASSERT_PTR_NOT_NULL(strstr(st.msg, "mount [1] (bind "));
-	CU_ASSERT(!mounted(target));
+	CU_ASSERT(!testlib_mounted(target, NULL, 0));
 	CU_ASSERT_EQUAL(access(target, F_OK), -1);
 	json_decref(l);
 
@@ -151,14 +135,14 @@ test_apply_undo(void)
 	snprintf(json, sizeof json, "[{\"type\":\"tmpfs\",\"source\":\"tmpfs\"}]");
 	l = json_loads(json, 0, NULL);
 	CU_ASSERT_EQUAL_FATAL(mount_list_apply(l, target, 0, &st), 0);
-	CU_ASSERT(mounted(target));
-	CU_ASSERT(!mounted(src));
+	CU_ASSERT(testlib_mounted(target, NULL, 0));
+	CU_ASSERT(!testlib_mounted(src, NULL, 0));
 	CU_ASSERT_EQUAL(mount_list_undo(target), 0);
-	CU_ASSERT(!mounted(target));
+	CU_ASSERT(!testlib_mounted(target, NULL, 0));
 	CU_ASSERT_EQUAL(mount("tmpfs", src, "tmpfs", 0, NULL), 0);
 	CU_ASSERT_EQUAL(symlink(src, target), 0);
 	CU_ASSERT_EQUAL(mount_list_undo(target), 0);
-	CU_ASSERT(mounted(src)); /* the symlink's target kept its mount */
+	CU_ASSERT(testlib_mounted(src, NULL, 0)); /* the symlink's target kept its mount */
 	CU_ASSERT_EQUAL(access(target, F_OK), -1);
 	CU_ASSERT_EQUAL(umount2(src, MNT_DETACH), 0);
 	json_decref(l);

@@ -19,33 +19,12 @@
 #include <unistd.h>
 
 #include "shim.h"
+#include "testlib.h"
 #include "unit.h"
 #include "util.h"
 
 static char state[] = "/tmp/test_vm_share.XXXXXX";
 static char src[64], victim[64];
-
-/* Is something mounted on path (a line of /proc/self/mounts names it)? Its options in opts. */
-static bool
-mounted(const char *path, char *opts, size_t len)
-{
-	char line[8192], want[256];
-	bool found = false;
-	FILE *f = fopen("/proc/self/mounts", "re");
-
-	if (f == NULL)
-		return false;
-	snprintf(want, sizeof want, " %s ", path);
-	while (!found && fgets(line, sizeof line, f) != NULL) {
-		char *at = strstr(line, want);
-
-		found = at != NULL;
-		if (found && opts != NULL)
-			snprintf(opts, len, "%s", at + strlen(want));
-	}
-	fclose(f);
-	return found;
-}
 
 static int
 share_mount(const char *id, const char *json, struct status *st)
@@ -69,7 +48,7 @@ test_mounter(void)
 	    "[{\"type\":\"bind\",\"source\":\"%s\",\"options\":[\"rbind\"]}]", src);
 	CU_ASSERT_EQUAL_FATAL(share_mount("c1", json, &st), 0);
 	snprintf(target, sizeof target, "%s/share/c1", state);
-	CU_ASSERT(mounted(target, opts, sizeof opts));
+	CU_ASSERT(testlib_mounted(target, opts, sizeof opts));
 	CU_ASSERT_PTR_NOT_NULL(strstr(opts, "nosuid"));
 	CU_ASSERT_PTR_NOT_NULL(strstr(opts, "nodev"));
 	snprintf(file, sizeof file, "%s/hello", target);
@@ -91,19 +70,19 @@ test_mounter(void)
 	snprintf(target, sizeof target, "%s/share/c3", state);
 	CU_ASSERT_EQUAL(symlink(victim, target), 0);
 	CU_ASSERT_EQUAL(share_mount("c3", json, &st), 0);
-	CU_ASSERT(mounted(target, NULL, 0));
-	CU_ASSERT(!mounted(victim, NULL, 0));
+	CU_ASSERT(testlib_mounted(target, NULL, 0));
+	CU_ASSERT(!testlib_mounted(victim, NULL, 0));
 
 	/* Unmount, twice (idempotent). */
 	CU_ASSERT_EQUAL(vm_share_unmount("c3", 5000, &st), 0);
-	CU_ASSERT(!mounted(target, NULL, 0));
+	CU_ASSERT(!testlib_mounted(target, NULL, 0));
 	CU_ASSERT_EQUAL(access(target, F_OK), -1);
 	CU_ASSERT_EQUAL(vm_share_unmount("c3", 5000, &st), 0);
 
 	/* Closing the socket: the mounter unmounts c1 and the share is removed. */
 	snprintf(target, sizeof target, "%s/share/c1", state);
 	CU_ASSERT(vm_share_stop());
-	CU_ASSERT(!mounted(target, NULL, 0));
+	CU_ASSERT(!testlib_mounted(target, NULL, 0));
 	snprintf(target, sizeof target, "%s/share", state);
 	CU_ASSERT_EQUAL(access(target, F_OK), -1);
 	CU_ASSERT(!vm_share_active());
@@ -124,8 +103,8 @@ test_delete_cleanup(void)
 	CU_ASSERT_EQUAL_FATAL(mount("tmpfs", victim, "tmpfs", 0, NULL), 0);
 	CU_ASSERT_EQUAL(symlink(victim, link), 0);
 	vm_share_cleanup(state);
-	CU_ASSERT(!mounted(real, NULL, 0));
-	CU_ASSERT(mounted(victim, NULL, 0)); /* not unmounted through the symlink */
+	CU_ASSERT(!testlib_mounted(real, NULL, 0));
+	CU_ASSERT(testlib_mounted(victim, NULL, 0)); /* not unmounted through the symlink */
 	CU_ASSERT_EQUAL(access(share, F_OK), -1);
 	umount2(victim, MNT_DETACH);
 }
