@@ -11,13 +11,9 @@
  * stream_input_bulk(); stdout reads the pipe straight into the socket's queue), since
  * libevent's 4 KiB/16 KiB defaults cost one process wake-up per 4 KiB.
  *
- * Zero copy (docs/ARCHITECTURE.md): while the socket's queue is empty, stdout frames go
- * straight out: FIONREAD sizes a frame (up to 1 MiB), its header is sent and its payload
- * spliced from the pipe into the socket (splice_left: what is still in the pipe; nothing else
- * may be written until it is through). A small frame from a writer still attached starts a
- * batching window (batch_tm, a timerfd: ptimer.h) instead of watching the pipe. Stdin payloads are
- * spliced from the socket into the pipe; a full pipe parks the stream (in_parked: the socket is not
- * read). A pty, or splice refused, takes the copy path.
+ * Zero copy (docs/ARCHITECTURE.md; stdout's side is in stream-output.c): stdin payloads are
+ * spliced from the socket into the pipe; a full pipe parks the stream (in_parked: the socket
+ * is not read). A pty, or splice refused, takes the copy path.
  */
 #include "config.h"
 

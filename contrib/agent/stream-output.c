@@ -14,14 +14,14 @@
  * stream_input_bulk(); stdout reads the pipe straight into the socket's queue), since
  * libevent's 4 KiB/16 KiB defaults cost one process wake-up per 4 KiB.
  *
- * Zero copy (docs/ARCHITECTURE.md): while the socket's queue is empty, stdout frames go
- * straight out: FIONREAD sizes a frame (up to 1 MiB), its header is sent and its payload
- * spliced from the pipe into the socket (splice_left: what is still in the pipe; nothing else
- * may be written until it is through). A small frame from a writer still attached starts a
- * batching window (batch_tm, a timerfd: ptimer.h) instead of watching the pipe, unless the frame
- * before it found the pipe at least half full (bulk: a fast writer's tail). Stdin payloads are
- * spliced from the socket into the pipe; a full pipe parks the stream (in_parked: the socket is not
- * read). A pty, or splice refused, takes the copy path.
+ * Zero copy (docs/ARCHITECTURE.md): while the socket's queue is empty, frames go straight
+ * out: FIONREAD sizes a frame (up to 1 MiB), its header is sent, its payload moved from the
+ * pipe into the stream's frame pipe (pipe to pipe, at once) and spliced from there into the
+ * socket (splice_left: what is still in the frame pipe; nothing else may be written until it
+ * is through), so the writer never waits for the socket behind its pipe's lock. A small frame
+ * from a writer still attached starts a batching window (batch_tm, a timerfd: ptimer.h)
+ * instead of watching the pipe, unless the frame before it found the pipe at least half full
+ * (bulk: a fast writer's tail). A pty, or splice refused, takes the copy path.
  */
 #include "config.h"
 
@@ -56,17 +56,18 @@ stream_pipe_pause_for_socket(struct stream *s)
 }
 
 /*
- * Output: read exactly len bytes the pipe is known to hold into the socket's queue, raw (the
- * frame header is already out or queued): the copy path of a frame begun by the direct one.
+ * Output: read exactly len bytes that fd (the process's pipe, or the frame pipe) is known to
+ * hold into the socket's queue, raw (the frame header is already out or queued): the copy
+ * path of a frame begun by the direct one.
  */
 static void
-stream_pipe_take(struct stream *s, size_t len)
+stream_pipe_take(struct stream *s, int fd, size_t len)
 {
 	struct evbuffer *out = bufferevent_get_output(s->bev);
 	ssize_t n;
 
 	while (len > 0) {
-		n = read(s->pipe_fd, stream_buf, len < sizeof stream_buf ? len : sizeof stream_buf);
+		n = read(fd, stream_buf, len < sizeof stream_buf ? len : sizeof stream_buf);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n <= 0) {
@@ -82,6 +83,80 @@ stream_pipe_take(struct stream *s, size_t len)
 }
 
 /*
+ * Output: the frame pipe, made on the first spliced frame. A spliced frame's payload is first
+ * moved out of the process's pipe into it (pipe to pipe: page references, no copy, one short
+ * hold of the process pipe's lock), then spliced from there into the socket at the socket's
+ * pace. Splicing from the process's pipe straight into the socket held that pipe's lock for
+ * the whole send, and the writer waited behind it (docs/PERFORMANCE.md). False when it cannot
+ * be made: the frame is copied instead.
+ */
+static bool
+stream_frame_pipe_ready(struct stream *s)
+{
+	int fds[2], cap;
+
+	if (s->frame_rd >= 0)
+		return true;
+	if (pipe2(fds, O_CLOEXEC | O_NONBLOCK) < 0) {
+		log_warn_id(s->id, s->exec_id, "%s: frame pipe: %s: copying",
+		    stdio_kind_name(s->kind), strerror(errno));
+		return false;
+	}
+	cap = fcntl(fds[1], F_SETPIPE_SZ, STREAM_WRITE_MAX);
+	if (cap < 0)
+		cap = fcntl(fds[1], F_GETPIPE_SZ);
+	if (cap <= (int)STREAM_COPY_MAX) {
+		close(fds[0]);
+		close(fds[1]);
+		return false;
+	}
+	s->frame_rd = fds[0];
+	s->frame_wr = fds[1];
+	s->frame_cap = (size_t)cap;
+	return true;
+}
+
+void
+stream_frame_pipe_close(struct stream *s)
+{
+	if (s->frame_rd < 0)
+		return;
+	close(s->frame_rd);
+	close(s->frame_wr);
+	s->frame_rd = s->frame_wr = -1;
+}
+
+/*
+ * Output: move len bytes, which FIONREAD counted in the process's pipe, into the empty frame
+ * pipe (it holds frame_cap >= len). False if the kernel moved fewer (cannot happen): the
+ * frame is then completed by copies, from the frame pipe first, then from the process's pipe.
+ */
+static bool
+stream_frame_fill(struct stream *s, size_t len)
+{
+	size_t moved = 0;
+	ssize_t n;
+
+	while (moved < len) {
+		n = splice(s->pipe_fd, NULL, s->frame_wr, NULL, len - moved,
+		    SPLICE_F_NONBLOCK | SPLICE_F_MOVE);
+		if (n > 0) {
+			moved += (size_t)n;
+			continue;
+		}
+		if (n < 0 && errno == EINTR)
+			continue;
+		log_warn_id(s->id, s->exec_id, "%s: frame pipe took %zu of %zu byte(s): copying",
+		    stdio_kind_name(s->kind), moved, len);
+		stream_pipe_take(s, s->frame_rd, moved);
+		if (s->bev != NULL)
+			stream_pipe_take(s, s->pipe_fd, len - moved);
+		return false;
+	}
+	return true;
+}
+
+/*
  * Output: splice the rest of the current frame's payload from the pipe into the socket.
  * Returns the bytes moved; on a full socket the pipe pauses until the socket is writable. A
  * descriptor that refuses splice (AF_VSOCK) switches the stream to copies for good.
@@ -93,7 +168,7 @@ stream_splice_more(struct stream *s)
 	ssize_t n;
 
 	while (s->splice_left > 0) {
-		n = splice(s->pipe_fd, NULL, bufferevent_getfd(s->bev), NULL, s->splice_left,
+		n = splice(s->frame_rd, NULL, bufferevent_getfd(s->bev), NULL, s->splice_left,
 		    SPLICE_F_NONBLOCK | SPLICE_F_MOVE);
 		if (n > 0) {
 			s->splice_left -= (uint32_t)n;
@@ -115,7 +190,7 @@ stream_splice_more(struct stream *s)
 		moved += s->splice_left;
 		n = s->splice_left;
 		s->splice_left = 0;
-		stream_pipe_take(s, (size_t)n);
+		stream_pipe_take(s, s->frame_rd, (size_t)n);
 		break;
 	}
 	return moved;
@@ -143,7 +218,7 @@ stream_pipe_direct(struct stream *s)
 	if (ioctl(s->pipe_fd, FIONREAD, &avail) == -1 || avail <= 0)
 		return -1;
 	want = (size_t)avail < STREAM_WRITE_MAX ? (size_t)avail : STREAM_WRITE_MAX;
-	if (want <= STREAM_COPY_MAX || s->no_splice) {
+	if (want <= STREAM_COPY_MAX || s->no_splice || !stream_frame_pipe_ready(s)) {
 		if (want > sizeof stream_buf - STREAM_LEN_SIZE)
 			want = sizeof stream_buf - STREAM_LEN_SIZE;
 		do
@@ -160,6 +235,8 @@ stream_pipe_direct(struct stream *s)
 			evbuffer_add(out, stream_buf + sent, len - (size_t)sent);
 		return n;
 	}
+	if (want > s->frame_cap)
+		want = s->frame_cap;
 	stream_len_pack((uint32_t)want, hdr);
 	do
 		sent = send(sock, hdr, sizeof hdr, MSG_DONTWAIT | MSG_NOSIGNAL | MSG_MORE);
@@ -173,9 +250,11 @@ stream_pipe_direct(struct stream *s)
 	if ((size_t)sent < sizeof hdr) {
 		/* Rare: part of the header went; the frame finishes through the queue. */
 		evbuffer_add(out, hdr + sent, sizeof hdr - (size_t)sent);
-		stream_pipe_take(s, want);
+		stream_pipe_take(s, s->pipe_fd, want);
 		return (ssize_t)want;
 	}
+	if (!stream_frame_fill(s, want))
+		return (ssize_t)want;
 	s->splice_left = (uint32_t)want;
 	s->bulk = (size_t)avail >= STREAM_BULK_MIN;
 	return (ssize_t)stream_splice_more(s);
@@ -259,11 +338,11 @@ stream_pipe_pump(struct stream *s, bool bounded)
 	int r;
 
 	if (!bounded && s->bev != NULL && s->splice_left > 0) {
-		/* Detaching mid-frame: its payload is still in the pipe, take it first. */
+		/* Detaching mid-frame: its payload is in the frame pipe, take it first. */
 		total = s->splice_left;
 		s->splice_left = 0;
 		event_del(s->sock_ev);
-		stream_pipe_take(s, total);
+		stream_pipe_take(s, s->frame_rd, total);
 	}
 	for (;;) {
 		if (bounded && s->bev != NULL &&

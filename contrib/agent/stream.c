@@ -57,6 +57,7 @@ stream_free(struct stream *s)
 	ptimer_free(s->batch_tm);
 	if (s->pipe_fd >= 0)
 		close(s->pipe_fd);
+	stream_frame_pipe_close(s);
 	if (s->timer != NULL)
 		event_free(s->timer);
 	if (s->pending != NULL)
@@ -95,7 +96,9 @@ stream_close_socket(struct stream *s)
 		return;
 	if (s->sock_ev != NULL)
 		event_del(s->sock_ev);
-	s->splice_left = 0; /* the rest of that frame has nowhere to go: drained as discarded */
+	/* The rest of a spliced frame has nowhere to go: dropped with its frame pipe. */
+	s->splice_left = 0;
+	stream_frame_pipe_close(s);
 	bufferevent_free(s->bev);
 	s->bev = NULL;
 	s->tx = STREAM_TX_CLOSED;
@@ -344,6 +347,7 @@ stream_accept(int fd)
 	struct timeval tv = {AGENT_HELLO_MS / 1000, 0};
 
 	s->pipe_fd = -1;
+	s->frame_rd = s->frame_wr = -1;
 	s->last_in = -1;
 	s->phase = STREAM_HELLO;
 	stream_decoder_init(&s->dec, STREAM_FRAME_MAX);

@@ -74,7 +74,9 @@ struct stream {
 	/* Output straight from the pipe to the socket while the bufferevent's queue is empty. */
 	bool direct;		 /* the pipe is a pipe: FIONREAD and splice apply */
 	bool no_splice;		 /* splice was refused (or VMSHIM_IO_COPY): copy instead */
-	uint32_t splice_left;	 /* payload of the frame on the wire still in the pipe */
+	uint32_t splice_left;	 /* payload of the frame on the wire not yet in the socket */
+	int frame_rd, frame_wr;	 /* the frame pipe holding that payload (-1: none yet) */
+	size_t frame_cap;	 /* its capacity: the largest frame it can hold */
 	struct event *sock_ev;	 /* the socket is writable again (direct path only) */
 	struct ptimer *batch_tm; /* the batching window ends: read the pipe again */
 	bool bulk;		 /* the last frame found STREAM_BULK_MIN: do not batch its tail */
@@ -121,6 +123,8 @@ void stream_output_setup(struct stream *s);
  * paused). Progress and pausing re-arm or stop the process's drain grace.
  */
 int stream_pipe_pump(struct stream *s, bool bounded);
+/* Output: drop a spliced frame's unsent payload and close the frame pipe (socket gone, free). */
+void stream_frame_pipe_close(struct stream *s);
 /* Output: the pipe is readable; at its EOF queue ours and see whether we are done. */
 void stream_pipe_read_cb(evutil_socket_t fd, short what, void *arg);
 /* The socket's output drained: resume the pipe, and see whether we are done. */

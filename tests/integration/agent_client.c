@@ -23,6 +23,8 @@
  *
  *   slowread SOCK N S         a stdout reader that waits S s: no byte lost, exit after EOF
  *   slowkill SOCK S           the same, the process killed while its full pipe is paused
+ *   dropout SOCK              the shim's stdout socket closes inside a big (spliced) frame:
+ *                             the process is drained to its end and its exit is published
  *   pidreuse SOCK FILE        an orphan's exit never lands on a later process with its pid
  *                             (FILE: scratch file; exits 77 when the pid cannot be steered)
  *   lifecycle SOCK DIR        fake runtime in DIR: Start/Exec/Delete refused while creating,
@@ -1188,6 +1190,58 @@ cmd_slowread(long n, int delay_s)
 	return 0;
 }
 
+/*
+ * The shim's end of a stdout stream closes in the middle of a big frame, whose payload the
+ * agent splices (a small receive buffer keeps the frame on the wire): the agent drops the rest
+ * of that frame, drains the process's pipe to its end and publishes the exit. The process
+ * writes 64 MiB, far more than the pipes hold, so it finishes only if it is drained.
+ */
+static int
+cmd_dropout(void)
+{
+	struct rpc_client *c = cl_control(true);
+	char *args[4] = {"head", "-c", "67108864", "/dev/zero"};
+	static uint8_t buf[65536];
+	uint32_t len = 0, got = 0;
+	uint8_t hdr[4];
+	int rcv = 65536, sock;
+	ssize_t n;
+
+	json_decref(cl_call(c, "CreateContainer",
+	    json_pack("{s:s, s:{s:o}, s:b}", "id", "drop", "spec", "process", cl_process(args, 4),
+		"stdout", 1)));
+	sock = cl_stream("drop", "", "stdout");
+	setsockopt(sock, SOL_SOCKET, SO_RCVBUF, &rcv, sizeof rcv);
+	json_decref(cl_call(c, "StartProcess", json_pack("{s:s}", "id", "drop")));
+	/* Walk the frames until one bigger than the agent's copy limit is half read. */
+	for (;;) {
+		if (read_full(sock, hdr, sizeof hdr) < 0)
+			die("dropout: the stream ended before a big frame");
+		len = (uint32_t)hdr[0] << 24 | (uint32_t)hdr[1] << 16 | (uint32_t)hdr[2] << 8 |
+		      hdr[3];
+		if (len == 0 || len > STREAM_WRITE_MAX)
+			die("dropout: a frame of %u bytes", len);
+		if (len > 256 * 1024)
+			break;
+		for (got = 0; got < len; got += (uint32_t)n) {
+			n = read(sock, buf, len - got < sizeof buf ? len - got : sizeof buf);
+			if (n <= 0)
+				die("dropout: the stream ended inside a frame");
+		}
+	}
+	if (read_full(sock, buf, sizeof buf) < 0)
+		die("dropout: the stream ended inside a frame");
+	close(sock);
+	if (cl_wait_exit("drop", "drop", 20) != 0)
+		die("dropout: exit status");
+	json_decref(cl_call(c, "DeleteProcess", json_pack("{s:s}", "id", "drop")));
+	printf("ok   dropout: the socket closed %zu bytes into a frame of %u: process drained, "
+	       "exit 0 published\n",
+	    sizeof buf, len);
+	rpc_client_free(c);
+	return 0;
+}
+
 /* head's write(2) byte count from /proc/PID/io, or -1 when unreadable. */
 static long long
 cl_wchar(int64_t pid)
@@ -1674,10 +1728,10 @@ main(int argc, char **argv)
 {
 	signal(SIGPIPE, SIG_IGN);
 	if (argc < 3) {
-		fprintf(stderr,
-		    "usage: agent_client "
-		    "(handshake|ping|run|many|bigframe|oci|ociterm|overlap|slowread|"
-		    "slowkill|pidreuse|lifecycle|closingsub|ptyeof|usercheck|call) SOCK ...\n");
+		fprintf(stderr, "usage: agent_client "
+				"(handshake|ping|run|many|bigframe|oci|ociterm|overlap|slowread|"
+				"slowkill|dropout|pidreuse|lifecycle|closingsub|ptyeof|usercheck|"
+				"call) SOCK ...\n");
 		return 2;
 	}
 	sock_path = argv[2];
@@ -1711,6 +1765,8 @@ main(int argc, char **argv)
 		return cmd_slowread(atol(argv[3]), atoi(argv[4]));
 	if (strcmp(argv[1], "slowkill") == 0 && argc > 3)
 		return cmd_slowkill(atoi(argv[3]));
+	if (strcmp(argv[1], "dropout") == 0)
+		return cmd_dropout();
 	if (strcmp(argv[1], "usercheck") == 0 && argc > 4)
 		return cmd_usercheck(argv[3], argv[4]);
 	if (strcmp(argv[1], "pidreuse") == 0 && argc > 3)

@@ -2,6 +2,8 @@
 # agent_regress.sh: regressions found in review of vmshim-agent, one scenario each:
 #   slowread    a stdout reader stalled past the 5 s drain grace loses nothing, exit comes last
 #   slowkill    the same with the process killed while its full pipe waits for that reader
+#   dropout     the stdout socket closed inside a big spliced frame: the process is drained to
+#               its end, its exit published, and the agent's descriptors are back to before
 #   pidreuse    an orphan reaped by the subreaper never lends its exit to a later process
 #   lifecycle   a fake runtime: calls refused while creating, one runtime delete for two
 #               DeleteProcess, a runtime error taken from that command's own log
@@ -58,6 +60,13 @@ chmod +x "$F/runtime"
 agent_start
 check "$CLIENT" slowread "$SOCK" 1150000 7
 check "$CLIENT" slowkill "$SOCK" 7
+fds() { ls "/proc/$AGENT_PID/fd" | wc -l; }
+base=$(fds)
+check "$CLIENT" dropout "$SOCK"
+i=0
+while [ "$(fds)" != "$base" ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i + 1)); done
+[ "$(fds)" = "$base" ] || { echo "FAIL: dropout: agent fds $(fds), before $base"; ls -l "/proc/$AGENT_PID/fd"; exit 1; }
+echo "ok   dropout: agent fds back to $base"
 rc=0
 check "$CLIENT" pidreuse "$SOCK" "$TMP/orphan.pid" || rc=$?
 [ $rc -eq 0 ] || [ $rc -eq 77 ] || exit 1

@@ -44,7 +44,7 @@ fi
 wait_clients_closed
 shim_idle=$(open_fds "$SHIM_PID")
 agent_idle=$(open_fds "$AGENT_PID")
-if out=$("$CLIENT" runs "$T/shim.sock" ctr "$CYCLES" 4096 "$T/fifos" "$CLIENT" full 2>&1); then
+if out=$("$CLIENT" runs "$T/shim.sock" ctr "$CYCLES" 65536 "$T/fifos" "$CLIENT" full 2>&1); then
 	pass "$CYCLES exec lifecycles with stdin/stdout/stderr: $out"
 else
 	fail "$CYCLES exec lifecycles: $(printf '%s' "$out" | tail -8 | tr '\n' ';')"
