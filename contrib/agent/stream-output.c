@@ -83,17 +83,31 @@ stream_pipe_take(struct stream *s, int fd, size_t len)
 }
 
 /*
- * Output: the frame pipe, made on the first spliced frame. A spliced frame's payload is first
- * moved out of the process's pipe into it (pipe to pipe: page references, no copy, one short
- * hold of the process pipe's lock), then spliced from there into the socket at the socket's
- * pace. Splicing from the process's pipe straight into the socket held that pipe's lock for
- * the whole send, and the writer waited behind it (docs/PERFORMANCE.md). False when it cannot
- * be made: the frame is copied instead.
+ * Output: the frame pipe, made on the first spliced frame. A spliced frame's payload is moved
+ * out of the process's pipe into it (pipe to pipe: page references, no copy, one short hold
+ * of the process pipe's lock), then spliced from there into the socket at the socket's pace.
+ * Splicing from the process's pipe straight into the socket held that pipe's lock for the
+ * whole send, and the writer waited behind it (docs/PERFORMANCE.md). False when it cannot be
+ * made: frames are copied instead.
  */
+/* VMSHIM_TEST_FRAME_PIPE=BYTES sets the frame pipe's size (tests of frames taken in steps). */
+static int
+stream_frame_pipe_size(void)
+{
+	static int size = -1;
+	const char *v;
+
+	if (size < 0) {
+		v = getenv("VMSHIM_TEST_FRAME_PIPE");
+		size = v != NULL && atoi(v) > 0 ? atoi(v) : STREAM_PIPE_SIZE;
+	}
+	return size;
+}
+
 static bool
 stream_frame_pipe_ready(struct stream *s)
 {
-	int fds[2], cap;
+	int fds[2];
 
 	if (s->frame_rd >= 0)
 		return true;
@@ -102,23 +116,17 @@ stream_frame_pipe_ready(struct stream *s)
 		    stdio_kind_name(s->kind), strerror(errno));
 		return false;
 	}
-	cap = fcntl(fds[1], F_SETPIPE_SZ, STREAM_WRITE_MAX);
-	if (cap < 0)
-		cap = fcntl(fds[1], F_GETPIPE_SZ);
-	if (cap <= (int)STREAM_COPY_MAX) {
-		close(fds[0]);
-		close(fds[1]);
-		return false;
-	}
+	/* Best effort: a smaller frame pipe only takes a frame in more steps. */
+	(void)fcntl(fds[1], F_SETPIPE_SZ, stream_frame_pipe_size());
 	s->frame_rd = fds[0];
 	s->frame_wr = fds[1];
-	s->frame_cap = (size_t)cap;
 	return true;
 }
 
 void
 stream_frame_pipe_close(struct stream *s)
 {
+	s->frame_held = 0;
 	if (s->frame_rd < 0)
 		return;
 	close(s->frame_rd);
@@ -127,39 +135,29 @@ stream_frame_pipe_close(struct stream *s)
 }
 
 /*
- * Output: move len bytes, which FIONREAD counted in the process's pipe, into the empty frame
- * pipe (it holds frame_cap >= len). False if the kernel moved fewer (cannot happen): the
- * frame is then completed by copies, from the frame pipe first, then from the process's pipe.
+ * Output: the spliced frame cannot go on (splice refused, the socket failed, detaching): the
+ * rest of its payload is copied into the socket's queue, the frame pipe's part first, then
+ * what is still in the process's pipe. Returns how many bytes that was.
  */
-static bool
-stream_frame_fill(struct stream *s, size_t len)
+static size_t
+stream_frame_take_rest(struct stream *s)
 {
-	size_t moved = 0;
-	ssize_t n;
+	size_t held = s->frame_held, rest = s->splice_left - s->frame_held;
 
-	while (moved < len) {
-		n = splice(s->pipe_fd, NULL, s->frame_wr, NULL, len - moved,
-		    SPLICE_F_NONBLOCK | SPLICE_F_MOVE);
-		if (n > 0) {
-			moved += (size_t)n;
-			continue;
-		}
-		if (n < 0 && errno == EINTR)
-			continue;
-		log_warn_id(s->id, s->exec_id, "%s: frame pipe took %zu of %zu byte(s): copying",
-		    stdio_kind_name(s->kind), moved, len);
-		stream_pipe_take(s, s->frame_rd, moved);
-		if (s->bev != NULL)
-			stream_pipe_take(s, s->pipe_fd, len - moved);
-		return false;
-	}
-	return true;
+	s->splice_left = 0;
+	s->frame_held = 0;
+	stream_pipe_take(s, s->frame_rd, held);
+	if (s->bev != NULL)
+		stream_pipe_take(s, s->pipe_fd, rest);
+	return held + rest;
 }
 
 /*
- * Output: splice the rest of the current frame's payload from the pipe into the socket.
- * Returns the bytes moved; on a full socket the pipe pauses until the socket is writable. A
- * descriptor that refuses splice (AF_VSOCK) switches the stream to copies for good.
+ * Output: splice the rest of the current frame's payload into the socket, through the frame
+ * pipe: whenever it is empty, what is left of the frame (counted in the process's pipe by
+ * FIONREAD, so there) is moved into it. Returns the bytes moved into the socket; on a full
+ * socket the pipe pauses until the socket is writable. A descriptor that refuses splice
+ * (AF_VSOCK) switches the stream to copies for good.
  */
 static size_t
 stream_splice_more(struct stream *s)
@@ -168,9 +166,24 @@ stream_splice_more(struct stream *s)
 	ssize_t n;
 
 	while (s->splice_left > 0) {
-		n = splice(s->frame_rd, NULL, bufferevent_getfd(s->bev), NULL, s->splice_left,
+		if (s->frame_held == 0) {
+			n = splice(s->pipe_fd, NULL, s->frame_wr, NULL, s->splice_left,
+			    SPLICE_F_NONBLOCK | SPLICE_F_MOVE);
+			if (n < 0 && errno == EINTR)
+				continue;
+			if (n <= 0) {
+				/* Cannot happen (the bytes were counted): copy them instead. */
+				log_debug_id(s->id, s->exec_id, "%s: frame pipe fill: %s: copying",
+				    stdio_kind_name(s->kind), n < 0 ? strerror(errno) : "EOF");
+				moved += stream_frame_take_rest(s);
+				break;
+			}
+			s->frame_held = (uint32_t)n;
+		}
+		n = splice(s->frame_rd, NULL, bufferevent_getfd(s->bev), NULL, s->frame_held,
 		    SPLICE_F_NONBLOCK | SPLICE_F_MOVE);
 		if (n > 0) {
+			s->frame_held -= (uint32_t)n;
 			s->splice_left -= (uint32_t)n;
 			moved += (size_t)n;
 			continue;
@@ -187,10 +200,7 @@ stream_splice_more(struct stream *s)
 			s->no_splice = true;
 		}
 		/* Else the socket failed: the bufferevent reports it when it writes these. */
-		moved += s->splice_left;
-		n = s->splice_left;
-		s->splice_left = 0;
-		stream_pipe_take(s, s->frame_rd, (size_t)n);
+		moved += stream_frame_take_rest(s);
 		break;
 	}
 	return moved;
@@ -200,10 +210,10 @@ stream_splice_more(struct stream *s)
  * Output, direct path (the socket's queue is empty): FIONREAD says what the pipe holds, and
  * up to STREAM_WRITE_MAX of it becomes one frame, so a writer of small lines costs one frame
  * per wake-up, not per line. A small frame is read and sent in one call; a larger one is its
- * header then the payload spliced from the pipe, never copied through the agent. What the
- * socket does not take is queued in the bufferevent (copied bytes) or left in the pipe
- * (splice_left). Returns the bytes moved, 0 with the pipe paused for a full socket, or -1
- * for the copy path to take over (nothing waiting: EOF or EAGAIN, or a socket error).
+ * header then the payload spliced through the frame pipe, never copied through the agent.
+ * What the socket does not take is queued in the bufferevent (copied bytes) or left in the
+ * frame pipe and the pipe (splice_left). Returns the bytes moved, 0 with the pipe paused for a full
+ * socket, or -1 for the copy path to take over (nothing waiting: EOF or EAGAIN, or a socket error).
  */
 static ssize_t
 stream_pipe_direct(struct stream *s)
@@ -235,8 +245,6 @@ stream_pipe_direct(struct stream *s)
 			evbuffer_add(out, stream_buf + sent, len - (size_t)sent);
 		return n;
 	}
-	if (want > s->frame_cap)
-		want = s->frame_cap;
 	stream_len_pack((uint32_t)want, hdr);
 	do
 		sent = send(sock, hdr, sizeof hdr, MSG_DONTWAIT | MSG_NOSIGNAL | MSG_MORE);
@@ -253,8 +261,6 @@ stream_pipe_direct(struct stream *s)
 		stream_pipe_take(s, s->pipe_fd, want);
 		return (ssize_t)want;
 	}
-	if (!stream_frame_fill(s, want))
-		return (ssize_t)want;
 	s->splice_left = (uint32_t)want;
 	s->bulk = (size_t)avail >= STREAM_BULK_MIN;
 	return (ssize_t)stream_splice_more(s);
@@ -338,11 +344,9 @@ stream_pipe_pump(struct stream *s, bool bounded)
 	int r;
 
 	if (!bounded && s->bev != NULL && s->splice_left > 0) {
-		/* Detaching mid-frame: its payload is in the frame pipe, take it first. */
-		total = s->splice_left;
-		s->splice_left = 0;
+		/* Detaching mid-frame: its payload goes first. */
 		event_del(s->sock_ev);
-		stream_pipe_take(s, s->frame_rd, total);
+		total = stream_frame_take_rest(s);
 	}
 	for (;;) {
 		if (bounded && s->bev != NULL &&

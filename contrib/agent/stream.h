@@ -75,8 +75,8 @@ struct stream {
 	bool direct;		 /* the pipe is a pipe: FIONREAD and splice apply */
 	bool no_splice;		 /* splice was refused (or VMSHIM_IO_COPY): copy instead */
 	uint32_t splice_left;	 /* payload of the frame on the wire not yet in the socket */
-	int frame_rd, frame_wr;	 /* the frame pipe holding that payload (-1: none yet) */
-	size_t frame_cap;	 /* its capacity: the largest frame it can hold */
+	uint32_t frame_held;	 /* ... of which in the frame pipe (the rest: the pipe) */
+	int frame_rd, frame_wr;	 /* the frame pipe (-1: none yet) */
 	struct event *sock_ev;	 /* the socket is writable again (direct path only) */
 	struct ptimer *batch_tm; /* the batching window ends: read the pipe again */
 	bool bulk;		 /* the last frame found STREAM_BULK_MIN: do not batch its tail */

@@ -2,7 +2,9 @@
 # shim_stdio_splice.sh: the zero-copy data plane through the real vmshim + vmshim-agent, and
 # its copy fallback (VMSHIM_IO_COPY=1 in both daemons' environment), each checked by sha256:
 #  - STDIO_BIG_MIB (default 1024) MiB of a pseudo-random pattern out of a container's stdout
-#    and into a container's stdin, on the splice path and on the copy path;
+#    and into a container's stdin, on the splice path and on the copy path; then 64 MiB each
+#    way with the agent's frame pipe at 16 KiB (VMSHIM_TEST_FRAME_PIPE), so every spliced frame
+#    crosses it in steps;
 #  - a reader that stalls for 5 s after 16 MiB of 64 MiB: the shim's and the agent's RSS
 #    stay bounded while it stalls, and nothing is lost;
 #  - EOF right after the last spliced byte: exact sizes around the 1 MiB frame (1 MiB,
@@ -54,20 +56,32 @@ check() {
 }
 
 BIG_SUM=$(sum 11 "$BIG")
-for mode in splice copy; do
-	if [ "$mode" = copy ]; then
+STEP=$((64 * 1048576))
+for mode in splice copy steps; do
+	size=$BIG want=$BIG_SUM
+	case $mode in
+	copy)
 		stop_shim
 		stop_agent
 		export VMSHIM_IO_COPY=1
-	fi
+		;;
+	steps)
+		# The agent's frame pipe at 16 KiB: every spliced frame crosses it in many steps.
+		stop_shim
+		stop_agent
+		unset VMSHIM_IO_COPY
+		export VMSHIM_TEST_FRAME_PIPE=16384
+		size=$STEP want=$(sum 11 "$STEP")
+		;;
+	esac
 	start_agent
 	start_shim
-	check "$mode: $((BIG / 1048576)) MiB out of stdout, sha256" "$(out_sha "big-out-$mode" 11 "$BIG")" "$BIG_SUM"
-	check "$mode: $((BIG / 1048576)) MiB into stdin, sha256" "$(in_sha "big-in-$mode" 11 "$BIG")" "$BIG_SUM"
+	check "$mode: $((size / 1048576)) MiB out of stdout, sha256" "$(out_sha "big-out-$mode" 11 "$size")" "$want"
+	check "$mode: $((size / 1048576)) MiB into stdin, sha256" "$(in_sha "big-in-$mode" 11 "$size")" "$want"
 done
 stop_shim
 stop_agent
-unset VMSHIM_IO_COPY
+unset VMSHIM_TEST_FRAME_PIPE
 start_agent
 start_shim
 
