@@ -99,7 +99,7 @@ stream_frame_pipe_size(void)
 
 	if (size < 0) {
 		v = getenv("VMSHIM_TEST_FRAME_PIPE");
-		size = v != NULL && atoi(v) > 0 ? atoi(v) : STREAM_PIPE_SIZE;
+		size = v != NULL && atoi(v) > 0 ? atoi(v) : STREAM_FRAME_PIPE_SIZE;
 	}
 	return size;
 }
@@ -112,8 +112,11 @@ stream_frame_pipe_ready(struct stream *s)
 	if (s->frame_rd >= 0)
 		return true;
 	if (pipe2(fds, O_CLOEXEC | O_NONBLOCK) < 0) {
-		log_warn_id(s->id, s->exec_id, "%s: frame pipe: %s: copying",
+		/* Once per stream: retrying (and logging) on every big frame would flood the log.
+		 */
+		log_warn_id(s->id, s->exec_id, "%s: frame pipe: %s: copying from now on",
 		    stdio_kind_name(s->kind), strerror(errno));
+		s->no_splice = true;
 		return false;
 	}
 	/* Best effort: a smaller frame pipe only takes a frame in more steps. */
@@ -173,7 +176,7 @@ stream_splice_more(struct stream *s)
 				continue;
 			if (n <= 0) {
 				/* Cannot happen (the bytes were counted): copy them instead. */
-				log_debug_id(s->id, s->exec_id, "%s: frame pipe fill: %s: copying",
+				log_warn_id(s->id, s->exec_id, "%s: frame pipe fill: %s: copying",
 				    stdio_kind_name(s->kind), n < 0 ? strerror(errno) : "EOF");
 				moved += stream_frame_take_rest(s);
 				break;
@@ -201,6 +204,8 @@ stream_splice_more(struct stream *s)
 		}
 		/* Else the socket failed: the bufferevent reports it when it writes these. */
 		moved += stream_frame_take_rest(s);
+		if (s->no_splice && s->bev != NULL)
+			stream_frame_pipe_close(s); /* never used again: give back its quota */
 		break;
 	}
 	return moved;

@@ -1192,8 +1192,8 @@ cmd_slowread(long n, int delay_s)
 
 /*
  * The shim's end of a stdout stream closes in the middle of a big frame, whose payload the
- * agent splices (a small receive buffer keeps the frame on the wire): the agent drops the rest
- * of that frame, drains the process's pipe to its end and publishes the exit. The process
+ * agent splices (the socket's ~200 KiB buffer keeps a 1 MiB frame on the wire): the agent drops the
+ * rest of that frame, drains the process's pipe to its end and publishes the exit. The process
  * writes 64 MiB, far more than the pipes hold, so it finishes only if it is drained.
  */
 static int
@@ -1204,14 +1204,13 @@ cmd_dropout(void)
 	static uint8_t buf[65536];
 	uint32_t len = 0, got = 0;
 	uint8_t hdr[4];
-	int rcv = 65536, sock;
 	ssize_t n;
+	int sock;
 
 	json_decref(cl_call(c, "CreateContainer",
 	    json_pack("{s:s, s:{s:o}, s:b}", "id", "drop", "spec", "process", cl_process(args, 4),
 		"stdout", 1)));
 	sock = cl_stream("drop", "", "stdout");
-	setsockopt(sock, SOL_SOCKET, SO_RCVBUF, &rcv, sizeof rcv);
 	json_decref(cl_call(c, "StartProcess", json_pack("{s:s}", "id", "drop")));
 	/* Walk the frames until one bigger than the agent's copy limit is half read. */
 	for (;;) {
