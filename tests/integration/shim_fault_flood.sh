@@ -47,7 +47,8 @@ ms=$((($(date +%s%N) - t0) / 1000000))
 grep -q '"exit_status":137' "$T/wait1" && pass "c1: the parked Wait answered: $(cat "$T/wait1")" || fail "c1: Wait: '$(cat "$T/wait1")'"
 [ "$ms" -lt 10000 ] && pass "c1: Delete and Wait done in $ms ms (the 30 s deadline not needed)" || fail "c1: took $ms ms"
 grep -q 'Delete before stdout/stderr drained' "$T/shim.log" && pass "c1: dropped output logged" || fail "c1: no log of the dropped output"
-wait_log 'stdout: flood cut' "$T/fake.log" && pass "c1: the shim closed the flooded stream" || fail "c1: flooded stream not closed"
+wait_log 'stdout: flood cut' "$T/fake.log" && pass "c1: the shim closed the flooded stream" ||
+	fail "c1: flooded stream not closed: fake agent: $(tail -4 "$T/fake.log" | tr '\n' ';') shim: $(tail -4 "$T/shim.log" | tr '\n' ';')"
 expect_call "c1: gone after Delete" State '{"id":"c1"}' '^NOT_FOUND'
 check_fds "c1" "$base"
 stop_shim
@@ -77,7 +78,8 @@ else
 	fail "c2: no warn line naming c2: '$line'"
 fi
 expect_call "c2: State" State '{"id":"c2"}' '"exit_status":137,"exited_at":"2.*"status":"STOPPED"'
-wait_log 'stdout: flood cut' "$T/fake.log" && pass "c2: the shim closed the flooded stream" || fail "c2: flooded stream not closed"
+wait_log 'stdout: flood cut' "$T/fake.log" && pass "c2: the shim closed the flooded stream" ||
+	fail "c2: flooded stream not closed: fake agent: $(tail -4 "$T/fake.log" | tr '\n' ';') shim: $(tail -4 "$T/shim.log" | tr '\n' ';')"
 expect_call "c2: Delete" Delete '{"id":"c2"}' '^OK'
 check_fds "c2" "$base"
 alive "after both"
