@@ -91,6 +91,8 @@ int write_all_wake(
 
 /* Monotonic milliseconds, for deadlines. */
 int64_t time_mono_ms(void);
+/* clock's now plus ms (>= 0), normalized: the deadline of a pthread_*timed* wait on clock. */
+void time_after_ms(clockid_t clock, int64_t ms, struct timespec *ts);
 /*
  * Reap child pid, giving it grace_ms to exit (the caller has asked it to: SIGTERM, EOF);
  * past that it is SIGKILLed and reaped. True when it exited within the grace period.
@@ -113,6 +115,8 @@ int parse_u64(const char *s, uint64_t *out);
 
 /* Create a directory and its parents with mode (existing ones are left as they are). */
 int mkdir_p(const char *path, mode_t mode);
+/* Does path have a ".." component (one that can climb out of where it is put)? */
+bool path_has_dotdot(const char *path);
 
 /*
  * Open a path a peer named so that the open cannot block (a FIFO without a writer, a tty):

@@ -235,13 +235,7 @@ forward_backoff_locked(int ms)
 {
 	struct timespec ts;
 
-	clock_gettime(CLOCK_REALTIME, &ts);
-	ts.tv_sec += ms / 1000;
-	ts.tv_nsec += (long)(ms % 1000) * 1000000;
-	if (ts.tv_nsec >= 1000000000) {
-		ts.tv_sec++;
-		ts.tv_nsec -= 1000000000;
-	}
+	time_after_ms(CLOCK_REALTIME, ms, &ts);
 	pthread_cond_timedwait(&fw.cond, &fw.lock, &ts);
 }
 

@@ -121,13 +121,7 @@ guest_get(int wait_ms, struct status *st)
 	}
 	pthread_mutex_lock(&gs.lock);
 	if (gs.cur == NULL && wait_ms > 0 && !gs.stopping) {
-		clock_gettime(CLOCK_MONOTONIC, &ts);
-		ts.tv_sec += wait_ms / 1000;
-		ts.tv_nsec += (long)(wait_ms % 1000) * 1000000;
-		if (ts.tv_nsec >= 1000000000) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000;
-		}
+		time_after_ms(CLOCK_MONOTONIC, wait_ms, &ts);
 		while (gs.cur == NULL && !gs.stopping)
 			if (pthread_cond_timedwait(&gs.cond, &gs.lock, &ts) == ETIMEDOUT)
 				break;

@@ -462,13 +462,6 @@ io_stream_empty_rearm(struct io_stream *st)
 }
 
 /*
- * Everything is in the host FIFO. The runtime may close its reader as soon as it learns of
- * the exit, without reading to EOF (containerd 1.6's `ctr run --rm` does): what it has not
- * read yet would be lost with the FIFO. So while the FIFO holds bytes (FIONREAD on our own
- * O_RDWR end) the stream is not finished, and the exit waits (bounded by the drain deadline,
- * which the runtime's reading renews); the host fd is closed once the FIFO is empty.
- */
-/*
  * What the FIFO still holds for a reader, or 0 when there is nothing to wait for: it is empty,
  * or no reader is left (POLLERR on a write-only end: nobody will ever read those bytes).
  */
@@ -485,14 +478,20 @@ io_stream_unread(const struct io_stream *st)
 	return unread;
 }
 
+/*
+ * Everything is in the host FIFO. The runtime may close its reader as soon as it learns of
+ * the exit, without reading to EOF (containerd 1.6's `ctr run --rm` does): what it has not
+ * read yet would be lost with the FIFO. So while the FIFO holds bytes the stream is not
+ * finished, and the exit waits (bounded by the drain deadline, which the runtime's reading
+ * renews); the host fd is closed once the FIFO is empty.
+ */
 static void
 io_stream_output_end(struct io_stream *st)
 {
 	char self[32];
-	int unread = 0, wfd;
+	int wfd;
 
-	if (st->host_is_file || st->ev_empty == NULL || ioctl(st->hfd, FIONREAD, &unread) < 0 ||
-	    unread <= 0) {
+	if (st->host_is_file || st->ev_empty == NULL || io_stream_unread(st) == 0) {
 		io_stream_close_host(st);
 		return;
 	}

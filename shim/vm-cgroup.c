@@ -235,8 +235,7 @@ static void
 vm_cgroup_cleanup_one(const char *dir)
 {
 	/* Only what vm_cgroup_join could have written: a path under the hierarchy. */
-	if (strncmp(dir, VM_CGROUP_ROOT "/", sizeof VM_CGROUP_ROOT) != 0 ||
-	    strstr(dir, "/..") != NULL)
+	if (strncmp(dir, VM_CGROUP_ROOT "/", sizeof VM_CGROUP_ROOT) != 0 || path_has_dotdot(dir))
 		return;
 	for (int nap = 1; rmdir(dir) < 0 && errno == EBUSY && nap < 1000; nap *= 2)
 		poll(NULL, 0, nap);

@@ -107,9 +107,7 @@ vm_share_allowed(json_t *mounts, struct status *st)
 
 		if (strcmp(type, "bind") == 0 || strcmp(type, "rbind") == 0) {
 			if (source[0] != '/' || source[strspn(source, "/")] == '\0' ||
-			    strstr(source, "/../") != NULL ||
-			    (strlen(source) >= 3 &&
-				strcmp(source + strlen(source) - 3, "/..") == 0))
+			    path_has_dotdot(source))
 				return status_set(st, ST_INVALID_ARGUMENT,
 				    "rootfs[%zu].source: a bind of \"%.*s\" is not shared with a "
 				    "microVM",
@@ -338,13 +336,7 @@ vm_share_call(json_t *req, int timeout_ms, struct status *st)
 	if (vs.fd < 0)
 		return status_set(st, ST_FAILED_PRECONDITION, "no root filesystem share");
 	/* The deadline covers the wait for the exchange before ours too. */
-	clock_gettime(CLOCK_REALTIME, &until);
-	until.tv_sec += timeout_ms / 1000;
-	until.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-	if (until.tv_nsec >= 1000000000L) {
-		until.tv_sec++;
-		until.tv_nsec -= 1000000000L;
-	}
+	time_after_ms(CLOCK_REALTIME, timeout_ms, &until);
 	if ((r = pthread_mutex_timedlock(&vs.lock, &until)) != 0)
 		return status_errno(st, r == ETIMEDOUT ? ST_DEADLINE_EXCEEDED : ST_INTERNAL, r,
 		    "the root filesystem mounter is busy");

@@ -379,6 +379,29 @@ cl_process(char **args, int nargs)
 	    "PATH=/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin", "cwd", "/");
 }
 
+/*
+ * CreateContainer id running args with one stdio stream (stdin, stdout or stderr) declared,
+ * connect that stream, StartProcess. Returns the stream's socket; *pid (if not NULL) the pid.
+ */
+static int
+cl_start_streamed(
+    struct rpc_client *c, const char *id, char **args, int nargs, const char *stream, int64_t *pid)
+{
+	struct status st;
+	json_t *resp;
+	int sock;
+
+	json_decref(cl_call(c, "CreateContainer",
+	    json_pack("{s:s, s:{s:o}, s:b}", "id", id, "spec", "process", cl_process(args, nargs),
+		stream, 1)));
+	sock = cl_stream(id, "", stream);
+	resp = cl_call(c, "StartProcess", json_pack("{s:s}", "id", id));
+	if (pid != NULL && msg_get_i64(resp, "response", "pid", true, pid, &st) < 0)
+		die("StartProcess: %s", st.msg);
+	json_decref(resp);
+	return sock;
+}
+
 /* An OCI user object from "UID:GID[:G1,G2...]". */
 static json_t *
 cl_user(const char *spec)
@@ -611,11 +634,7 @@ cmd_bigframe(void)
 	int in, r;
 	ssize_t n;
 
-	json_decref(cl_call(c, "CreateContainer",
-	    json_pack("{s:s, s:{s:o}, s:b}", "id", "big", "spec", "process", cl_process(args, 1),
-		"stdin", 1)));
-	in = cl_stream("big", "", "stdin");
-	json_decref(cl_call(c, "StartProcess", json_pack("{s:s}", "id", "big")));
+	in = cl_start_streamed(c, "big", args, 1, "stdin", NULL);
 	/* One write: the agent may close the stream as soon as it has read the length. */
 	stream_len_pack(STREAM_FRAME_MAX + 1, buf);
 	if (write_all(in, buf, sizeof buf) < 0 && errno != EPIPE && errno != ECONNRESET)
@@ -1162,15 +1181,11 @@ cmd_slowread(long n, int delay_s)
 
 	snprintf(nbuf, sizeof nbuf, "%ld", n);
 	args[2] = nbuf;
-	json_decref(cl_call(c, "CreateContainer",
-	    json_pack("{s:s, s:{s:o}, s:b}", "id", "slow", "spec", "process", cl_process(args, 4),
-		"stdout", 1)));
-	oj.sock = cl_stream("slow", "", "stdout");
+	oj.sock = cl_start_streamed(c, "slow", args, 4, "stdout", NULL);
 	setsockopt(oj.sock, SOL_SOCKET, SO_RCVBUF, &rcv, sizeof rcv);
 	oj.cid = oj.id = "slow";
 	oj.out_fd = -1;
 	oj.check_order = true;
-	json_decref(cl_call(c, "StartProcess", json_pack("{s:s}", "id", "slow")));
 	/* The scenario itself: a shim whose FIFO consumer is busy reads nothing for a while. */
 	sleep((unsigned)delay_s);
 	if (cl_exit_seen("slow", "slow"))
@@ -1207,11 +1222,7 @@ cmd_dropout(void)
 	ssize_t n;
 	int sock;
 
-	json_decref(cl_call(c, "CreateContainer",
-	    json_pack("{s:s, s:{s:o}, s:b}", "id", "drop", "spec", "process", cl_process(args, 4),
-		"stdout", 1)));
-	sock = cl_stream("drop", "", "stdout");
-	json_decref(cl_call(c, "StartProcess", json_pack("{s:s}", "id", "drop")));
+	sock = cl_start_streamed(c, "drop", args, 4, "stdout", NULL);
 	/* Walk the frames until one bigger than the agent's copy limit is half read. */
 	for (;;) {
 		if (read_full(sock, hdr, sizeof hdr) < 0)
@@ -1273,22 +1284,13 @@ cmd_slowkill(int delay_s)
 	struct out_job oj = {0};
 	int64_t pid = 0, deadline;
 	int rcv = 65536;
-	struct status st;
-	json_t *resp;
 	pthread_t t;
 
-	json_decref(cl_call(c, "CreateContainer",
-	    json_pack("{s:s, s:{s:o}, s:b}", "id", "slowk", "spec", "process", cl_process(args, 4),
-		"stdout", 1)));
-	oj.sock = cl_stream("slowk", "", "stdout");
+	oj.sock = cl_start_streamed(c, "slowk", args, 4, "stdout", &pid);
 	setsockopt(oj.sock, SOL_SOCKET, SO_RCVBUF, &rcv, sizeof rcv);
 	oj.cid = oj.id = "slowk";
 	oj.out_fd = -1;
 	oj.check_order = true;
-	resp = cl_call(c, "StartProcess", json_pack("{s:s}", "id", "slowk"));
-	if (msg_get_i64(resp, "response", "pid", true, &pid, &st) < 0)
-		die("StartProcess: %s", st.msg);
-	json_decref(resp);
 	/* head blocks once the agent paused the stream and the pipe is full. */
 	deadline = time_mono_ms() + 5000;
 	while ((w = cl_wchar(pid)) != last || w < 0) {

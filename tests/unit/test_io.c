@@ -882,6 +882,56 @@ test_stdin_frames_eof(void)
 }
 
 /*
+ * Stdin with the guest not reading: write the pattern into the FIFO, turning the loop, until
+ * neither the FIFO nor the shim's buffer moves for 5 rounds. Returns the bytes written;
+ * *maxbuf is the most the shim's buffer held meanwhile.
+ */
+static size_t
+stdin_fill_until_stuck(int wfd, size_t *maxbuf)
+{
+	size_t written = 0, prev = (size_t)-1;
+	int stable = 0, rounds;
+	uint8_t chunk[4096];
+	ssize_t n;
+
+	*maxbuf = 0;
+	for (rounds = 0; rounds < 200000 && stable < 5; rounds++) {
+		for (size_t k = 0; k < sizeof chunk; k++)
+			chunk[k] = pat(written + k);
+		n = write(wfd, chunk, sizeof chunk);
+		if (n > 0)
+			written += (size_t)n;
+		event_base_loop(base, EVLOOP_NONBLOCK);
+		if (io_buffered_bytes() > *maxbuf)
+			*maxbuf = io_buffered_bytes();
+		stable = n <= 0 && io_buffered_bytes() == prev ? stable + 1 : 0;
+		prev = io_buffered_bytes();
+	}
+	CU_ASSERT(stable >= 5);
+	return written;
+}
+
+/* The guest now reads: every one of the written bytes arrives in order, then EOF; s is freed. */
+static void
+stdin_expect_all(struct io_streams *s, int fds[3], size_t written)
+{
+	struct gstdin g = {0};
+
+	g.fd = fds[0];
+	g.send_eof = true;
+	CU_ASSERT_FATAL(pthread_create(&g.th, NULL, gstdin_main, &g) == 0);
+	CU_ASSERT(run_until(&g.done));
+	pthread_join(g.th, NULL);
+	CU_ASSERT_EQUAL(g.count, written);
+	CU_ASSERT(!g.mismatch);
+	CU_ASSERT(g.got_eof);
+	CU_ASSERT(g.closed);
+	CU_ASSERT_EQUAL(io_buffered_bytes(), 0);
+	io_free(s);
+	close_fds(fds);
+}
+
+/*
  * CloseIO with bytes read from the FIFO but not yet sent, and more still in the FIFO: all of
  * them go out (CloseIO comes after the runtime wrote its last byte), then EOF. On the copy
  * path (copy true) the bytes not yet sent sit in the shim's buffer; on the splice path a frame
@@ -891,15 +941,12 @@ test_stdin_frames_eof(void)
 static void
 close_stdin_pending_run(bool copy)
 {
-	struct gstdin g = {0};
 	struct done_ctx d = {0};
 	struct io_streams *s;
 	struct io_prepared *p;
 	struct status st;
-	uint8_t chunk[4096];
-	size_t written = 0, prev = (size_t)-1, maxbuf = 0;
-	int fds[3], wfd, queued = 0, stable = 0, rounds;
-	ssize_t n;
+	size_t written, maxbuf;
+	int fds[3], wfd, queued = 0;
 
 	/* The copy path as it was: no splice, and no batching window a tight loop cannot see. */
 	if (copy) {
@@ -916,19 +963,7 @@ close_stdin_pending_run(bool copy)
 	wfd = open(in_path, O_WRONLY | O_NONBLOCK | O_CLOEXEC);
 	CU_ASSERT_FATAL(wfd >= 0);
 	/* Fill the FIFO, the shim's buffer and the guest socket (the guest is not reading). */
-	for (rounds = 0; rounds < 200000 && stable < 5; rounds++) {
-		for (size_t k = 0; k < sizeof chunk; k++)
-			chunk[k] = pat(written + k);
-		n = write(wfd, chunk, sizeof chunk);
-		if (n > 0)
-			written += (size_t)n;
-		event_base_loop(base, EVLOOP_NONBLOCK);
-		if (io_buffered_bytes() > maxbuf)
-			maxbuf = io_buffered_bytes();
-		stable = n <= 0 && io_buffered_bytes() == prev ? stable + 1 : 0;
-		prev = io_buffered_bytes();
-	}
-	CU_ASSERT(stable >= 5);
+	written = stdin_fill_until_stuck(wfd, &maxbuf);
 	if (copy) {
 		CU_ASSERT(io_buffered_bytes() > 0); /* bytes read from the FIFO, not yet sent */
 	}
@@ -937,19 +972,7 @@ close_stdin_pending_run(bool copy)
 	CU_ASSERT(queued > 0); /* the shim stopped reading the FIFO at its bound */
 	io_close_stdin(s);
 	close(wfd);
-
-	g.fd = fds[0];
-	g.send_eof = true;
-	CU_ASSERT_FATAL(pthread_create(&g.th, NULL, gstdin_main, &g) == 0);
-	CU_ASSERT(run_until(&g.done));
-	pthread_join(g.th, NULL);
-	CU_ASSERT_EQUAL(g.count, written); /* what the FIFO still held too */
-	CU_ASSERT(!g.mismatch);
-	CU_ASSERT(g.got_eof);
-	CU_ASSERT(g.closed);
-	CU_ASSERT_EQUAL(io_buffered_bytes(), 0);
-	io_free(s);
-	close_fds(fds);
+	stdin_expect_all(s, fds, written); /* what the FIFO still held too */
 }
 
 static void
@@ -974,15 +997,12 @@ test_close_stdin_pending_splice(void)
 static void
 test_stdin_full_socket_no_copy(void)
 {
-	struct gstdin g = {0};
 	struct done_ctx d = {0};
 	struct io_streams *s;
 	struct io_prepared *p;
 	struct status st;
-	uint8_t chunk[4096];
-	size_t written = 0, prev = (size_t)-1, maxbuf = 0;
-	int fds[3], wfd, queued = 0, stable = 0, rounds;
-	ssize_t n;
+	size_t written, maxbuf;
+	int fds[3], wfd, queued = 0;
 
 	/* No batching window: every small write is read and framed at once. */
 	setenv("VMSHIM_IO_BATCH_US", "0", 1);
@@ -994,37 +1014,13 @@ test_stdin_full_socket_no_copy(void)
 	unsetenv("VMSHIM_IO_BATCH_US");
 	wfd = open(in_path, O_WRONLY | O_NONBLOCK | O_CLOEXEC);
 	CU_ASSERT_FATAL(wfd >= 0);
-	for (rounds = 0; rounds < 200000 && stable < 5; rounds++) {
-		for (size_t k = 0; k < sizeof chunk; k++)
-			chunk[k] = pat(written + k);
-		n = write(wfd, chunk, sizeof chunk);
-		if (n > 0)
-			written += (size_t)n;
-		event_base_loop(base, EVLOOP_NONBLOCK);
-		if (io_buffered_bytes() > maxbuf)
-			maxbuf = io_buffered_bytes();
-		stable = n <= 0 && io_buffered_bytes() == prev ? stable + 1 : 0;
-		prev = io_buffered_bytes();
-	}
-	CU_ASSERT(stable >= 5);
+	written = stdin_fill_until_stuck(wfd, &maxbuf);
 	CU_ASSERT(io_buffered_bytes() > 0); /* the frame the full socket did not take */
 	CU_ASSERT(maxbuf <= STREAM_LEN_SIZE + IO_READ_CHUNK);
 	CU_ASSERT(ioctl(wfd, FIONREAD, &queued) == 0);
 	CU_ASSERT(queued > 0); /* the rest waits in the FIFO */
 	close(wfd);
-
-	g.fd = fds[0];
-	g.send_eof = true;
-	CU_ASSERT_FATAL(pthread_create(&g.th, NULL, gstdin_main, &g) == 0);
-	CU_ASSERT(run_until(&g.done));
-	pthread_join(g.th, NULL);
-	CU_ASSERT_EQUAL(g.count, written);
-	CU_ASSERT(!g.mismatch);
-	CU_ASSERT(g.got_eof);
-	CU_ASSERT(g.closed);
-	CU_ASSERT_EQUAL(io_buffered_bytes(), 0);
-	io_free(s);
-	close_fds(fds);
+	stdin_expect_all(s, fds, written);
 }
 
 /* Half-close: stdin ends and its stream closes while stdout keeps flowing afterwards. */

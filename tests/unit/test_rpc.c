@@ -891,13 +891,7 @@ stall_wait(struct stall_arg *a, int ms)
 	struct timespec ts;
 	bool done;
 
-	clock_gettime(CLOCK_REALTIME, &ts);
-	ts.tv_sec += ms / 1000;
-	ts.tv_nsec += (long)(ms % 1000) * 1000000L;
-	if (ts.tv_nsec >= 1000000000L) {
-		ts.tv_sec++;
-		ts.tv_nsec -= 1000000000L;
-	}
+	time_after_ms(CLOCK_REALTIME, ms, &ts);
 	pthread_mutex_lock(&lock);
 	while (!a->done)
 		if (pthread_cond_timedwait(&cond, &lock, &ts) == ETIMEDOUT)

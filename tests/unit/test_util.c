@@ -193,6 +193,37 @@ test_monotonic(void)
 }
 
 static void
+test_time_after_ms(void)
+{
+	struct timespec now, ts;
+	int64_t d;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	time_after_ms(CLOCK_MONOTONIC, 2999, &ts);
+	CU_ASSERT(ts.tv_nsec >= 0 && ts.tv_nsec < 1000000000L);
+	/* 2.999 s later, within the time the two calls took (well under 1 s). */
+	d = ((int64_t)ts.tv_sec - now.tv_sec) * 1000 + (ts.tv_nsec - now.tv_nsec) / 1000000;
+	CU_ASSERT(d >= 2999 && d < 3999);
+	time_after_ms(CLOCK_REALTIME, 0, &ts);
+	CU_ASSERT(ts.tv_nsec >= 0 && ts.tv_nsec < 1000000000L);
+}
+
+static void
+test_path_has_dotdot(void)
+{
+	CU_ASSERT(path_has_dotdot(".."));
+	CU_ASSERT(path_has_dotdot("/.."));
+	CU_ASSERT(path_has_dotdot("/a/../b"));
+	CU_ASSERT(path_has_dotdot("a/.."));
+	CU_ASSERT(path_has_dotdot("/a//../"));
+	CU_ASSERT(!path_has_dotdot("/"));
+	CU_ASSERT(!path_has_dotdot(""));
+	CU_ASSERT(!path_has_dotdot("/a/..b/c"));
+	CU_ASSERT(!path_has_dotdot("/a/b../c"));
+	CU_ASSERT(!path_has_dotdot("/a/./b/..."));
+}
+
+static void
 test_fd_flags(void)
 {
 	int p[2];
@@ -638,6 +669,8 @@ static const struct unit_case cases[] = {
     {"write_all_deadline / write_all_wake", test_write_all_deadline},
     {"read_full_deadline", test_read_full_deadline},
     {"mkdir_p", test_mkdir_p},
+    {"time_after_ms", test_time_after_ms},
+    {"path_has_dotdot", test_path_has_dotdot},
     {"util_read_regular_file / util_open_nonblock", test_read_regular_file},
     {"util_which / util_find_in", test_which},
     {"status_set / status_errno / status_wrap", test_status},
